@@ -1,0 +1,160 @@
+#!/usr/bin/env node
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { DEFAULTS } from './convert-options.js';
+import { convertIter, type ConvertReport } from './convert.js';
+import { RlaifError } from './errors.js';
+import { makeSample } from './make-sample.js';
+import { ProgressRenderer, summarize } from './render-progress.js';
+import { formatBytes } from './inspect-input.js';
+import { packageInfo } from './package-info.js';
+import type { ImageMode } from './types.js';
+
+/** Exit codes: 0 done, 1 failed (or too many rows rejected), 2 bad input or usage. */
+const EXIT_USAGE = 2;
+
+function fail(error: unknown): never {
+  if (error instanceof RlaifError) {
+    process.stderr.write(`rlaif-v: ${error.message}\n`);
+    process.exit(error.exitCode);
+  }
+  if (error instanceof Error && error.name === 'AbortError') {
+    process.stderr.write('rlaif-v: interrupted; the partial output was removed.\n');
+    process.exit(130);
+  }
+  process.stderr.write(`rlaif-v: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exit(1);
+}
+
+function parseTestSize(value: unknown): number {
+  const parsed = Number(value);
+  if (!Number.isFinite(parsed)) throw new Error(`--test-size must be a fraction such as 0.01 or a number of rows, got ${String(value)}`);
+  return parsed;
+}
+
+async function runConvert(argv: {
+  input: string[];
+  output: string;
+  numProc: number | undefined;
+  writerBatchSize: number;
+  testSize: number;
+  seed: number;
+  images: string;
+  quality: number;
+  maxSide: number | undefined;
+  maxPixels: number;
+  maxShardSize: string;
+  maxRejectFraction: number;
+  maxRowGroupBytes: string;
+  overwrite: boolean;
+  quiet: boolean;
+  json: boolean;
+}): Promise<void> {
+  const controller = new AbortController();
+  process.once('SIGINT', () => controller.abort());
+  const renderer = argv.quiet ? null : new ProgressRenderer({ stream: process.stderr });
+  let report: ConvertReport | undefined;
+  for await (const event of convertIter({
+    input: argv.input,
+    output: argv.output,
+    numProc: argv.numProc,
+    writerBatchSize: argv.writerBatchSize,
+    testSize: argv.testSize,
+    seed: argv.seed,
+    images: argv.images as ImageMode,
+    quality: argv.quality,
+    maxSide: argv.maxSide ?? null,
+    maxPixels: argv.maxPixels,
+    maxShardSize: argv.maxShardSize,
+    maxRejectFraction: argv.maxRejectFraction,
+    maxRowGroupBytes: argv.maxRowGroupBytes,
+    overwrite: argv.overwrite,
+    signal: controller.signal,
+  })) {
+    renderer?.render(event);
+    if (event.type === 'done') report = event.report;
+  }
+  if (report === undefined) return;
+  if (argv.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  if (!argv.quiet) process.stderr.write(`${summarize(report)}\n`);
+  if (!report.ok) {
+    process.stderr.write(
+      `rlaif-v: ${(report.rejected.fraction * 100).toFixed(2)}% of rows were rejected, over --max-reject-fraction ` +
+        `${argv.maxRejectFraction}. The output is complete without them; see ${report.rejected.file ?? 'rejects/'} for why.\n`,
+    );
+    process.exitCode = 1;
+  }
+}
+
+await yargs(hideBin(process.argv))
+  .scriptName('rlaif-v')
+  .usage('$0 <command> [options]\n\nConvert openbmb/RLAIF-V-Dataset to the conversational format of TRL\'s DPO trainer.')
+  .command(
+    'convert',
+    'Convert source parquet files to a dataset directory that datasets.load_dataset and TRL read',
+    (y) =>
+      y
+        .option('input', { alias: 'i', type: 'string', array: true, demandOption: true, describe: 'Parquet files or directories of them' })
+        .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'Dataset directory to write' })
+        .option('num-proc', { type: 'number', describe: 'Worker threads (default: the available cores)' })
+        .option('writer-batch-size', { type: 'number', default: DEFAULTS.writerBatchSize, describe: 'Rows per task sent to a worker; does not change the output' })
+        .option('test-size', { type: 'string', default: String(DEFAULTS.testSize), coerce: parseTestSize, describe: 'Test split: a fraction (rows = ceil(n × F)) or a whole number of rows' })
+        .option('seed', { type: 'number', default: DEFAULTS.seed, describe: 'Seed of the train/test split' })
+        .option('images', { type: 'string', choices: ['keep', 'jpeg', 'png', 'webp'], default: DEFAULTS.images, describe: 'keep: pass normal images through unchanged; or re-encode every image' })
+        .option('quality', { type: 'number', default: DEFAULTS.quality, describe: 'JPEG/WebP quality when re-encoding with --images jpeg|webp' })
+        .option('max-side', { type: 'number', describe: 'Shrink images whose longest side is larger (pixels)' })
+        .option('max-pixels', { type: 'number', default: DEFAULTS.maxPixels, describe: 'Refuse larger images before decoding (bomb guard)' })
+        .option('max-shard-size', { type: 'string', default: '500MB', describe: 'Largest uncompressed shard, as datasets counts it' })
+        .option('max-reject-fraction', { type: 'number', default: DEFAULTS.maxRejectFraction, describe: 'Exit 1 when more rows than this are rejected' })
+        .option('max-row-group-bytes', { type: 'string', default: '1.5GiB', describe: 'Refuse input row groups larger than this (uncompressed), before reading' })
+        .option('overwrite', { type: 'boolean', default: false, describe: 'Replace an existing output directory' })
+        .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'No progress or summary on stderr' })
+        .option('json', { type: 'boolean', default: false, describe: 'Print the report as JSON on stdout' })
+        .example('$0 convert --input RLAIF-V-Dataset/ --output rlaif-v', 'Convert a local copy of the source')
+        .example('$0 convert -i sample -o out --num-proc 2 --seed 7 --test-size 0.05', 'A 5% test split with another seed'),
+    async (argv) => {
+      await runConvert(argv as unknown as Parameters<typeof runConvert>[0]);
+    },
+  )
+  .command(
+    'sample',
+    'Write a synthetic dataset with the exact source schema (for demos, tests and benchmarks)',
+    (y) =>
+      y
+        .option('rows', { type: 'number', demandOption: true, describe: 'Rows in all' })
+        .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'Directory for RLAIF-V-Dataset_NNN.parquet files' })
+        .option('seed', { type: 'number', default: 42, describe: 'The same seed gives the same bytes' })
+        .option('files', { type: 'number', default: 1, describe: 'Files to spread the rows over' })
+        .option('row-group-size', { type: 'number', describe: 'Rows per row group (default: one row group per file, like the source)' })
+        .option('image-side', { type: 'number', default: 512, describe: 'Longest side of the generated images' })
+        .option('overwrite', { type: 'boolean', default: false, describe: 'Replace existing sample files' })
+        .option('quiet', { alias: 'q', type: 'boolean', default: false }),
+    async (argv) => {
+      const report = await makeSample({
+        rows: argv.rows,
+        output: argv.output,
+        seed: argv.seed,
+        files: argv.files,
+        rowGroupSize: argv.rowGroupSize,
+        imageSide: argv.imageSide,
+        overwrite: argv.overwrite,
+      });
+      if (!argv.quiet) {
+        process.stderr.write(
+          `Wrote ${report.rows} rows (${report.distinctImages} distinct images, ${formatBytes(report.bytes)}) to ${report.files.join(', ')}\n`,
+        );
+      }
+    },
+  )
+  .demandCommand(1, 'Name a command: convert or sample.')
+  .strict()
+  .version(packageInfo.version)
+  .help()
+  .alias('h', 'help')
+  .wrap(Math.min(110, process.stdout.columns ?? 110))
+  .fail((message, error) => {
+    if (error !== undefined && error !== null) fail(error);
+    process.stderr.write(`rlaif-v: ${message}\nRun 'rlaif-v --help' for usage.\n`);
+    process.exit(EXIT_USAGE);
+  })
+  .parseAsync();

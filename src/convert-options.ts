@@ -1,0 +1,132 @@
+import { availableParallelism } from 'node:os';
+import { invalidOption, OptionError } from './errors.js';
+import { parseSize } from './parse-size.js';
+import type { ImageMode, ImagePolicy } from './types.js';
+
+/** What `convert` takes. Only `input` and `output` are required. */
+export interface ConvertOptions {
+  /** Parquet files or directories of them, read in the order given (directories in path order). */
+  input: string[];
+  /** The dataset directory to write. */
+  output: string;
+  /** Worker threads. Default: the available cores. */
+  numProc?: number;
+  /** Rows per task sent to a worker. A tuning knob: output bytes do not depend on it. Default 128. */
+  writerBatchSize?: number;
+  /** Test split: a fraction in [0, 1) (rows = ceil(n × F)) or a whole number of rows. Default 0.01. */
+  testSize?: number;
+  /** Seed of the split permutation. Default 42. */
+  seed?: number;
+  /** Image treatment. Default `keep`. */
+  images?: ImageMode;
+  /** Quality for re-encoded JPEG and WebP, 1-100. Default 95 for `keep`'s normalized images, 90 otherwise. */
+  quality?: number;
+  /** Shrink images whose longest side is larger. Default: no limit. */
+  maxSide?: number | null;
+  /** Refuse images with more pixels, before decoding. Default 89,478,485 (Pillow's bomb limit). */
+  maxPixels?: number;
+  /** Largest uncompressed size of one output shard, as `datasets` counts it: bytes or `500MB`. Default 500MB. */
+  maxShardSize?: number | string;
+  /** Replace an existing output directory. Default false. */
+  overwrite?: boolean;
+  /** The run fails (exit code 1) when more than this fraction of rows is rejected. Default 0.001. */
+  maxRejectFraction?: number;
+  /** Largest input row group that may be loaded (uncompressed bytes of the columns read). Default 1.5 GiB. */
+  maxRowGroupBytes?: number | string;
+}
+
+export interface ResolvedConvertOptions {
+  input: string[];
+  output: string;
+  numProc: number;
+  writerBatchSize: number;
+  testSize: number;
+  seed: number;
+  image: ImagePolicy;
+  maxShardSize: number;
+  overwrite: boolean;
+  maxRejectFraction: number;
+  maxRowGroupBytes: number;
+  /** Rows per output row group: what `datasets` writes for image data. Not an option: it is part of the format. */
+  rowGroupSize: number;
+}
+
+export const DEFAULTS = {
+  writerBatchSize: 128,
+  testSize: 0.01,
+  seed: 42,
+  images: 'keep' as ImageMode,
+  quality: 90,
+  maxPixels: 89_478_485,
+  maxShardSize: 500_000_000,
+  maxRejectFraction: 0.001,
+  maxRowGroupBytes: 1.5 * 2 ** 30,
+  rowGroupSize: 100,
+};
+
+const IMAGE_MODES: readonly ImageMode[] = ['keep', 'jpeg', 'png', 'webp'];
+
+function positiveInteger(value: unknown, name: string): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
+    throw invalidOption(name, 'positive integer', value);
+  }
+  return value;
+}
+
+function fraction(value: unknown, name: string): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > 1) {
+    throw invalidOption(name, 'a number from 0 to 1', value);
+  }
+  return value;
+}
+
+/**
+ * Checks every option once and fills in the defaults.
+ *
+ * @throws {OptionError} naming the option, what was expected and what was received.
+ */
+export function resolveConvertOptions(options: ConvertOptions): ResolvedConvertOptions {
+  if (!Array.isArray(options.input) || options.input.some((item) => typeof item !== 'string' || item === '')) {
+    throw invalidOption('input', 'a list of file or directory paths', options.input);
+  }
+  if (typeof options.output !== 'string' || options.output === '') {
+    throw invalidOption('output', 'a directory path', options.output);
+  }
+  const mode = options.images ?? DEFAULTS.images;
+  if (!IMAGE_MODES.includes(mode)) throw invalidOption('images', `one of ${IMAGE_MODES.join(', ')}`, mode);
+  const quality = options.quality ?? DEFAULTS.quality;
+  if (positiveInteger(quality, 'quality') > 100) throw invalidOption('quality', 'an integer from 1 to 100', quality);
+  const testSize = options.testSize ?? DEFAULTS.testSize;
+  if (typeof testSize !== 'number' || !Number.isFinite(testSize) || testSize < 0 || (testSize >= 1 && !Number.isInteger(testSize))) {
+    throw invalidOption('testSize', 'a fraction in [0, 1) or a whole number of rows', testSize);
+  }
+  const seed = options.seed ?? DEFAULTS.seed;
+  if (typeof seed !== 'number' || !Number.isSafeInteger(seed) || seed < 0 || seed > 0xffffffff) {
+    throw invalidOption('seed', 'an integer from 0 to 4294967295', seed);
+  }
+  const maxSide = options.maxSide ?? null;
+  if (maxSide !== null) positiveInteger(maxSide, 'maxSide');
+  const maxRowGroupBytes = parseSize(options.maxRowGroupBytes ?? DEFAULTS.maxRowGroupBytes, 'maxRowGroupBytes');
+  if (maxRowGroupBytes > 3 * 2 ** 30) {
+    throw new OptionError('maxRowGroupBytes must be at most 3 GiB: parquet-wasm cannot address more than 4 GiB of memory');
+  }
+  return {
+    input: options.input,
+    output: options.output,
+    numProc: positiveInteger(options.numProc ?? availableParallelism(), 'numProc'),
+    writerBatchSize: positiveInteger(options.writerBatchSize ?? DEFAULTS.writerBatchSize, 'writerBatchSize'),
+    testSize,
+    seed,
+    image: {
+      mode,
+      quality,
+      maxSide,
+      maxPixels: positiveInteger(options.maxPixels ?? DEFAULTS.maxPixels, 'maxPixels'),
+    },
+    maxShardSize: parseSize(options.maxShardSize ?? DEFAULTS.maxShardSize, 'maxShardSize'),
+    overwrite: options.overwrite ?? false,
+    maxRejectFraction: fraction(options.maxRejectFraction ?? DEFAULTS.maxRejectFraction, 'maxRejectFraction'),
+    maxRowGroupBytes,
+    rowGroupSize: DEFAULTS.rowGroupSize,
+  };
+}

@@ -1,0 +1,329 @@
+import 'sharp'; // loaded in the main thread first, as sharp advises for use from worker threads on glibc
+import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Piscina } from 'piscina';
+import { resolveConvertOptions, type ConvertOptions, type ResolvedConvertOptions } from './convert-options.js';
+import { datasetCard } from './dataset-card.js';
+import { AccountingError, OutputError, RlaifError, WorkerError } from './errors.js';
+import { inspectInput, type InputPlan } from './inspect-input.js';
+import { packageInfo } from './package-info.js';
+import { planSplit } from './plan-split.js';
+import { readBatches, type SourceBatch } from './read-batches.js';
+import { RejectSink } from './reject-sink.js';
+import { SplitSpool } from './split-spool.js';
+import type { ConvertResult, ConvertTask } from './types.js';
+import { writeSplit, type WrittenShard } from './write-split.js';
+
+export type { ConvertOptions } from './convert-options.js';
+
+export type SplitName = 'train' | 'test';
+
+export interface SplitReport {
+  rows: number;
+  /** Uncompressed bytes, as `datasets` counts them (the card's `num_bytes`). */
+  numBytes: number;
+  files: WrittenShard[];
+}
+
+/** What a run did, written to `report.json` and returned by {@link convert}. */
+export interface ConvertReport {
+  tool: { name: string; version: string };
+  /** False when more rows were rejected than `maxRejectFraction` allows. */
+  ok: boolean;
+  input: { files: { path: string; rows: number; bytes: number; rowGroups: number }[]; rows: number; bytes: number };
+  output: { dir: string; rows: number; bytes: number; splits: Partial<Record<SplitName, SplitReport>> };
+  rejected: { rows: number; fraction: number; byCode: Record<string, number>; file: string | null };
+  images: { kept: number; reencoded: number; bytesIn: number };
+  /** Wall-clock seconds of each stage; `images` and `format` add up the workers' time. */
+  seconds: { plan: number; convert: number; read: number; images: number; format: number; write: number; total: number };
+  options: {
+    numProc: number;
+    writerBatchSize: number;
+    testSize: number;
+    seed: number;
+    images: string;
+    quality: number;
+    maxSide: number | null;
+    maxPixels: number;
+    maxShardSize: number;
+    maxRejectFraction: number;
+  };
+}
+
+export type ConvertEvent =
+  | { type: 'planned'; files: number; rows: number; trainRows: number; testRows: number; workers: number }
+  | { type: 'progress'; stage: 'convert' | 'write'; done: number; total: number }
+  | { type: 'done'; report: ConvertReport };
+
+export interface ConvertRunOptions extends ConvertOptions {
+  /** Stops the run; everything written so far is removed. */
+  signal?: AbortSignal;
+}
+
+const WORKER_URL = new URL('../workers/convert-batch.js', import.meta.url);
+
+/** Tasks in flight per worker: enough to keep every worker busy while the main thread reads and writes. */
+const TASKS_PER_WORKER = 2;
+
+const SPLITS: readonly SplitName[] = ['train', 'test'];
+
+function seconds(since: number): number {
+  return Math.round((performance.now() - since) / 10) / 100;
+}
+
+async function exists(target: string): Promise<boolean> {
+  return stat(target).then(
+    () => true,
+    () => false,
+  );
+}
+
+async function checkOutput(options: ResolvedConvertOptions): Promise<string> {
+  const output = path.resolve(options.output);
+  if ((await exists(output)) && !options.overwrite) {
+    throw new OutputError(
+      'ERR_OUTPUT_EXISTS',
+      `${output} already exists. Pass --overwrite to replace it, or choose another --output.`,
+    );
+  }
+  return output;
+}
+
+/** Moves the finished staging directory into place, replacing an existing output only now that the new one is whole. */
+async function publish(staging: string, output: string): Promise<void> {
+  const old = `${output}.old-${process.pid}`;
+  const replacing = await exists(output);
+  if (replacing) await rename(output, old);
+  await rename(staging, output);
+  if (replacing) await rm(old, { recursive: true, force: true });
+}
+
+/**
+ * Converts the input to TRL's conversational format, yielding typed progress events and, last, a `done` event with
+ * the report. {@link convert} drains it; the CLI renders it.
+ *
+ * @throws {OptionError} for a bad option, {@link InputError} for input that cannot be converted (before any work),
+ * {@link OutputError} when the output exists or cannot be written, {@link WorkerError} when a worker fails on a batch.
+ * A run that throws leaves no output directory behind.
+ */
+export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerator<ConvertEvent, ConvertReport> {
+  const started = performance.now();
+  const options = resolveConvertOptions(runOptions);
+  const signal = runOptions.signal;
+  const plan: InputPlan = await inspectInput(options.input, { maxRowGroupBytes: options.maxRowGroupBytes });
+  const output = await checkOutput(options);
+  const split = planSplit(plan.rows, options.testSize, options.seed);
+  const planSeconds = seconds(started);
+  yield {
+    type: 'planned',
+    files: plan.files.length,
+    rows: plan.rows,
+    trainRows: split.trainRows,
+    testRows: split.testRows,
+    workers: options.numProc,
+  };
+
+  const staging = `${output}.partial-${process.pid}`;
+  await rm(staging, { recursive: true, force: true });
+  await mkdir(path.join(staging, 'data'), { recursive: true });
+  const pool = new Piscina<ConvertTask, ConvertResult>({
+    filename: WORKER_URL.href,
+    minThreads: options.numProc,
+    maxThreads: options.numProc,
+    idleTimeout: 1000,
+  });
+  const spools: Partial<Record<SplitName, SplitSpool>> = {};
+  const rejects = new RejectSink(staging);
+  let published = false;
+  try {
+    for (const name of SPLITS) spools[name] = await SplitSpool.open(path.join(staging, `.${name}.spool`));
+    const images = { kept: 0, reencoded: 0, bytesIn: 0 };
+    const workerSeconds = { images: 0, format: 0 };
+    let readMs = 0;
+    let rowsDone = 0;
+
+    // Results are taken in input order from a FIFO of at most TASKS_PER_WORKER × workers tasks: the head is awaited
+    // before another batch is read, which bounds memory however slow one batch is.
+    const inFlight: { batch: SourceBatch; result: Promise<ConvertResult> }[] = [];
+    const take = async (): Promise<void> => {
+      const head = inFlight.shift();
+      if (head === undefined) return;
+      let result: ConvertResult;
+      try {
+        result = await head.result;
+      } catch (error) {
+        throw new WorkerError(
+          `A worker failed on rows ${head.batch.firstRow}-${head.batch.firstRow + head.batch.rows - 1} of ${head.batch.file}: ${String(error)}`,
+          { cause: error },
+        );
+      }
+      if (result.train !== null) await spools.train?.append(result.train);
+      if (result.test !== null) await spools.test?.append(result.test);
+      await rejects.write(result.rejects);
+      images.kept += result.stats.imagesKept;
+      images.reencoded += result.stats.imagesReencoded;
+      images.bytesIn += result.stats.imageBytesIn;
+      workerSeconds.images += result.stats.imageMs / 1000;
+      workerSeconds.format += result.stats.formatMs / 1000;
+      rowsDone += result.rows;
+    };
+
+    const convertStarted = performance.now();
+    let seq = 0;
+    const batches = readBatches(plan, options.writerBatchSize);
+    for (;;) {
+      const readStarted = performance.now();
+      const next = await batches.next();
+      readMs += performance.now() - readStarted;
+      if (next.done === true) break;
+      signal?.throwIfAborted();
+      const batch = next.value;
+      const task: ConvertTask = {
+        seq: seq++,
+        firstRow: batch.firstRow,
+        ipc: batch.ipc,
+        testMask: split.testMask.slice(batch.firstRow, batch.firstRow + batch.rows),
+        image: options.image,
+      };
+      const result = pool.run(task, { transferList: [batch.ipc.buffer as ArrayBuffer] });
+      result.catch(() => undefined); // awaited in order by take(); this only silences the early rejection
+      inFlight.push({ batch: { ...batch, ipc: new Uint8Array(0) }, result });
+      while (inFlight.length >= options.numProc * TASKS_PER_WORKER) {
+        await take();
+        yield { type: 'progress', stage: 'convert', done: rowsDone, total: plan.rows };
+      }
+    }
+    while (inFlight.length > 0) {
+      await take();
+      signal?.throwIfAborted();
+      yield { type: 'progress', stage: 'convert', done: rowsDone, total: plan.rows };
+    }
+    const convertSeconds = seconds(convertStarted);
+    await pool.destroy();
+
+    const writeStarted = performance.now();
+    const splits: Partial<Record<SplitName, SplitReport>> = {};
+    let written = 0;
+    const toWrite = (spools.train?.rows ?? 0) + (spools.test?.rows ?? 0);
+    for (const name of SPLITS) {
+      const spool = spools[name];
+      if (spool === undefined || spool.rows === 0) continue;
+      const writer = writeSplit(spool, {
+        split: name,
+        dir: staging,
+        maxShardSize: options.maxShardSize,
+        rowGroupSize: options.rowGroupSize,
+      });
+      for (;;) {
+        const step = await writer.next();
+        if (step.done === true) {
+          splits[name] = { rows: spool.rows, numBytes: spool.nbytes, files: step.value };
+          break;
+        }
+        written += step.value;
+        signal?.throwIfAborted();
+        yield { type: 'progress', stage: 'write', done: written, total: toWrite };
+      }
+    }
+    await rejects.close();
+    for (const name of SPLITS) {
+      await spools[name]?.close();
+      await rm(path.join(staging, `.${name}.spool`), { force: true });
+    }
+    const writeSeconds = seconds(writeStarted);
+
+    const rowsOut = (splits.train?.rows ?? 0) + (splits.test?.rows ?? 0);
+    if (rowsOut + rejects.rows !== plan.rows) {
+      throw new AccountingError(
+        `Rows in (${plan.rows}) do not equal rows out (${rowsOut}) plus rows rejected (${rejects.rows}). ` +
+          'This is a bug; the output was not written. Please report it with the command you ran.',
+      );
+    }
+    const bytesOut = Object.values(splits).reduce(
+      (total, report) => total + report.files.reduce((sum, file) => sum + file.size, 0),
+      0,
+    );
+    const fraction = rejects.rows / plan.rows;
+    await writeFile(
+      path.join(staging, 'README.md'),
+      datasetCard({
+        splits: SPLITS.flatMap((name) => {
+          const report = splits[name];
+          return report === undefined ? [] : [{ name, rows: report.rows, numBytes: report.numBytes }];
+        }),
+        downloadSize: bytesOut,
+        seed: options.seed,
+        testSize: options.testSize,
+        image: options.image,
+        maxShardSize: options.maxShardSize,
+        rowsIn: plan.rows,
+        rowsRejected: rejects.rows,
+      }),
+    );
+    const report: ConvertReport = {
+      tool: { name: packageInfo.name, version: packageInfo.version },
+      ok: fraction <= options.maxRejectFraction,
+      input: {
+        files: plan.files.map((file) => ({ path: file.path, rows: file.rows, bytes: file.size, rowGroups: file.rowGroups.length })),
+        rows: plan.rows,
+        bytes: plan.bytes,
+      },
+      output: { dir: output, rows: rowsOut, bytes: bytesOut, splits },
+      rejected: { rows: rejects.rows, fraction, byCode: rejects.counts, file: rejects.file },
+      images,
+      seconds: {
+        plan: planSeconds,
+        convert: convertSeconds,
+        read: Math.round(readMs / 10) / 100,
+        images: Math.round(workerSeconds.images * 100) / 100,
+        format: Math.round(workerSeconds.format * 100) / 100,
+        write: writeSeconds,
+        total: 0,
+      },
+      options: {
+        numProc: options.numProc,
+        writerBatchSize: options.writerBatchSize,
+        testSize: options.testSize,
+        seed: options.seed,
+        images: options.image.mode,
+        quality: options.image.quality,
+        maxSide: options.image.maxSide,
+        maxPixels: options.image.maxPixels,
+        maxShardSize: options.maxShardSize,
+        maxRejectFraction: options.maxRejectFraction,
+      },
+    };
+    report.seconds.total = seconds(started);
+    await writeFile(path.join(staging, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
+    signal?.throwIfAborted();
+    await publish(staging, output);
+    published = true;
+    yield { type: 'done', report };
+    return report;
+  } finally {
+    if (!published) {
+      await pool.destroy().catch(() => undefined);
+      await rejects.abort().catch(() => undefined);
+      for (const spool of Object.values(spools)) await spool.close().catch(() => undefined);
+      await rm(staging, { recursive: true, force: true });
+    }
+  }
+}
+
+/**
+ * Converts the input and resolves with the report once the output directory is complete. See {@link convertIter} for
+ * progress events and the errors it throws.
+ *
+ * @example
+ * const report = await convert({ input: ['RLAIF-V-Dataset/'], output: 'rlaif-v', numProc: 8 });
+ * console.log(report.output.splits.test?.rows);
+ */
+export async function convert(options: ConvertRunOptions): Promise<ConvertReport> {
+  const events = convertIter(options);
+  for (;;) {
+    const step = await events.next();
+    if (step.done === true) return step.value;
+  }
+}
+
+export { RlaifError };

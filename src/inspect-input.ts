@@ -1,0 +1,238 @@
+import { open, readdir, stat } from 'node:fs/promises';
+import { openAsBlob } from 'node:fs';
+import path from 'node:path';
+import { DataType, RecordBatchReader, type Field, type Schema } from 'apache-arrow';
+import { ParquetFile } from 'parquet-wasm';
+import { InputError } from './errors.js';
+import { SOURCE_COLUMNS, SOURCE_STRING_COLUMNS } from './output-schema.js';
+
+export interface InputRowGroup {
+  /** Index of the row group in its file. */
+  index: number;
+  rows: number;
+  /** Uncompressed bytes of the source columns in this row group: what reading it costs in memory. */
+  bytes: number;
+}
+
+export interface InputFile {
+  path: string;
+  /** Size of the file on disk. */
+  size: number;
+  rows: number;
+  /** Global index of the file's first row. */
+  firstRow: number;
+  rowGroups: InputRowGroup[];
+}
+
+export interface InputPlan {
+  files: InputFile[];
+  rows: number;
+  /** Bytes on disk of all input files. */
+  bytes: number;
+}
+
+export interface InspectOptions {
+  /**
+   * Largest row group (uncompressed bytes of the columns read) that may be loaded. parquet-wasm loads a whole row
+   * group into 32-bit wasm memory, which cannot grow past 4 GiB: a 2.25 GB row group killed the process here.
+   */
+  maxRowGroupBytes: number;
+}
+
+const MAGIC = 'PAR1';
+
+/** Every `.parquet` file under `dir`, in path order. */
+async function listParquet(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  return entries
+    .filter((entry) => entry.isFile() && entry.name.endsWith('.parquet'))
+    .map((entry) => path.join(entry.parentPath, entry.name))
+    .sort();
+}
+
+/** Expands directories to the parquet files inside them, keeping the order given. */
+async function expandInputs(inputs: readonly string[]): Promise<string[]> {
+  const files: string[] = [];
+  for (const input of inputs) {
+    let info;
+    try {
+      info = await stat(input);
+    } catch (error) {
+      throw new InputError('ERR_INPUT_MISSING', `${input}: no such file or directory. Check the --input path.`, {
+        cause: error,
+        file: input,
+      });
+    }
+    if (info.isDirectory()) {
+      const found = await listParquet(input);
+      if (found.length === 0) {
+        throw new InputError('ERR_INPUT_EMPTY', `${input}: the directory holds no .parquet files.`, { file: input });
+      }
+      files.push(...found);
+    } else {
+      files.push(input);
+    }
+  }
+  return files;
+}
+
+async function checkMagic(file: string, size: number): Promise<void> {
+  let handle;
+  try {
+    handle = await open(file, 'r');
+  } catch (error) {
+    throw new InputError('ERR_INPUT_UNREADABLE', `${file}: cannot be opened (${(error as Error).message}).`, {
+      cause: error,
+      file,
+    });
+  }
+  try {
+    const head = Buffer.alloc(4);
+    const tail = Buffer.alloc(4);
+    if (size >= 12) {
+      await handle.read(head, 0, 4, 0);
+      await handle.read(tail, 0, 4, size - 4);
+    }
+    if (head.toString('latin1') !== MAGIC) {
+      throw new InputError('ERR_NOT_PARQUET', `${file}: not a parquet file (it does not start with PAR1).`, { file });
+    }
+    if (tail.toString('latin1') !== MAGIC) {
+      throw new InputError(
+        'ERR_PARQUET_TRUNCATED',
+        `${file}: the parquet file is truncated (it does not end with PAR1); download or copy it again.`,
+        { file },
+      );
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
+function describe(type: DataType): string {
+  return String(type);
+}
+
+function isString(type: DataType): boolean {
+  return DataType.isUtf8(type) || DataType.isLargeUtf8(type);
+}
+
+function isBinary(type: DataType): boolean {
+  return DataType.isBinary(type) || DataType.isLargeBinary(type);
+}
+
+/** Checks the source columns by name and type; extra columns are ignored. */
+function checkSchema(file: string, schema: Schema): void {
+  const byName = new Map<string, Field>(schema.fields.map((field) => [field.name, field]));
+  const missing = SOURCE_COLUMNS.filter((name) => !byName.has(name));
+  if (missing.length > 0) {
+    throw new InputError(
+      'ERR_MISSING_COLUMN',
+      `${file}: missing column${missing.length > 1 ? 's' : ''} ${missing.join(', ')}. ` +
+        `Expected the columns of openbmb/RLAIF-V-Dataset: ${SOURCE_COLUMNS.join(', ')}.`,
+      { file },
+    );
+  }
+  for (const name of SOURCE_STRING_COLUMNS) {
+    const type = byName.get(name)?.type;
+    if (type !== undefined && !isString(type)) {
+      throw new InputError('ERR_COLUMN_TYPE', `${file}: column ${name} is ${describe(type)}, expected string.`, { file });
+    }
+  }
+  const image = byName.get('image')?.type;
+  const children = image !== undefined && DataType.isStruct(image) ? image.children : [];
+  const bytes = children.find((child) => child.name === 'bytes');
+  const imagePath = children.find((child) => child.name === 'path');
+  if (image === undefined || bytes === undefined || imagePath === undefined || !isBinary(bytes.type) || !isString(imagePath.type)) {
+    throw new InputError(
+      'ERR_COLUMN_TYPE',
+      `${file}: column image is ${image === undefined ? 'absent' : describe(image)}, expected struct<bytes: binary, path: string> (a datasets Image).`,
+      { file },
+    );
+  }
+}
+
+async function inspectFile(file: string, firstRow: number, options: InspectOptions): Promise<InputFile> {
+  let size: number;
+  try {
+    size = (await stat(file)).size;
+  } catch (error) {
+    throw new InputError('ERR_INPUT_MISSING', `${file}: no such file. Check the --input path.`, { cause: error, file });
+  }
+  await checkMagic(file, size);
+  let parquet: ParquetFile;
+  try {
+    parquet = await ParquetFile.fromFile(await openAsBlob(file));
+  } catch (error) {
+    throw new InputError('ERR_PARQUET_FOOTER', `${file}: the parquet footer cannot be read (${String(error)}).`, {
+      cause: error,
+      file,
+    });
+  }
+  try {
+    const reader = RecordBatchReader.from(parquet.schema().intoIPCStream());
+    reader.open();
+    checkSchema(file, reader.schema);
+    const metadata = parquet.metadata();
+    const rowGroups: InputRowGroup[] = [];
+    let rows = 0;
+    for (let index = 0; index < metadata.numRowGroups(); index++) {
+      const group = metadata.rowGroup(index);
+      let bytes = 0;
+      for (const column of group.columns()) {
+        const top = column.columnPath()[0];
+        if (top !== undefined && (SOURCE_COLUMNS as readonly string[]).includes(top)) bytes += column.uncompressedSize();
+        column.free();
+      }
+      const groupRows = group.numRows();
+      group.free();
+      if (bytes > options.maxRowGroupBytes) {
+        throw new InputError(
+          'ERR_ROW_GROUP_TOO_LARGE',
+          `${file}: row group ${index} holds ${formatBytes(bytes)} uncompressed, over the ${formatBytes(options.maxRowGroupBytes)} ` +
+            'that can be loaded safely. Rewrite the file with smaller row groups (for example pyarrow.parquet.write_table(..., row_group_size=1000)).',
+          { file },
+        );
+      }
+      rowGroups.push({ index, rows: groupRows, bytes });
+      rows += groupRows;
+    }
+    metadata.free();
+    return { path: file, size, rows, firstRow, rowGroups };
+  } finally {
+    parquet.free();
+  }
+}
+
+/** `1.5 GiB`, `200 MiB`: sizes in messages. */
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
+}
+
+/**
+ * Plans the run from the input files' footers alone: which files, how many rows each (so global row indices and the
+ * split are fixed before any image is read), and whether every row group can be loaded.
+ *
+ * @throws {InputError} naming the file and the problem: missing, unreadable, not parquet, truncated, a missing or
+ * mistyped column, a row group too large to load. Nothing has been written when it throws.
+ */
+export async function inspectInput(inputs: readonly string[], options: InspectOptions): Promise<InputPlan> {
+  if (inputs.length === 0) throw new InputError('ERR_INPUT_MISSING', 'No input given: pass --input <file|dir>.');
+  const files: InputFile[] = [];
+  let rows = 0;
+  let bytes = 0;
+  for (const file of await expandInputs(inputs)) {
+    const inspected = await inspectFile(file, rows, options);
+    files.push(inspected);
+    rows += inspected.rows;
+    bytes += inspected.size;
+  }
+  if (rows === 0) throw new InputError('ERR_INPUT_EMPTY', `The input holds no rows (${files.length} file(s) read).`);
+  return { files, rows, bytes };
+}

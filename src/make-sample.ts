@@ -1,0 +1,279 @@
+import { mkdir, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import sharp from 'sharp';
+import { Table, Utf8, tableToIPC, vectorFromArray, type Vector } from 'apache-arrow';
+import { invalidOption, OutputError } from './errors.js';
+import { SOURCE_COLUMNS, sourceImageType, sourceSchema } from './output-schema.js';
+import { ParquetSink } from './parquet-sink.js';
+import { createRandom, randomInt } from './random.js';
+import type { SourceImage, SourceRow } from './types.js';
+
+export interface SampleOptions {
+  /** Rows in all. */
+  rows: number;
+  /** Directory to write `RLAIF-V-Dataset_000.parquet` … into. */
+  output: string;
+  /** Default 42. */
+  seed?: number;
+  /** Files to spread the rows over. Default 1. */
+  files?: number;
+  /** Rows per row group. Default: one row group per file, as the real source files appear to be. */
+  rowGroupSize?: number;
+  /** Longest side of the generated images, in pixels. Default 512 (about what RLAIF-V holds). */
+  imageSide?: number;
+  /** Fraction of rows that reuse an earlier row's image, as the source does. Default 0.2. */
+  repeatFraction?: number;
+  /** Replace existing sample files. Default false. */
+  overwrite?: boolean;
+}
+
+export interface SampleReport {
+  files: string[];
+  rows: number;
+  distinctImages: number;
+  bytes: number;
+}
+
+type Random = () => number;
+
+function pick<T>(random: Random, items: readonly T[]): T {
+  return items[randomInt(random, items.length)] as T;
+}
+
+const OBJECTS = ['dog', 'cat', 'bicycle', 'red car', 'street sign', 'kite', 'teapot', 'laptop', 'bird', 'umbrella', 'bus', 'pizza', 'clock', 'boat', 'horse'];
+const PLACES = ['on a city street', 'in a kitchen', 'at the beach', 'in a park', 'on a wooden table', 'near a river', 'in an office', 'on a snowy hill'];
+const COLOURS = ['red', 'blue', 'green', 'yellow', 'white', 'black', 'orange', 'brown'];
+const QUESTIONS = [
+  (o: string) => `What is the ${o} in the image doing?`,
+  (o: string) => `How many ${o}s can you see in this picture?`,
+  (o: string) => `Describe the scene around the ${o} in detail.`,
+  (o: string) => `What color is the ${o}, and what is next to it?`,
+  (o: string) => `Is there anything unusual about the ${o} in this photo?`,
+  () => 'Provide a detailed description of the given image.',
+  () => 'What is written on the sign in the image?',
+  () => 'Wie viele Personen sind auf dem Bild zu sehen? 🤔',
+];
+const SENTENCES = [
+  (o: string, p: string, c: string) => `The image shows a ${c} ${o} ${p}.`,
+  (_o: string, p: string) => `In the background, there are several people walking ${p}.`,
+  (o: string, _p: string, c: string) => `The ${o} appears to be ${c} with a slightly worn surface.`,
+  () => 'The lighting suggests the photo was taken in the late afternoon.',
+  (o: string) => `There are two ${o}s visible, one partially hidden behind the other.`,
+  () => 'A small sign with faded lettering stands to the left of the frame.',
+  (_o: string, p: string) => `The overall atmosphere ${p} is calm and quiet.`,
+  (o: string, _p: string, c: string) => `Next to the ${o} there is a ${c} bag resting on the ground.`,
+  () => 'Le ciel est dégagé, avec quelques nuages à l’horizon.',
+];
+
+function answer(random: Random, object: string): string {
+  const count = 2 + randomInt(random, 5);
+  const parts: string[] = [];
+  for (let i = 0; i < count; i++) parts.push(pick(random, SENTENCES)(object, pick(random, PLACES), pick(random, COLOURS)));
+  return parts.join(' ');
+}
+
+type ImageKind = 'jpeg' | 'jpeg-progressive' | 'jpeg-grey' | 'png' | 'png-rgba' | 'png-palette' | 'png-grey';
+const KINDS: readonly ImageKind[] = ['jpeg', 'jpeg', 'jpeg', 'jpeg', 'jpeg-progressive', 'jpeg-grey', 'png', 'png-rgba', 'png-palette', 'png-grey'];
+
+interface DrawnImage {
+  pixels: Buffer;
+  width: number;
+  height: number;
+  channels: 3 | 4;
+  kind: ImageKind;
+  quality: number;
+}
+
+/** A picture-like image: a colour gradient, a few solid shapes and mild noise, so it compresses like a photo. */
+function drawImage(random: Random, side: number): DrawnImage {
+  const kind = pick(random, KINDS);
+  const width = Math.max(8, Math.round(side * (0.5 + random() * 0.5)));
+  const height = Math.max(8, Math.round(width * (0.6 + random() * 0.6)));
+  const alpha = kind === 'png-rgba';
+  const channels = alpha ? 4 : 3;
+  const pixels = Buffer.alloc(width * height * channels);
+  const base = [random() * 255, random() * 255, random() * 255];
+  const slope = [random() * 2 - 1, random() * 2 - 1, random() * 2 - 1];
+  const boxes = Array.from({ length: 3 + randomInt(random, 4) }, () => ({
+    x: randomInt(random, width),
+    y: randomInt(random, height),
+    w: 4 + randomInt(random, Math.max(1, width >> 1)),
+    h: 4 + randomInt(random, Math.max(1, height >> 1)),
+    colour: [randomInt(random, 256), randomInt(random, 256), randomInt(random, 256)],
+  }));
+  let noise = randomInt(random, 0xffffffff) | 1;
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const offset = (y * width + x) * channels;
+      for (let c = 0; c < 3; c++) {
+        noise ^= noise << 13;
+        noise ^= noise >>> 17;
+        noise ^= noise << 5;
+        const value = (base[c] as number) + (slope[c] as number) * (x + y) * 0.5 + ((noise & 15) - 8);
+        pixels[offset + c] = value < 0 ? 0 : value > 255 ? 255 : value;
+      }
+      if (alpha) pixels[offset + 3] = 255;
+    }
+  }
+  for (const box of boxes) {
+    for (let y = box.y; y < Math.min(height, box.y + box.h); y++) {
+      for (let x = box.x; x < Math.min(width, box.x + box.w); x++) {
+        const offset = (y * width + x) * channels;
+        for (let c = 0; c < 3; c++) pixels[offset + c] = box.colour[c] as number;
+        if (alpha) pixels[offset + 3] = 96;
+      }
+    }
+  }
+  return { pixels, width, height, channels, kind, quality: 80 + randomInt(random, 16) };
+}
+
+/** Encodes a drawn image; runs off the main thread, so several can be encoded at once. */
+async function encodeImage(drawn: DrawnImage): Promise<Uint8Array> {
+  const { pixels, width, height, channels, kind } = drawn;
+  const image = sharp(pixels, { raw: { width, height, channels } });
+  let encoded: Buffer;
+  switch (kind) {
+    case 'jpeg':
+      encoded = await image.jpeg({ quality: drawn.quality }).toBuffer();
+      break;
+    case 'jpeg-progressive':
+      encoded = await image.jpeg({ quality: 85, progressive: true }).toBuffer();
+      break;
+    case 'jpeg-grey':
+      encoded = await image.greyscale().jpeg({ quality: 85 }).toBuffer();
+      break;
+    case 'png-palette':
+      encoded = await image.png({ palette: true, colours: 64, dither: 0 }).toBuffer();
+      break;
+    case 'png-grey':
+      encoded = await image.greyscale().png().toBuffer();
+      break;
+    default:
+      encoded = await image.png().toBuffer();
+  }
+  return new Uint8Array(encoded);
+}
+
+function checkOptions(options: SampleOptions): Required<Omit<SampleOptions, 'rowGroupSize'>> & { rowGroupSize: number | null } {
+  const integer = (value: unknown, name: string, min: number): number => {
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
+      throw invalidOption(name, min === 0 ? 'non-negative integer' : 'positive integer', value);
+    }
+    return value;
+  };
+  const files = integer(options.files ?? 1, 'files', 1);
+  const rows = integer(options.rows, 'rows', 1);
+  if (files > rows) throw invalidOption('files', `at most rows (${rows})`, files);
+  const repeatFraction = options.repeatFraction ?? 0.2;
+  if (typeof repeatFraction !== 'number' || !(repeatFraction >= 0 && repeatFraction < 1)) {
+    throw invalidOption('repeatFraction', 'a number in [0, 1)', repeatFraction);
+  }
+  return {
+    rows,
+    output: options.output,
+    seed: integer(options.seed ?? 42, 'seed', 0),
+    files,
+    rowGroupSize: options.rowGroupSize === undefined ? null : integer(options.rowGroupSize, 'rowGroupSize', 1),
+    imageSide: integer(options.imageSide ?? 512, 'imageSide', 8),
+    repeatFraction,
+    overwrite: options.overwrite ?? false,
+  };
+}
+
+/** `RLAIF-V-Dataset_000.parquet`: the source's own file names. */
+export function sampleFileName(index: number): string {
+  return `RLAIF-V-Dataset_${String(index).padStart(3, '0')}.parquet`;
+}
+
+type PendingRow = Omit<SourceRow, 'image'> & { image: Promise<SourceImage> };
+
+async function writeRows(sink: ParquetSink, pending: PendingRow[]): Promise<void> {
+  const images = await Promise.all(pending.map((row) => row.image));
+  const rows: SourceRow[] = pending.map((row, index) => ({ ...row, image: images[index] ?? null }));
+  // Table(schema, columns) pairs columns with fields by position: build them in schema order.
+  const columns: Record<string, Vector> = {};
+  for (const name of SOURCE_COLUMNS) {
+    columns[name] =
+      name === 'image'
+        ? vectorFromArray(rows.map((row) => row.image), sourceImageType)
+        : vectorFromArray(rows.map((row) => row[name]), new Utf8());
+  }
+  const table = new Table(sourceSchema(), columns);
+  await sink.write(tableToIPC(table, 'stream'));
+}
+
+/**
+ * Writes a synthetic dataset with the exact schema and `huggingface` metadata of openbmb/RLAIF-V-Dataset: real JPEG
+ * and PNG images of varied sizes and modes, question and answer text, some images repeated. The same options always
+ * give the same bytes.
+ *
+ * @throws {OptionError} for a bad option; {@link OutputError} when a sample file exists and `overwrite` is not set.
+ */
+export async function makeSample(options: SampleOptions): Promise<SampleReport> {
+  const resolved = checkOptions(options);
+  const random = createRandom(resolved.seed);
+  await mkdir(resolved.output, { recursive: true });
+  const perFile = Math.ceil(resolved.rows / resolved.files);
+  const written: string[] = [];
+  // Images are drawn in order (that is what consumes the seeded generator) and encoded concurrently.
+  const seen: { image: Promise<SourceImage>; path: string }[] = [];
+  let bytes = 0;
+  let row = 0;
+  for (let file = 0; file < resolved.files; file++) {
+    const target = path.join(resolved.output, sampleFileName(file));
+    const exists = await stat(target).then(
+      () => true,
+      () => false,
+    );
+    if (exists && !resolved.overwrite) {
+      throw new OutputError('ERR_OUTPUT_EXISTS', `${target} already exists. Pass --overwrite to replace it.`);
+    }
+    await rm(target, { force: true });
+    const rowsInFile = Math.min(perFile, resolved.rows - row);
+    const sink = await ParquetSink.open(target, {
+      rowGroupSize: resolved.rowGroupSize ?? Math.max(1, rowsInFile),
+      metadata: new Map([['huggingface', sourceSchema().metadata.get('huggingface') ?? '']]),
+      binaryColumns: ['image.bytes'],
+    });
+    try {
+      let pending: PendingRow[] = [];
+      for (let i = 0; i < rowsInFile; i++, row++) {
+        let image: { image: Promise<SourceImage>; path: string };
+        if (seen.length > 0 && random() < resolved.repeatFraction) {
+          image = pick(random, seen);
+        } else {
+          const drawn = drawImage(random, resolved.imageSide);
+          const imagePath = `${String(seen.length).padStart(6, '0')}.${drawn.kind.startsWith('png') ? 'png' : 'jpg'}`;
+          image = { image: encodeImage(drawn).then((bytes) => ({ bytes, path: imagePath })), path: imagePath };
+          image.image.catch(() => undefined); // awaited when its rows are written
+          seen.push(image);
+        }
+        const object = pick(random, OBJECTS);
+        const origin = pick(random, ['VQAv2', 'OK-VQA', 'COCO', 'ShareGPT4V', 'MovieNet', 'Google-Landmark-v2', 'ART500K']);
+        pending.push({
+          ds_name: 'RLAIF-V',
+          image: image.image,
+          question: pick(random, QUESTIONS)(object),
+          chosen: answer(random, object),
+          rejected: answer(random, object),
+          origin_dataset: origin,
+          origin_split: JSON.stringify({ model: pick(random, ['OmniLMM-12B', 'RLAIF-V-7B']), type: 'detailed_description' }),
+          idx: String(row),
+          image_path: `${origin}/${image.path}`,
+        });
+        if (pending.length === 64) {
+          await writeRows(sink, pending);
+          pending = [];
+        }
+      }
+      if (pending.length > 0) await writeRows(sink, pending);
+      await sink.close();
+    } catch (error) {
+      await sink.abort();
+      throw error;
+    }
+    written.push(target);
+    bytes += (await stat(target)).size;
+  }
+  return { files: written, rows: resolved.rows, distinctImages: seen.length, bytes };
+}

@@ -1,0 +1,101 @@
+import { Binary, Field, List, Schema, Struct, Utf8, type DataType } from 'apache-arrow';
+
+/** A nullable field, as pyarrow and `datasets` write every field. */
+function field(name: string, type: DataType): Field {
+  return new Field(name, type, true);
+}
+
+/** A list whose child is named `element`, as pyarrow writes lists to parquet. */
+function listOf(type: DataType): List {
+  return new List(field('element', type));
+}
+
+const contentType = listOf(new Struct([field('type', new Utf8()), field('text', new Utf8())]));
+
+/** `list<struct<role: string, content: list<struct<type: string, text: string>>>>` */
+export const messagesType = listOf(new Struct([field('role', new Utf8()), field('content', contentType)]));
+
+/** `list<struct<bytes: binary, path: string>>`: the struct order `datasets` requires to see an Image. */
+export const imagesType = listOf(new Struct([field('bytes', new Binary()), field('path', new Utf8())]));
+
+export const OUTPUT_COLUMNS = ['chosen', 'rejected', 'prompt', 'images'] as const;
+
+const stringFeature = { dtype: 'string', _type: 'Value' };
+const messagesFeature = [{ role: stringFeature, content: [{ type: stringFeature, text: stringFeature }] }];
+
+/**
+ * The `datasets` features of the output, in the serialization every `datasets` version from 2.x to 5.x reads:
+ * message columns as a JSON list holding the struct, images as a Sequence of Image.
+ */
+export const outputFeatures = {
+  chosen: messagesFeature,
+  rejected: messagesFeature,
+  prompt: messagesFeature,
+  images: { feature: { _type: 'Image' }, _type: 'Sequence' },
+};
+
+/** The value of the `huggingface` key in the schema and footer metadata. */
+export const outputHuggingfaceMetadata = JSON.stringify({ info: { features: outputFeatures } });
+
+/** The Arrow schema of every output shard, with the `huggingface` features metadata. */
+export const outputSchema = new Schema(
+  [field('chosen', messagesType), field('rejected', messagesType), field('prompt', messagesType), field('images', imagesType)],
+  new Map([['huggingface', outputHuggingfaceMetadata]]),
+);
+
+/** The `dataset_info.features` block of the dataset card's YAML, listing every column as the files hold it. */
+export const outputYamlFeatures = `  features:
+${OUTPUT_COLUMNS.slice(0, 3)
+  .map(
+    (name) => `  - name: ${name}
+    list:
+    - name: role
+      dtype: string
+    - name: content
+      list:
+      - name: type
+        dtype: string
+      - name: text
+        dtype: string`,
+  )
+  .join('\n')}
+  - name: images
+    sequence: image
+`;
+
+/** The columns the source must have, in the order openbmb/RLAIF-V-Dataset holds them. */
+export const SOURCE_STRING_COLUMNS = [
+  'ds_name',
+  'question',
+  'chosen',
+  'rejected',
+  'origin_dataset',
+  'origin_split',
+  'idx',
+  'image_path',
+] as const;
+
+export const SOURCE_COLUMNS = [
+  'ds_name',
+  'image',
+  'question',
+  'chosen',
+  'rejected',
+  'origin_dataset',
+  'origin_split',
+  'idx',
+  'image_path',
+] as const;
+
+/** `struct<bytes: binary, path: string>`, a `datasets` Image. */
+export const sourceImageType = new Struct([field('bytes', new Binary()), field('path', new Utf8())]);
+
+/** The Arrow schema of the source dataset, with its `huggingface` metadata. */
+export function sourceSchema(): Schema {
+  const features: Record<string, unknown> = {};
+  for (const name of SOURCE_COLUMNS) features[name] = name === 'image' ? { _type: 'Image' } : stringFeature;
+  return new Schema(
+    SOURCE_COLUMNS.map((name) => field(name, name === 'image' ? sourceImageType : new Utf8())),
+    new Map([['huggingface', JSON.stringify({ info: { features } })]]),
+  );
+}

@@ -1,0 +1,97 @@
+/**
+ * Shapes that cross module and thread boundaries. Everything a worker receives or returns is plain,
+ * structured-clonable data: class instances and error codes do not survive `postMessage`.
+ */
+
+/** How images are treated: `keep` passes already-normal images through byte for byte. */
+export type ImageMode = 'keep' | 'jpeg' | 'png' | 'webp';
+
+export interface ImagePolicy {
+  mode: ImageMode;
+  /** Encoder quality for `jpeg` and `webp` output (1-100). */
+  quality: number;
+  /** Longest side in pixels; larger images are shrunk keeping the aspect ratio. `null`: no limit. */
+  maxSide: number | null;
+  /** Images with more pixels than this are refused before they are decoded (a decompression-bomb guard). */
+  maxPixels: number;
+}
+
+/** One batch of source rows, sent to a worker. */
+export interface ConvertTask {
+  /** Position of the batch in input order; results are written in this order. */
+  seq: number;
+  /** Global index (over all input files) of the batch's first row. */
+  firstRow: number;
+  /** The source rows as an Arrow IPC stream (the source columns only). Transferred, not copied. */
+  ipc: Uint8Array;
+  /** One byte per row of the batch: 1 when the row belongs to the test split. */
+  testMask: Uint8Array;
+  image: ImagePolicy;
+}
+
+/** The rows of one split out of one batch, in the output schema. */
+export interface SplitPart {
+  /** Arrow IPC stream holding the rows in the output schema. */
+  ipc: Uint8Array;
+  rows: number;
+  /** Uncompressed size of the rows, computed per row so it does not depend on how rows were batched. */
+  nbytes: number;
+}
+
+export interface SourceImage {
+  bytes: Uint8Array | null;
+  path: string | null;
+}
+
+/** A source row exactly as read, kept whole so a rejected row can be written out unchanged. */
+export interface SourceRow {
+  ds_name: string | null;
+  image: SourceImage | null;
+  question: string | null;
+  chosen: string | null;
+  rejected: string | null;
+  origin_dataset: string | null;
+  origin_split: string | null;
+  idx: string | null;
+  image_path: string | null;
+}
+
+/** Stable codes for rows that could not be converted. */
+export type RejectCode =
+  | 'missing_image'
+  | 'empty_image'
+  | 'unsupported_image'
+  | 'corrupt_image'
+  | 'image_too_large'
+  | 'missing_text';
+
+export interface RejectedRow {
+  /** Global row index. */
+  index: number;
+  code: RejectCode;
+  message: string;
+  row: SourceRow;
+}
+
+export interface BatchStats {
+  /** Images passed through byte for byte. */
+  imagesKept: number;
+  /** Images decoded and re-encoded. */
+  imagesReencoded: number;
+  /** Milliseconds spent decoding, validating and encoding images. */
+  imageMs: number;
+  /** Milliseconds spent building the conversational rows and their Arrow encoding. */
+  formatMs: number;
+  /** Bytes of source image data in the batch. */
+  imageBytesIn: number;
+}
+
+/** What a worker returns for one batch. */
+export interface ConvertResult {
+  seq: number;
+  rows: number;
+  train: SplitPart | null;
+  test: SplitPart | null;
+  rejects: RejectedRow[];
+  stats: BatchStats;
+}

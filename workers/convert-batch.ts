@@ -1,0 +1,145 @@
+import sharp from 'sharp';
+import { Table, tableFromIPC, tableToIPC, vectorFromArray, type Vector } from 'apache-arrow';
+import { Piscina } from 'piscina';
+import { imagesType, messagesType, outputSchema } from '../src/output-schema.js';
+import { rowNbytes, toConversational, type ConversationalRow } from '../src/to-conversational.js';
+import type { ConvertResult, ConvertTask, RejectedRow, SourceImage, SourceRow, SplitPart } from '../src/types.js';
+import { prepareImage } from './prepare-image.js';
+
+// One libvips thread per worker: parallelism comes from the pool. The cache only helps repeated identical pipelines.
+sharp.concurrency(1);
+sharp.cache(false);
+
+function stringAt(vector: Vector | null, index: number): string | null {
+  const value: unknown = vector?.get(index) ?? null;
+  return typeof value === 'string' ? value : null;
+}
+
+function imageAt(vector: Vector | null, index: number): SourceImage | null {
+  if (vector === null || !vector.isValid(index)) return null;
+  const bytes: unknown = vector.getChild('bytes')?.get(index) ?? null;
+  const path: unknown = vector.getChild('path')?.get(index) ?? null;
+  return {
+    bytes: bytes instanceof Uint8Array ? bytes : null,
+    path: typeof path === 'string' ? path : null,
+  };
+}
+
+function readRows(table: Table): SourceRow[] {
+  const column = (name: string): Vector | null => table.getChild(name);
+  const columns = {
+    ds_name: column('ds_name'),
+    image: column('image'),
+    question: column('question'),
+    chosen: column('chosen'),
+    rejected: column('rejected'),
+    origin_dataset: column('origin_dataset'),
+    origin_split: column('origin_split'),
+    idx: column('idx'),
+    image_path: column('image_path'),
+  };
+  const rows: SourceRow[] = [];
+  for (let i = 0; i < table.numRows; i++) {
+    rows.push({
+      ds_name: stringAt(columns.ds_name, i),
+      image: imageAt(columns.image, i),
+      question: stringAt(columns.question, i),
+      chosen: stringAt(columns.chosen, i),
+      rejected: stringAt(columns.rejected, i),
+      origin_dataset: stringAt(columns.origin_dataset, i),
+      origin_split: stringAt(columns.origin_split, i),
+      idx: stringAt(columns.idx, i),
+      image_path: stringAt(columns.image_path, i),
+    });
+  }
+  return rows;
+}
+
+function encodeSplit(rows: ConversationalRow[]): SplitPart | null {
+  if (rows.length === 0) return null;
+  const table = new Table(outputSchema, {
+    chosen: vectorFromArray(rows.map((row) => row.chosen), messagesType),
+    rejected: vectorFromArray(rows.map((row) => row.rejected), messagesType),
+    prompt: vectorFromArray(rows.map((row) => row.prompt), messagesType),
+    images: vectorFromArray(rows.map((row) => row.images), imagesType),
+  });
+  let nbytes = 0;
+  for (const row of rows) nbytes += rowNbytes(row);
+  return { ipc: tableToIPC(table, 'stream'), rows: rows.length, nbytes };
+}
+
+/** A copy of the row whose image bytes no longer point into the task's shared IPC buffer. */
+function detached(row: SourceRow): SourceRow {
+  if (row.image?.bytes == null) return row;
+  return { ...row, image: { ...row.image, bytes: row.image.bytes.slice() } };
+}
+
+/**
+ * Converts one batch of source rows: validates and prepares every image, builds the conversational rows, and returns
+ * them encoded as Arrow IPC per split. Rows that cannot be converted come back as data with a stable code.
+ */
+export default async function convertBatch(task: ConvertTask): Promise<ConvertResult> {
+  const source = readRows(tableFromIPC(task.ipc));
+  const train: ConversationalRow[] = [];
+  const test: ConversationalRow[] = [];
+  const rejects: RejectedRow[] = [];
+  const stats = { imagesKept: 0, imagesReencoded: 0, imageMs: 0, formatMs: 0, imageBytesIn: 0 };
+
+  for (const [offset, row] of source.entries()) {
+    const index = task.firstRow + offset;
+    const refuse = (code: RejectedRow['code'], message: string): void => {
+      rejects.push({ index, code, message, row: detached(row) });
+    };
+    const missing = (['question', 'chosen', 'rejected'] as const).filter((name) => row[name] === null);
+    if (missing.length > 0) {
+      refuse('missing_text', `${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} null`);
+      continue;
+    }
+    if (row.image === null || row.image.bytes === null) {
+      refuse('missing_image', row.image === null ? 'the image is null' : `the image has no bytes (path ${JSON.stringify(row.image.path)})`);
+      continue;
+    }
+    stats.imageBytesIn += row.image.bytes.byteLength;
+    const started = performance.now();
+    const image = await prepareImage(row.image.bytes, task.image);
+    stats.imageMs += performance.now() - started;
+    if (!image.ok) {
+      refuse(image.code, image.message);
+      continue;
+    }
+    if (image.reencoded) stats.imagesReencoded++;
+    else stats.imagesKept++;
+    const converted = toConversational(row.question ?? '', row.chosen ?? '', row.rejected ?? '', {
+      bytes: image.bytes,
+      path: null,
+    });
+    (task.testMask[offset] === 1 ? test : train).push(converted);
+  }
+
+  const started = performance.now();
+  const result: ConvertResult = {
+    seq: task.seq,
+    rows: source.length,
+    train: encodeSplit(train),
+    test: encodeSplit(test),
+    rejects,
+    stats,
+  };
+  stats.formatMs = performance.now() - started;
+  const transfer: ArrayBuffer[] = [];
+  for (const part of [result.train, result.test]) if (part !== null) transfer.push(part.ipc.buffer as ArrayBuffer);
+  return moveWith(result, transfer);
+}
+
+/** Returns `value` to the main thread with `transferList` moved rather than copied. */
+function moveWith<T extends object>(value: T, transferList: ArrayBuffer[]): T {
+  const movable = {
+    get [Piscina.transferableSymbol]() {
+      return transferList;
+    },
+    get [Piscina.valueSymbol]() {
+      return value;
+    },
+  };
+  return Piscina.move(movable as unknown as Parameters<typeof Piscina.move>[0]) as unknown as T;
+}

@@ -1,0 +1,124 @@
+import sharp, { type Metadata, type Sharp } from 'sharp';
+import type { ImagePolicy, RejectCode } from '../src/types.js';
+
+export type PreparedImage =
+  | { ok: true; bytes: Uint8Array; reencoded: boolean }
+  | { ok: false; code: RejectCode; message: string };
+
+/** Formats whose bytes can go into the output unchanged: what every image library and `datasets` reads. */
+const PASS_THROUGH_FORMATS = new Set(['jpeg', 'png', 'webp']);
+
+/** Raster formats accepted as input (re-encoded unless listed above). SVG, PDF and the like are refused. */
+const READABLE_FORMATS = new Set(['jpeg', 'png', 'webp', 'gif', 'tiff', 'heif', 'avif', 'jp2', 'jxl']);
+
+const JPEG_KEEP_QUALITY = 95;
+
+const latin1 = new TextDecoder('latin1');
+const utf16 = new TextDecoder('utf-16be');
+
+/**
+ * Whether an embedded ICC profile is an sRGB (or grey) profile, judged by its description; such images need no
+ * colour conversion. A crude but safe test: a profile we cannot recognise leads to conversion, never to loss.
+ */
+function isSrgbProfile(icc: Uint8Array): boolean {
+  const text = latin1.decode(icc) + utf16.decode(icc.subarray(0, icc.byteLength - (icc.byteLength % 2)));
+  return /sRGB|IEC61966-2[.-]1|Gray|Grey/i.test(text);
+}
+
+function needsNormalizing(metadata: Metadata, policy: ImagePolicy): boolean {
+  if (!PASS_THROUGH_FORMATS.has(metadata.format ?? '')) return true;
+  if (metadata.depth !== 'uchar') return true;
+  if (metadata.space !== 'srgb' && metadata.space !== 'b-w') return true;
+  if ((metadata.orientation ?? 1) !== 1) return true;
+  if ((metadata.pages ?? 1) > 1) return true;
+  if (metadata.icc !== undefined && !isSrgbProfile(metadata.icc)) return true;
+  if (policy.maxSide !== null && Math.max(metadata.width ?? 0, metadata.height ?? 0) > policy.maxSide) return true;
+  return false;
+}
+
+function reject(code: RejectCode, message: string): PreparedImage {
+  return { ok: false, code, message };
+}
+
+function decoder(bytes: Uint8Array, policy: ImagePolicy): Sharp {
+  // failOn 'error' also fails on truncated data; the pixel limit is checked again by libvips itself.
+  return sharp(bytes, { failOn: 'error', limitInputPixels: policy.maxPixels, pages: 1 });
+}
+
+/**
+ * Proves the bytes are a whole image by decoding all of their compressed data. For JPEG a decode at 1/8 scale
+ * still reads every entropy-coded block, at a fraction of the cost of a full decode.
+ */
+async function validate(bytes: Uint8Array, metadata: Metadata, policy: ImagePolicy): Promise<void> {
+  const pipeline = decoder(bytes, policy);
+  if (metadata.format === 'jpeg') {
+    const width = Math.max(1, Math.ceil((metadata.width ?? 8) / 8));
+    pipeline.resize({ width, kernel: 'nearest', fastShrinkOnLoad: true });
+  }
+  await pipeline.raw().toBuffer();
+}
+
+/** Whether any pixel of an interleaved 8-bit buffer with an alpha channel is not fully opaque. */
+function hasTransparency(data: Buffer, channels: number): boolean {
+  for (let i = channels - 1; i < data.length; i += channels) if (data[i] !== 255) return true;
+  return false;
+}
+
+/**
+ * Decodes, orients, converts to sRGB (or 8-bit grey), resizes and re-encodes. Keep mode writes JPEG at quality 95,
+ * or PNG when the image has real transparency; the other modes write their format at `policy.quality`.
+ */
+async function reencode(bytes: Uint8Array, metadata: Metadata, policy: ImagePolicy): Promise<Uint8Array> {
+  const pipeline = decoder(bytes, policy).rotate();
+  if (policy.maxSide !== null) {
+    pipeline.resize({ width: policy.maxSide, height: policy.maxSide, fit: 'inside', withoutEnlargement: true });
+  }
+  const grey = metadata.space === 'b-w' && !metadata.isPalette;
+  pipeline.toColourspace(grey ? 'b-w' : 'srgb');
+  const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
+  const alpha = info.channels === 2 || info.channels === 4;
+  const transparent = alpha && hasTransparency(data, info.channels);
+  let out = sharp(data, { raw: { width: info.width, height: info.height, channels: info.channels } });
+  if (alpha && !transparent) out = out.removeAlpha();
+  const format = policy.mode === 'keep' ? (transparent ? 'png' : 'jpeg') : policy.mode;
+  if (format === 'jpeg' && transparent) out = out.flatten({ background: '#ffffff' });
+  const quality = policy.mode === 'keep' ? JPEG_KEEP_QUALITY : policy.quality;
+  if (format === 'png') out = out.png();
+  else if (format === 'webp') out = out.webp({ quality });
+  else out = out.jpeg({ quality });
+  return new Uint8Array(await out.toBuffer());
+}
+
+/**
+ * Applies the image policy to one image's bytes: refuses what is not a whole raster image, passes normal images
+ * through untouched in `keep` mode, and re-encodes the rest. Never throws for bad image data: it returns a reject.
+ */
+export async function prepareImage(bytes: Uint8Array, policy: ImagePolicy): Promise<PreparedImage> {
+  if (bytes.byteLength === 0) return reject('empty_image', 'the image has zero bytes');
+  let metadata: Metadata;
+  try {
+    metadata = await sharp(bytes, { failOn: 'none', limitInputPixels: false }).metadata();
+  } catch (error) {
+    return reject('unsupported_image', `not a readable image: ${(error as Error).message}`);
+  }
+  const format = metadata.format ?? 'unknown';
+  if (!READABLE_FORMATS.has(format)) {
+    return reject('unsupported_image', `image format ${format} is not accepted (expected a raster image such as JPEG or PNG)`);
+  }
+  const pixels = (metadata.width ?? 0) * (metadata.height ?? 0);
+  if (pixels > policy.maxPixels) {
+    return reject(
+      'image_too_large',
+      `${metadata.width}x${metadata.height} is ${pixels} pixels, over the limit of ${policy.maxPixels} (--max-pixels)`,
+    );
+  }
+  try {
+    if (policy.mode === 'keep' && !needsNormalizing(metadata, policy)) {
+      await validate(bytes, metadata, policy);
+      return { ok: true, bytes, reencoded: false };
+    }
+    return { ok: true, bytes: await reencode(bytes, metadata, policy), reencoded: true };
+  } catch (error) {
+    return reject('corrupt_image', `the ${format} image does not decode: ${(error as Error).message}`);
+  }
+}
