@@ -1,10 +1,9 @@
 import { mkdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
-import { Table, Utf8, tableToIPC, vectorFromArray, type Vector } from 'apache-arrow';
 import { invalidOption, OutputError } from './errors.js';
-import { SOURCE_COLUMNS, sourceImageType, sourceSchema } from './output-schema.js';
-import { ParquetSink } from './parquet-sink.js';
+import type { ParquetSink } from './parquet-sink.js';
+import { openSourceSink, sourceRowsToIPC } from './source-table.js';
 import { createRandom, randomInt } from './random.js';
 import type { SourceImage, SourceRow } from './types.js';
 
@@ -189,17 +188,7 @@ type PendingRow = Omit<SourceRow, 'image'> & { image: Promise<SourceImage> };
 
 async function writeRows(sink: ParquetSink, pending: PendingRow[]): Promise<void> {
   const images = await Promise.all(pending.map((row) => row.image));
-  const rows: SourceRow[] = pending.map((row, index) => ({ ...row, image: images[index] ?? null }));
-  // Table(schema, columns) pairs columns with fields by position: build them in schema order.
-  const columns: Record<string, Vector> = {};
-  for (const name of SOURCE_COLUMNS) {
-    columns[name] =
-      name === 'image'
-        ? vectorFromArray(rows.map((row) => row.image), sourceImageType)
-        : vectorFromArray(rows.map((row) => row[name]), new Utf8());
-  }
-  const table = new Table(sourceSchema(), columns);
-  await sink.write(tableToIPC(table, 'stream'));
+  await sink.write(sourceRowsToIPC(pending.map((row, index) => ({ ...row, image: images[index] ?? null }))));
 }
 
 /**
@@ -230,11 +219,7 @@ export async function makeSample(options: SampleOptions): Promise<SampleReport> 
     }
     await rm(target, { force: true });
     const rowsInFile = Math.min(perFile, resolved.rows - row);
-    const sink = await ParquetSink.open(target, {
-      rowGroupSize: resolved.rowGroupSize ?? Math.max(1, rowsInFile),
-      metadata: new Map([['huggingface', sourceSchema().metadata.get('huggingface') ?? '']]),
-      binaryColumns: ['image.bytes'],
-    });
+    const sink = await openSourceSink(target, resolved.rowGroupSize ?? Math.max(1, rowsInFile));
     try {
       let pending: PendingRow[] = [];
       for (let i = 0; i < rowsInFile; i++, row++) {

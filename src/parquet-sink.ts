@@ -2,7 +2,6 @@ import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { openAsBlob } from 'node:fs';
 import {
   Compression,
-  EnabledStatistics,
   ParquetFile,
   Table as WasmTable,
   WriterPropertiesBuilder,
@@ -16,8 +15,6 @@ export interface ParquetSinkOptions {
   rowGroupSize: number;
   /** Key/value pairs for the footer (the Arrow schema metadata is carried by the batches themselves). */
   metadata: Map<string, string>;
-  /** Leaf column paths (`images.list.element.bytes`) written without dictionary encoding or statistics. */
-  binaryColumns?: readonly string[];
 }
 
 /** `created_by` in every footer: fixed, so output bytes do not depend on anything but the data. */
@@ -45,16 +42,15 @@ export class ParquetSink {
   private constructor(path: string, file: FileHandle, options: ParquetSinkOptions) {
     this.path = path;
     this.#tmpPath = `${path}.partial`;
-    let builder = new WriterPropertiesBuilder()
+    // Per-column settings cannot reach nested columns through parquet-wasm (it makes a one-part column path of the
+    // name), so every column gets pyarrow's defaults: dictionary encoding and statistics on.
+    const properties = new WriterPropertiesBuilder()
       .setCompression(Compression.SNAPPY)
       .setMaxRowGroupSize(options.rowGroupSize)
       .setWriteBatchSize(1)
       .setCreatedBy(CREATED_BY)
-      .setKeyValueMetadata(options.metadata);
-    for (const column of options.binaryColumns ?? []) {
-      builder = builder.setColumnDictionaryEnabled(column, false).setColumnStatisticsEnabled(column, EnabledStatistics.None);
-    }
-    const properties = builder.build();
+      .setKeyValueMetadata(options.metadata)
+      .build();
     const input = new ReadableStream<WasmRecordBatch>(
       {
         pull: async (controller) => {

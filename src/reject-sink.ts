@@ -1,7 +1,8 @@
 import path from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import { Field, Int64, Schema, Table, Utf8, tableToIPC, vectorFromArray, type Vector } from 'apache-arrow';
-import { SOURCE_COLUMNS, sourceImageType, sourceSchema } from './output-schema.js';
+import { sourceSchema } from './output-schema.js';
+import { sourceColumns } from './source-table.js';
 import { ParquetSink } from './parquet-sink.js';
 import type { RejectCode, RejectedRow } from './types.js';
 
@@ -69,7 +70,6 @@ export class RejectSink {
       this.#sink = await ParquetSink.open(path.join(this.#dir, 'rejects', 'rejects.parquet'), {
         rowGroupSize: 100,
         metadata: new Map([['huggingface', rejectSchema.metadata.get('huggingface') ?? '']]),
-        binaryColumns: ['image.bytes'],
       });
     }
     const columns: Record<string, Vector> = {
@@ -77,12 +77,7 @@ export class RejectSink {
       error_code: vectorFromArray(rows.map((row) => row.code), new Utf8()),
       error_message: vectorFromArray(rows.map((row) => row.message), new Utf8()),
     };
-    for (const name of SOURCE_COLUMNS) {
-      columns[name] =
-        name === 'image'
-          ? vectorFromArray(rows.map((row) => row.row.image), sourceImageType)
-          : vectorFromArray(rows.map((row) => row.row[name]), new Utf8());
-    }
+    Object.assign(columns, sourceColumns(rows.map((row) => row.row)));
     await this.#sink.write(tableToIPC(new Table(rejectSchema, columns), 'stream'));
   }
 

@@ -22,9 +22,6 @@ export interface WriteSplitOptions {
   rowGroupSize: number;
 }
 
-/** The leaf column holding image bytes: no dictionary and no statistics, which only cost space for image data. */
-const IMAGE_BYTES_COLUMN = 'images.list.element.bytes';
-
 /**
  * Writes a spooled split as parquet shards with the layout `push_to_hub` gives: contiguous shards sized by the split's
  * uncompressed bytes, `rowGroupSize` rows per row group, the `huggingface` features in the footer. Yields the number
@@ -36,7 +33,6 @@ export async function* writeSplit(spool: SplitSpool, options: WriteSplitOptions)
   const sinkOptions = {
     rowGroupSize: options.rowGroupSize,
     metadata: new Map([['huggingface', outputHuggingfaceMetadata]]),
-    binaryColumns: [IMAGE_BYTES_COLUMN],
   };
   let shard = 0;
   let sink: ParquetSink | null = null;

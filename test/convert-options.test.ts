@@ -1,0 +1,38 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { resolveConvertOptions } from '../src/convert-options.js';
+import { OptionError } from '../src/errors.js';
+
+const base = { input: ['in'], output: 'out' };
+
+describe('resolveConvertOptions', () => {
+  it('fills in the defaults', () => {
+    const options = resolveConvertOptions(base);
+    assert.equal(options.writerBatchSize, 128);
+    assert.equal(options.testSize, 0.01);
+    assert.equal(options.seed, 42);
+    assert.equal(options.image.mode, 'keep');
+    assert.equal(options.maxShardSize, 500_000_000);
+    assert.equal(options.rowGroupSize, 100);
+    assert.ok(options.numProc >= 1);
+  });
+
+  for (const [name, value, pattern] of [
+    ['numProc', 0, /Expected positive integer for numProc but received 0/],
+    ['writerBatchSize', 1.5, /writerBatchSize/],
+    ['testSize', 2.5, /testSize/],
+    ['seed', -1, /seed/],
+    ['images', 'gif', /images/],
+    ['quality', 101, /quality/],
+    ['maxSide', 0, /maxSide/],
+    ['maxShardSize', 'big', /maxShardSize/],
+    ['maxRejectFraction', 2, /maxRejectFraction/],
+  ] as const) {
+    it(`refuses ${name} = ${String(value)} with a message naming it`, () => {
+      assert.throws(
+        () => resolveConvertOptions({ ...base, [name]: value }),
+        (error: unknown) => error instanceof OptionError && pattern.test(error.message) && error.exitCode === 2,
+      );
+    });
+  }
+});

@@ -1,0 +1,136 @@
+/** Shared test helpers: temporary directories, generated inputs, reading output back, running the CLI. */
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { openAsBlob } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import sharp, { type Sharp } from 'sharp';
+import { RecordBatchReader, tableFromIPC, type Schema, type Table } from 'apache-arrow';
+import { ParquetFile } from 'parquet-wasm';
+import { makeSample } from '../src/make-sample.js';
+import type { SourceRow } from '../src/types.js';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const CLI = path.join(ROOT, 'dist', 'src', 'cli.js');
+
+const made: string[] = [];
+// Registered once, at import, on the file's root: an after() made inside a hook or test would run when that ends.
+after(async () => {
+  for (const dir of made.splice(0)) await rm(dir, { recursive: true, force: true });
+});
+
+/** A fresh directory, removed when the test file ends. */
+export async function tempDir(prefix = 'rlaif-v-test-'): Promise<string> {
+  const dir = await mkdtemp(path.join(tmpdir(), prefix));
+  made.push(dir);
+  return dir;
+}
+
+/** A generated source dataset of small images, fast enough for the suite. */
+export async function sampleDir(rows: number, options: { files?: number; seed?: number; rowGroupSize?: number } = {}): Promise<string> {
+  const dir = await tempDir('rlaif-v-sample-');
+  await makeSample({ rows, output: dir, imageSide: 96, ...options });
+  return dir;
+}
+
+export interface ParquetInfo {
+  schema: Schema;
+  /** Footer key/value metadata. */
+  keyValue: Map<string, string>;
+  rowGroups: number[];
+  rows: number;
+  createdBy: string | undefined;
+  table: Table;
+}
+
+/** Reads a whole parquet file back with parquet-wasm: its schema, footer metadata, row groups and data. */
+export async function readParquet(file: string): Promise<ParquetInfo> {
+  const parquet = await ParquetFile.fromFile(await openAsBlob(file));
+  const metadata = parquet.metadata();
+  const fileMetadata = metadata.fileMetadata();
+  const rowGroups = metadata.rowGroups().map((group) => group.numRows());
+  const reader = RecordBatchReader.from(parquet.schema().intoIPCStream());
+  reader.open();
+  const table = tableFromIPC((await parquet.read()).intoIPCStream());
+  const info = {
+    schema: reader.schema,
+    keyValue: fileMetadata.keyValueMetadata() as Map<string, string>,
+    rowGroups,
+    rows: fileMetadata.numRows(),
+    createdBy: fileMetadata.createdBy(),
+    table,
+  };
+  parquet.free();
+  return info;
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the built CLI with `args` and collects its output. */
+export function runCli(args: string[], options: { env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** A plain source row around the given image. */
+export function sourceRow(index: number, image: SourceRow['image'], overrides: Partial<SourceRow> = {}): SourceRow {
+  return {
+    ds_name: 'RLAIF-V',
+    image,
+    question: `What is in picture ${index}?`,
+    chosen: `A good answer about picture ${index}.`,
+    rejected: `A worse answer about picture ${index}.`,
+    origin_dataset: 'VQAv2',
+    origin_split: 'train',
+    idx: String(index),
+    image_path: `images/${index}.jpg`,
+    ...overrides,
+  };
+}
+
+/** A small deterministic RGB image with some structure, encoded by `encode`. */
+export async function makeImage(
+  width: number,
+  height: number,
+  encode: (image: Sharp) => Sharp = (image) => image.jpeg({ quality: 90 }),
+  channels: 3 | 4 = 3,
+): Promise<Uint8Array> {
+  const pixels = Buffer.alloc(width * height * channels);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const offset = (y * width + x) * channels;
+      pixels[offset] = (x * 255) / width;
+      pixels[offset + 1] = (y * 255) / height;
+      pixels[offset + 2] = x < width / 2 ? 40 : 200;
+      if (channels === 4) pixels[offset + 3] = x < width / 4 ? 0 : 255;
+    }
+  }
+  return new Uint8Array(await encode(sharp(pixels, { raw: { width, height, channels } })).toBuffer());
+}
+
+/** Mean absolute difference of two images' pixels (0 = identical), after decoding both to raw RGB. */
+export async function imageDistance(a: Uint8Array, b: Uint8Array): Promise<number> {
+  const decode = (bytes: Uint8Array) => sharp(bytes).rotate().removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+  const [left, right] = await Promise.all([decode(a), decode(b)]);
+  if (left.info.width !== right.info.width || left.info.height !== right.info.height) return Number.POSITIVE_INFINITY;
+  let total = 0;
+  for (let i = 0; i < left.data.length; i++) total += Math.abs((left.data[i] ?? 0) - (right.data[i] ?? 0));
+  return total / left.data.length;
+}
+
+export async function readJson<T>(file: string): Promise<T> {
+  return JSON.parse(await readFile(file, 'utf8')) as T;
+}
