@@ -13,9 +13,16 @@ import type { ImageMode } from './types.js';
 /** Exit codes: 0 done, 1 failed (or too many rows rejected), 2 bad input or usage. */
 const EXIT_USAGE = 2;
 
+/** `numProc` -> `--num-proc`: option errors name the flag the user typed, not the library's option. */
+function asFlags(message: string): string {
+  return message.replace(/\bfor ([a-z]+[A-Z]\w*|[a-z]+) but received/, (_match, name: string) => {
+    return `for --${name.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`)} but received`;
+  });
+}
+
 function fail(error: unknown): never {
   if (error instanceof RlaifError) {
-    process.stderr.write(`rlaif-v: ${error.message}\n`);
+    process.stderr.write(`rlaif-v: ${error.code === 'ERR_INVALID_OPTION' ? asFlags(error.message) : error.message}\n`);
     process.exit(error.exitCode);
   }
   if (error instanceof Error && error.name === 'AbortError') {

@@ -139,13 +139,13 @@ async function encodeImage(drawn: DrawnImage): Promise<Uint8Array> {
       encoded = await image.jpeg({ quality: 85, progressive: true }).toBuffer();
       break;
     case 'jpeg-grey':
-      encoded = await image.greyscale().jpeg({ quality: 85 }).toBuffer();
+      encoded = await image.toColourspace('b-w').jpeg({ quality: 85 }).toBuffer();
       break;
     case 'png-palette':
       encoded = await image.png({ palette: true, colours: 64, dither: 0 }).toBuffer();
       break;
     case 'png-grey':
-      encoded = await image.greyscale().png().toBuffer();
+      encoded = await image.toColourspace('b-w').png().toBuffer();
       break;
     default:
       encoded = await image.png().toBuffer();

@@ -25,7 +25,7 @@ describe('prepareImage in keep mode', () => {
       await makeImage(40, 30, (image) => image.png()),
       await makeImage(40, 30, (image) => image.png(), 4),
       await makeImage(40, 30, (image) => image.png({ palette: true, colours: 16 })),
-      await makeImage(40, 30, (image) => image.greyscale().png()),
+      await makeImage(40, 30, (image) => image.toColourspace('b-w').png()),
       await makeImage(40, 30, (image) => image.webp({ quality: 80 })),
     ];
     for (const input of inputs) {

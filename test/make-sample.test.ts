@@ -1,0 +1,62 @@
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import sharp from 'sharp';
+import { OutputError } from '../src/errors.js';
+import { makeSample } from '../src/make-sample.js';
+import { sourceSchema } from '../src/output-schema.js';
+import { readParquet, tempDir } from './fixtures.js';
+
+describe('makeSample', () => {
+  it('writes the exact source schema and huggingface metadata of openbmb/RLAIF-V-Dataset', async () => {
+    const dir = await tempDir();
+    await makeSample({ rows: 20, output: dir, imageSide: 64 });
+    const { schema, keyValue, rows } = await readParquet(path.join(dir, 'RLAIF-V-Dataset_000.parquet'));
+    const expected = sourceSchema();
+    assert.deepEqual(
+      schema.fields.map((field) => `${field.name}: ${String(field.type)}`),
+      expected.fields.map((field) => `${field.name}: ${String(field.type)}`),
+    );
+    assert.equal(keyValue.get('huggingface'), expected.metadata.get('huggingface'));
+    assert.equal(rows, 20);
+  });
+
+  it('gives the same bytes for the same seed and different bytes for another seed', async () => {
+    const [a, b, c] = [await tempDir(), await tempDir(), await tempDir()];
+    await makeSample({ rows: 30, output: a, imageSide: 64, seed: 5 });
+    await makeSample({ rows: 30, output: b, imageSide: 64, seed: 5 });
+    await makeSample({ rows: 30, output: c, imageSide: 64, seed: 6 });
+    const read = (dir: string) => readFile(path.join(dir, 'RLAIF-V-Dataset_000.parquet'));
+    assert.ok((await read(a)).equals(await read(b)));
+    assert.ok(!(await read(a)).equals(await read(c)));
+  });
+
+  it('spreads rows over files and row groups, with real JPEG and PNG images of several modes, some repeated', async () => {
+    const dir = await tempDir();
+    const report = await makeSample({ rows: 120, output: dir, imageSide: 64, files: 3, rowGroupSize: 16 });
+    assert.equal(report.files.length, 3);
+    assert.ok(report.distinctImages < 120 && report.distinctImages > 60, `${report.distinctImages} distinct images`);
+    const formats = new Set<string>();
+    let rows = 0;
+    for (const file of report.files) {
+      const { table, rowGroups } = await readParquet(file);
+      assert.deepEqual(rowGroups, [16, 16, 8]);
+      rows += table.numRows;
+      for (let i = 0; i < table.numRows; i++) {
+        const image = (table.get(i)?.toJSON().image as { toJSON(): { bytes: Uint8Array } }).toJSON();
+        const metadata = await sharp(image.bytes).metadata();
+        formats.add(`${metadata.format}/${metadata.space}/${metadata.channels}${metadata.isPalette ? '/palette' : ''}`);
+      }
+    }
+    assert.equal(rows, 120);
+    for (const kind of ['jpeg/srgb/3', 'jpeg/b-w/1', 'png/srgb/3', 'png/srgb/4']) assert.ok(formats.has(kind), `${kind} in ${[...formats].join(' ')}`);
+  });
+
+  it('refuses to overwrite a sample file unless told to', async () => {
+    const dir = await tempDir();
+    await makeSample({ rows: 2, output: dir, imageSide: 16 });
+    await assert.rejects(makeSample({ rows: 2, output: dir, imageSide: 16 }), OutputError);
+    await makeSample({ rows: 2, output: dir, imageSide: 16, overwrite: true });
+  });
+});

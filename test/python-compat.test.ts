@@ -1,0 +1,121 @@
+/**
+ * The output as its real consumer reads it: Python `datasets` (with pyarrow and Pillow) installed from wheels on disk
+ * into a private virtualenv, without network. Skipped, with the reason printed, where Python or the wheels are absent.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { access, readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { before, describe, it } from 'node:test';
+import { convert, type ConvertReport } from '../src/convert.js';
+import { ROOT, sampleDir, tempDir } from './fixtures.js';
+
+const run = promisify(execFile);
+
+/** Where wheels may be: RLAIF_V_WHEELS first, then the folders these machines keep them in. */
+const WHEEL_DIRS = [process.env.RLAIF_V_WHEELS, '/opt/pypi/files', '/opt/wheels'].filter((dir): dir is string => dir !== undefined);
+const VENV = path.join(ROOT, 'node_modules', '.cache', 'rlaif-v-pyenv');
+const PYTHON = path.join(VENV, 'bin', 'python');
+
+async function findWheels(): Promise<string | null> {
+  for (const dir of WHEEL_DIRS) {
+    const names = await readdir(dir).catch(() => [] as string[]);
+    if (names.some((name) => name.startsWith('datasets-')) && names.some((name) => name.startsWith('pyarrow-'))) return dir;
+  }
+  return null;
+}
+
+/** A virtualenv with datasets, pyarrow and pillow, made once and reused; or why it cannot be made. */
+async function pythonWithDatasets(): Promise<{ python: string } | { skip: string }> {
+  const ready = await run(PYTHON, ['-c', 'import datasets, PIL, pyarrow']).then(
+    () => true,
+    () => false,
+  );
+  if (ready) return { python: PYTHON };
+  const system = await run('python3', ['--version']).then(
+    () => true,
+    () => false,
+  );
+  if (!system) return { skip: 'python3 is not installed' };
+  const wheels = await findWheels();
+  if (wheels === null) return { skip: `no wheels of datasets and pyarrow in ${WHEEL_DIRS.join(', ')} (set RLAIF_V_WHEELS)` };
+  try {
+    await run('python3', ['-m', 'venv', '--clear', VENV]);
+    await run(PYTHON, ['-m', 'pip', 'install', '--quiet', '--no-index', '--find-links', wheels, 'datasets', 'pyarrow', 'pillow'], {
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    await access(PYTHON);
+    return { python: PYTHON };
+  } catch (error) {
+    return { skip: `could not install datasets from ${wheels} into a virtualenv: ${(error as Error).message.split('\n')[0] ?? ''}` };
+  }
+}
+
+const CHECK = String.raw`
+import json, sys
+import datasets
+from datasets import load_dataset
+out = sys.argv[1]
+ds = load_dataset(out)
+result = {"version": datasets.__version__, "splits": {k: v.num_rows for k, v in ds.items()}}
+features = ds["train"].features
+result["images_feature"] = type(features["images"]).__name__
+result["images_inner"] = type(getattr(features["images"], "feature", None)).__name__
+result["columns"] = list(ds["train"].column_names)
+row = ds["test"][0]
+result["prompt"] = [{"role": m["role"], "types": [c["type"] for c in m["content"]], "image_text": m["content"][0]["text"]} for m in row["prompt"]]
+result["chosen_role"] = row["chosen"][0]["role"]
+result["rejected_role"] = row["rejected"][0]["role"]
+decoded = 0
+modes = set()
+for split in ds.values():
+    for example in split:
+        for image in example["images"]:
+            image.load()
+            modes.add(image.mode)
+            decoded += 1
+result["decoded"] = decoded
+result["image_type"] = type(ds["train"][0]["images"][0]).__module__.split(".")[0]
+result["modes"] = sorted(modes)
+print(json.dumps(result))
+`;
+
+describe('Python datasets reads the output', () => {
+  let python: string | null = null;
+  let skip = '';
+  let output: string;
+  let report: ConvertReport;
+
+  before(async () => {
+    const found = await pythonWithDatasets();
+    if ('skip' in found) {
+      skip = found.skip;
+      console.log(`# skipping Python compatibility: ${skip}`);
+      return;
+    }
+    python = found.python;
+    const input = await sampleDir(2000, { files: 2 });
+    output = path.join(await tempDir(), 'rlaif-v');
+    report = await convert({ input: [input], output });
+  });
+
+  it('load_dataset gives train and test with the exact split counts, Image features and every image decodable', async (t) => {
+    if (python === null) {
+      t.skip(skip);
+      return;
+    }
+    const { stdout } = await run(python, ['-c', CHECK, output], { maxBuffer: 16 * 1024 * 1024 });
+    const result = JSON.parse(stdout) as Record<string, unknown>;
+    assert.deepEqual(result.splits, { train: 1980, test: 20 });
+    assert.deepEqual(result.columns, ['chosen', 'rejected', 'prompt', 'images']);
+    assert.match(String(result.images_feature), /^(List|Sequence)$/);
+    assert.equal(result.images_inner, 'Image');
+    assert.equal(result.image_type, 'PIL');
+    assert.deepEqual(result.prompt, [{ role: 'user', types: ['image', 'text'], image_text: null }]);
+    assert.equal(result.chosen_role, 'assistant');
+    assert.equal(result.rejected_role, 'assistant');
+    assert.equal(result.decoded, report.output.rows);
+    assert.equal(report.input.rows, 2000);
+  });
+});
