@@ -6,7 +6,7 @@ import sharp from 'sharp';
 import { OutputError } from '../src/errors.js';
 import { makeSample } from '../src/make-sample.js';
 import { sourceSchema } from '../src/output-schema.js';
-import { readParquet, tempDir } from './fixtures.js';
+import { readParquet, ROOT, tempDir } from './fixtures.js';
 
 describe('makeSample', () => {
   it('writes the exact source schema and huggingface metadata of openbmb/RLAIF-V-Dataset', async () => {
@@ -58,5 +58,14 @@ describe('makeSample', () => {
     await makeSample({ rows: 2, output: dir, imageSide: 16 });
     await assert.rejects(makeSample({ rows: 2, output: dir, imageSide: 16 }), OutputError);
     await makeSample({ rows: 2, output: dir, imageSide: 16, overwrite: true });
+  });
+});
+
+describe('the bundled sample', () => {
+  it('is what `npm run sample:bundled` generates (regenerate it after changing the generator)', async () => {
+    const dir = await tempDir();
+    await makeSample({ rows: 200, output: dir, imageSide: 320, seed: 42 });
+    const bundled = await readFile(path.join(ROOT, 'sample', 'RLAIF-V-Dataset_000.parquet'));
+    assert.ok(bundled.equals(await readFile(path.join(dir, 'RLAIF-V-Dataset_000.parquet'))));
   });
 });
