@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Piscina } from 'piscina';
 import { resolveConvertOptions, type ConvertOptions, type ResolvedConvertOptions } from './convert-options.js';
 import { datasetCard } from './dataset-card.js';
-import { AccountingError, OutputError, RlaifError, WorkerError } from './errors.js';
+import { AccountingError, OutputError, WorkerError } from './errors.js';
 import { inspectInput, type InputPlan } from './inspect-input.js';
 import { packageInfo } from './package-info.js';
 import { planSplit } from './plan-split.js';
@@ -325,5 +325,3 @@ export async function convert(options: ConvertRunOptions): Promise<ConvertReport
     if (step.done === true) return step.value;
   }
 }
-
-export { RlaifError };
