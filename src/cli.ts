@@ -58,7 +58,7 @@ async function runConvert(argv: {
   json: boolean;
 }): Promise<void> {
   const controller = new AbortController();
-  process.once('SIGINT', () => controller.abort());
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => controller.abort());
   const renderer = argv.quiet ? null : new ProgressRenderer({ stream: process.stderr });
   let report: ConvertReport | undefined;
   for await (const event of convertIter({
