@@ -81,6 +81,51 @@ result["modes"] = sorted(modes)
 print(json.dumps(result))
 `;
 
+const TRL_CHECK = String.raw`
+import json, sys
+from datasets import load_dataset
+from trl.data_utils import is_conversational, maybe_apply_chat_template
+from tokenizers import Tokenizer
+from tokenizers.models import WordLevel
+from transformers import PreTrainedTokenizerFast
+tokenizer = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(WordLevel({"[UNK]": 0}, unk_token="[UNK]")), unk_token="[UNK]")
+tokenizer.chat_template = (
+    "{% for m in messages %}<|{{ m['role'] }}|>{% for c in m['content'] %}"
+    "{% if c['type'] == 'image' %}<image>{% else %}{{ c['text'] }}{% endif %}{% endfor %}{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+ds = load_dataset(sys.argv[1])
+example = ds["train"][0]
+rendered = maybe_apply_chat_template({k: example[k] for k in ("prompt", "chosen", "rejected")}, tokenizer)
+question = example["prompt"][0]["content"][1]["text"]
+print(json.dumps({
+    "conversational": all(is_conversational(ds["train"][i]) for i in range(10)),
+    "prompt": rendered["prompt"],
+    "expected_prompt": "<|user|><image>" + question + "<|assistant|>",
+    "chosen": rendered["chosen"],
+    "expected_chosen": example["chosen"][0]["content"][0]["text"],
+}))
+`;
+
+/** TRL's data utilities need transformers but not torch: trl goes in without its dependencies (accelerate needs torch). */
+async function installTrl(python: string): Promise<string | null> {
+  const ok = await run(python, ['-c', 'import trl.data_utils, transformers, jinja2']).then(
+    () => true,
+    () => false,
+  );
+  if (ok) return null;
+  const wheels = await findWheels();
+  if (wheels === null) return 'no wheels on disk';
+  try {
+    await run(python, ['-m', 'pip', 'install', '--quiet', '--no-index', '--find-links', wheels, 'transformers', 'tokenizers', 'jinja2']);
+    await run(python, ['-m', 'pip', 'install', '--quiet', '--no-index', '--find-links', wheels, '--no-deps', 'trl']);
+    await run(python, ['-c', 'import trl.data_utils']);
+    return null;
+  } catch (error) {
+    return `could not install trl and transformers from ${wheels}: ${(error as Error).message.split('\n')[0] ?? ''}`;
+  }
+}
+
 describe('Python datasets reads the output', () => {
   let python: string | null = null;
   let skip = '';
@@ -117,5 +162,24 @@ describe('Python datasets reads the output', () => {
     assert.equal(result.rejected_role, 'assistant');
     assert.equal(result.decoded, report.output.rows);
     assert.equal(report.input.rows, 2000);
+  });
+
+  it("TRL's data utilities see conversational rows and render them through a chat template", async (t) => {
+    if (python === null) {
+      t.skip(skip);
+      return;
+    }
+    const missing = await installTrl(python);
+    if (missing !== null) {
+      console.log(`# skipping the TRL check: ${missing}`);
+      t.skip(missing);
+      return;
+    }
+    const { stdout } = await run(python, ['-c', TRL_CHECK, output], { maxBuffer: 16 * 1024 * 1024 });
+    const result = JSON.parse(stdout) as Record<string, unknown>;
+    assert.equal(result.conversational, true);
+    assert.equal(result.prompt, result.expected_prompt);
+    // TRL renders prompt + answer and keeps what follows the prompt: the answer alone.
+    assert.equal(result.chosen, result.expected_chosen);
   });
 });
