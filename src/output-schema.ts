@@ -64,17 +64,6 @@ ${OUTPUT_COLUMNS.slice(0, 3)
 `;
 
 /** The columns the source must have, in the order openbmb/RLAIF-V-Dataset holds them. */
-export const SOURCE_STRING_COLUMNS = [
-  'ds_name',
-  'question',
-  'chosen',
-  'rejected',
-  'origin_dataset',
-  'origin_split',
-  'idx',
-  'image_path',
-] as const;
-
 export const SOURCE_COLUMNS = [
   'ds_name',
   'image',
@@ -86,6 +75,11 @@ export const SOURCE_COLUMNS = [
   'idx',
   'image_path',
 ] as const;
+
+/** Every source column but `image`: all strings. */
+export const SOURCE_STRING_COLUMNS = SOURCE_COLUMNS.filter(
+  (name): name is Exclude<(typeof SOURCE_COLUMNS)[number], 'image'> => name !== 'image',
+);
 
 /** `struct<bytes: binary, path: string>`, a `datasets` Image. */
 export const sourceImageType = new Struct([field('bytes', new Binary()), field('path', new Utf8())]);
