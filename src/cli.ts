@@ -133,7 +133,7 @@ await yargs(hideBin(process.argv))
         .option('seed', { type: 'number', default: 42, describe: 'The same seed gives the same bytes' })
         .option('files', { type: 'number', default: 1, describe: 'Files to spread the rows over' })
         .option('row-group-size', { type: 'number', describe: 'Rows per row group (default: one row group per file, like the source)' })
-        .option('image-side', { type: 'number', default: 512, describe: 'Longest side of the generated images' })
+        .option('image-side', { type: 'number', default: 640, describe: 'Longest side of the generated images' })
         .option('overwrite', { type: 'boolean', default: false, describe: 'Replace existing sample files' })
         .option('quiet', { alias: 'q', type: 'boolean', default: false }),
     async (argv) => {

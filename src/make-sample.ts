@@ -18,7 +18,7 @@ export interface SampleOptions {
   files?: number;
   /** Rows per row group. Default: one row group per file, as the real source files appear to be. */
   rowGroupSize?: number;
-  /** Longest side of the generated images, in pixels. Default 512 (about what RLAIF-V holds). */
+  /** Longest side of the generated images, in pixels. Default 640 (COCO's, where most RLAIF-V images come from). */
   imageSide?: number;
   /** Fraction of rows that reuse an earlier row's image, as the source does. Default 0.2. */
   repeatFraction?: number;
@@ -72,7 +72,17 @@ function answer(random: Random, object: string): string {
 }
 
 type ImageKind = 'jpeg' | 'jpeg-progressive' | 'jpeg-grey' | 'png' | 'png-rgba' | 'png-palette' | 'png-grey';
-const KINDS: readonly ImageKind[] = ['jpeg', 'jpeg', 'jpeg', 'jpeg', 'jpeg-progressive', 'jpeg-grey', 'png', 'png-rgba', 'png-palette', 'png-grey'];
+// Mostly JPEG, some PNG, as the source: its images come from photo datasets (COCO, VQAv2, OK-VQA, ...).
+const KINDS: readonly ImageKind[] = [
+  ...Array.from({ length: 13 }, () => 'jpeg' as const),
+  'jpeg-progressive',
+  'jpeg-progressive',
+  'jpeg-grey',
+  'png',
+  'png-rgba',
+  'png-palette',
+  'png-grey',
+];
 
 interface DrawnImage {
   pixels: Buffer;
@@ -100,27 +110,26 @@ function drawImage(random: Random, side: number): DrawnImage {
     h: 4 + randomInt(random, Math.max(1, height >> 1)),
     colour: [randomInt(random, 256), randomInt(random, 256), randomInt(random, 256)],
   }));
+  // Grain, mostly in luminance as in photos, so JPEG sizes come out like real photos (about 100-200 KB at 640 px).
+  const grain = 48 + randomInt(random, 64);
   let noise = randomInt(random, 0xffffffff) | 1;
+  const next = (): number => {
+    noise ^= noise << 13;
+    noise ^= noise >>> 17;
+    noise ^= noise << 5;
+    return (noise >>> 0) / 4294967296 - 0.5;
+  };
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
       const offset = (y * width + x) * channels;
+      const box = boxes.find((b) => x >= b.x && x < b.x + b.w && y >= b.y && y < b.y + b.h);
+      const luma = next() * grain;
       for (let c = 0; c < 3; c++) {
-        noise ^= noise << 13;
-        noise ^= noise >>> 17;
-        noise ^= noise << 5;
-        const value = (base[c] as number) + (slope[c] as number) * (x + y) * 0.5 + ((noise & 15) - 8);
+        const background = (base[c] as number) + (slope[c] as number) * (x + y) * 0.5;
+        const value = (box === undefined ? background : (box.colour[c] as number)) + luma + next() * (grain >> 1);
         pixels[offset + c] = value < 0 ? 0 : value > 255 ? 255 : value;
       }
-      if (alpha) pixels[offset + 3] = 255;
-    }
-  }
-  for (const box of boxes) {
-    for (let y = box.y; y < Math.min(height, box.y + box.h); y++) {
-      for (let x = box.x; x < Math.min(width, box.x + box.w); x++) {
-        const offset = (y * width + x) * channels;
-        for (let c = 0; c < 3; c++) pixels[offset + c] = box.colour[c] as number;
-        if (alpha) pixels[offset + 3] = 96;
-      }
+      if (alpha) pixels[offset + 3] = box === undefined ? 255 : 96;
     }
   }
   return { pixels, width, height, channels, kind, quality: 80 + randomInt(random, 16) };
@@ -173,7 +182,7 @@ function checkOptions(options: SampleOptions): Required<Omit<SampleOptions, 'row
     seed: integer(options.seed ?? 42, 'seed', 0),
     files,
     rowGroupSize: options.rowGroupSize === undefined ? null : integer(options.rowGroupSize, 'rowGroupSize', 1),
-    imageSide: integer(options.imageSide ?? 512, 'imageSide', 8),
+    imageSide: integer(options.imageSide ?? 640, 'imageSide', 8),
     repeatFraction,
     overwrite: options.overwrite ?? false,
   };

@@ -64,7 +64,7 @@ describe('makeSample', () => {
 describe('the bundled sample', () => {
   it('is what `npm run sample:bundled` generates (regenerate it after changing the generator)', async () => {
     const dir = await tempDir();
-    await makeSample({ rows: 200, output: dir, imageSide: 320, seed: 42 });
+    await makeSample({ rows: 200, output: dir, imageSide: 256, seed: 42 });
     const bundled = await readFile(path.join(ROOT, 'sample', 'RLAIF-V-Dataset_000.parquet'));
     assert.ok(bundled.equals(await readFile(path.join(dir, 'RLAIF-V-Dataset_000.parquet'))));
   });
