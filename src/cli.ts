@@ -3,7 +3,8 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { DEFAULTS } from './convert-options.js';
 import { convertIter, type ConvertReport } from './convert.js';
-import { RlaifError } from './errors.js';
+import { availableParallelism } from 'node:os';
+import { OptionError, RlaifError } from './errors.js';
 import { makeSample } from './make-sample.js';
 import { ProgressRenderer, summarize } from './render-progress.js';
 import { formatBytes } from './inspect-input.js';
@@ -153,7 +154,49 @@ await yargs(hideBin(process.argv))
       }
     },
   )
-  .demandCommand(1, 'Name a command: convert or sample.')
+  .command(
+    'bench',
+    'Benchmark worker counts and batch sizes (and, with --reference, the Python reference) on one input',
+    (y) =>
+      y
+        .option('input', { alias: 'i', type: 'string', describe: 'Input to convert (default: a generated sample of --rows rows)' })
+        .option('rows', { type: 'number', default: 2000, describe: 'Rows of the generated sample' })
+        .option('num-proc', { type: 'string', describe: 'Worker counts to try, comma-separated (default: 1 … the cores)' })
+        .option('writer-batch-size', { type: 'string', default: '16,32,64,128,256', describe: 'Batch sizes to try, comma-separated' })
+        .option('repeats', { type: 'number', default: 3, describe: 'Runs per point' })
+        .option('images', { type: 'string', choices: ['keep', 'jpeg', 'png', 'webp'], default: 'keep' })
+        .option('quality', { type: 'number', describe: 'Quality for --images jpeg|webp (default 75)' })
+        .option('reference', { type: 'boolean', default: false, describe: 'Also run the Python reference and --images jpeg --quality 75' })
+        .option('quick', { type: 'boolean', default: false, describe: 'A small grid: 500 rows, 1 and all cores, batch 32 and 128, one run each' })
+        .option('results-dir', { type: 'string', describe: 'Where to write <timestamp>.json, .md and .svg (default bench/results)' }),
+    async (argv) => {
+      const { runBench } = await import('../bench/run-bench.js');
+      const list = (value: string | undefined, name: string): number[] | undefined => {
+        if (value === undefined) return undefined;
+        const numbers = value.split(',').map(Number);
+        if (numbers.some((n) => !Number.isSafeInteger(n) || n < 1)) throw new OptionError(`--${name} takes positive integers separated by commas, got ${value}`);
+        return numbers;
+      };
+      const cores = availableParallelism();
+      const quick = argv.quick;
+      const { results, files } = await runBench({
+        input: argv.input,
+        rows: quick && argv.input === undefined ? 500 : argv.rows,
+        numProcs: list(argv.numProc, 'num-proc') ?? (quick ? [...new Set([1, cores])] : undefined),
+        batchSizes: quick ? [32, 128] : list(argv.writerBatchSize, 'writer-batch-size'),
+        repeats: quick ? 1 : argv.repeats,
+        images: argv.images as ImageMode,
+        quality: argv.quality,
+        reference: argv.reference,
+        resultsDir: argv.resultsDir,
+        command: `rlaif-v ${hideBin(process.argv).join(' ')}`,
+      });
+      process.stderr.write(
+        `Best: --num-proc ${results.best.numProc} --writer-batch-size ${results.best.batchSize} at ${results.best.rowsPerSecond.toFixed(1)} rows/s.\nWrote ${files.join(', ')}\n`,
+      );
+    },
+  )
+  .demandCommand(1, 'Name a command: convert, sample or bench.')
   .strict()
   .version(packageInfo.version)
   .help()

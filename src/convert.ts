@@ -6,6 +6,7 @@ import { resolveConvertOptions, type ConvertOptions, type ResolvedConvertOptions
 import { datasetCard } from './dataset-card.js';
 import { AccountingError, OutputError, WorkerError } from './errors.js';
 import { inspectInput, type InputPlan } from './inspect-input.js';
+import { processCpuSeconds, threadCpuSeconds } from './measure-cpu.js';
 import { packageInfo } from './package-info.js';
 import { planSplit } from './plan-split.js';
 import { readBatches, type SourceBatch } from './read-batches.js';
@@ -36,6 +37,12 @@ export interface ConvertReport {
   images: { kept: number; reencoded: number; bytesIn: number };
   /** Wall-clock seconds of each stage; `images` and `format` add up the workers' time. */
   seconds: { plan: number; convert: number; read: number; images: number; format: number; write: number; total: number };
+  /**
+   * Where the time went: the main thread's busy fraction (event loop not idle) while converting and writing, and CPU
+   * seconds of the main thread and of the whole process (workers and image threads included). `mainThread` is null
+   * where the platform does not tell a thread's CPU time.
+   */
+  cpu: { mainThreadBusy: number; mainThread: number | null; process: number };
   options: {
     numProc: number;
     writerBatchSize: number;
@@ -108,6 +115,7 @@ async function publish(staging: string, output: string): Promise<void> {
  */
 export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerator<ConvertEvent, ConvertReport> {
   const started = performance.now();
+  const cpuStarted = { process: processCpuSeconds(), mainThread: threadCpuSeconds() };
   const options = resolveConvertOptions(runOptions);
   const signal = runOptions.signal;
   const plan: InputPlan = await inspectInput(options.input, { maxRowGroupBytes: options.maxRowGroupBytes });
@@ -169,6 +177,7 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
     };
 
     const convertStarted = performance.now();
+    const loopStarted = performance.eventLoopUtilization();
     let seq = 0;
     const batches = readBatches(plan, options.writerBatchSize);
     for (;;) {
@@ -231,6 +240,7 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
       await rm(path.join(staging, `.${name}.spool`), { force: true });
     }
     const writeSeconds = seconds(writeStarted);
+    const mainThreadBusy = performance.eventLoopUtilization(loopStarted).utilization;
 
     const rowsOut = (splits.train?.rows ?? 0) + (splits.test?.rows ?? 0);
     if (rowsOut + rejects.rows !== plan.rows) {
@@ -280,6 +290,7 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
         write: writeSeconds,
         total: 0,
       },
+      cpu: { mainThreadBusy: Math.round(mainThreadBusy * 1000) / 1000, mainThread: null, process: 0 },
       options: {
         numProc: options.numProc,
         writerBatchSize: options.writerBatchSize,
@@ -294,6 +305,10 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
       },
     };
     report.seconds.total = seconds(started);
+    const mainThreadCpu = threadCpuSeconds();
+    report.cpu.process = Math.round((processCpuSeconds() - cpuStarted.process) * 100) / 100;
+    report.cpu.mainThread =
+      mainThreadCpu === null || cpuStarted.mainThread === null ? null : Math.round((mainThreadCpu - cpuStarted.mainThread) * 100) / 100;
     await writeFile(path.join(staging, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
     signal?.throwIfAborted();
     await publish(staging, output);

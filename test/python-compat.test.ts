@@ -3,54 +3,11 @@
  * into a private virtualenv, without network. Skipped, with the reason printed, where Python or the wheels are absent.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { access, readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { before, describe, it } from 'node:test';
 import { convert, type ConvertReport } from '../src/convert.js';
-import { ROOT, sampleDir, tempDir } from './fixtures.js';
-
-const run = promisify(execFile);
-
-/** Where wheels may be: RLAIF_V_WHEELS first, then the folders these machines keep them in. */
-const WHEEL_DIRS = [process.env.RLAIF_V_WHEELS, '/opt/pypi/files', '/opt/wheels'].filter((dir): dir is string => dir !== undefined);
-const VENV = path.join(ROOT, 'node_modules', '.cache', 'rlaif-v-pyenv');
-const PYTHON = path.join(VENV, 'bin', 'python');
-
-async function findWheels(): Promise<string | null> {
-  for (const dir of WHEEL_DIRS) {
-    const names = await readdir(dir).catch(() => [] as string[]);
-    if (names.some((name) => name.startsWith('datasets-')) && names.some((name) => name.startsWith('pyarrow-'))) return dir;
-  }
-  return null;
-}
-
-/** A virtualenv with datasets, pyarrow and pillow, made once and reused; or why it cannot be made. */
-async function pythonWithDatasets(): Promise<{ python: string } | { skip: string }> {
-  const ready = await run(PYTHON, ['-c', 'import datasets, PIL, pyarrow']).then(
-    () => true,
-    () => false,
-  );
-  if (ready) return { python: PYTHON };
-  const system = await run('python3', ['--version']).then(
-    () => true,
-    () => false,
-  );
-  if (!system) return { skip: 'python3 is not installed' };
-  const wheels = await findWheels();
-  if (wheels === null) return { skip: `no wheels of datasets and pyarrow in ${WHEEL_DIRS.join(', ')} (set RLAIF_V_WHEELS)` };
-  try {
-    await run('python3', ['-m', 'venv', '--clear', VENV]);
-    await run(PYTHON, ['-m', 'pip', 'install', '--quiet', '--no-index', '--find-links', wheels, 'datasets', 'pyarrow', 'pillow'], {
-      maxBuffer: 64 * 1024 * 1024,
-    });
-    await access(PYTHON);
-    return { python: PYTHON };
-  } catch (error) {
-    return { skip: `could not install datasets from ${wheels} into a virtualenv: ${(error as Error).message.split('\n')[0] ?? ''}` };
-  }
-}
+import { findWheels, pipInstall, pythonWithDatasets, run } from '../bench/python-env.js';
+import { sampleDir, tempDir } from './fixtures.js';
 
 const CHECK = String.raw`
 import json, sys
@@ -117,8 +74,8 @@ async function installTrl(python: string): Promise<string | null> {
   const wheels = await findWheels();
   if (wheels === null) return 'no wheels on disk';
   try {
-    await run(python, ['-m', 'pip', 'install', '--quiet', '--no-index', '--find-links', wheels, 'transformers', 'tokenizers', 'jinja2']);
-    await run(python, ['-m', 'pip', 'install', '--quiet', '--no-index', '--find-links', wheels, '--no-deps', 'trl']);
+    await pipInstall(wheels, ['transformers', 'tokenizers', 'jinja2']);
+    await pipInstall(wheels, ['trl'], { noDeps: true });
     await run(python, ['-c', 'import trl.data_utils']);
     return null;
   } catch (error) {

@@ -1,0 +1,259 @@
+/**
+ * `rlaif-v bench`: converts one input over a grid of worker counts × batch sizes, each point repeated, in child
+ * processes (so each has its own peak memory), and measures the single-core limit and, when asked, the Python
+ * reference on the same input. Writes bench/results/<timestamp>.json, .md and .svg.
+ */
+import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { availableParallelism, cpus, totalmem } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import sharp from 'sharp';
+import type { ConvertReport } from '../src/convert.js';
+import { makeSample } from '../src/make-sample.js';
+import type { ImageMode } from '../src/types.js';
+import { measureNode, measureProcess } from './measure-process.js';
+import { pythonWithDatasets } from './python-env.js';
+import { renderMarkdown, renderSvg } from './render-results.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const CLI = path.join(ROOT, 'dist', 'src', 'cli.js');
+const LIMIT = path.join(ROOT, 'dist', 'bench', 'single-core-limit.js');
+const REFERENCE = path.join(ROOT, 'bench', 'reference.py');
+
+export interface BenchOptions {
+  /** Input files or directory; default: a generated sample of `rows` rows, cached under bench/.cache. */
+  input?: string;
+  rows?: number;
+  numProcs?: number[];
+  batchSizes?: number[];
+  repeats?: number;
+  images?: ImageMode;
+  quality?: number;
+  /** Also run the Python reference, and this tool with `--images jpeg --quality 75` (the reference's own work). */
+  reference?: boolean;
+  resultsDir?: string;
+  /** The command line, recorded in the results. */
+  command?: string;
+  log?: (line: string) => void;
+}
+
+interface Spread {
+  median: number;
+  min: number;
+  max: number;
+}
+
+export interface BenchRun {
+  seconds: number;
+  rowsPerSecond: number;
+  peakRssMB: number;
+  report: ConvertReport;
+}
+
+export interface BenchPoint {
+  numProc: number;
+  batchSize: number;
+  rowsPerSecond: Spread;
+  mbPerSecond: Spread;
+  peakRssMB: Spread;
+  /** Median over runs of the main thread's busy fraction while converting and writing. */
+  mainThreadBusy: number;
+  /** CPU seconds of everything but the main thread, per worker (median run). */
+  cpuPerWorker: number;
+  /** Seconds per stage of the median run: main-thread read, summed worker image and format time, write. */
+  stages: { read: number; images: number; format: number; write: number };
+  /** rows/s ÷ (workers × single-core limit). */
+  efficiency: number;
+  runs: { seconds: number; rowsPerSecond: number; peakRssMB: number }[];
+}
+
+export interface ModeRun {
+  images: ImageMode;
+  quality: number;
+  numProc: number;
+  batchSize: number;
+  rowsPerSecond: number;
+}
+
+export interface BenchResults {
+  date: string;
+  command: string;
+  machine: { cores: number; cpuModel: string; memoryGB: number; node: string; sharp: string; libvips: string; platform: string };
+  input: { path: string; rows: number; bytes: number; files: number; generated: boolean };
+  options: { images: ImageMode; quality: number; repeats: number; numProcs: number[]; batchSizes: number[] };
+  limit: { images: ImageMode; imagesPerSecond: number };
+  points: BenchPoint[];
+  best: { numProc: number; batchSize: number; rowsPerSecond: number; efficiency: number };
+  scaling: { numProc: number; batchSize: number; ratio: number };
+  modes: ModeRun[];
+  reference: { datasetsVersion: string; runs: { numProc: number; rowsPerSecond: number; seconds: number; peakRssMB: number }[]; best: number; note: string } | null;
+}
+
+function spread(values: number[]): Spread {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  const median = sorted.length % 2 === 1 ? (sorted[middle] ?? 0) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
+  return { median, min: sorted[0] ?? 0, max: sorted.at(-1) ?? 0 };
+}
+
+async function inputBytes(input: string): Promise<{ bytes: number; files: number }> {
+  const info = await stat(input);
+  if (!info.isDirectory()) return { bytes: info.size, files: 1 };
+  const names = (await readdir(input, { recursive: true })).filter((name) => name.endsWith('.parquet'));
+  let bytes = 0;
+  for (const name of names) bytes += (await stat(path.join(input, name))).size;
+  return { bytes, files: names.length };
+}
+
+async function convertOnce(input: string, output: string, args: string[]): Promise<BenchRun> {
+  const run = await measureNode([CLI, 'convert', '--input', input, '--output', output, '--overwrite', '--quiet', '--json', '--max-reject-fraction', '1', ...args]);
+  await rm(output, { recursive: true, force: true });
+  if (run.code !== 0) throw new Error(`convert ${args.join(' ')} exited with ${run.code}: ${run.stderr}`);
+  const report = JSON.parse(run.stdout) as ConvertReport;
+  return { seconds: run.seconds, rowsPerSecond: report.input.rows / run.seconds, peakRssMB: run.peakRss / 1e6, report };
+}
+
+/** Runs the grid (and, if asked, the reference) and writes the results; resolves with them and the files written. */
+export async function runBench(options: BenchOptions = {}): Promise<{ results: BenchResults; files: string[] }> {
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const cores = availableParallelism();
+  const rows = options.rows ?? 2000;
+  const numProcs = options.numProcs ?? Array.from({ length: cores }, (_, index) => index + 1);
+  const batchSizes = options.batchSizes ?? [16, 32, 64, 128, 256];
+  const repeats = options.repeats ?? 3;
+  const images = options.images ?? 'keep';
+  const quality = options.quality ?? (images === 'keep' ? 90 : 75);
+  const cache = path.join(ROOT, 'bench', '.cache');
+  await mkdir(cache, { recursive: true });
+
+  let input = options.input;
+  const generated = input === undefined;
+  if (input === undefined) {
+    input = path.join(cache, `sample-${rows}`);
+    if ((await readdir(input).catch(() => [])).length === 0) {
+      log(`Generating a ${rows}-row sample in ${input}...`);
+      await makeSample({ rows, output: input, files: rows >= 1000 ? 2 : 1 });
+    }
+  }
+  const { bytes, files } = await inputBytes(input);
+  const output = path.join(cache, `bench-out-${process.pid}`);
+
+  log('Measuring the single-core limit...');
+  const limitRun = await measureNode([LIMIT, input, images, String(quality)]);
+  if (limitRun.code !== 0) throw new Error(`the single-core limit loop failed: ${limitRun.stderr}`);
+  const limit = { images, imagesPerSecond: (JSON.parse(limitRun.stdout) as { imagesPerSecond: number }).imagesPerSecond };
+  log(`  ${limit.imagesPerSecond} images/s on one core`);
+
+  const points: BenchPoint[] = [];
+  let inputRows = 0;
+  const total = numProcs.length * batchSizes.length * repeats;
+  let done = 0;
+  for (const numProc of numProcs) {
+    for (const batchSize of batchSizes) {
+      const runs: BenchRun[] = [];
+      for (let repeat = 0; repeat < repeats; repeat++) {
+        const run = await convertOnce(input, output, ['--num-proc', String(numProc), '--writer-batch-size', String(batchSize), '--images', images, '--quality', String(quality)]);
+        runs.push(run);
+        inputRows = run.report.input.rows;
+        done++;
+        log(`[${done}/${total}] --num-proc ${numProc} --writer-batch-size ${batchSize}, run ${repeat + 1}: ${run.rowsPerSecond.toFixed(1)} rows/s, peak ${Math.round(run.peakRssMB)} MB`);
+      }
+      const rates = spread(runs.map((run) => run.rowsPerSecond));
+      const median = [...runs].sort((a, b) => a.rowsPerSecond - b.rowsPerSecond)[runs.length >> 1] ?? runs[0];
+      if (median === undefined) continue;
+      const cpu = median.report.cpu;
+      points.push({
+        numProc,
+        batchSize,
+        rowsPerSecond: rates,
+        mbPerSecond: spread(runs.map((run) => bytes / 1e6 / run.seconds)),
+        peakRssMB: spread(runs.map((run) => run.peakRssMB)),
+        mainThreadBusy: spread(runs.map((run) => run.report.cpu.mainThreadBusy)).median,
+        cpuPerWorker: (cpu.process - (cpu.mainThread ?? 0)) / numProc,
+        stages: {
+          read: median.report.seconds.read,
+          images: median.report.seconds.images,
+          format: median.report.seconds.format,
+          write: median.report.seconds.write,
+        },
+        efficiency: rates.median / (numProc * limit.imagesPerSecond),
+        runs: runs.map((run) => ({ seconds: run.seconds, rowsPerSecond: run.rowsPerSecond, peakRssMB: run.peakRssMB })),
+      });
+    }
+  }
+  const bestPoint = points.reduce((best, point) => (point.rowsPerSecond.median > best.rowsPerSecond.median ? point : best));
+  const best = { numProc: bestPoint.numProc, batchSize: bestPoint.batchSize, rowsPerSecond: bestPoint.rowsPerSecond.median, efficiency: bestPoint.efficiency };
+  const maxProc = Math.max(...numProcs);
+  const rateAt = (numProc: number): number => points.find((point) => point.numProc === numProc && point.batchSize === best.batchSize)?.rowsPerSecond.median ?? 0;
+  const scaling = { numProc: maxProc, batchSize: best.batchSize, ratio: rateAt(1) > 0 ? rateAt(maxProc) / rateAt(1) : 0 };
+
+  const modes: ModeRun[] = [{ images, quality, numProc: best.numProc, batchSize: best.batchSize, rowsPerSecond: best.rowsPerSecond }];
+  let reference: BenchResults['reference'] = null;
+  if (options.reference === true) {
+    if (images !== 'jpeg') {
+      const jpegRuns: number[] = [];
+      for (let repeat = 0; repeat < repeats; repeat++) {
+        const run = await convertOnce(input, output, ['--num-proc', String(best.numProc), '--writer-batch-size', String(best.batchSize), '--images', 'jpeg', '--quality', '75']);
+        jpegRuns.push(run.rowsPerSecond);
+        log(`[jpeg q75] --num-proc ${best.numProc} --writer-batch-size ${best.batchSize}, run ${repeat + 1}: ${run.rowsPerSecond.toFixed(1)} rows/s`);
+      }
+      modes.push({ images: 'jpeg', quality: 75, numProc: best.numProc, batchSize: best.batchSize, rowsPerSecond: spread(jpegRuns).median });
+    }
+    const python = await pythonWithDatasets();
+    if ('skip' in python) {
+      log(`Skipping the Python reference: ${python.skip}`);
+    } else {
+      const runs: NonNullable<BenchResults['reference']>['runs'] = [];
+      let datasetsVersion = '';
+      for (const numProc of [1, ...(cores > 1 ? [cores] : [])]) {
+        const refOutput = path.join(cache, `reference-out-${process.pid}`);
+        await rm(refOutput, { recursive: true, force: true });
+        log(`Running the Python reference with num_proc ${numProc} (this is slow)...`);
+        const run = await measureProcess(python.python, [REFERENCE, '--input', input, '--output', refOutput, '--num-proc', String(numProc), '--flatten-indices']);
+        await rm(refOutput, { recursive: true, force: true });
+        if (run.code !== 0) throw new Error(`the Python reference failed: ${run.stderr.slice(-2000)}`);
+        const result = JSON.parse(run.stdout.trim().split('\n').at(-1) ?? '{}') as { datasets: string; rows: number };
+        datasetsVersion = result.datasets;
+        runs.push({ numProc, rowsPerSecond: result.rows / run.seconds, seconds: run.seconds, peakRssMB: run.peakRss / 1e6 });
+        log(`  reference num_proc ${numProc}: ${(result.rows / run.seconds).toFixed(1)} rows/s, peak ${Math.round(run.peakRss / 1e6)} MB`);
+      }
+      reference = {
+        datasetsVersion,
+        runs,
+        best: Math.max(...runs.map((run) => run.rowsPerSecond)),
+        note: "unmodified, its push step ran out of this machine's 24 GB on 2,000 rows",
+      };
+    }
+  }
+
+  const versions = sharp.versions as { sharp?: string; vips: string };
+  const results: BenchResults = {
+    date: new Date().toISOString(),
+    command: options.command ?? 'rlaif-v bench',
+    machine: {
+      cores,
+      cpuModel: cpus()[0]?.model ?? 'unknown',
+      memoryGB: Math.round(totalmem() / 2 ** 30),
+      node: process.versions.node,
+      sharp: versions.sharp ?? 'unknown',
+      libvips: versions.vips,
+      platform: `${process.platform} ${process.arch}`,
+    },
+    input: { path: input, rows: inputRows, bytes, files, generated },
+    options: { images, quality, repeats, numProcs, batchSizes },
+    limit,
+    points,
+    best,
+    scaling,
+    modes,
+    reference,
+  };
+  const resultsDir = options.resultsDir ?? path.join(ROOT, 'bench', 'results');
+  await mkdir(resultsDir, { recursive: true });
+  const stamp = results.date.replace(/[:.]/g, '-');
+  const written = [path.join(resultsDir, `${stamp}.json`), path.join(resultsDir, `${stamp}.md`), path.join(resultsDir, `${stamp}.svg`)];
+  await writeFile(written[0] ?? '', `${JSON.stringify(results, null, 2)}\n`);
+  await writeFile(written[1] ?? '', renderMarkdown(results));
+  await writeFile(written[2] ?? '', renderSvg(results));
+  return { results, files: written };
+}

@@ -1,0 +1,38 @@
+/**
+ * The limit: the image work no pipeline can avoid, done in a bare loop on one core. Reads every row's image from the
+ * input, then times `prepareImage` on each in turn (sharp with one thread, no cache) and prints one JSON line.
+ *
+ * Usage: node dist/bench/single-core-limit.js <input dir or file> [keep|jpeg|png|webp] [quality]
+ */
+import { openAsBlob } from 'node:fs';
+import sharp from 'sharp';
+import { tableFromIPC } from 'apache-arrow';
+import { ParquetFile } from 'parquet-wasm';
+import { inspectInput } from '../src/inspect-input.js';
+import type { ImageMode } from '../src/types.js';
+import { prepareImage } from '../workers/prepare-image.js';
+
+sharp.concurrency(1);
+sharp.cache(false);
+
+const [input = 'sample', mode = 'keep', quality = '90'] = process.argv.slice(2);
+const plan = await inspectInput([input], { maxRowGroupBytes: 3 * 2 ** 30 });
+const images: Uint8Array[] = [];
+for (const file of plan.files) {
+  const parquet = await ParquetFile.fromFile(await openAsBlob(file.path));
+  for (const group of file.rowGroups) {
+    const table = tableFromIPC((await parquet.read({ rowGroups: [group.index], columns: ['image'] })).intoIPCStream());
+    const bytes = table.getChild('image')?.getChild('bytes');
+    for (let i = 0; i < table.numRows; i++) {
+      const value: unknown = bytes?.get(i);
+      if (value instanceof Uint8Array) images.push(value.slice());
+    }
+  }
+  parquet.free();
+}
+const policy = { mode: mode as ImageMode, quality: Number(quality), maxSide: null, maxPixels: 89_478_485 };
+const started = performance.now();
+let ok = 0;
+for (const image of images) if ((await prepareImage(image, policy)).ok) ok++;
+const seconds = (performance.now() - started) / 1000;
+console.log(JSON.stringify({ images: images.length, ok, seconds: Math.round(seconds * 100) / 100, imagesPerSecond: Math.round((images.length / seconds) * 10) / 10 }));
