@@ -1,4 +1,5 @@
 import 'sharp'; // loaded in the main thread first, as sharp advises for use from worker threads on glibc
+import { randomUUID } from 'node:crypto';
 import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Piscina } from 'piscina';
@@ -34,7 +35,8 @@ export interface ConvertReport {
   input: { files: { path: string; rows: number; bytes: number; rowGroups: number }[]; rows: number; bytes: number };
   output: { dir: string; rows: number; bytes: number; splits: Partial<Record<SplitName, SplitReport>> };
   rejected: { rows: number; fraction: number; byCode: Record<string, number>; file: string | null };
-  images: { kept: number; reencoded: number; bytesIn: number };
+  /** Images kept byte for byte and re-encoded (counted per row), distinct images, and rows whose image was reused. */
+  images: { kept: number; reencoded: number; distinct: number; reused: number; bytesIn: number };
   /** Wall-clock seconds of each stage; `images` and `format` add up the workers' time. */
   seconds: { plan: number; convert: number; read: number; images: number; format: number; write: number; total: number };
   /**
@@ -132,6 +134,7 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
   };
 
   const staging = `${output}.partial-${process.pid}`;
+  const cacheChannel = `rlaif-v-images-${process.pid}-${randomUUID()}`;
   await rm(staging, { recursive: true, force: true });
   await mkdir(path.join(staging, 'data'), { recursive: true });
   const pool = new Piscina<ConvertTask, ConvertResult>({
@@ -145,7 +148,8 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
   let published = false;
   try {
     for (const name of SPLITS) spools[name] = await SplitSpool.open(path.join(staging, `.${name}.spool`));
-    const images = { kept: 0, reencoded: 0, bytesIn: 0 };
+    const images = { kept: 0, reencoded: 0, distinct: 0, reused: 0, bytesIn: 0 };
+    const distinctImages = new Set<string>();
     const workerSeconds = { images: 0, format: 0 };
     let readMs = 0;
     let rowsDone = 0;
@@ -170,6 +174,9 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
       await rejects.write(result.rejects);
       images.kept += result.stats.imagesKept;
       images.reencoded += result.stats.imagesReencoded;
+      images.reused += result.stats.imagesReused;
+      for (const key of result.imageKeys) distinctImages.add(key);
+      images.distinct = distinctImages.size;
       images.bytesIn += result.stats.imageBytesIn;
       workerSeconds.images += result.stats.imageMs / 1000;
       workerSeconds.format += result.stats.formatMs / 1000;
@@ -193,6 +200,7 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
         ipc: batch.ipc,
         testMask: split.testMask.slice(batch.firstRow, batch.firstRow + batch.rows),
         image: options.image,
+        cacheChannel,
       };
       const result = pool.run(task, { transferList: [batch.ipc.buffer as ArrayBuffer] });
       result.catch(() => undefined); // awaited in order by take(); this only silences the early rejection

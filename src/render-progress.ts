@@ -93,7 +93,8 @@ export function summarize(report: ConvertReport): string {
     .join(', ');
   lines.push(`Wrote ${splits} to ${report.output.dir} (${formatBytes(report.output.bytes)}) in ${formatDuration(report.seconds.total)}.`);
   lines.push(
-    `Images: ${report.images.kept.toLocaleString('en-US')} kept as they were, ${report.images.reencoded.toLocaleString('en-US')} re-encoded.`,
+    `Images: ${report.images.kept.toLocaleString('en-US')} kept as they were, ${report.images.reencoded.toLocaleString('en-US')} re-encoded; ` +
+      `${report.images.distinct.toLocaleString('en-US')} distinct, ${report.images.reused.toLocaleString('en-US')} rows reused an image already prepared.`,
   );
   if (report.rejected.rows > 0) {
     const codes = Object.entries(report.rejected.byCode)

@@ -27,6 +27,8 @@ export interface ConvertTask {
   /** One byte per row of the batch: 1 when the row belongs to the test split. */
   testMask: Uint8Array;
   image: ImagePolicy;
+  /** Name of the BroadcastChannel the run's workers share prepared images on (unique per run). */
+  cacheChannel: string;
 }
 
 /** The rows of one split out of one batch, in the output schema. */
@@ -78,6 +80,8 @@ export interface BatchStats {
   imagesKept: number;
   /** Images decoded and re-encoded. */
   imagesReencoded: number;
+  /** Images not prepared again because identical bytes had been (by any worker). */
+  imagesReused: number;
   /** Milliseconds spent decoding, validating and encoding images. */
   imageMs: number;
   /** Milliseconds spent building the conversational rows and their Arrow encoding. */
@@ -94,4 +98,6 @@ export interface ConvertResult {
   test: SplitPart | null;
   rejects: RejectedRow[];
   stats: BatchStats;
+  /** Content keys of the batch's images (rows with image bytes only), so the run can count distinct images. */
+  imageKeys: string[];
 }

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
@@ -74,6 +75,20 @@ describe('convert', () => {
     assert.equal(report.output.rows + report.rejected.rows, total);
     assert.equal(report.rejected.rows, 0);
     assert.ok(report.ok);
+  });
+
+  it('prepares each distinct image once and counts distinct images', async () => {
+    const distinct = new Set<string>();
+    for (const file of await readdir(input)) {
+      const { table } = await readParquet(path.join(input, file));
+      const bytes = table.getChild('image')?.getChild('bytes');
+      for (let i = 0; i < table.numRows; i++) distinct.add(createHash('sha1').update(bytes?.get(i) as Uint8Array).digest('hex'));
+    }
+    assert.ok(distinct.size < report.input.rows, 'the sample repeats images');
+    assert.equal(report.images.distinct, distinct.size);
+    // Two workers may race on the same image; never more than a handful of times in a run this size.
+    assert.ok(report.images.reused >= report.input.rows - distinct.size - 20, `${report.images.reused} reused`);
+    assert.equal(report.images.kept + report.images.reencoded, report.input.rows);
   });
 
   it('writes the exact Arrow schema of trl-lib/rlaif-v, field by field', async () => {

@@ -4,11 +4,20 @@ import { Piscina } from 'piscina';
 import { imagesType, messagesType, outputSchema } from '../src/output-schema.js';
 import { rowNbytes, toConversational, type ConversationalRow } from '../src/to-conversational.js';
 import type { ConvertResult, ConvertTask, RejectedRow, SourceImage, SourceRow, SplitPart } from '../src/types.js';
+import { ImageCache, imageKey } from './image-cache.js';
 import { prepareImage } from './prepare-image.js';
 
 // One libvips thread per worker: parallelism comes from the pool. The cache only helps repeated identical pipelines.
 sharp.concurrency(1);
 sharp.cache(false);
+
+let cache: { channel: string; images: ImageCache } | null = null;
+
+/** This worker's cache of prepared images for the run the task belongs to. */
+function cacheFor(channel: string): ImageCache {
+  if (cache?.channel !== channel) cache = { channel, images: new ImageCache(channel) };
+  return cache.images;
+}
 
 function stringAt(vector: Vector | null, index: number): string | null {
   const value: unknown = vector?.get(index) ?? null;
@@ -83,7 +92,9 @@ export default async function convertBatch(task: ConvertTask): Promise<ConvertRe
   const train: ConversationalRow[] = [];
   const test: ConversationalRow[] = [];
   const rejects: RejectedRow[] = [];
-  const stats = { imagesKept: 0, imagesReencoded: 0, imageMs: 0, formatMs: 0, imageBytesIn: 0 };
+  const stats = { imagesKept: 0, imagesReencoded: 0, imagesReused: 0, imageMs: 0, formatMs: 0, imageBytesIn: 0 };
+  const images = cacheFor(task.cacheChannel);
+  const imageKeys: string[] = [];
 
   for (const [offset, row] of source.entries()) {
     const index = task.firstRow + offset;
@@ -101,7 +112,15 @@ export default async function convertBatch(task: ConvertTask): Promise<ConvertRe
     }
     stats.imageBytesIn += row.image.bytes.byteLength;
     const started = performance.now();
-    const image = await prepareImage(row.image.bytes, task.image);
+    const key = imageKey(row.image.bytes);
+    imageKeys.push(key);
+    let image = images.get(key, row.image.bytes);
+    if (image === undefined) {
+      image = await prepareImage(row.image.bytes, task.image);
+      images.set(key, image);
+    } else {
+      stats.imagesReused++;
+    }
     stats.imageMs += performance.now() - started;
     if (!image.ok) {
       refuse(image.code, image.message);
@@ -124,6 +143,7 @@ export default async function convertBatch(task: ConvertTask): Promise<ConvertRe
     test: encodeSplit(test),
     rejects,
     stats,
+    imageKeys,
   };
   stats.formatMs = performance.now() - started;
   const transfer: ArrayBuffer[] = [];
