@@ -12,9 +12,9 @@ import { packageInfo } from './package-info.js';
 import { planSplit } from './plan-split.js';
 import { readBatches, type SourceBatch } from './read-batches.js';
 import { RejectSink } from './reject-sink.js';
-import { SplitSpool } from './split-spool.js';
 import type { ConvertResult, ConvertTask } from './types.js';
-import { writeSplit, type WrittenShard } from './write-split.js';
+import { rowNbytes, toConversational } from './to-conversational.js';
+import { SplitWriter, type WrittenShard } from './write-split.js';
 
 export type { ConvertOptions } from './convert-options.js';
 
@@ -25,6 +25,8 @@ export interface SplitReport {
   /** Uncompressed bytes, as `datasets` counts them (the card's `num_bytes`). */
   numBytes: number;
   files: WrittenShard[];
+  /** True when the shard layout planned up front did not hold and the shards were cut again at the end. */
+  resharded: boolean;
 }
 
 /** What a run did, written to `report.json` and returned by {@link convert}. */
@@ -98,6 +100,25 @@ async function checkOutput(options: ResolvedConvertOptions): Promise<string> {
   return output;
 }
 
+/** Per-row bytes every output row has besides its texts and image: roles, part types, list and string offsets. */
+const ROW_OVERHEAD = rowNbytes(toConversational('', '', '', { bytes: new Uint8Array(0), path: null }));
+
+/**
+ * A split's writer, with its shards planned from the input's footers: the uncompressed bytes of the columns the output
+ * keeps, shared out by rows, plus each row's fixed overhead.
+ */
+function splitWriter(name: SplitName, rows: number, plan: InputPlan, options: ResolvedConvertOptions, dir: string): SplitWriter {
+  const estimatedNbytes = Math.round((plan.outputBytes * rows) / plan.rows) + rows * ROW_OVERHEAD;
+  return new SplitWriter({
+    split: name,
+    dir,
+    plannedRows: rows,
+    estimatedNbytes,
+    maxShardSize: options.maxShardSize,
+    rowGroupSize: options.rowGroupSize,
+  });
+}
+
 /** Moves the finished staging directory into place, replacing an existing output only now that the new one is whole. */
 async function publish(staging: string, output: string): Promise<void> {
   const old = `${output}.old-${process.pid}`;
@@ -143,11 +164,14 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
     maxThreads: options.numProc,
     idleTimeout: 1000,
   });
-  const spools: Partial<Record<SplitName, SplitSpool>> = {};
+  const writers: Record<SplitName, SplitWriter> = {
+    train: splitWriter('train', split.trainRows, plan, options, staging),
+    test: splitWriter('test', split.testRows, plan, options, staging),
+  };
   const rejects = new RejectSink(staging);
   let published = false;
   try {
-    for (const name of SPLITS) spools[name] = await SplitSpool.open(path.join(staging, `.${name}.spool`));
+    let writeMs = 0;
     const images = { kept: 0, reencoded: 0, distinct: 0, reused: 0, bytesIn: 0 };
     const distinctImages = new Set<string>();
     const workerSeconds = { images: 0, format: 0 };
@@ -169,8 +193,10 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
           { cause: error },
         );
       }
-      if (result.train !== null) await spools.train?.append(result.train);
-      if (result.test !== null) await spools.test?.append(result.test);
+      const writeStarted = performance.now();
+      if (result.train !== null) await writers.train.append(result.train);
+      if (result.test !== null) await writers.test.append(result.test);
+      writeMs += performance.now() - writeStarted;
       await rejects.write(result.rejects);
       images.kept += result.stats.imagesKept;
       images.reencoded += result.stats.imagesReencoded;
@@ -220,34 +246,23 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
 
     const writeStarted = performance.now();
     const splits: Partial<Record<SplitName, SplitReport>> = {};
-    let written = 0;
-    const toWrite = (spools.train?.rows ?? 0) + (spools.test?.rows ?? 0);
+    let rewritten = 0;
+    const toRewrite = writers.train.rows + writers.test.rows;
     for (const name of SPLITS) {
-      const spool = spools[name];
-      if (spool === undefined || spool.rows === 0) continue;
-      const writer = writeSplit(spool, {
-        split: name,
-        dir: staging,
-        maxShardSize: options.maxShardSize,
-        rowGroupSize: options.rowGroupSize,
-      });
+      const finishing = writers[name].finish();
       for (;;) {
-        const step = await writer.next();
+        const step = await finishing.next();
         if (step.done === true) {
-          splits[name] = { rows: spool.rows, numBytes: spool.nbytes, files: step.value };
+          if (step.value.rows > 0) splits[name] = { rows: step.value.rows, numBytes: step.value.nbytes, files: step.value.files, resharded: step.value.resharded };
           break;
         }
-        written += step.value;
+        rewritten += step.value;
         signal?.throwIfAborted();
-        yield { type: 'progress', stage: 'write', done: written, total: toWrite };
+        yield { type: 'progress', stage: 'write', done: rewritten, total: toRewrite };
       }
     }
     await rejects.close();
-    for (const name of SPLITS) {
-      await spools[name]?.close();
-      await rm(path.join(staging, `.${name}.spool`), { force: true });
-    }
-    const writeSeconds = seconds(writeStarted);
+    const writeSeconds = Math.round((writeMs + performance.now() - writeStarted) / 10) / 100;
     const mainThreadBusy = performance.eventLoopUtilization(loopStarted).utilization;
 
     const rowsOut = (splits.train?.rows ?? 0) + (splits.test?.rows ?? 0);
@@ -327,7 +342,7 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
     if (!published) {
       await pool.destroy().catch(() => undefined);
       await rejects.abort().catch(() => undefined);
-      for (const spool of Object.values(spools)) await spool.close().catch(() => undefined);
+      for (const writer of Object.values(writers)) await writer.abort().catch(() => undefined);
       await rm(staging, { recursive: true, force: true });
     }
   }

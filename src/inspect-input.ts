@@ -12,6 +12,8 @@ export interface InputRowGroup {
   rows: number;
   /** Uncompressed bytes of the source columns in this row group: what reading it costs in memory. */
   bytes: number;
+  /** Uncompressed bytes of the columns the output keeps (question, chosen, rejected, image bytes). */
+  outputBytes: number;
 }
 
 export interface InputFile {
@@ -29,6 +31,8 @@ export interface InputPlan {
   rows: number;
   /** Bytes on disk of all input files. */
   bytes: number;
+  /** Uncompressed bytes of the columns the output keeps, over all files: the basis of the shard plan's estimate. */
+  outputBytes: number;
 }
 
 export interface InspectOptions {
@@ -40,6 +44,9 @@ export interface InspectOptions {
 }
 
 const MAGIC = 'PAR1';
+
+/** Leaf columns of the source whose data the output carries. */
+const OUTPUT_SOURCE_COLUMNS = ['question', 'chosen', 'rejected', 'image.bytes'];
 
 /** Every `.parquet` file under `dir`, in path order. */
 async function listParquet(dir: string): Promise<string[]> {
@@ -178,9 +185,12 @@ async function inspectFile(file: string, firstRow: number, options: InspectOptio
     for (let index = 0; index < metadata.numRowGroups(); index++) {
       const group = metadata.rowGroup(index);
       let bytes = 0;
+      let outputBytes = 0;
       for (const column of group.columns()) {
-        const top = column.columnPath()[0];
-        if (top !== undefined && (SOURCE_COLUMNS as readonly string[]).includes(top)) bytes += column.uncompressedSize();
+        const columnPath = column.columnPath().join('.');
+        const top = columnPath.split('.')[0] ?? '';
+        if ((SOURCE_COLUMNS as readonly string[]).includes(top)) bytes += column.uncompressedSize();
+        if (OUTPUT_SOURCE_COLUMNS.includes(columnPath)) outputBytes += column.uncompressedSize();
         column.free();
       }
       const groupRows = group.numRows();
@@ -193,7 +203,7 @@ async function inspectFile(file: string, firstRow: number, options: InspectOptio
           { file },
         );
       }
-      rowGroups.push({ index, rows: groupRows, bytes });
+      rowGroups.push({ index, rows: groupRows, bytes, outputBytes });
       rows += groupRows;
     }
     metadata.free();
@@ -227,12 +237,14 @@ export async function inspectInput(inputs: readonly string[], options: InspectOp
   const files: InputFile[] = [];
   let rows = 0;
   let bytes = 0;
+  let outputBytes = 0;
   for (const file of await expandInputs(inputs)) {
     const inspected = await inspectFile(file, rows, options);
     files.push(inspected);
     rows += inspected.rows;
     bytes += inspected.size;
+    for (const group of inspected.rowGroups) outputBytes += group.outputBytes;
   }
   if (rows === 0) throw new InputError('ERR_INPUT_EMPTY', `The input holds no rows (${files.length} file(s) read).`);
-  return { files, rows, bytes };
+  return { files, rows, bytes, outputBytes };
 }

@@ -119,17 +119,25 @@ function drawImage(random: Random, side: number): DrawnImage {
     noise ^= noise << 5;
     return (noise >>> 0) / 4294967296 - 0.5;
   };
+  const paint = (x: number, y: number, colour: readonly number[], alphaValue: number): void => {
+    const offset = (y * width + x) * channels;
+    const luma = next() * grain;
+    for (let c = 0; c < 3; c++) {
+      const value = (colour[c] as number) + luma + next() * (grain >> 1);
+      pixels[offset + c] = value < 0 ? 0 : value > 255 ? 255 : value;
+    }
+    if (alpha) pixels[offset + 3] = alphaValue;
+  };
+  const background = [0, 0, 0];
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
-      const offset = (y * width + x) * channels;
-      const box = boxes.find((b) => x >= b.x && x < b.x + b.w && y >= b.y && y < b.y + b.h);
-      const luma = next() * grain;
-      for (let c = 0; c < 3; c++) {
-        const background = (base[c] as number) + (slope[c] as number) * (x + y) * 0.5;
-        const value = (box === undefined ? background : (box.colour[c] as number)) + luma + next() * (grain >> 1);
-        pixels[offset + c] = value < 0 ? 0 : value > 255 ? 255 : value;
-      }
-      if (alpha) pixels[offset + 3] = box === undefined ? 255 : 96;
+      for (let c = 0; c < 3; c++) background[c] = (base[c] as number) + (slope[c] as number) * (x + y) * 0.5;
+      paint(x, y, background, 255);
+    }
+  }
+  for (const box of boxes) {
+    for (let y = box.y; y < Math.min(height, box.y + box.h); y++) {
+      for (let x = box.x; x < Math.min(width, box.x + box.w); x++) paint(x, y, box.colour, 96);
     }
   }
   return { pixels, width, height, channels, kind, quality: 80 + randomInt(random, 16) };

@@ -1,10 +1,12 @@
-import { stat } from 'node:fs/promises';
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { openAsBlob } from 'node:fs';
 import path from 'node:path';
-import { tableFromIPC, tableToIPC } from 'apache-arrow';
-import { outputHuggingfaceMetadata } from './output-schema.js';
+import { RecordBatch, Table, tableFromIPC, tableToIPC } from 'apache-arrow';
+import { ParquetFile, type RecordBatch as WasmRecordBatch } from 'parquet-wasm';
+import { outputHuggingfaceMetadata, outputSchema } from './output-schema.js';
 import { ParquetSink } from './parquet-sink.js';
 import { planShards, shardName } from './plan-shards.js';
-import type { SplitSpool } from './split-spool.js';
+import type { SplitPart } from './types.js';
 
 export interface WrittenShard {
   /** Path relative to the dataset directory, `data/train-00000-of-00001.parquet`. */
@@ -14,64 +16,180 @@ export interface WrittenShard {
   size: number;
 }
 
-export interface WriteSplitOptions {
+export interface SplitWriterOptions {
   split: string;
-  /** The dataset directory (files go under `data/`). */
+  /** The dataset directory (shards go under `data/`). */
   dir: string;
+  /** Rows the split is planned to have (before any is rejected). */
+  plannedRows: number;
+  /** Uncompressed bytes the split is expected to have, estimated from the input's footers. */
+  estimatedNbytes: number;
   maxShardSize: number;
   rowGroupSize: number;
 }
 
+export interface WrittenSplit {
+  rows: number;
+  /** Uncompressed size of the rows, as `datasets` counts them. */
+  nbytes: number;
+  files: WrittenShard[];
+  /** Whether the shards had to be cut again at the end because the plan made up front did not hold. */
+  resharded: boolean;
+}
+
 /**
- * Writes a spooled split as parquet shards with the layout `push_to_hub` gives: contiguous shards sized by the split's
- * uncompressed bytes, `rowGroupSize` rows per row group, the `huggingface` features in the footer. Yields the number
- * of rows written as it goes and returns the shards.
+ * Batches read back from parquet by parquet-wasm lose the schema's metadata; the `huggingface` features must go back
+ * into the Arrow schema, or the rewritten shard's ARROW:schema would differ from one written directly.
  */
-export async function* writeSplit(spool: SplitSpool, options: WriteSplitOptions): AsyncGenerator<number, WrittenShard[]> {
-  const plan = planShards(spool.rows, spool.nbytes, options.maxShardSize);
-  const shards: WrittenShard[] = [];
-  const sinkOptions = {
-    rowGroupSize: options.rowGroupSize,
-    metadata: new Map([['huggingface', outputHuggingfaceMetadata]]),
-  };
-  let shard = 0;
-  let sink: ParquetSink | null = null;
-  let left = 0;
+function withOutputSchema(ipc: Uint8Array): Uint8Array {
+  const table = tableFromIPC(ipc);
+  return tableToIPC(new Table(table.batches.map((batch) => new RecordBatch(outputSchema, batch.data))), 'stream');
+}
 
-  const finish = async (): Promise<void> => {
-    if (sink === null) return;
-    const { rows } = await sink.close();
-    const file = path.relative(options.dir, sink.path);
-    shards.push({ file: file.split(path.sep).join('/'), rows, size: (await stat(sink.path)).size });
-    sink = null;
-  };
+/** Writes rows, arriving in order, into contiguous shards of the given row counts. */
+class ShardWriter {
+  readonly #split: string;
+  readonly #dir: string;
+  readonly #plan: number[];
+  readonly #rowGroupSize: number;
+  readonly #shards: WrittenShard[] = [];
+  #sink: ParquetSink | null = null;
+  #shard = 0;
+  #left = 0;
 
-  try {
-    for await (const frame of spool.frames()) {
-      let table = tableFromIPC(frame.ipc);
-      while (table.numRows > 0) {
-        if (sink === null) {
-          const name = shardName(options.split, shard, plan.length);
-          sink = await ParquetSink.open(path.join(options.dir, 'data', name), sinkOptions);
-          left = plan[shard] ?? 0;
-        }
-        const take = Math.min(left, table.numRows);
-        // A frame that goes whole into one shard is written as it came; only shard boundaries cost a re-encode.
-        const whole = take === frame.rows;
-        await sink.write(whole ? frame.ipc : tableToIPC(table.slice(0, take), 'stream'));
-        table = table.slice(take);
-        left -= take;
-        if (left === 0) {
-          await finish();
-          shard++;
-        }
-      }
-      yield frame.rows;
-    }
-    await finish();
-  } catch (error) {
-    await (sink as ParquetSink | null)?.abort();
-    throw error;
+  constructor(split: string, dir: string, plan: number[], rowGroupSize: number) {
+    this.#split = split;
+    this.#dir = dir;
+    this.#plan = plan;
+    this.#rowGroupSize = rowGroupSize;
   }
-  return shards;
+
+  /** Appends an Arrow IPC stream of `rows` rows; cuts it where a shard ends. Rows past the plan go to the last shard. */
+  async write(ipc: Uint8Array, rows: number): Promise<void> {
+    let table = null;
+    let offset = 0;
+    while (offset < rows) {
+      if (this.#sink === null) await this.#openNext();
+      const last = this.#shard === this.#plan.length - 1;
+      const take = last ? rows - offset : Math.min(this.#left, rows - offset);
+      // A frame that goes whole into one shard is written as it came; only shard boundaries cost a re-encode.
+      if (take === rows) {
+        await this.#sink?.write(ipc);
+      } else {
+        table ??= tableFromIPC(ipc);
+        await this.#sink?.write(tableToIPC(table.slice(offset, offset + take), 'stream'));
+      }
+      offset += take;
+      this.#left -= take;
+      if (this.#left <= 0 && !last) await this.#closeCurrent();
+    }
+  }
+
+  async finish(): Promise<WrittenShard[]> {
+    await this.#closeCurrent();
+    return this.#shards;
+  }
+
+  async abort(): Promise<void> {
+    await this.#sink?.abort();
+    this.#sink = null;
+  }
+
+  async #openNext(): Promise<void> {
+    const name = shardName(this.#split, this.#shard, this.#plan.length);
+    await mkdir(path.join(this.#dir, 'data'), { recursive: true });
+    this.#sink = await ParquetSink.open(path.join(this.#dir, 'data', name), {
+      rowGroupSize: this.#rowGroupSize,
+      metadata: new Map([['huggingface', outputHuggingfaceMetadata]]),
+    });
+    this.#left = this.#plan[this.#shard] ?? 0;
+  }
+
+  async #closeCurrent(): Promise<void> {
+    const sink = this.#sink;
+    if (sink === null) return;
+    this.#sink = null;
+    const { rows } = await sink.close();
+    const file = path.relative(this.#dir, sink.path).split(path.sep).join('/');
+    this.#shards.push({ file, rows, size: (await stat(sink.path)).size });
+    this.#shard++;
+  }
+}
+
+/**
+ * Writes one split as parquet shards with the layout `push_to_hub` gives: `floor(bytes / maxShardSize) + 1` contiguous
+ * shards of even row counts, `rowGroupSize` rows per row group, the `huggingface` features in the footer.
+ *
+ * The shard count depends on the split's size, known only at the end; so rows are written as they arrive into shards
+ * planned from the estimate made from the input's footers and the planned row count. When the end shows a different
+ * layout (a row was rejected, or the size crossed a shard boundary the estimate did not), `finish` reads the shards
+ * back and cuts them again. Usually nothing is rewritten.
+ */
+export class SplitWriter {
+  readonly #options: SplitWriterOptions;
+  readonly #plan: number[];
+  readonly #writer: ShardWriter;
+  #rows = 0;
+  #nbytes = 0;
+
+  constructor(options: SplitWriterOptions) {
+    this.#options = options;
+    this.#plan = planShards(options.plannedRows, options.estimatedNbytes, options.maxShardSize);
+    this.#writer = new ShardWriter(options.split, options.dir, this.#plan, options.rowGroupSize);
+  }
+
+  get rows(): number {
+    return this.#rows;
+  }
+
+  async append(part: SplitPart): Promise<void> {
+    this.#rows += part.rows;
+    this.#nbytes += part.nbytes;
+    await this.#writer.write(part.ipc, part.rows);
+  }
+
+  /** Closes the shards; when the plan did not hold, cuts them again, yielding rows rewritten as it goes. */
+  async *finish(): AsyncGenerator<number, WrittenSplit> {
+    const { dir, split, maxShardSize, rowGroupSize } = this.#options;
+    const written = await this.#writer.finish();
+    const plan = planShards(this.#rows, this.#nbytes, maxShardSize);
+    const holds = this.#rows === this.#options.plannedRows && plan.length === this.#plan.length;
+    if (holds || this.#rows === 0) {
+      for (const shard of this.#rows === 0 ? written : []) await rm(path.join(dir, shard.file), { force: true });
+      return { rows: this.#rows, nbytes: this.#nbytes, files: this.#rows === 0 ? [] : written, resharded: false };
+    }
+    const provisional: string[] = [];
+    for (const [index, shard] of written.entries()) {
+      const moved = path.join(dir, `.${split}-provisional-${index}.parquet`);
+      await rename(path.join(dir, shard.file), moved);
+      provisional.push(moved);
+    }
+    const writer = new ShardWriter(split, dir, plan, rowGroupSize);
+    try {
+      for (const file of provisional) {
+        const parquet = await ParquetFile.fromFile(await openAsBlob(file));
+        try {
+          const reader = (await parquet.stream({ batchSize: rowGroupSize })).getReader() as ReadableStreamDefaultReader<WasmRecordBatch>;
+          for (;;) {
+            const next = await reader.read();
+            if (next.done) break;
+            const rows = next.value.numRows;
+            await writer.write(withOutputSchema(next.value.intoIPCStream()), rows);
+            yield rows;
+          }
+        } finally {
+          parquet.free();
+        }
+        await rm(file, { force: true });
+      }
+      return { rows: this.#rows, nbytes: this.#nbytes, files: await writer.finish(), resharded: true };
+    } catch (error) {
+      await writer.abort();
+      throw error;
+    }
+  }
+
+  async abort(): Promise<void> {
+    await this.#writer.abort();
+  }
 }

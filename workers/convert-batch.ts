@@ -1,9 +1,9 @@
 import sharp from 'sharp';
-import { Table, tableFromIPC, tableToIPC, vectorFromArray, type Vector } from 'apache-arrow';
+import { tableFromIPC, type Table, type Vector } from 'apache-arrow';
 import { Piscina } from 'piscina';
-import { imagesType, messagesType, outputSchema } from '../src/output-schema.js';
-import { rowNbytes, toConversational, type ConversationalRow } from '../src/to-conversational.js';
-import type { ConvertResult, ConvertTask, RejectedRow, SourceImage, SourceRow, SplitPart } from '../src/types.js';
+import { toConversational, type ConversationalRow } from '../src/to-conversational.js';
+import { encodeSplit } from './encode-split.js';
+import type { ConvertResult, ConvertTask, RejectedRow, SourceImage, SourceRow } from '../src/types.js';
 import { ImageCache, imageKey } from './image-cache.js';
 import { prepareImage } from './prepare-image.js';
 
@@ -62,19 +62,6 @@ function readRows(table: Table): SourceRow[] {
     });
   }
   return rows;
-}
-
-function encodeSplit(rows: ConversationalRow[]): SplitPart | null {
-  if (rows.length === 0) return null;
-  const table = new Table(outputSchema, {
-    chosen: vectorFromArray(rows.map((row) => row.chosen), messagesType),
-    rejected: vectorFromArray(rows.map((row) => row.rejected), messagesType),
-    prompt: vectorFromArray(rows.map((row) => row.prompt), messagesType),
-    images: vectorFromArray(rows.map((row) => row.images), imagesType),
-  });
-  let nbytes = 0;
-  for (const row of rows) nbytes += rowNbytes(row);
-  return { ipc: tableToIPC(table, 'stream'), rows: rows.length, nbytes };
 }
 
 /** A copy of the row whose image bytes no longer point into the task's shared IPC buffer. */
