@@ -16,7 +16,7 @@ sharp.concurrency(1);
 sharp.cache(false);
 
 const [input = 'sample', mode = 'keep', quality = '90'] = process.argv.slice(2);
-const plan = await inspectInput([input], { maxRowGroupBytes: 3 * 2 ** 30 });
+const plan = await inspectInput([input], { maxRowGroupBytes: 3 * 2 ** 30, streamRowGroupBytes: 3 * 2 ** 30 });
 const images: Uint8Array[] = [];
 for (const file of plan.files) {
   const parquet = await ParquetFile.fromFile(await openAsBlob(file.path));

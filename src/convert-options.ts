@@ -33,6 +33,8 @@ export interface ConvertOptions {
   maxRejectFraction?: number;
   /** Largest input row group that may be loaded (uncompressed bytes of the columns read). Default 1.5 GiB. */
   maxRowGroupBytes?: number | string;
+  /** Input row groups larger than this have their image column read a page at a time. Default 64 MiB. */
+  streamRowGroupBytes?: number | string;
 }
 
 export interface ResolvedConvertOptions {
@@ -47,6 +49,7 @@ export interface ResolvedConvertOptions {
   overwrite: boolean;
   maxRejectFraction: number;
   maxRowGroupBytes: number;
+  streamRowGroupBytes: number;
   /** Rows per output row group: what `datasets` writes for image data. Not an option: it is part of the format. */
   rowGroupSize: number;
 }
@@ -61,6 +64,7 @@ export const DEFAULTS = {
   maxShardSize: 500_000_000,
   maxRejectFraction: 0.001,
   maxRowGroupBytes: 1.5 * 2 ** 30,
+  streamRowGroupBytes: 64 * 2 ** 20,
   rowGroupSize: 100,
 };
 
@@ -127,6 +131,7 @@ export function resolveConvertOptions(options: ConvertOptions): ResolvedConvertO
     overwrite: options.overwrite ?? false,
     maxRejectFraction: fraction(options.maxRejectFraction ?? DEFAULTS.maxRejectFraction, 'maxRejectFraction'),
     maxRowGroupBytes,
+    streamRowGroupBytes: parseSize(options.streamRowGroupBytes ?? DEFAULTS.streamRowGroupBytes, 'streamRowGroupBytes'),
     rowGroupSize: DEFAULTS.rowGroupSize,
   };
 }

@@ -141,7 +141,10 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
   const cpuStarted = { process: processCpuSeconds(), mainThread: threadCpuSeconds() };
   const options = resolveConvertOptions(runOptions);
   const signal = runOptions.signal;
-  const plan: InputPlan = await inspectInput(options.input, { maxRowGroupBytes: options.maxRowGroupBytes });
+  const plan: InputPlan = await inspectInput(options.input, {
+    maxRowGroupBytes: options.maxRowGroupBytes,
+    streamRowGroupBytes: options.streamRowGroupBytes,
+  });
   const output = await checkOutput(options);
   const split = planSplit(plan.rows, options.testSize, options.seed);
   const planSeconds = seconds(started);
@@ -224,13 +227,16 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
         seq: seq++,
         firstRow: batch.firstRow,
         ipc: batch.ipc,
+        images: batch.images,
         testMask: split.testMask.slice(batch.firstRow, batch.firstRow + batch.rows),
         image: options.image,
         cacheChannel,
       };
-      const result = pool.run(task, { transferList: [batch.ipc.buffer as ArrayBuffer] });
+      const transferList = [batch.ipc.buffer as ArrayBuffer];
+      for (const bytes of batch.images?.bytes ?? []) if (bytes !== null) transferList.push(bytes.buffer as ArrayBuffer);
+      const result = pool.run(task, { transferList });
       result.catch(() => undefined); // awaited in order by take(); this only silences the early rejection
-      inFlight.push({ batch: { ...batch, ipc: new Uint8Array(0) }, result });
+      inFlight.push({ batch: { ...batch, ipc: new Uint8Array(0), images: undefined }, result });
       while (inFlight.length >= options.numProc * TASKS_PER_WORKER) {
         await take();
         yield { type: 'progress', stage: 'convert', done: rowsDone, total: plan.rows };

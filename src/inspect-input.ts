@@ -2,7 +2,7 @@ import { open, readdir, stat } from 'node:fs/promises';
 import { openAsBlob } from 'node:fs';
 import path from 'node:path';
 import { DataType, RecordBatchReader, type Field, type Schema } from 'apache-arrow';
-import { ParquetFile } from 'parquet-wasm';
+import { Compression, Encoding, ParquetFile } from 'parquet-wasm';
 import { InputError } from './errors.js';
 import { SOURCE_COLUMNS, SOURCE_STRING_COLUMNS } from './output-schema.js';
 
@@ -14,6 +14,11 @@ export interface InputRowGroup {
   bytes: number;
   /** Uncompressed bytes of the columns the output keeps (question, chosen, rejected, image bytes). */
   outputBytes: number;
+  /**
+   * Whether the image column is read a page at a time (large row groups whose image pages this tool can decode) rather
+   * than loaded whole by parquet-wasm with the rest of the row group.
+   */
+  streamImages: boolean;
 }
 
 export interface InputFile {
@@ -36,6 +41,8 @@ export interface InputPlan {
 }
 
 export interface InspectOptions {
+  /** Row groups larger than this (uncompressed) have their image column read page by page where possible. */
+  streamRowGroupBytes: number;
   /**
    * Largest row group (uncompressed bytes of the columns read) that may be loaded. parquet-wasm loads a whole row
    * group into 32-bit wasm memory, which cannot grow past 4 GiB: a 2.25 GB row group killed the process here.
@@ -44,6 +51,26 @@ export interface InspectOptions {
 }
 
 const MAGIC = 'PAR1';
+
+/** Codecs and encodings the page reader (read-column-pages) decodes; others mean the row group is read whole. */
+const PAGEABLE_CODECS = new Set<Compression>([
+  Compression.UNCOMPRESSED,
+  Compression.SNAPPY,
+  Compression.GZIP,
+  Compression.BROTLI,
+  Compression.LZ4,
+  Compression.ZSTD,
+  Compression.LZ4_RAW,
+]);
+const PAGEABLE_ENCODINGS = new Set<Encoding>([
+  Encoding.PLAIN,
+  Encoding.PLAIN_DICTIONARY,
+  Encoding.RLE,
+  Encoding.BIT_PACKED,
+  Encoding.DELTA_LENGTH_BYTE_ARRAY,
+  Encoding.DELTA_BYTE_ARRAY,
+  Encoding.RLE_DICTIONARY,
+]);
 
 /** Leaf columns of the source whose data the output carries. */
 const OUTPUT_SOURCE_COLUMNS = ['question', 'chosen', 'rejected', 'image.bytes'];
@@ -185,25 +212,34 @@ async function inspectFile(file: string, firstRow: number, options: InspectOptio
     for (let index = 0; index < metadata.numRowGroups(); index++) {
       const group = metadata.rowGroup(index);
       let bytes = 0;
+      let imageBytes = 0;
       let outputBytes = 0;
+      let pageable = true;
       for (const column of group.columns()) {
         const columnPath = column.columnPath().join('.');
         const top = columnPath.split('.')[0] ?? '';
         if ((SOURCE_COLUMNS as readonly string[]).includes(top)) bytes += column.uncompressedSize();
         if (OUTPUT_SOURCE_COLUMNS.includes(columnPath)) outputBytes += column.uncompressedSize();
+        if (top === 'image') {
+          imageBytes += column.uncompressedSize();
+          pageable &&= PAGEABLE_CODECS.has(column.compression()) && column.encodings().every((encoding) => PAGEABLE_ENCODINGS.has(encoding));
+        }
         column.free();
       }
       const groupRows = group.numRows();
       group.free();
-      if (bytes > options.maxRowGroupBytes) {
+      const streamImages = pageable && bytes > options.streamRowGroupBytes;
+      // What must be loaded at once: the whole row group, or without the image column when that is read by pages.
+      const loaded = streamImages ? bytes - imageBytes : bytes;
+      if (loaded > options.maxRowGroupBytes) {
         throw new InputError(
           'ERR_ROW_GROUP_TOO_LARGE',
-          `${file}: row group ${index} holds ${formatBytes(bytes)} uncompressed, over the ${formatBytes(options.maxRowGroupBytes)} ` +
+          `${file}: row group ${index} holds ${formatBytes(loaded)} uncompressed that must be loaded at once, over the ${formatBytes(options.maxRowGroupBytes)} ` +
             'that can be loaded safely. Rewrite the file with smaller row groups (for example pyarrow.parquet.write_table(..., row_group_size=1000)).',
           { file },
         );
       }
-      rowGroups.push({ index, rows: groupRows, bytes, outputBytes });
+      rowGroups.push({ index, rows: groupRows, bytes, outputBytes, streamImages });
       rows += groupRows;
     }
     metadata.free();

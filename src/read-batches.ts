@@ -1,8 +1,12 @@
 import { openAsBlob } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import type { FileMetaData } from 'hyparquet';
 import { ParquetFile, type RecordBatch as WasmRecordBatch } from 'parquet-wasm';
 import { InputError } from './errors.js';
-import type { InputPlan } from './inspect-input.js';
-import { SOURCE_COLUMNS } from './output-schema.js';
+import type { InputFile, InputPlan, InputRowGroup } from './inspect-input.js';
+import { SOURCE_COLUMNS, SOURCE_STRING_COLUMNS } from './output-schema.js';
+import { readColumnPages, readFooter } from './read-column-pages.js';
+import type { SourceImages } from './types.js';
 
 export interface SourceBatch {
   /** Global index of the first row. */
@@ -10,60 +14,132 @@ export interface SourceBatch {
   rows: number;
   /** The source columns as an Arrow IPC stream, in a buffer of its own (safe to transfer). */
   ipc: Uint8Array;
+  /** The images, when read page by page (then `ipc` holds the other columns only). */
+  images?: SourceImages | undefined;
   file: string;
 }
 
+function dataError(file: string, group: number, error: unknown): InputError {
+  return new InputError('ERR_PARQUET_DATA', `${file}: row group ${group} cannot be read (${String(error)}).`, { cause: error, file });
+}
+
+/** Values of one paged column, taken `count` at a time across page boundaries. */
+class PagedValues {
+  readonly #pages: AsyncGenerator<(Uint8Array | string | null)[]>;
+  #page: (Uint8Array | string | null)[] = [];
+  #at = 0;
+
+  constructor(pages: AsyncGenerator<(Uint8Array | string | null)[]>) {
+    this.#pages = pages;
+  }
+
+  async take(count: number): Promise<(Uint8Array | string | null)[]> {
+    const out: (Uint8Array | string | null)[] = [];
+    while (out.length < count) {
+      if (this.#at >= this.#page.length) {
+        const next = await this.#pages.next();
+        if (next.done === true) break;
+        this.#page = next.value;
+        this.#at = 0;
+        continue;
+      }
+      const take = Math.min(count - out.length, this.#page.length - this.#at);
+      out.push(...this.#page.slice(this.#at, this.#at + take));
+      this.#at += take;
+    }
+    return out;
+  }
+}
+
+/** Batches of a row group read by parquet-wasm, whole or without the image column. */
+async function* wasmBatches(parquet: ParquetFile, file: string, group: InputRowGroup, batchSize: number, columns: string[]): AsyncGenerator<WasmRecordBatch> {
+  let stream: ReadableStream<WasmRecordBatch>;
+  try {
+    stream = await parquet.stream({ rowGroups: [group.index], batchSize, columns });
+  } catch (error) {
+    throw dataError(file, group.index, error);
+  }
+  const reader = stream.getReader();
+  for (;;) {
+    let next;
+    try {
+      next = await reader.read();
+    } catch (error) {
+      throw dataError(file, group.index, error);
+    }
+    if (next.done) return;
+    yield next.value;
+  }
+}
+
+async function* readRowGroup(
+  parquet: ParquetFile,
+  input: InputFile,
+  group: InputRowGroup,
+  batchSize: number,
+  paged: { handle: FileHandle; footer: FileMetaData } | null,
+): AsyncGenerator<Omit<SourceBatch, 'firstRow' | 'file'>> {
+  if (paged === null) {
+    for await (const batch of wasmBatches(parquet, input.path, group, batchSize, [...SOURCE_COLUMNS])) {
+      const rows = batch.numRows;
+      // intoIPCStream consumes the wasm batch: its memory is released by the call.
+      yield { rows, ipc: batch.intoIPCStream() };
+    }
+    return;
+  }
+  const bytes = new PagedValues(readColumnPages(paged.handle, paged.footer, group.index, ['image', 'bytes']));
+  const paths = new PagedValues(readColumnPages(paged.handle, paged.footer, group.index, ['image', 'path']));
+  for await (const batch of wasmBatches(parquet, input.path, group, batchSize, [...SOURCE_STRING_COLUMNS])) {
+    const rows = batch.numRows;
+    const ipc = batch.intoIPCStream();
+    let images: SourceImages;
+    try {
+      // Each image gets a buffer of its own (a copy out of its page), so it can be transferred to a worker alone.
+      const imageBytes = (await bytes.take(rows)).map((value) => (value instanceof Uint8Array ? value.slice() : null));
+      const imagePaths = (await paths.take(rows)).map((value) => (typeof value === 'string' ? value : null));
+      images = { bytes: imageBytes, paths: imagePaths };
+    } catch (error) {
+      throw dataError(input.path, group.index, error);
+    }
+    if (images.bytes.length !== rows || images.paths.length !== rows) {
+      throw dataError(input.path, group.index, new Error(`the image column ended after ${images.bytes.length} of ${rows} rows`));
+    }
+    yield { rows, ipc, images };
+  }
+}
+
 /**
- * Reads the planned files in order, one row group at a time (parquet-wasm loads a row group whole, so each is read
- * exactly once), and yields batches of at most `batchSize` rows of the source columns, never crossing a row group.
+ * Reads the planned files in order, one row group at a time, and yields batches of at most `batchSize` rows of the
+ * source columns, never crossing a row group. parquet-wasm loads a row group whole, so each is read exactly once; in
+ * large row groups the image column is read a page at a time instead (see read-column-pages), which keeps memory near
+ * one page however large the row group.
  *
  * @throws {InputError} when a file's data cannot be read although its footer could.
  */
 export async function* readBatches(plan: InputPlan, batchSize: number): AsyncGenerator<SourceBatch> {
   for (const file of plan.files) {
     const parquet = await ParquetFile.fromFile(await openAsBlob(file.path));
+    let paged: { handle: FileHandle; footer: FileMetaData } | null = null;
     try {
       let firstRow = file.firstRow;
       for (const group of file.rowGroups) {
-        let stream: ReadableStream<WasmRecordBatch>;
-        try {
-          stream = await parquet.stream({ rowGroups: [group.index], batchSize, columns: [...SOURCE_COLUMNS] });
-        } catch (error) {
-          throw new InputError('ERR_PARQUET_DATA', `${file.path}: row group ${group.index} cannot be read (${String(error)}).`, {
-            cause: error,
-            file: file.path,
-          });
+        if (group.streamImages && paged === null) {
+          const handle = await open(file.path, 'r');
+          paged = { handle, footer: await readFooter(handle, file.size) };
         }
-        const reader = stream.getReader();
         let read = 0;
-        for (;;) {
-          let next;
-          try {
-            next = await reader.read();
-          } catch (error) {
-            throw new InputError('ERR_PARQUET_DATA', `${file.path}: row group ${group.index} cannot be read (${String(error)}).`, {
-              cause: error,
-              file: file.path,
-            });
-          }
-          if (next.done) break;
-          const rows = next.value.numRows;
-          // intoIPCStream consumes the wasm batch: its memory is released by the call.
-          const ipc = next.value.intoIPCStream();
-          yield { firstRow, rows, ipc, file: file.path };
-          firstRow += rows;
-          read += rows;
+        for await (const batch of readRowGroup(parquet, file, group, batchSize, group.streamImages ? paged : null)) {
+          yield { ...batch, firstRow, file: file.path };
+          firstRow += batch.rows;
+          read += batch.rows;
         }
         if (read !== group.rows) {
-          throw new InputError(
-            'ERR_PARQUET_DATA',
-            `${file.path}: row group ${group.index} yielded ${read} rows but its footer says ${group.rows}.`,
-            { file: file.path },
-          );
+          throw dataError(file.path, group.index, new Error(`it yielded ${read} rows but its footer says ${group.rows}`));
         }
       }
     } finally {
       parquet.free();
+      await paged?.handle.close();
     }
   }
 }

@@ -24,6 +24,11 @@ export interface ConvertTask {
   firstRow: number;
   /** The source rows as an Arrow IPC stream (the source columns only). Transferred, not copied. */
   ipc: Uint8Array;
+  /**
+   * The rows' images, when the image column was read page by page and is not in `ipc`. Each `bytes` array owns its
+   * buffer, which is transferred.
+   */
+  images?: SourceImages | undefined;
   /** One byte per row of the batch: 1 when the row belongs to the test split. */
   testMask: Uint8Array;
   image: ImagePolicy;
@@ -38,6 +43,11 @@ export interface SplitPart {
   rows: number;
   /** Uncompressed size of the rows, computed per row so it does not depend on how rows were batched. */
   nbytes: number;
+}
+
+export interface SourceImages {
+  bytes: (Uint8Array | null)[];
+  paths: (string | null)[];
 }
 
 export interface SourceImage {

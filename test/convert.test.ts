@@ -181,6 +181,16 @@ describe('convert', () => {
     }
   });
 
+  it('gives the same bytes when the image column is read page by page as when row groups are read whole', async () => {
+    const dir = await tempDir();
+    await convert({ input: [input], output: path.join(dir, 'paged'), streamRowGroupBytes: 1 });
+    await convert({ input: [input], output: path.join(dir, 'whole'), streamRowGroupBytes: '100GB' });
+    for (const file of ['README.md', 'data/train-00000-of-00001.parquet', 'data/test-00000-of-00001.parquet']) {
+      assert.ok((await readFile(path.join(dir, 'paged', file))).equals(await readFile(path.join(dir, 'whole', file))), file);
+      assert.ok((await readFile(path.join(output, file))).equals(await readFile(path.join(dir, 'paged', file))), file);
+    }
+  });
+
   it('cuts shards by uncompressed size as push_to_hub does, contiguous and in order', async () => {
     const dir = await tempDir();
     const sharded = path.join(dir, 'sharded');

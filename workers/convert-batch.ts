@@ -3,7 +3,7 @@ import { tableFromIPC, type Table, type Vector } from 'apache-arrow';
 import { Piscina } from 'piscina';
 import { toConversational, type ConversationalRow } from '../src/to-conversational.js';
 import { encodeSplit } from './encode-split.js';
-import type { ConvertResult, ConvertTask, RejectedRow, SourceImage, SourceRow } from '../src/types.js';
+import type { ConvertResult, ConvertTask, RejectedRow, SourceImage, SourceImages, SourceRow } from '../src/types.js';
 import { ImageCache, imageKey } from './image-cache.js';
 import { prepareImage } from './prepare-image.js';
 
@@ -34,7 +34,14 @@ function imageAt(vector: Vector | null, index: number): SourceImage | null {
   };
 }
 
-function readRows(table: Table): SourceRow[] {
+/** An image read page by page: a null struct and a struct with null bytes both read as null bytes here. */
+function pagedImageAt(images: SourceImages, index: number): SourceImage | null {
+  const bytes = images.bytes[index] ?? null;
+  const path = images.paths[index] ?? null;
+  return bytes === null && path === null ? null : { bytes, path };
+}
+
+function readRows(table: Table, images: SourceImages | undefined): SourceRow[] {
   const column = (name: string): Vector | null => table.getChild(name);
   const columns = {
     ds_name: column('ds_name'),
@@ -51,7 +58,7 @@ function readRows(table: Table): SourceRow[] {
   for (let i = 0; i < table.numRows; i++) {
     rows.push({
       ds_name: stringAt(columns.ds_name, i),
-      image: imageAt(columns.image, i),
+      image: images === undefined ? imageAt(columns.image, i) : pagedImageAt(images, i),
       question: stringAt(columns.question, i),
       chosen: stringAt(columns.chosen, i),
       rejected: stringAt(columns.rejected, i),
@@ -75,7 +82,7 @@ function detached(row: SourceRow): SourceRow {
  * them encoded as Arrow IPC per split. Rows that cannot be converted come back as data with a stable code.
  */
 export default async function convertBatch(task: ConvertTask): Promise<ConvertResult> {
-  const source = readRows(tableFromIPC(task.ipc));
+  const source = readRows(tableFromIPC(task.ipc), task.images);
   const train: ConversationalRow[] = [];
   const test: ConversationalRow[] = [];
   const rejects: RejectedRow[] = [];
