@@ -54,6 +54,7 @@ async function runConvert(argv: {
   maxShardSize: string;
   maxRejectFraction: number;
   maxRowGroupBytes: string;
+  imageTimeout: number;
   overwrite: boolean;
   quiet: boolean;
   json: boolean;
@@ -76,6 +77,7 @@ async function runConvert(argv: {
     maxShardSize: argv.maxShardSize,
     maxRejectFraction: argv.maxRejectFraction,
     maxRowGroupBytes: argv.maxRowGroupBytes,
+    imageTimeout: argv.imageTimeout,
     overwrite: argv.overwrite,
     signal: controller.signal,
   })) {
@@ -115,6 +117,7 @@ await yargs(hideBin(process.argv))
         .option('max-shard-size', { type: 'string', default: '500MB', describe: 'Largest uncompressed shard, as datasets counts it' })
         .option('max-reject-fraction', { type: 'number', default: DEFAULTS.maxRejectFraction, describe: 'Exit 1 when more rows than this are rejected' })
         .option('max-row-group-bytes', { type: 'string', default: '1.5GiB', describe: 'Refuse input row groups larger than this (uncompressed), before reading' })
+        .option('image-timeout', { type: 'number', default: DEFAULTS.imageTimeout, describe: 'Seconds one image may take before its worker is stopped and the row retried, then rejected' })
         .option('overwrite', { type: 'boolean', default: false, describe: 'Replace an existing output directory' })
         .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'No progress or summary on stderr' })
         .option('json', { type: 'boolean', default: false, describe: 'Print the report as JSON on stdout' })

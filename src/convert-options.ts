@@ -35,6 +35,11 @@ export interface ConvertOptions {
   maxRowGroupBytes?: number | string;
   /** Input row groups larger than this have their image column read a page at a time. Default 64 MiB. */
   streamRowGroupBytes?: number | string;
+  /**
+   * Seconds one image may take before its worker is stopped and the row retried alone, then rejected
+   * (`image_timeout`). Default 60.
+   */
+  imageTimeout?: number;
 }
 
 export interface ResolvedConvertOptions {
@@ -50,6 +55,7 @@ export interface ResolvedConvertOptions {
   maxRejectFraction: number;
   maxRowGroupBytes: number;
   streamRowGroupBytes: number;
+  imageTimeoutMs: number;
   /** Rows per output row group: what `datasets` writes for image data. Not an option: it is part of the format. */
   rowGroupSize: number;
 }
@@ -65,6 +71,7 @@ export const DEFAULTS = {
   maxRejectFraction: 0.001,
   maxRowGroupBytes: 1.5 * 2 ** 30,
   streamRowGroupBytes: 64 * 2 ** 20,
+  imageTimeout: 60,
   rowGroupSize: 100,
 };
 
@@ -74,6 +81,11 @@ function positiveInteger(value: unknown, name: string): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
     throw invalidOption(name, 'positive integer', value);
   }
+  return value;
+}
+
+function positiveNumber(value: unknown, name: string): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) throw invalidOption(name, 'a positive number', value);
   return value;
 }
 
@@ -132,6 +144,7 @@ export function resolveConvertOptions(options: ConvertOptions): ResolvedConvertO
     maxRejectFraction: fraction(options.maxRejectFraction ?? DEFAULTS.maxRejectFraction, 'maxRejectFraction'),
     maxRowGroupBytes,
     streamRowGroupBytes: parseSize(options.streamRowGroupBytes ?? DEFAULTS.streamRowGroupBytes, 'streamRowGroupBytes'),
+    imageTimeoutMs: positiveNumber(options.imageTimeout ?? DEFAULTS.imageTimeout, 'imageTimeout') * 1000,
     rowGroupSize: DEFAULTS.rowGroupSize,
   };
 }

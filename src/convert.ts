@@ -5,12 +5,13 @@ import path from 'node:path';
 import { Piscina } from 'piscina';
 import { resolveConvertOptions, type ConvertOptions, type ResolvedConvertOptions } from './convert-options.js';
 import { datasetCard } from './dataset-card.js';
-import { AccountingError, OutputError, WorkerError } from './errors.js';
+import { AccountingError, OutputError } from './errors.js';
 import { inspectInput, type InputPlan } from './inspect-input.js';
 import { processCpuSeconds, threadCpuSeconds } from './measure-cpu.js';
 import { packageInfo } from './package-info.js';
 import { planSplit } from './plan-split.js';
 import { readBatches, type SourceBatch } from './read-batches.js';
+import { runBatch, startBatch } from './run-batch.js';
 import { RejectSink } from './reject-sink.js';
 import type { ConvertResult, ConvertTask } from './types.js';
 import { rowNbytes, toConversational } from './to-conversational.js';
@@ -69,6 +70,8 @@ export type ConvertEvent =
 export interface ConvertRunOptions extends ConvertOptions {
   /** Stops the run; everything written so far is removed. */
   signal?: AbortSignal;
+  /** The worker module, instead of the built-in one: for tests that make workers crash or hang. */
+  workerUrl?: URL;
 }
 
 const WORKER_URL = new URL('../workers/convert-batch.js', import.meta.url);
@@ -162,7 +165,7 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
   await rm(staging, { recursive: true, force: true });
   await mkdir(path.join(staging, 'data'), { recursive: true });
   const pool = new Piscina<ConvertTask, ConvertResult>({
-    filename: WORKER_URL.href,
+    filename: (runOptions.workerUrl ?? WORKER_URL).href,
     minThreads: options.numProc,
     maxThreads: options.numProc,
     idleTimeout: 1000,
@@ -184,18 +187,24 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
     // Results are taken in input order from a FIFO of at most TASKS_PER_WORKER × workers tasks: the head is awaited
     // before another batch is read, which bounds memory however slow one batch is.
     const inFlight: { batch: SourceBatch; result: Promise<ConvertResult> }[] = [];
+    const batchOptions = {
+      imageTimeoutMs: options.imageTimeoutMs,
+      task: (batch: SourceBatch): ConvertTask => ({
+        seq: batch.firstRow,
+        firstRow: batch.firstRow,
+        ipc: batch.ipc,
+        images: batch.images,
+        testMask: split.testMask.slice(batch.firstRow, batch.firstRow + batch.rows),
+        image: options.image,
+        cacheChannel,
+      }),
+    };
     const take = async (): Promise<void> => {
       const head = inFlight.shift();
       if (head === undefined) return;
-      let result: ConvertResult;
-      try {
-        result = await head.result;
-      } catch (error) {
-        throw new WorkerError(
-          `A worker failed on rows ${head.batch.firstRow}-${head.batch.firstRow + head.batch.rows - 1} of ${head.batch.file}: ${String(error)}`,
-          { cause: error },
-        );
-      }
+      for (const result of await runBatch(pool, head.batch, batchOptions, head.result)) await collect(result);
+    };
+    const collect = async (result: ConvertResult): Promise<void> => {
       const writeStarted = performance.now();
       if (result.train !== null) await writers.train.append(result.train);
       if (result.test !== null) await writers.test.append(result.test);
@@ -214,7 +223,6 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
 
     const convertStarted = performance.now();
     const loopStarted = performance.eventLoopUtilization();
-    let seq = 0;
     const batches = readBatches(plan, options.writerBatchSize);
     for (;;) {
       const readStarted = performance.now();
@@ -223,20 +231,8 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
       if (next.done === true) break;
       signal?.throwIfAborted();
       const batch = next.value;
-      const task: ConvertTask = {
-        seq: seq++,
-        firstRow: batch.firstRow,
-        ipc: batch.ipc,
-        images: batch.images,
-        testMask: split.testMask.slice(batch.firstRow, batch.firstRow + batch.rows),
-        image: options.image,
-        cacheChannel,
-      };
-      const transferList = [batch.ipc.buffer as ArrayBuffer];
-      for (const bytes of batch.images?.bytes ?? []) if (bytes !== null) transferList.push(bytes.buffer as ArrayBuffer);
-      const result = pool.run(task, { transferList });
-      result.catch(() => undefined); // awaited in order by take(); this only silences the early rejection
-      inFlight.push({ batch: { ...batch, ipc: new Uint8Array(0), images: undefined }, result });
+      // The batch stays here until its result is taken, so it can be sent again if its worker dies.
+      inFlight.push({ batch, result: startBatch(pool, batch, batchOptions) });
       while (inFlight.length >= options.numProc * TASKS_PER_WORKER) {
         await take();
         yield { type: 'progress', stage: 'convert', done: rowsDone, total: plan.rows };

@@ -75,7 +75,9 @@ export type RejectCode =
   | 'unsupported_image'
   | 'corrupt_image'
   | 'image_too_large'
-  | 'missing_text';
+  | 'missing_text'
+  | 'worker_failed'
+  | 'image_timeout';
 
 export interface RejectedRow {
   /** Global row index. */

@@ -1,9 +1,9 @@
 import sharp from 'sharp';
-import { tableFromIPC, type Table, type Vector } from 'apache-arrow';
 import { Piscina } from 'piscina';
 import { toConversational, type ConversationalRow } from '../src/to-conversational.js';
 import { encodeSplit } from './encode-split.js';
-import type { ConvertResult, ConvertTask, RejectedRow, SourceImage, SourceImages, SourceRow } from '../src/types.js';
+import { readSourceRows } from '../src/source-rows.js';
+import type { ConvertResult, ConvertTask, RejectedRow, SourceRow } from '../src/types.js';
 import { ImageCache, imageKey } from './image-cache.js';
 import { prepareImage } from './prepare-image.js';
 
@@ -19,58 +19,6 @@ function cacheFor(channel: string): ImageCache {
   return cache.images;
 }
 
-function stringAt(vector: Vector | null, index: number): string | null {
-  const value: unknown = vector?.get(index) ?? null;
-  return typeof value === 'string' ? value : null;
-}
-
-function imageAt(vector: Vector | null, index: number): SourceImage | null {
-  if (vector === null || !vector.isValid(index)) return null;
-  const bytes: unknown = vector.getChild('bytes')?.get(index) ?? null;
-  const path: unknown = vector.getChild('path')?.get(index) ?? null;
-  return {
-    bytes: bytes instanceof Uint8Array ? bytes : null,
-    path: typeof path === 'string' ? path : null,
-  };
-}
-
-/** An image read page by page: a null struct and a struct with null bytes both read as null bytes here. */
-function pagedImageAt(images: SourceImages, index: number): SourceImage | null {
-  const bytes = images.bytes[index] ?? null;
-  const path = images.paths[index] ?? null;
-  return bytes === null && path === null ? null : { bytes, path };
-}
-
-function readRows(table: Table, images: SourceImages | undefined): SourceRow[] {
-  const column = (name: string): Vector | null => table.getChild(name);
-  const columns = {
-    ds_name: column('ds_name'),
-    image: column('image'),
-    question: column('question'),
-    chosen: column('chosen'),
-    rejected: column('rejected'),
-    origin_dataset: column('origin_dataset'),
-    origin_split: column('origin_split'),
-    idx: column('idx'),
-    image_path: column('image_path'),
-  };
-  const rows: SourceRow[] = [];
-  for (let i = 0; i < table.numRows; i++) {
-    rows.push({
-      ds_name: stringAt(columns.ds_name, i),
-      image: images === undefined ? imageAt(columns.image, i) : pagedImageAt(images, i),
-      question: stringAt(columns.question, i),
-      chosen: stringAt(columns.chosen, i),
-      rejected: stringAt(columns.rejected, i),
-      origin_dataset: stringAt(columns.origin_dataset, i),
-      origin_split: stringAt(columns.origin_split, i),
-      idx: stringAt(columns.idx, i),
-      image_path: stringAt(columns.image_path, i),
-    });
-  }
-  return rows;
-}
-
 /** A copy of the row whose image bytes no longer point into the task's shared IPC buffer. */
 function detached(row: SourceRow): SourceRow {
   if (row.image?.bytes == null) return row;
@@ -82,7 +30,7 @@ function detached(row: SourceRow): SourceRow {
  * them encoded as Arrow IPC per split. Rows that cannot be converted come back as data with a stable code.
  */
 export default async function convertBatch(task: ConvertTask): Promise<ConvertResult> {
-  const source = readRows(tableFromIPC(task.ipc), task.images);
+  const source = readSourceRows(task.ipc, task.images);
   const train: ConversationalRow[] = [];
   const test: ConversationalRow[] = [];
   const rejects: RejectedRow[] = [];

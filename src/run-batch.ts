@@ -1,0 +1,105 @@
+import { tableFromIPC, tableToIPC } from 'apache-arrow';
+import type { Piscina } from 'piscina';
+import type { SourceBatch } from './read-batches.js';
+import { readSourceRows } from './source-rows.js';
+import type { ConvertResult, ConvertTask, RejectCode } from './types.js';
+
+export interface RunBatchOptions {
+  /** Builds the task for a batch (or one row of it). */
+  task: (batch: SourceBatch) => ConvertTask;
+  /** Milliseconds one image may take; a task may take this times its rows before its worker is stopped. */
+  imageTimeoutMs: number;
+}
+
+/** A task's data, copied for the worker, so the batch can be sent again if the worker dies with it. */
+function send(pool: Piscina<ConvertTask, ConvertResult>, batch: SourceBatch, options: RunBatchOptions): Promise<ConvertResult> {
+  const copy: SourceBatch = {
+    ...batch,
+    ipc: batch.ipc.slice(),
+    images:
+      batch.images === undefined
+        ? undefined
+        : { bytes: batch.images.bytes.map((bytes) => bytes?.slice() ?? null), paths: [...batch.images.paths] },
+  };
+  const transferList = [copy.ipc.buffer as ArrayBuffer];
+  for (const bytes of copy.images?.bytes ?? []) if (bytes !== null) transferList.push(bytes.buffer as ArrayBuffer);
+  return pool.run(options.task(copy), { transferList, signal: AbortSignal.timeout(options.imageTimeoutMs * Math.max(1, batch.rows)) });
+}
+
+/** Row `index` of a batch as a batch of its own. */
+function rowOf(batch: SourceBatch, index: number): SourceBatch {
+  const table = tableFromIPC(batch.ipc);
+  return {
+    firstRow: batch.firstRow + index,
+    rows: 1,
+    file: batch.file,
+    ipc: tableToIPC(table.slice(index, index + 1), 'stream'),
+    images:
+      batch.images === undefined
+        ? undefined
+        : { bytes: [batch.images.bytes[index] ?? null], paths: [batch.images.paths[index] ?? null] },
+  };
+}
+
+function describe(error: unknown): { code: RejectCode; message: string } {
+  const timedOut = error instanceof Error && (error.name === 'AbortError' || error.name === 'TimeoutError');
+  return timedOut
+    ? { code: 'image_timeout', message: 'the worker took too long on this row and was stopped (--image-timeout)' }
+    : { code: 'worker_failed', message: `the worker died on this row: ${String(error)}` };
+}
+
+/** The result for a row no worker could convert: the row, rejected, with why. */
+function rejectedRow(row: SourceBatch, seq: number, error: unknown): ConvertResult {
+  const [source] = readSourceRows(row.ipc, row.images);
+  const { code, message } = describe(error);
+  return {
+    seq,
+    rows: 1,
+    train: null,
+    test: null,
+    rejects: source === undefined ? [] : [{ index: row.firstRow, code, message, row: source }],
+    stats: { imagesKept: 0, imagesReencoded: 0, imagesReused: 0, imageMs: 0, formatMs: 0, imageBytesIn: 0 },
+    imageKeys: [],
+  };
+}
+
+/**
+ * Converts one batch in the pool, surviving a worker that crashes or hangs on it: the batch is sent once more (to a
+ * fresh worker: the pool replaces one that died, and stops one that timed out), then row by row, and a row that still
+ * fails is rejected (`worker_failed`, `image_timeout`) while the rest are converted. Resolves with the results in row
+ * order: one for the batch, or one per row after a retry.
+ */
+export async function runBatch(
+  pool: Piscina<ConvertTask, ConvertResult>,
+  batch: SourceBatch,
+  options: RunBatchOptions,
+  first: Promise<ConvertResult>,
+): Promise<ConvertResult[]> {
+  try {
+    return [await first];
+  } catch {
+    // The first try failed: send it again, to whichever fresh worker takes it.
+  }
+  try {
+    return [await send(pool, batch, options)];
+  } catch (error) {
+    if (batch.rows === 1) return [rejectedRow(batch, 0, error)];
+  }
+  const results: ConvertResult[] = [];
+  for (let index = 0; index < batch.rows; index++) {
+    const row = rowOf(batch, index);
+    try {
+      results.push(await send(pool, row, options));
+    } catch (error) {
+      results.push(rejectedRow(row, index, error));
+    }
+  }
+  return results;
+}
+
+/** Sends a batch for its first try; pair with {@link runBatch}, which retries it. */
+export function startBatch(pool: Piscina<ConvertTask, ConvertResult>, batch: SourceBatch, options: RunBatchOptions): Promise<ConvertResult> {
+  const result = send(pool, batch, options);
+  result.catch(() => undefined); // awaited by runBatch; this only silences the early rejection
+  return result;
+}
