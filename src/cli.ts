@@ -55,6 +55,7 @@ async function runConvert(argv: {
   maxRejectFraction: number;
   maxRowGroupBytes: string;
   imageTimeout: number;
+  onBadImage: string;
   overwrite: boolean;
   quiet: boolean;
   json: boolean;
@@ -78,6 +79,7 @@ async function runConvert(argv: {
     maxRejectFraction: argv.maxRejectFraction,
     maxRowGroupBytes: argv.maxRowGroupBytes,
     imageTimeout: argv.imageTimeout,
+    onBadImage: argv.onBadImage as 'skip' | 'fail',
     overwrite: argv.overwrite,
     signal: controller.signal,
   })) {
@@ -117,6 +119,7 @@ await yargs(hideBin(process.argv))
         .option('max-shard-size', { type: 'string', default: '500MB', describe: 'Largest uncompressed shard, as datasets counts it' })
         .option('max-reject-fraction', { type: 'number', default: DEFAULTS.maxRejectFraction, describe: 'Exit 1 when more rows than this are rejected' })
         .option('max-row-group-bytes', { type: 'string', default: '1.5GiB', describe: 'Refuse input row groups larger than this (uncompressed), before reading' })
+        .option('on-bad-image', { type: 'string', choices: ['skip', 'fail'], default: 'skip', describe: 'skip: put rows with a bad image in rejects/ and go on; fail: stop the run' })
         .option('image-timeout', { type: 'number', default: DEFAULTS.imageTimeout, describe: 'Seconds one image may take before its worker is stopped and the row retried, then rejected' })
         .option('overwrite', { type: 'boolean', default: false, describe: 'Replace an existing output directory' })
         .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'No progress or summary on stderr' })

@@ -31,6 +31,8 @@ export interface ConvertOptions {
   overwrite?: boolean;
   /** The run fails (exit code 1) when more than this fraction of rows is rejected. Default 0.001. */
   maxRejectFraction?: number;
+  /** `skip`: a row whose image is bad goes to rejects/ and the run goes on; `fail`: the run stops. Default skip. */
+  onBadImage?: 'skip' | 'fail';
   /** Largest input row group that may be loaded (uncompressed bytes of the columns read). Default 1.5 GiB. */
   maxRowGroupBytes?: number | string;
   /** Input row groups larger than this have their image column read a page at a time. Default 64 MiB. */
@@ -53,6 +55,7 @@ export interface ResolvedConvertOptions {
   maxShardSize: number;
   overwrite: boolean;
   maxRejectFraction: number;
+  onBadImage: 'skip' | 'fail';
   maxRowGroupBytes: number;
   streamRowGroupBytes: number;
   imageTimeoutMs: number;
@@ -87,6 +90,11 @@ function positiveInteger(value: unknown, name: string): number {
 function positiveNumber(value: unknown, name: string): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) throw invalidOption(name, 'a positive number', value);
   return value;
+}
+
+function oneOf<T extends string>(value: unknown, name: string, allowed: readonly T[]): T {
+  if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) throw invalidOption(name, `one of ${allowed.join(', ')}`, value);
+  return value as T;
 }
 
 function fraction(value: unknown, name: string): number {
@@ -142,6 +150,7 @@ export function resolveConvertOptions(options: ConvertOptions): ResolvedConvertO
     maxShardSize: parseSize(options.maxShardSize ?? DEFAULTS.maxShardSize, 'maxShardSize'),
     overwrite: options.overwrite ?? false,
     maxRejectFraction: fraction(options.maxRejectFraction ?? DEFAULTS.maxRejectFraction, 'maxRejectFraction'),
+    onBadImage: oneOf(options.onBadImage ?? 'skip', 'onBadImage', ['skip', 'fail'] as const),
     maxRowGroupBytes,
     streamRowGroupBytes: parseSize(options.streamRowGroupBytes ?? DEFAULTS.streamRowGroupBytes, 'streamRowGroupBytes'),
     imageTimeoutMs: positiveNumber(options.imageTimeout ?? DEFAULTS.imageTimeout, 'imageTimeout') * 1000,

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { Piscina } from 'piscina';
 import { resolveConvertOptions, type ConvertOptions, type ResolvedConvertOptions } from './convert-options.js';
 import { datasetCard } from './dataset-card.js';
-import { AccountingError, OutputError } from './errors.js';
+import { AccountingError, OutputError, RlaifError } from './errors.js';
 import { inspectInput, type InputPlan } from './inspect-input.js';
 import { processCpuSeconds, threadCpuSeconds } from './measure-cpu.js';
 import { packageInfo } from './package-info.js';
@@ -59,6 +59,7 @@ export interface ConvertReport {
     maxPixels: number;
     maxShardSize: number;
     maxRejectFraction: number;
+    onBadImage: string;
   };
 }
 
@@ -80,6 +81,9 @@ const WORKER_URL = new URL('../workers/convert-batch.js', import.meta.url);
 const TASKS_PER_WORKER = 2;
 
 const SPLITS: readonly SplitName[] = ['train', 'test'];
+
+/** Reject codes about a row's text; every other code is about its image (what --on-bad-image decides on). */
+const TEXT_CODES = new Set<string>(['missing_text', 'empty_text']);
 
 function seconds(since: number): number {
   return Math.round((performance.now() - since) / 10) / 100;
@@ -205,6 +209,14 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
       for (const result of await runBatch(pool, head.batch, batchOptions, head.result)) await collect(result);
     };
     const collect = async (result: ConvertResult): Promise<void> => {
+      const badImage = options.onBadImage === 'fail' ? result.rejects.find((row) => !TEXT_CODES.has(row.code)) : undefined;
+      if (badImage !== undefined) {
+        throw new RlaifError(
+          'ERR_BAD_IMAGE',
+          `Row ${badImage.index} (idx ${JSON.stringify(badImage.row.idx)}) has a bad image: ${badImage.code}: ${badImage.message}. ` +
+            'Stopped because of --on-bad-image fail; with --on-bad-image skip such rows go to rejects/ and the run goes on.',
+        );
+      }
       const writeStarted = performance.now();
       if (result.train !== null) await writers.train.append(result.train);
       if (result.test !== null) await writers.test.append(result.test);
@@ -327,6 +339,7 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
         maxPixels: options.image.maxPixels,
         maxShardSize: options.maxShardSize,
         maxRejectFraction: options.maxRejectFraction,
+        onBadImage: options.onBadImage,
       },
     };
     report.seconds.total = seconds(started);

@@ -76,6 +76,7 @@ export type RejectCode =
   | 'corrupt_image'
   | 'image_too_large'
   | 'missing_text'
+  | 'empty_text'
   | 'worker_failed'
   | 'image_timeout';
 

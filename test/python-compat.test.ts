@@ -7,7 +7,9 @@ import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { convert, type ConvertReport } from '../src/convert.js';
 import { findWheels, pipInstall, pythonWithDatasets, run } from '../bench/python-env.js';
-import { sampleDir, tempDir } from './fixtures.js';
+import { imageCases } from '../scripts/bad-corpus.js';
+import { writeSourceFile } from '../src/source-table.js';
+import { sampleDir, sourceRow, tempDir } from './fixtures.js';
 
 const CHECK = String.raw`
 import json, sys
@@ -119,6 +121,24 @@ describe('Python datasets reads the output', () => {
     assert.equal(result.rejected_role, 'assistant');
     assert.equal(result.decoded, report.output.rows);
     assert.equal(report.input.rows, 2000);
+  });
+
+  it('decodes in Pillow every image of a run over the corpus of odd images (kept and normalized alike)', async (t) => {
+    if (python === null) {
+      t.skip(skip);
+      return;
+    }
+    const dir = await tempDir();
+    const rows = (await imageCases())
+      .filter((item) => item.expected.outcome !== 'rejected')
+      .map((item, index) => sourceRow(index, { bytes: item.bytes, path: item.name }));
+    await writeSourceFile(path.join(dir, 'corpus.parquet'), rows);
+    const corpus = await convert({ input: [path.join(dir, 'corpus.parquet')], output: path.join(dir, 'out'), testSize: 1 });
+    assert.equal(corpus.rejected.rows, 0);
+    const { stdout } = await run(python, ['-c', CHECK, path.join(dir, 'out')], { maxBuffer: 16 * 1024 * 1024 });
+    const result = JSON.parse(stdout) as { decoded: number; modes: string[] };
+    assert.equal(result.decoded, rows.length);
+    assert.ok(result.modes.every((mode) => ['RGB', 'RGBA', 'L', 'LA', 'P'].includes(mode)), result.modes.join(' '));
   });
 
   it("TRL's data utilities see conversational rows and render them through a chat template", async (t) => {

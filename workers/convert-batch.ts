@@ -48,6 +48,11 @@ export default async function convertBatch(task: ConvertTask): Promise<ConvertRe
       refuse('missing_text', `${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} null`);
       continue;
     }
+    const empty = (['question', 'chosen', 'rejected'] as const).filter((name) => row[name]?.trim() === '');
+    if (empty.length > 0) {
+      refuse('empty_text', `${empty.join(', ')} ${empty.length === 1 ? 'is' : 'are'} empty`);
+      continue;
+    }
     if (row.image === null || row.image.bytes === null) {
       refuse('missing_image', row.image === null ? 'the image is null' : `the image has no bytes (path ${JSON.stringify(row.image.path)})`);
       continue;
