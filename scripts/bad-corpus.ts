@@ -5,11 +5,14 @@
  * Each image case names what must become of it in `--images keep`: kept byte for byte, re-encoded (and how it must
  * then look), or rejected with a stable code.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { crc32, deflateSync } from 'node:zlib';
 import sharp, { type Sharp } from 'sharp';
-import type { RejectCode } from '../src/types.js';
+import { Field, Int64, Schema, Table, Utf8, tableToIPC, vectorFromArray, type Vector } from 'apache-arrow';
+import { ParquetSink } from '../src/parquet-sink.js';
+import { sourceColumns, writeSourceFile } from '../src/source-table.js';
+import type { RejectCode, SourceRow } from '../src/types.js';
 
 export type Expected =
   | { outcome: 'kept' }
@@ -114,13 +117,105 @@ export async function imageCases(): Promise<ImageCase[]> {
   return cases;
 }
 
-/** Writes the corpus's images to `dir`, one file a case. */
+export interface FileCase {
+  name: string;
+  /** The inputs to convert, in order (a good file first where the case is about one bad file among good ones). */
+  inputs: string[];
+  /** An InputError code and what its message must say, or the rows the input converts to. */
+  expected: { code: string; message: RegExp } | { rows: number };
+  /** Options the case needs, as CLI flags. */
+  flags?: string[];
+}
+
+/** Rows of a small valid source file. */
+async function goodRows(count: number): Promise<SourceRow[]> {
+  const rows: SourceRow[] = [];
+  for (let i = 0; i < count; i++) {
+    rows.push({
+      ds_name: 'RLAIF-V',
+      image: { bytes: await bytesOf(picture(3, 24 + i, 24).jpeg()), path: `${i}.jpg` },
+      question: `What is in picture ${i}?`,
+      chosen: `A good answer about picture ${i}.`,
+      rejected: `A worse answer about picture ${i}.`,
+      origin_dataset: 'VQAv2',
+      origin_split: 'train',
+      idx: String(i),
+      image_path: `images/${i}.jpg`,
+    });
+  }
+  return rows;
+}
+
+/** Writes a table of the given columns (in the given order, any types) as parquet. */
+async function writeColumns(file: string, columns: Record<string, Vector>): Promise<void> {
+  const fields = Object.entries(columns).map(([name, vector]) => new Field(name, vector.type, true));
+  const sink = await ParquetSink.open(file, { rowGroupSize: 100, metadata: new Map() });
+  await sink.write(tableToIPC(new Table(new Schema(fields), columns), 'stream'));
+  await sink.close();
+}
+
+/** Writes every file-level case under `dir` and says what each must give. */
+export async function fileCases(dir: string): Promise<FileCase[]> {
+  await mkdir(dir, { recursive: true });
+  const at = (name: string): string => path.join(dir, name);
+  const rows = await goodRows(5);
+  await writeSourceFile(at('good.parquet'), rows);
+  const good = await readFile(at('good.parquet'));
+
+  await writeFile(at('text.parquet'), 'ds_name,question\nRLAIF-V,what?\n'.repeat(10));
+  await writeFile(at('cut.parquet'), good.subarray(0, good.length - 50));
+  const broken = Buffer.from(good);
+  const footerLength = broken.readUInt32LE(broken.length - 8);
+  broken.fill(0xff, broken.length - 8 - footerLength, broken.length - 8);
+  await writeFile(at('broken-footer.parquet'), broken);
+
+  const noQuestion = sourceColumns(rows);
+  delete noQuestion.question;
+  await writeColumns(at('no-question.parquet'), noQuestion);
+  await writeColumns(at('int-question.parquet'), { ...sourceColumns(rows), question: vectorFromArray(rows.map((_, i) => BigInt(i)), new Int64()) });
+  await writeColumns(at('string-image.parquet'), { ...sourceColumns(rows), image: vectorFromArray(rows.map(() => 'x.jpg'), new Utf8()) });
+  await writeSourceFile(at('empty.parquet'), []);
+  // Another valid file whose schema disagrees with the first: its columns in reverse order, plus two extra ones.
+  const columns = sourceColumns(rows);
+  const reversed = Object.fromEntries(Object.entries(columns).reverse());
+  await writeColumns(at('reordered-extra.parquet'), {
+    extra_text: vectorFromArray(rows.map(() => 'ignored'), new Utf8()),
+    ...reversed,
+    extra_number: vectorFromArray(rows.map((_, i) => BigInt(i)), new Int64()),
+  });
+
+  return [
+    { name: 'a missing file', inputs: [at('good.parquet'), at('nope.parquet')], expected: { code: 'ERR_INPUT_MISSING', message: /nope\.parquet: no such file/ } },
+    { name: 'a file that is not parquet', inputs: [at('good.parquet'), at('text.parquet')], expected: { code: 'ERR_NOT_PARQUET', message: /text\.parquet: not a parquet file/ } },
+    { name: 'a file cut short (its footer is gone)', inputs: [at('cut.parquet')], expected: { code: 'ERR_PARQUET_TRUNCATED', message: /cut\.parquet: the parquet file is truncated/ } },
+    { name: 'a footer that does not parse', inputs: [at('broken-footer.parquet')], expected: { code: 'ERR_PARQUET_FOOTER', message: /broken-footer\.parquet: the parquet footer cannot be read/ } },
+    { name: 'a missing column', inputs: [at('good.parquet'), at('no-question.parquet')], expected: { code: 'ERR_MISSING_COLUMN', message: /no-question\.parquet: missing column question/ } },
+    { name: 'a column of the wrong type', inputs: [at('int-question.parquet')], expected: { code: 'ERR_COLUMN_TYPE', message: /int-question\.parquet: column question is Int64, expected string/ } },
+    {
+      name: 'an image column that is not a datasets Image',
+      inputs: [at('string-image.parquet')],
+      expected: { code: 'ERR_COLUMN_TYPE', message: /string-image\.parquet: column image is Utf8, expected struct<bytes: binary, path: string>/ },
+    },
+    { name: 'no rows at all', inputs: [at('empty.parquet')], expected: { code: 'ERR_INPUT_EMPTY', message: /holds no rows/ } },
+    {
+      name: 'a row group too large to load, refused before reading it',
+      inputs: [at('good.parquet')],
+      expected: { code: 'ERR_ROW_GROUP_TOO_LARGE', message: /good\.parquet: row group 0 holds .* over the 1\.0 KiB/ },
+      flags: ['--max-row-group-bytes', '1KiB'],
+    },
+    { name: 'a file with no rows among files with rows', inputs: [at('good.parquet'), at('empty.parquet')], expected: { rows: 5 } },
+    { name: 'files whose schemas disagree (column order, extra columns)', inputs: [at('good.parquet'), at('reordered-extra.parquet')], expected: { rows: 10 } },
+  ];
+}
+
+/** Writes the corpus to `dir`: the images one file a case, the file cases under files/. */
 async function main(dir: string): Promise<void> {
   await mkdir(dir, { recursive: true });
   for (const item of await imageCases()) {
     if (item.bytes !== null) await writeFile(path.join(dir, `${item.name}.bin`), item.bytes);
   }
-  process.stderr.write(`Wrote the image corpus to ${dir}\n`);
+  await fileCases(path.join(dir, 'files'));
+  process.stderr.write(`Wrote the corpus to ${dir}\n`);
 }
 
 if (process.argv[1] !== undefined && import.meta.url.endsWith(path.basename(process.argv[1]))) await main(process.argv[2] ?? 'bad-corpus');
