@@ -12,6 +12,36 @@ import { readParquet, runCli, sampleDir, sourceRow, tempDir } from './fixtures.j
 import { prepareImage } from '../workers/prepare-image.js';
 import { imageCases } from '../scripts/bad-corpus.js';
 
+/**
+ * The stored pixels of an EXIF-tagged image, turned upright by explicit operations (not by sharp's auto-orientation,
+ * which the code under test uses), then compared with what the tool made of it.
+ */
+async function assertUpright(input: Uint8Array, output: Uint8Array, orientation: number): Promise<void> {
+  const steps: Record<number, { rotate: number; flop: boolean; flip: boolean }> = {
+    2: { rotate: 0, flop: true, flip: false },
+    3: { rotate: 180, flop: false, flip: false },
+    4: { rotate: 0, flop: false, flip: true },
+    5: { rotate: 90, flop: true, flip: false },
+    6: { rotate: 90, flop: false, flip: false },
+    7: { rotate: 270, flop: true, flip: false },
+    8: { rotate: 270, flop: false, flip: false },
+  };
+  const step = steps[orientation];
+  assert.ok(step !== undefined);
+  // Pixels as stored, ignoring the tag (no auto-orientation: sharp only orients when rotate() is called without angle).
+  const stored = await sharp(input).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  let upright = await sharp(stored.data, { raw: stored.info }).rotate(step.rotate).raw().toBuffer({ resolveWithObject: true });
+  if (step.flop || step.flip) {
+    const mirrored = sharp(upright.data, { raw: upright.info });
+    upright = await (step.flop ? mirrored.flop() : mirrored.flip()).raw().toBuffer({ resolveWithObject: true });
+  }
+  const made = await sharp(output).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  assert.deepEqual([made.info.width, made.info.height], [upright.info.width, upright.info.height]);
+  let difference = 0;
+  for (let i = 0; i < made.data.length; i++) difference += Math.abs((made.data[i] ?? 0) - (upright.data[i] ?? 0));
+  assert.ok(difference / made.data.length < 6, `orientation ${orientation}: mean difference ${difference / made.data.length}`);
+}
+
 const keep: ImagePolicy = { mode: 'keep', quality: 90, maxSide: null, maxPixels: 89_478_485 };
 
 describe('every image of the corpus has its defined outcome in keep mode', async () => {
@@ -40,6 +70,8 @@ describe('every image of the corpus has its defined outcome in keep mode', async
       assert.equal(metadata.exif, undefined, 'metadata stripped');
       if (expected.format !== undefined) assert.equal(metadata.format, expected.format);
       else assert.ok(metadata.format === 'jpeg' || metadata.format === 'png');
+      const orientation = /orientation-(\d)$/.exec(item.name)?.[1];
+      if (orientation !== undefined) await assertUpright(item.bytes, result.bytes, Number(orientation));
     });
   }
 });
