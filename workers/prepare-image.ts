@@ -71,6 +71,11 @@ async function reencode(bytes: Uint8Array, metadata: Metadata, policy: ImagePoli
   }
   const grey = metadata.space === 'b-w' && !metadata.isPalette;
   pipeline.toColourspace(grey ? 'b-w' : 'srgb');
+  const quality = policy.mode === 'keep' ? JPEG_KEEP_QUALITY : policy.quality;
+  if (metadata.hasAlpha !== true) {
+    // No alpha channel, so no transparency to look for: decode and encode in one pipeline.
+    return new Uint8Array(await encode(pipeline, policy.mode === 'keep' ? 'jpeg' : policy.mode, quality).toBuffer());
+  }
   const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
   const alpha = info.channels === 2 || info.channels === 4;
   const transparent = alpha && hasTransparency(data, info.channels);
@@ -78,11 +83,13 @@ async function reencode(bytes: Uint8Array, metadata: Metadata, policy: ImagePoli
   if (alpha && !transparent) out = out.removeAlpha();
   const format = policy.mode === 'keep' ? (transparent ? 'png' : 'jpeg') : policy.mode;
   if (format === 'jpeg' && transparent) out = out.flatten({ background: '#ffffff' });
-  const quality = policy.mode === 'keep' ? JPEG_KEEP_QUALITY : policy.quality;
-  if (format === 'png') out = out.png();
-  else if (format === 'webp') out = out.webp({ quality });
-  else out = out.jpeg({ quality });
-  return new Uint8Array(await out.toBuffer());
+  return new Uint8Array(await encode(out, format, quality).toBuffer());
+}
+
+function encode(image: Sharp, format: 'jpeg' | 'png' | 'webp', quality: number): Sharp {
+  if (format === 'png') return image.png();
+  if (format === 'webp') return image.webp({ quality });
+  return image.jpeg({ quality });
 }
 
 /**
