@@ -140,7 +140,9 @@ async function publish(staging: string, output: string): Promise<void> {
  * the report. {@link convert} drains it; the CLI renders it.
  *
  * @throws {OptionError} for a bad option, {@link InputError} for input that cannot be converted (before any work),
- * {@link OutputError} when the output exists or cannot be written, {@link WorkerError} when a worker fails on a batch.
+ * {@link OutputError} when the output exists or cannot be written, {@link RlaifError} `ERR_BAD_IMAGE` at the first
+ * bad image with `onBadImage: 'fail'`. A worker that dies or hangs does not fail the run: its rows are retried and the
+ * culprit rejected.
  * A run that throws leaves no output directory behind.
  */
 export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerator<ConvertEvent, ConvertReport> {

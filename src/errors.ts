@@ -41,14 +41,6 @@ export class OutputError extends RlaifError {
   }
 }
 
-/** A worker failed on a whole batch (not a per-row failure, which is returned as data). */
-export class WorkerError extends RlaifError {
-  constructor(message: string, options: { cause?: unknown } = {}) {
-    super('ERR_WORKER', message, { cause: options.cause, exitCode: 1 });
-    this.name = 'WorkerError';
-  }
-}
-
 /** Rows in did not equal rows out plus rows rejected: a bug, never an input problem. */
 export class AccountingError extends RlaifError {
   constructor(message: string) {

@@ -4,5 +4,5 @@ export type { ConvertEvent, ConvertReport, ConvertRunOptions, SplitReport } from
 export type { ConvertOptions } from './convert-options.js';
 export { makeSample } from './make-sample.js';
 export type { SampleOptions, SampleReport } from './make-sample.js';
-export { AccountingError, InputError, OptionError, OutputError, RlaifError, WorkerError } from './errors.js';
+export { AccountingError, InputError, OptionError, OutputError, RlaifError } from './errors.js';
 export type { ImageMode, ImagePolicy, RejectCode } from './types.js';
