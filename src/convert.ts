@@ -10,7 +10,7 @@ import { inspectInput, type InputPlan } from './inspect-input.js';
 import { processCpuSeconds, threadCpuSeconds } from './measure-cpu.js';
 import { packageInfo } from './package-info.js';
 import { planSplit } from './plan-split.js';
-import { readBatches, type SourceBatch } from './read-batches.js';
+import { readBatches, rereadBatch, type SourceBatch } from './read-batches.js';
 import { runBatch, startBatch } from './run-batch.js';
 import { RejectSink } from './reject-sink.js';
 import type { ConvertResult, ConvertTask } from './types.js';
@@ -195,6 +195,7 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
     const inFlight: { batch: SourceBatch; result: Promise<ConvertResult> }[] = [];
     const batchOptions = {
       imageTimeoutMs: options.imageTimeoutMs,
+      reread: rereadBatch,
       task: (batch: SourceBatch): ConvertTask => ({
         seq: batch.firstRow,
         firstRow: batch.firstRow,
@@ -245,8 +246,9 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
       if (next.done === true) break;
       signal?.throwIfAborted();
       const batch = next.value;
-      // The batch stays here until its result is taken, so it can be sent again if its worker dies.
-      inFlight.push({ batch, result: startBatch(pool, batch, batchOptions) });
+      const result = startBatch(pool, batch, batchOptions);
+      // Only where the batch came from stays here: its data went to the worker, and is read again if that worker dies.
+      inFlight.push({ batch: { ...batch, ipc: new Uint8Array(0), images: undefined }, result });
       while (inFlight.length >= options.numProc * TASKS_PER_WORKER) {
         await take();
         yield { type: 'progress', stage: 'convert', done: rowsDone, total: plan.rows };

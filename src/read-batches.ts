@@ -17,6 +17,16 @@ export interface SourceBatch {
   /** The images, when read page by page (then `ipc` holds the other columns only). */
   images?: SourceImages | undefined;
   file: string;
+  /** Where the batch came from, so it can be read again (see {@link rereadBatch}) rather than kept. */
+  origin: BatchOrigin;
+}
+
+export interface BatchOrigin {
+  file: InputFile;
+  group: InputRowGroup;
+  batchSize: number;
+  /** Position of the batch among its row group's batches. */
+  index: number;
 }
 
 function dataError(file: string, group: number, error: unknown): InputError {
@@ -78,7 +88,7 @@ async function* readRowGroup(
   group: InputRowGroup,
   batchSize: number,
   paged: { handle: FileHandle; footer: FileMetaData } | null,
-): AsyncGenerator<Omit<SourceBatch, 'firstRow' | 'file'>> {
+): AsyncGenerator<Omit<SourceBatch, 'firstRow' | 'file' | 'origin'>> {
   if (paged === null) {
     for await (const batch of wasmBatches(parquet, input.path, group, batchSize, [...SOURCE_COLUMNS])) {
       const rows = batch.numRows;
@@ -128,8 +138,9 @@ export async function* readBatches(plan: InputPlan, batchSize: number): AsyncGen
           paged = { handle, footer: await readFooter(handle, file.size) };
         }
         let read = 0;
+        let index = 0;
         for await (const batch of readRowGroup(parquet, file, group, batchSize, group.streamImages ? paged : null)) {
-          yield { ...batch, firstRow, file: file.path };
+          yield { ...batch, firstRow, file: file.path, origin: { file, group, batchSize, index: index++ } };
           firstRow += batch.rows;
           read += batch.rows;
         }
@@ -141,5 +152,29 @@ export async function* readBatches(plan: InputPlan, batchSize: number): AsyncGen
       parquet.free();
       await paged?.handle.close();
     }
+  }
+}
+
+/**
+ * Reads one batch again from its file, the same rows cut the same way, for a retry after its worker died with it.
+ * Reads its row group up to the batch: slow, but only ever done for a batch that failed.
+ */
+export async function rereadBatch(batch: SourceBatch): Promise<SourceBatch> {
+  const { file, group, batchSize, index } = batch.origin;
+  const parquet = await ParquetFile.fromFile(await openAsBlob(file.path));
+  let paged: { handle: FileHandle; footer: FileMetaData } | null = null;
+  try {
+    if (group.streamImages) {
+      const handle = await open(file.path, 'r');
+      paged = { handle, footer: await readFooter(handle, file.size) };
+    }
+    let position = 0;
+    for await (const again of readRowGroup(parquet, file, group, batchSize, paged)) {
+      if (position++ === index) return { ...again, firstRow: batch.firstRow, file: batch.file, origin: batch.origin };
+    }
+    throw dataError(file.path, group.index, new Error(`batch ${index} is no longer there`));
+  } finally {
+    parquet.free();
+    await paged?.handle.close();
   }
 }

@@ -7,37 +7,32 @@ import type { ConvertResult, ConvertTask, RejectCode } from './types.js';
 export interface RunBatchOptions {
   /** Builds the task for a batch (or one row of it). */
   task: (batch: SourceBatch) => ConvertTask;
+  /** Reads a batch again from its source: its data went to the worker that failed on it. */
+  reread: (batch: SourceBatch) => Promise<SourceBatch>;
   /** Milliseconds one image may take; a task may take this times its rows before its worker is stopped. */
   imageTimeoutMs: number;
 }
 
-/** A task's data, copied for the worker, so the batch can be sent again if the worker dies with it. */
+/** Sends a batch to the pool; its buffers are transferred, so the batch's data is gone from here afterwards. */
 function send(pool: Piscina<ConvertTask, ConvertResult>, batch: SourceBatch, options: RunBatchOptions): Promise<ConvertResult> {
-  const copy: SourceBatch = {
-    ...batch,
-    ipc: batch.ipc.slice(),
-    images:
-      batch.images === undefined
-        ? undefined
-        : { bytes: batch.images.bytes.map((bytes) => bytes?.slice() ?? null), paths: [...batch.images.paths] },
-  };
-  const transferList = [copy.ipc.buffer as ArrayBuffer];
-  for (const bytes of copy.images?.bytes ?? []) if (bytes !== null) transferList.push(bytes.buffer as ArrayBuffer);
-  return pool.run(options.task(copy), { transferList, signal: AbortSignal.timeout(options.imageTimeoutMs * Math.max(1, batch.rows)) });
+  const transferList = [batch.ipc.buffer as ArrayBuffer];
+  for (const bytes of batch.images?.bytes ?? []) if (bytes !== null) transferList.push(bytes.buffer as ArrayBuffer);
+  return pool.run(options.task(batch), { transferList, signal: AbortSignal.timeout(options.imageTimeoutMs * Math.max(1, batch.rows)) });
 }
 
-/** Row `index` of a batch as a batch of its own. */
+/** Row `index` of a batch as a batch of its own (its image copied, so it can be transferred alone). */
 function rowOf(batch: SourceBatch, index: number): SourceBatch {
   const table = tableFromIPC(batch.ipc);
   return {
     firstRow: batch.firstRow + index,
     rows: 1,
     file: batch.file,
+    origin: batch.origin,
     ipc: tableToIPC(table.slice(index, index + 1), 'stream'),
     images:
       batch.images === undefined
         ? undefined
-        : { bytes: [batch.images.bytes[index] ?? null], paths: [batch.images.paths[index] ?? null] },
+        : { bytes: [batch.images.bytes[index]?.slice() ?? null], paths: [batch.images.paths[index] ?? null] },
   };
 }
 
@@ -64,10 +59,11 @@ function rejectedRow(row: SourceBatch, seq: number, error: unknown): ConvertResu
 }
 
 /**
- * Converts one batch in the pool, surviving a worker that crashes or hangs on it: the batch is sent once more (to a
- * fresh worker: the pool replaces one that died, and stops one that timed out), then row by row, and a row that still
- * fails is rejected (`worker_failed`, `image_timeout`) while the rest are converted. Resolves with the results in row
- * order: one for the batch, or one per row after a retry.
+ * Converts one batch in the pool, surviving a worker that crashes or hangs on it: the batch is read again from its
+ * file and sent once more (to a fresh worker: the pool replaces one that died, and stops one that timed out), then row
+ * by row, and a row that still fails is rejected (`worker_failed`, `image_timeout`) while the rest are converted.
+ * Resolves with the results in row order: one for the batch, or one per row after a retry. Nothing of a batch is kept
+ * while its worker has it, so retries cost no memory until they happen.
  */
 export async function runBatch(
   pool: Piscina<ConvertTask, ConvertResult>,
@@ -81,17 +77,19 @@ export async function runBatch(
     // The first try failed: send it again, to whichever fresh worker takes it.
   }
   try {
-    return [await send(pool, batch, options)];
+    return [await send(pool, await options.reread(batch), options)];
   } catch (error) {
-    if (batch.rows === 1) return [rejectedRow(batch, 0, error)];
+    if (batch.rows === 1) return [rejectedRow(await options.reread(batch), 0, error)];
   }
+  const whole = await options.reread(batch);
   const results: ConvertResult[] = [];
   for (let index = 0; index < batch.rows; index++) {
-    const row = rowOf(batch, index);
+    const row = rowOf(whole, index);
+    const kept = rowOf(whole, index); // the copy sent is transferred away; this one stays for the reject
     try {
       results.push(await send(pool, row, options));
     } catch (error) {
-      results.push(rejectedRow(row, index, error));
+      results.push(rejectedRow(kept, index, error));
     }
   }
   return results;

@@ -13,7 +13,7 @@ import { makeSample } from '../src/make-sample.js';
 import type { SourceRow } from '../src/types.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const CLI = path.join(ROOT, 'dist', 'src', 'cli.js');
+export const CLI = path.join(ROOT, 'dist', 'src', 'bin.js');
 
 const made: string[] = [];
 // Registered once, at import, on the file's root: an after() made inside a hook or test would run when that ends.

@@ -32,6 +32,7 @@ describe('a worker that crashes or hangs does not sink the run', () => {
       imageTimeout: 0.5,
       maxRejectFraction: 1,
       workerUrl: FAULTY_WORKER,
+      streamRowGroupBytes: 1, // images read page by page, so a retry reads pages again
     });
   });
 
