@@ -29,7 +29,7 @@ const WIDTH = 48;
 const HEIGHT = 32;
 
 /** A small picture with structure, so that orientation and colour mistakes show. */
-function picture(channels: 3 | 4 = 3, width = WIDTH, height = HEIGHT): Sharp {
+export function picture(channels: 3 | 4 = 3, width = WIDTH, height = HEIGHT): Sharp {
   const pixels = Buffer.alloc(width * height * channels);
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {

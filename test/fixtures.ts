@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import sharp, { type Sharp } from 'sharp';
 import { RecordBatchReader, tableFromIPC, type Schema, type Table } from 'apache-arrow';
 import { ParquetFile } from 'parquet-wasm';
+import { picture } from '../scripts/bad-corpus.js';
 import { makeSample } from '../src/make-sample.js';
 import type { SourceRow } from '../src/types.js';
 
@@ -101,24 +102,14 @@ export function sourceRow(index: number, image: SourceRow['image'], overrides: P
   };
 }
 
-/** A small deterministic RGB image with some structure, encoded by `encode`. */
+/** A small deterministic image with some structure (the corpus's picture), encoded by `encode`. */
 export async function makeImage(
   width: number,
   height: number,
   encode: (image: Sharp) => Sharp = (image) => image.jpeg({ quality: 90 }),
   channels: 3 | 4 = 3,
 ): Promise<Uint8Array> {
-  const pixels = Buffer.alloc(width * height * channels);
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      const offset = (y * width + x) * channels;
-      pixels[offset] = (x * 255) / width;
-      pixels[offset + 1] = (y * 255) / height;
-      pixels[offset + 2] = x < width / 2 ? 40 : 200;
-      if (channels === 4) pixels[offset + 3] = x < width / 4 ? 0 : 255;
-    }
-  }
-  return new Uint8Array(await encode(sharp(pixels, { raw: { width, height, channels } })).toBuffer());
+  return new Uint8Array(await encode(picture(channels, width, height)).toBuffer());
 }
 
 /** Mean absolute difference of two images' pixels (0 = identical), after decoding both to raw RGB. */

@@ -27,9 +27,11 @@ describe('a worker that crashes or hangs does not sink the run', () => {
     faulty = await convert({
       input: [input],
       output: path.join(dir, 'faulty'),
-      writerBatchSize: 16,
+      // Small batches keep the hung batch's timeout (rows x imageTimeout) short while each image gets a generous
+      // 2 s, so a slow machine does not time out a healthy row.
+      writerBatchSize: 4,
       numProc: 2,
-      imageTimeout: 0.5,
+      imageTimeout: 2,
       maxRejectFraction: 1,
       workerUrl: FAULTY_WORKER,
       streamRowGroupBytes: 1, // images read page by page, so a retry reads pages again
