@@ -127,22 +127,26 @@ export interface FileCase {
   flags?: string[];
 }
 
-/** Rows of a small valid source file. */
-async function goodRows(count: number): Promise<SourceRow[]> {
+/** A plain source row around the given image. */
+export function sourceRow(index: number, image: SourceRow['image'], overrides: Partial<SourceRow> = {}): SourceRow {
+  return {
+    ds_name: 'RLAIF-V',
+    image,
+    question: `What is in picture ${index}?`,
+    chosen: `A good answer about picture ${index}.`,
+    rejected: `A worse answer about picture ${index}.`,
+    origin_dataset: 'VQAv2',
+    origin_split: 'train',
+    idx: String(index),
+    image_path: `images/${index}.jpg`,
+    ...overrides,
+  };
+}
+
+/** Rows of a small valid source file, each with a JPEG of its own size. */
+export async function goodRows(count: number): Promise<SourceRow[]> {
   const rows: SourceRow[] = [];
-  for (let i = 0; i < count; i++) {
-    rows.push({
-      ds_name: 'RLAIF-V',
-      image: { bytes: await bytesOf(picture(3, 24 + i, 24).jpeg()), path: `${i}.jpg` },
-      question: `What is in picture ${i}?`,
-      chosen: `A good answer about picture ${i}.`,
-      rejected: `A worse answer about picture ${i}.`,
-      origin_dataset: 'VQAv2',
-      origin_split: 'train',
-      idx: String(i),
-      image_path: `images/${i}.jpg`,
-    });
-  }
+  for (let i = 0; i < count; i++) rows.push(sourceRow(i, { bytes: await bytesOf(picture(3, 24 + i, 24).jpeg()), path: `${i}.jpg` }));
   return rows;
 }
 

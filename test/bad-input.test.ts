@@ -2,18 +2,13 @@ import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import { fileCases } from '../scripts/bad-corpus.js';
+import { fileCases, goodRows } from '../scripts/bad-corpus.js';
 import { convert } from '../src/convert.js';
 import { InputError } from '../src/errors.js';
 import { writeSourceFile } from '../src/source-table.js';
 import type { SourceRow } from '../src/types.js';
-import { makeImage, readJson, readParquet, runCli, sampleDir, sourceRow, tempDir } from './fixtures.js';
+import { makeImage, readJson, readParquet, runCli, sampleDir, tempDir } from './fixtures.js';
 
-async function goodRows(count: number): Promise<SourceRow[]> {
-  const rows: SourceRow[] = [];
-  for (let i = 0; i < count; i++) rows.push(sourceRow(i, { bytes: await makeImage(24 + i, 24), path: `${i}.jpg` }));
-  return rows;
-}
 
 describe('file problems stop the run before any work, exit code 2, naming the file; valid files convert', async () => {
   const dir = await tempDir();

@@ -10,8 +10,9 @@ import sharp, { type Sharp } from 'sharp';
 import { RecordBatchReader, tableFromIPC, type Schema, type Table } from 'apache-arrow';
 import { ParquetFile } from 'parquet-wasm';
 import { picture } from '../scripts/bad-corpus.js';
+
+export { sourceRow } from '../scripts/bad-corpus.js';
 import { makeSample } from '../src/make-sample.js';
-import type { SourceRow } from '../src/types.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CLI = path.join(ROOT, 'dist', 'src', 'bin.js');
@@ -86,21 +87,6 @@ export function runCli(args: string[], options: { env?: NodeJS.ProcessEnv } = {}
   });
 }
 
-/** A plain source row around the given image. */
-export function sourceRow(index: number, image: SourceRow['image'], overrides: Partial<SourceRow> = {}): SourceRow {
-  return {
-    ds_name: 'RLAIF-V',
-    image,
-    question: `What is in picture ${index}?`,
-    chosen: `A good answer about picture ${index}.`,
-    rejected: `A worse answer about picture ${index}.`,
-    origin_dataset: 'VQAv2',
-    origin_split: 'train',
-    idx: String(index),
-    image_path: `images/${index}.jpg`,
-    ...overrides,
-  };
-}
 
 /** A small deterministic image with some structure (the corpus's picture), encoded by `encode`. */
 export async function makeImage(
