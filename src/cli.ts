@@ -9,6 +9,8 @@ import { ProgressRenderer, summarize } from './render-progress.js';
 import { formatBytes } from './inspect-input.js';
 import { packageInfo } from './package-info.js';
 import type { ImageMode } from './types.js';
+import { hubSettings, type HubSettings } from './hub-settings.js';
+import { checkPushAccess, DEFAULT_REPO_ID, pushIter, type PushReport } from './push-dataset.js';
 
 /** Exit codes: 0 done, 1 failed (or too many rows rejected), 2 bad input or usage. */
 const EXIT_USAGE = 2;
@@ -39,8 +41,38 @@ function parseTestSize(value: unknown): number {
   return parsed;
 }
 
+/** Uploads a dataset directory, drawing progress; resolves with the report. */
+async function runPush(dir: string, repoId: string, isPrivate: boolean, settings: HubSettings, quiet: boolean, signal: AbortSignal): Promise<PushReport> {
+  const renderer = quiet ? null : new ProgressRenderer({ stream: process.stderr });
+  let report: PushReport | undefined;
+  for await (const event of pushIter({ dir, repoId, private: isPrivate, settings, signal })) {
+    renderer?.render(event);
+    if (event.type === 'pushed') report = event.report;
+  }
+  if (report === undefined) throw new Error('the push ended without a report');
+  if (!quiet) {
+    process.stderr.write(
+      `Pushed to ${report.url}: ${report.uploaded.length} shard(s) committed, ${report.skipped.length} already there` +
+        `${report.deleted.length > 0 ? `, ${report.deleted.length} old shard(s) removed` : ''}; ${report.commits.length} commit(s).\n`,
+    );
+  }
+  return report;
+}
+
+function interruptible(): AbortController {
+  const controller = new AbortController();
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => controller.abort());
+  return controller;
+}
+
 async function runConvert(argv: {
-  input: string[];
+  input: string[] | undefined;
+  dataset: string | undefined;
+  revision: string | undefined;
+  pushToHub: boolean;
+  repoId: string;
+  private: boolean;
+  token: string | undefined;
   output: string;
   numProc: number | undefined;
   writerBatchSize: number;
@@ -59,12 +91,17 @@ async function runConvert(argv: {
   quiet: boolean;
   json: boolean;
 }): Promise<void> {
-  const controller = new AbortController();
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => controller.abort());
+  const controller = interruptible();
+  const local = argv.input !== undefined && argv.input.length > 0;
+  // Local input without a push never touches the Hub, nor reads its token.
+  const settings = local && !argv.pushToHub ? undefined : await hubSettings({ token: argv.token });
+  // A push at the end needs a token the Hub accepts: find out now, not after hours of conversion.
+  if (argv.pushToHub && settings !== undefined) await checkPushAccess(settings, argv.repoId);
   const renderer = argv.quiet ? null : new ProgressRenderer({ stream: process.stderr });
   let report: ConvertReport | undefined;
   for await (const event of convertIter({
-    input: argv.input,
+    ...(local ? { input: argv.input } : { dataset: argv.dataset, revision: argv.revision }),
+    ...(settings === undefined ? {} : { hub: settings }),
     output: argv.output,
     numProc: argv.numProc,
     writerBatchSize: argv.writerBatchSize,
@@ -94,7 +131,10 @@ async function runConvert(argv: {
         `${argv.maxRejectFraction}. The output is complete without them; see ${report.rejected.file ?? 'rejects/'} for why.\n`,
     );
     process.exitCode = 1;
+    if (argv.pushToHub) process.stderr.write('rlaif-v: not pushed, because of the rejected rows. Check them, then run `rlaif-v push` if the output is fine.\n');
+    return;
   }
+  if (argv.pushToHub && settings !== undefined) await runPush(report.output.dir, argv.repoId, argv.private, settings, argv.quiet, controller.signal);
 }
 
 await yargs(hideBin(process.argv))
@@ -105,7 +145,13 @@ await yargs(hideBin(process.argv))
     'Convert source parquet files to a dataset directory that datasets.load_dataset and TRL read',
     (y) =>
       y
-        .option('input', { alias: 'i', type: 'string', array: true, demandOption: true, describe: 'Parquet files or directories of them' })
+        .option('input', { alias: 'i', type: 'string', array: true, describe: 'Parquet files or directories of them (default: download --dataset)' })
+        .option('dataset', { type: 'string', describe: `A dataset on the Hub to download and convert (default when no --input: ${DEFAULTS.dataset})`, conflicts: 'input' })
+        .option('revision', { type: 'string', describe: 'Branch, tag or commit of --dataset (default main)' })
+        .option('push-to-hub', { type: 'boolean', default: false, describe: 'Push the output to the Hub when done (needs a token: hf auth login, HF_TOKEN or --token)' })
+        .option('repo-id', { type: 'string', default: DEFAULT_REPO_ID, describe: 'Dataset repo to push to' })
+        .option('private', { type: 'boolean', default: false, describe: 'Create the repo private, if it does not exist' })
+        .option('token', { type: 'string', describe: 'Hugging Face token (default: HF_TOKEN, else the token file of hf auth login)' })
         .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'Dataset directory to write' })
         .option('num-proc', { type: 'number', describe: 'Worker threads (default: the available cores)' })
         .option('writer-batch-size', { type: 'number', default: DEFAULTS.writerBatchSize, describe: 'Rows per task sent to a worker; does not change the output' })
@@ -123,10 +169,30 @@ await yargs(hideBin(process.argv))
         .option('overwrite', { type: 'boolean', default: false, describe: 'Replace an existing output directory' })
         .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'No progress or summary on stderr' })
         .option('json', { type: 'boolean', default: false, describe: 'Print the report as JSON on stdout' })
+        .example('$0 convert --output rlaif-v', 'Download openbmb/RLAIF-V-Dataset into the Hugging Face cache and convert it')
+        .example('$0 convert --output rlaif-v --push-to-hub --repo-id me/rlaif-v', 'The same, then push the result to the Hub')
         .example('$0 convert --input RLAIF-V-Dataset/ --output rlaif-v', 'Convert a local copy of the source')
         .example('$0 convert -i sample -o out --num-proc 2 --seed 7 --test-size 0.05', 'A 5% test split with another seed'),
     async (argv) => {
       await runConvert(argv as unknown as Parameters<typeof runConvert>[0]);
+    },
+  )
+  .command(
+    'push <dir>',
+    'Push a converted dataset directory to a dataset repo on the Hub (resumes an interrupted push)',
+    (y) =>
+      y
+        .positional('dir', { type: 'string', demandOption: true, describe: 'An output directory of convert' })
+        .option('repo-id', { type: 'string', default: DEFAULT_REPO_ID, describe: 'Dataset repo to push to (created if missing)' })
+        .option('private', { type: 'boolean', default: false, describe: 'Create the repo private, if it does not exist' })
+        .option('token', { type: 'string', describe: 'Hugging Face token (default: HF_TOKEN, else the token file of hf auth login)' })
+        .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'No progress on stderr' })
+        .option('json', { type: 'boolean', default: false, describe: 'Print the push report as JSON on stdout' })
+        .example('$0 push rlaif-v --repo-id me/rlaif-v', 'Upload data/*.parquet, then README.md'),
+    async (argv) => {
+      const settings = await hubSettings({ token: argv.token });
+      const report = await runPush(argv.dir, argv.repoId, argv.private, settings, argv.quiet, interruptible().signal);
+      if (argv.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
     },
   )
   .command(
@@ -201,7 +267,7 @@ await yargs(hideBin(process.argv))
       );
     },
   )
-  .demandCommand(1, 'Name a command: convert, sample or bench.')
+  .demandCommand(1, 'Name a command: convert, push, sample or bench.')
   .strict()
   .version(packageInfo.version)
   .help()

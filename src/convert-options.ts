@@ -6,7 +6,15 @@ import type { ImageMode, ImagePolicy } from './types.js';
 /** What `convert` takes. Only `input` and `output` are required. */
 export interface ConvertOptions {
   /** Parquet files or directories of them, read in the order given (directories in path order). */
-  input: string[];
+  input?: string[];
+  /**
+   * A dataset on the Hugging Face Hub to convert instead of `input`: its parquet files are downloaded into the
+   * Hugging Face cache (reusing what is there) while conversion runs. Default, when `input` is empty:
+   * `openbmb/RLAIF-V-Dataset`.
+   */
+  dataset?: string;
+  /** Branch, tag or commit of `dataset`. Default `main`. */
+  revision?: string;
   /** The dataset directory to write. */
   output: string;
   /** Worker threads. Default: the available cores. */
@@ -46,6 +54,8 @@ export interface ConvertOptions {
 
 export interface ResolvedConvertOptions {
   input: string[];
+  /** The Hub dataset to read, when `input` is empty. */
+  dataset: { repo: string; revision: string } | null;
   output: string;
   numProc: number;
   writerBatchSize: number;
@@ -64,6 +74,8 @@ export interface ResolvedConvertOptions {
 }
 
 export const DEFAULTS = {
+  dataset: 'openbmb/RLAIF-V-Dataset',
+  revision: 'main',
   writerBatchSize: 128,
   testSize: 0.01,
   seed: 42,
@@ -110,8 +122,22 @@ function fraction(value: unknown, name: string): number {
  * @throws {OptionError} naming the option, what was expected and what was received.
  */
 export function resolveConvertOptions(options: ConvertOptions): ResolvedConvertOptions {
-  if (!Array.isArray(options.input) || options.input.some((item) => typeof item !== 'string' || item === '')) {
+  const input = options.input ?? [];
+  if (!Array.isArray(input) || input.some((item) => typeof item !== 'string' || item === '')) {
     throw invalidOption('input', 'a list of file or directory paths', options.input);
+  }
+  if (input.length > 0 && options.dataset !== undefined) {
+    throw new OptionError('Give input (local files) or dataset (a dataset on the Hub), not both');
+  }
+  let dataset: ResolvedConvertOptions['dataset'] = null;
+  if (input.length === 0) {
+    const repo = options.dataset ?? DEFAULTS.dataset;
+    if (typeof repo !== 'string' || !/^([\w.-]+\/)?[\w.-]+$/.test(repo)) throw invalidOption('dataset', 'a Hub dataset id such as openbmb/RLAIF-V-Dataset', repo);
+    const revision = options.revision ?? DEFAULTS.revision;
+    if (typeof revision !== 'string' || revision === '' || revision.includes('..')) throw invalidOption('revision', 'a branch, tag or commit', revision);
+    dataset = { repo, revision };
+  } else if (options.revision !== undefined) {
+    throw new OptionError('revision applies to dataset (a dataset on the Hub), not to local input');
   }
   if (typeof options.output !== 'string' || options.output === '') {
     throw invalidOption('output', 'a directory path', options.output);
@@ -135,7 +161,8 @@ export function resolveConvertOptions(options: ConvertOptions): ResolvedConvertO
     throw new OptionError('maxRowGroupBytes must be at most 3 GiB: parquet-wasm cannot address more than 4 GiB of memory');
   }
   return {
-    input: options.input,
+    input,
+    dataset,
     output: options.output,
     numProc: positiveInteger(options.numProc ?? availableParallelism(), 'numProc'),
     writerBatchSize: positiveInteger(options.writerBatchSize ?? DEFAULTS.writerBatchSize, 'writerBatchSize'),

@@ -1,12 +1,15 @@
 import 'sharp'; // loaded in the main thread first, as sharp advises for use from worker threads on glibc
 import { randomUUID } from 'node:crypto';
+import { openAsBlob } from 'node:fs';
 import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Piscina } from 'piscina';
 import { resolveConvertOptions, type ConvertOptions, type ResolvedConvertOptions } from './convert-options.js';
 import { datasetCard } from './dataset-card.js';
 import { AccountingError, OutputError, RlaifError } from './errors.js';
-import { inspectInput, type InputPlan } from './inspect-input.js';
+import { DatasetDownloads, remoteBlob, resolveDataset, type DatasetSource, type DownloadEvent } from './download-dataset.js';
+import { hubSettings, type HubSettings } from './hub-settings.js';
+import { inspectInput, inspectSources, type InputPlan, type InputSource } from './inspect-input.js';
 import { processCpuSeconds, threadCpuSeconds } from './measure-cpu.js';
 import { packageInfo } from './package-info.js';
 import { planSplit } from './plan-split.js';
@@ -35,7 +38,13 @@ export interface ConvertReport {
   tool: { name: string; version: string };
   /** False when more rows were rejected than `maxRejectFraction` allows. */
   ok: boolean;
-  input: { files: { path: string; rows: number; bytes: number; rowGroups: number }[]; rows: number; bytes: number };
+  input: {
+    /** The Hub dataset read, when the input came from the Hub. */
+    dataset?: { repo: string; revision: string; commit: string; filesDownloaded: number };
+    files: { path: string; rows: number; bytes: number; rowGroups: number }[];
+    rows: number;
+    bytes: number;
+  };
   output: { dir: string; rows: number; bytes: number; splits: Partial<Record<SplitName, SplitReport>> };
   rejected: { rows: number; fraction: number; byCode: Record<string, number>; file: string | null };
   /** Images kept byte for byte and re-encoded (counted per row), distinct images, and rows whose image was reused. */
@@ -64,6 +73,8 @@ export interface ConvertReport {
 }
 
 export type ConvertEvent =
+  | { type: 'source'; repo: string; revision: string; commit: string; files: number; cachedFiles: number; bytes: number; cachedBytes: number }
+  | DownloadEvent
   | { type: 'planned'; files: number; rows: number; trainRows: number; testRows: number; workers: number }
   | { type: 'progress'; stage: 'convert' | 'write'; done: number; total: number }
   | { type: 'done'; report: ConvertReport };
@@ -73,6 +84,8 @@ export interface ConvertRunOptions extends ConvertOptions {
   signal?: AbortSignal;
   /** The worker module, instead of the built-in one: for tests that make workers crash or hang. */
   workerUrl?: URL;
+  /** Where the Hub is, the token and the cache, for `dataset`. Default: read from the environment ({@link hubSettings}). */
+  hub?: HubSettings;
 }
 
 const WORKER_URL = new URL('../workers/convert-batch.js', import.meta.url);
@@ -126,6 +139,15 @@ function splitWriter(name: SplitName, rows: number, plan: InputPlan, options: Re
   });
 }
 
+/** The dataset's files for planning: footers of cached files read from disk, of the others from the Hub. */
+async function* hubSources(source: DatasetSource, settings: HubSettings): AsyncGenerator<InputSource> {
+  for (const file of source.files) {
+    const name = `${source.repo}/${file.path}`;
+    const blob = file.cached ? await openAsBlob(file.blobPath) : await remoteBlob(source, file, settings);
+    yield { name, path: file.localPath, blob };
+  }
+}
+
 /** Moves the finished staging directory into place, replacing an existing output only now that the new one is whole. */
 async function publish(staging: string, output: string): Promise<void> {
   const old = `${output}.old-${process.pid}`;
@@ -150,10 +172,38 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
   const cpuStarted = { process: processCpuSeconds(), mainThread: threadCpuSeconds() };
   const options = resolveConvertOptions(runOptions);
   const signal = runOptions.signal;
-  const plan: InputPlan = await inspectInput(options.input, {
-    maxRowGroupBytes: options.maxRowGroupBytes,
-    streamRowGroupBytes: options.streamRowGroupBytes,
-  });
+  const inspectOptions = { maxRowGroupBytes: options.maxRowGroupBytes, streamRowGroupBytes: options.streamRowGroupBytes };
+  let downloads: DatasetDownloads | null = null;
+  let source: DatasetSource | null = null;
+  let plan: InputPlan;
+  if (options.dataset === null) {
+    plan = await inspectInput(options.input, inspectOptions);
+  } else {
+    await checkOutput(options);
+    const settings = runOptions.hub ?? (await hubSettings());
+    source = await resolveDataset({ repo: options.dataset.repo, revision: options.dataset.revision, settings });
+    const cached = source.files.filter((file) => file.cached);
+    yield {
+      type: 'source',
+      repo: source.repo,
+      revision: source.revision,
+      commit: source.commit,
+      files: source.files.length,
+      cachedFiles: cached.length,
+      bytes: source.files.reduce((sum, file) => sum + file.size, 0),
+      cachedBytes: cached.reduce((sum, file) => sum + file.size, 0),
+    };
+    downloads = new DatasetDownloads(source, settings, signal);
+    try {
+      plan = await inspectSources(hubSources(source, settings), inspectOptions);
+    } catch (error) {
+      downloads.abort();
+      throw error;
+    }
+    const started = downloads;
+    const files = plan.files;
+    plan.ready = (file) => started.ready(files.indexOf(file));
+  }
   const output = await checkOutput(options);
   const split = planSplit(plan.rows, options.testSize, options.seed);
   const planSeconds = seconds(started);
@@ -241,7 +291,12 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
     const batches = readBatches(plan, options.writerBatchSize);
     for (;;) {
       const readStarted = performance.now();
-      const next = await batches.next();
+      const pending = batches.next();
+      // While the next file is still downloading, report the download instead of sitting silent.
+      while (downloads !== null && (await Promise.race([pending.then(() => false), downloads.changed().then(() => true)]))) {
+        yield* downloads.take();
+      }
+      const next = await pending;
       readMs += performance.now() - readStarted;
       if (next.done === true) break;
       signal?.throwIfAborted();
@@ -251,6 +306,7 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
       inFlight.push({ batch: { ...batch, ipc: new Uint8Array(0), images: undefined }, result });
       while (inFlight.length >= options.numProc * TASKS_PER_WORKER) {
         await take();
+        if (downloads !== null && downloads.progress.filesDone < downloads.progress.files) yield* downloads.take();
         yield { type: 'progress', stage: 'convert', done: rowsDone, total: plan.rows };
       }
     }
@@ -315,6 +371,16 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
       tool: { name: packageInfo.name, version: packageInfo.version },
       ok: fraction <= options.maxRejectFraction,
       input: {
+        ...(source === null
+          ? {}
+          : {
+              dataset: {
+                repo: source.repo,
+                revision: source.revision,
+                commit: source.commit,
+                filesDownloaded: source.files.filter((file) => !file.cached).length,
+              },
+            }),
         files: plan.files.map((file) => ({ path: file.path, rows: file.rows, bytes: file.size, rowGroups: file.rowGroups.length })),
         rows: plan.rows,
         bytes: plan.bytes,
@@ -358,6 +424,7 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
     yield { type: 'done', report };
     return report;
   } finally {
+    downloads?.abort();
     if (!published) {
       await pool.destroy().catch(() => undefined);
       await rejects.abort().catch(() => undefined);

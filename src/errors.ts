@@ -54,3 +54,19 @@ export function invalidOption(name: string, expected: string, actual: unknown): 
   const shown = typeof actual === 'string' ? JSON.stringify(actual) : String(actual);
   return new OptionError(`Expected ${expected} for ${name} but received ${shown} of type ${typeof actual}`);
 }
+
+/**
+ * The Hugging Face Hub refused or failed a request, or no token was found for a call that needs one. `status` is the
+ * HTTP status where there was one; the message never holds the token.
+ */
+export class HubError extends RlaifError {
+  readonly status: number | undefined;
+  readonly url: string | undefined;
+
+  constructor(code: string, message: string, options: { cause?: unknown; status?: number; url?: string; exitCode?: number } = {}) {
+    super(code, message, { cause: options.cause, exitCode: options.exitCode ?? 1 });
+    this.name = 'HubError';
+    this.status = options.status;
+    this.url = options.url;
+  }
+}

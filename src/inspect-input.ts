@@ -1,4 +1,4 @@
-import { open, readdir, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { openAsBlob } from 'node:fs';
 import path from 'node:path';
 import { DataType, RecordBatchReader, type Field, type Schema } from 'apache-arrow';
@@ -38,6 +38,8 @@ export interface InputPlan {
   bytes: number;
   /** Uncompressed bytes of the columns the output keeps, over all files: the basis of the shard plan's estimate. */
   outputBytes: number;
+  /** Resolves when a file can be read from its `path` (a file still downloading); absent when all are local. */
+  ready?: (file: InputFile) => Promise<void>;
 }
 
 export interface InspectOptions {
@@ -110,35 +112,26 @@ async function expandInputs(inputs: readonly string[]): Promise<string[]> {
   return files;
 }
 
-async function checkMagic(file: string, size: number): Promise<void> {
-  let handle;
+async function checkMagic(file: string, blob: Blob): Promise<void> {
+  let head = '';
+  let tail = '';
   try {
-    handle = await open(file, 'r');
+    if (blob.size >= 12) {
+      head = Buffer.from(await blob.slice(0, 4).arrayBuffer()).toString('latin1');
+      tail = Buffer.from(await blob.slice(blob.size - 4, blob.size).arrayBuffer()).toString('latin1');
+    }
   } catch (error) {
-    throw new InputError('ERR_INPUT_UNREADABLE', `${file}: cannot be opened (${(error as Error).message}).`, {
-      cause: error,
-      file,
-    });
+    throw new InputError('ERR_INPUT_UNREADABLE', `${file}: cannot be read (${(error as Error).message}).`, { cause: error, file });
   }
-  try {
-    const head = Buffer.alloc(4);
-    const tail = Buffer.alloc(4);
-    if (size >= 12) {
-      await handle.read(head, 0, 4, 0);
-      await handle.read(tail, 0, 4, size - 4);
-    }
-    if (head.toString('latin1') !== MAGIC) {
-      throw new InputError('ERR_NOT_PARQUET', `${file}: not a parquet file (it does not start with PAR1).`, { file });
-    }
-    if (tail.toString('latin1') !== MAGIC) {
-      throw new InputError(
-        'ERR_PARQUET_TRUNCATED',
-        `${file}: the parquet file is truncated (it does not end with PAR1); download or copy it again.`,
-        { file },
-      );
-    }
-  } finally {
-    await handle.close();
+  if (head !== MAGIC) {
+    throw new InputError('ERR_NOT_PARQUET', `${file}: not a parquet file (it does not start with PAR1).`, { file });
+  }
+  if (tail !== MAGIC) {
+    throw new InputError(
+      'ERR_PARQUET_TRUNCATED',
+      `${file}: the parquet file is truncated (it does not end with PAR1); download or copy it again.`,
+      { file },
+    );
   }
 }
 
@@ -185,17 +178,24 @@ function checkSchema(file: string, schema: Schema): void {
   }
 }
 
-async function inspectFile(file: string, firstRow: number, options: InspectOptions): Promise<InputFile> {
-  let size: number;
-  try {
-    size = (await stat(file)).size;
-  } catch (error) {
-    throw new InputError('ERR_INPUT_MISSING', `${file}: no such file. Check the --input path.`, { cause: error, file });
-  }
-  await checkMagic(file, size);
+/**
+ * A parquet file to plan from: where it will be read (`path`), and a Blob its footer is read from now. For a file
+ * still downloading, the Blob reads the remote copy by HTTP range requests.
+ */
+export interface InputSource {
+  /** The name used in messages: the local path, or repo/path for a file on the Hub. */
+  name: string;
+  path: string;
+  blob: Blob;
+}
+
+async function inspectSource(source: InputSource, firstRow: number, options: InspectOptions): Promise<InputFile> {
+  const file = source.name;
+  const size = source.blob.size;
+  await checkMagic(file, source.blob);
   let parquet: ParquetFile;
   try {
-    parquet = await ParquetFile.fromFile(await openAsBlob(file));
+    parquet = await ParquetFile.fromFile(source.blob);
   } catch (error) {
     throw new InputError('ERR_PARQUET_FOOTER', `${file}: the parquet footer cannot be read (${String(error)}).`, {
       cause: error,
@@ -243,7 +243,7 @@ async function inspectFile(file: string, firstRow: number, options: InspectOptio
       rows += groupRows;
     }
     metadata.free();
-    return { path: file, size, rows, firstRow, rowGroups };
+    return { path: source.path, size, rows, firstRow, rowGroups };
   } finally {
     parquet.free();
   }
@@ -261,6 +261,19 @@ export function formatBytes(bytes: number): string {
   return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
 }
 
+/** Opens local files as Blobs, one at a time, failing on the first that is missing. */
+async function* localSources(files: readonly string[]): AsyncGenerator<InputSource> {
+  for (const file of files) {
+    let blob: Blob;
+    try {
+      blob = await openAsBlob(file);
+    } catch (error) {
+      throw new InputError('ERR_INPUT_MISSING', `${file}: no such file. Check the --input path.`, { cause: error, file });
+    }
+    yield { name: file, path: file, blob };
+  }
+}
+
 /**
  * Plans the run from the input files' footers alone: which files, how many rows each (so global row indices and the
  * split are fixed before any image is read), and whether every row group can be loaded.
@@ -270,12 +283,20 @@ export function formatBytes(bytes: number): string {
  */
 export async function inspectInput(inputs: readonly string[], options: InspectOptions): Promise<InputPlan> {
   if (inputs.length === 0) throw new InputError('ERR_INPUT_MISSING', 'No input given: pass --input <file|dir>.');
+  return inspectSources(localSources(await expandInputs(inputs)), options);
+}
+
+/**
+ * Plans the run from the footers of `sources`, in order: local files, or files on the Hub read by range requests
+ * before they are downloaded. See {@link inspectInput} for what it checks and throws.
+ */
+export async function inspectSources(sources: AsyncIterable<InputSource> | Iterable<InputSource>, options: InspectOptions): Promise<InputPlan> {
   const files: InputFile[] = [];
   let rows = 0;
   let bytes = 0;
   let outputBytes = 0;
-  for (const file of await expandInputs(inputs)) {
-    const inspected = await inspectFile(file, rows, options);
+  for await (const source of sources) {
+    const inspected = await inspectSource(source, rows, options);
     files.push(inspected);
     rows += inspected.rows;
     bytes += inspected.size;

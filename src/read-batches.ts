@@ -128,6 +128,7 @@ async function* readRowGroup(
  */
 export async function* readBatches(plan: InputPlan, batchSize: number): AsyncGenerator<SourceBatch> {
   for (const file of plan.files) {
+    await plan.ready?.(file);
     const parquet = await ParquetFile.fromFile(await openAsBlob(file.path));
     let paged: { handle: FileHandle; footer: FileMetaData } | null = null;
     try {

@@ -1,4 +1,6 @@
 import type { ConvertEvent, ConvertReport } from './convert.js';
+import type { DownloadProgress } from './download-dataset.js';
+import type { PushEvent } from './push-dataset.js';
 import { formatBytes } from './inspect-input.js';
 
 /** `2m05s`, `41s` */
@@ -21,9 +23,17 @@ export interface ProgressRendererOptions {
   now?: () => number;
 }
 
+/** The events drawn: a conversion's, and a push's. */
+export type RenderedEvent = ConvertEvent | PushEvent;
+
+function count(value: number): string {
+  return value.toLocaleString('en-US');
+}
+
 /**
- * Draws convert events on a stream: a live line with rows done, rows/s and ETA per stage on a terminal, and plain
- * lines at stage changes elsewhere (so logs stay readable).
+ * Draws convert and push events on a stream: a live line with rows (or bytes) done, rate and ETA per stage on a
+ * terminal, and plain lines at stage changes elsewhere (so logs stay readable). Retries are always told, on a line
+ * of their own.
  */
 export class ProgressRenderer {
   readonly #stream: NodeJS.WriteStream;
@@ -33,6 +43,9 @@ export class ProgressRenderer {
   #stageStarted = 0;
   #lastDraw = 0;
   #live = false;
+  #download: DownloadProgress | null = null;
+  #downloadStarted = 0;
+  #filesDone = -1;
 
   constructor(options: ProgressRendererOptions) {
     this.#stream = options.stream;
@@ -40,36 +53,102 @@ export class ProgressRenderer {
     this.#now = options.now ?? (() => performance.now());
   }
 
-  render(event: ConvertEvent): void {
+  render(event: RenderedEvent): void {
     const now = this.#now();
-    if (event.type === 'planned') {
-      this.#line(
-        `Converting ${event.rows.toLocaleString('en-US')} rows from ${event.files} file(s) with ${event.workers} worker(s): ` +
-          `${event.trainRows.toLocaleString('en-US')} train, ${event.testRows.toLocaleString('en-US')} test`,
-      );
+    switch (event.type) {
+      case 'source': {
+        const cached = event.cachedFiles > 0 ? `; ${event.cachedFiles} already in the cache (${formatBytes(event.cachedBytes)})` : '';
+        this.#line(
+          `Source: ${event.repo} at ${event.revision} (commit ${event.commit.slice(0, 12)}), ${event.files} parquet file(s), ${formatBytes(event.bytes)}${cached}`,
+        );
+        return;
+      }
+      case 'planned':
+        this.#line(
+          `Converting ${count(event.rows)} rows from ${event.files} file(s) with ${event.workers} worker(s): ` +
+            `${count(event.trainRows)} train, ${count(event.testRows)} test`,
+        );
+        return;
+      case 'retry':
+        this.#line(
+          `Hub: ${event.retry.request} ${event.retry.status === null ? `failed (${event.retry.reason})` : `answered ${event.retry.reason}`}; ` +
+            `trying again in ${formatDuration(event.retry.delayMs / 1000)} (attempt ${event.retry.attempt + 1})`,
+        );
+        return;
+      case 'download':
+        this.#downloadEvent(event.progress, now);
+        return;
+      case 'done':
+      case 'pushed':
+        this.#clear();
+        return;
+      case 'push-phase':
+        this.#line(event.message);
+        return;
+      case 'progress':
+        this.#progress(event.stage, event.done, event.total, 'rows', now);
+        return;
+      case 'push-progress':
+        this.#progress('upload', event.bytes, event.totalBytes, 'bytes', now);
+        return;
+    }
+  }
+
+  #downloadEvent(progress: DownloadProgress, now: number): void {
+    if (this.#download === null) this.#downloadStarted = now;
+    this.#download = progress;
+    if (!this.#stream.isTTY) {
+      if (progress.filesDone !== this.#filesDone && progress.filesDone > 0) {
+        this.#line(`Downloaded ${progress.filesDone}/${progress.files} file(s), ${formatBytes(progress.bytes)} of ${formatBytes(progress.totalBytes)}`);
+      }
+      this.#filesDone = progress.filesDone;
       return;
     }
-    if (event.type === 'done') {
+    this.#filesDone = progress.filesDone;
+    // While rows are being converted, the download shows on the convert line instead.
+    if (this.#stage === 'convert') return;
+    if (now - this.#lastDraw < this.#interval) return;
+    this.#lastDraw = now;
+    this.#draw(`download ${this.#downloadText(now)}`);
+  }
+
+  #downloadText(now: number): string {
+    const progress = this.#download;
+    if (progress === null) return '';
+    const elapsed = (now - this.#downloadStarted) / 1000;
+    const rate = elapsed > 0 ? progress.fetched / elapsed : 0;
+    const eta = rate > 0 ? (progress.totalBytes - progress.bytes) / rate : Number.POSITIVE_INFINITY;
+    const percent = progress.totalBytes > 0 ? Math.floor((progress.bytes / progress.totalBytes) * 100) : 100;
+    return (
+      `${String(percent).padStart(3)}%  ${formatBytes(progress.bytes)}/${formatBytes(progress.totalBytes)}  ` +
+      `file ${Math.min(progress.filesDone + 1, progress.files)}/${progress.files}  ${formatBytes(rate)}/s  ETA ${formatDuration(eta)}`
+    );
+  }
+
+  #progress(stage: string, done: number, total: number, unit: 'rows' | 'bytes', now: number): void {
+    if (stage !== this.#stage) {
       this.#clear();
-      return;
-    }
-    if (event.stage !== this.#stage) {
-      this.#clear();
-      this.#stage = event.stage;
+      this.#stage = stage;
       this.#stageStarted = now;
       this.#lastDraw = 0;
-      if (!this.#stream.isTTY) this.#line(`${event.stage === 'convert' ? 'Converting' : 'Writing shards'}...`);
+      if (!this.#stream.isTTY) this.#line(`${{ convert: 'Converting', write: 'Writing shards', upload: 'Uploading' }[stage] ?? stage}...`);
     }
     if (!this.#stream.isTTY) return;
-    if (now - this.#lastDraw < this.#interval && event.done < event.total) return;
+    if (now - this.#lastDraw < this.#interval && done < total) return;
     this.#lastDraw = now;
     const elapsed = (now - this.#stageStarted) / 1000;
-    const rate = elapsed > 0 ? event.done / elapsed : 0;
-    const eta = rate > 0 ? (event.total - event.done) / rate : Number.POSITIVE_INFINITY;
-    const percent = event.total > 0 ? Math.floor((event.done / event.total) * 100) : 100;
-    const text =
-      `${event.stage.padEnd(7)} ${String(percent).padStart(3)}%  ${event.done.toLocaleString('en-US')}/${event.total.toLocaleString('en-US')} rows  ` +
-      `${Math.round(rate).toLocaleString('en-US')} rows/s  ETA ${formatDuration(eta)}`;
+    const rate = elapsed > 0 ? done / elapsed : 0;
+    const eta = rate > 0 ? (total - done) / rate : Number.POSITIVE_INFINITY;
+    const percent = total > 0 ? Math.floor((done / total) * 100) : 100;
+    const amounts =
+      unit === 'rows'
+        ? `${count(done)}/${count(total)} rows  ${count(Math.round(rate))} rows/s`
+        : `${formatBytes(done)}/${formatBytes(total)}  ${formatBytes(rate)}/s`;
+    const downloading = stage === 'convert' && this.#download !== null && this.#download.filesDone < this.#download.files;
+    this.#draw(`${stage.padEnd(7)} ${String(percent).padStart(3)}%  ${amounts}  ETA ${formatDuration(eta)}${downloading ? `  | download ${this.#downloadText(now)}` : ''}`);
+  }
+
+  #draw(text: string): void {
     this.#stream.write(`\r\x1b[2K${text}`);
     this.#live = true;
   }

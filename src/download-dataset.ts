@@ -1,0 +1,397 @@
+import { createHash, type Hash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, rename, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { datasetInfo, downloadFile, downloadFileToCacheDir, HubApiError, listFiles, type ListFileEntry } from '@huggingface/hub';
+import { HubError } from './errors.js';
+import type { HubSettings } from './hub-settings.js';
+import { retryFetch, type RetryEvent } from './retry-fetch.js';
+
+/** One parquet file of a dataset on the Hub, and where it lives in the local Hugging Face cache. */
+export interface RemoteFile {
+  /** Path in the repo. */
+  path: string;
+  size: number;
+  /** sha256 for LFS files, the git object id otherwise: the blob's name in the cache, checked after download. */
+  etag: string;
+  /** `snapshots/<commit>/<path>`: the path the file is read from once downloaded. */
+  localPath: string;
+  /** `blobs/<etag>`, what the snapshot path links to. */
+  blobPath: string;
+  /** Already in the cache (downloaded before, by this tool or by Python's huggingface_hub). */
+  cached: boolean;
+}
+
+export interface DatasetSource {
+  repo: string;
+  revision: string;
+  /** The commit `revision` resolved to: every file is read at this commit. */
+  commit: string;
+  files: RemoteFile[];
+}
+
+export interface DownloadProgress {
+  /** Files in all, and how many are in the cache. */
+  files: number;
+  filesDone: number;
+  /** Bytes in the cache (cached files included) and in all. */
+  bytes: number;
+  totalBytes: number;
+  /** Bytes fetched over the network in this run: the basis of a rate. */
+  fetched: number;
+  /** The file being fetched, or null. */
+  current: string | null;
+}
+
+/** A parquet file being converted must not be read before it is whole: the downloads say when each one is. */
+export type DownloadEvent = { type: 'download'; progress: DownloadProgress } | { type: 'retry'; retry: RetryEvent };
+
+/** Ordinary consecutive failures of one file's transfer (dropped connections) before the download gives up. */
+const TRANSFER_ATTEMPTS = 8;
+
+function repoFolder(repo: string): string {
+  return `datasets--${repo.split('/').join('--')}`;
+}
+
+async function sizeOf(file: string): Promise<number | null> {
+  return stat(file).then(
+    (info) => info.size,
+    () => null,
+  );
+}
+
+/** Turns the library's API errors into messages that say what to do. */
+export function hubError(error: unknown, what: string, settings: HubSettings): unknown {
+  if (!(error instanceof HubApiError)) return error;
+  const status = error.statusCode;
+  const login = settings.accessToken === undefined ? ' If it is private or gated, log in (`hf auth login`) or set HF_TOKEN.' : '';
+  if (status === 401) {
+    return new HubError('ERR_HUB_UNAUTHORIZED', `${what}: the Hub at ${settings.hubUrl} refused the token from ${settings.tokenSource ?? 'nowhere'} (401). Log in again with \`hf auth login\` or set HF_TOKEN.`, { cause: error, status, url: error.url });
+  }
+  if (status === 403) {
+    return new HubError('ERR_HUB_FORBIDDEN', `${what}: the token from ${settings.tokenSource ?? 'nowhere'} may not do this (403). Use a token with write access to the repo.`, { cause: error, status, url: error.url });
+  }
+  return new HubError('ERR_HUB_REQUEST', `${what}: the Hub at ${settings.hubUrl} answered ${status}: ${error.message}.${status === 404 ? login : ''}`, {
+    cause: error,
+    status,
+    url: error.url,
+  });
+}
+
+/**
+ * Finds a dataset's parquet files at a revision, and which of them the local cache already holds.
+ *
+ * @throws {HubError} `ERR_HUB_REPO_NOT_FOUND`, `ERR_HUB_REVISION_NOT_FOUND`, `ERR_HUB_NO_PARQUET`, or another Hub error.
+ */
+export async function resolveDataset(params: { repo: string; revision?: string; settings: HubSettings; onRetry?: (event: RetryEvent) => void }): Promise<DatasetSource> {
+  const { repo, settings } = params;
+  const revision = params.revision ?? 'main';
+  const fetch = retryFetch(settings.fetch, { ...settings.retry, onRetry: params.onRetry ?? settings.retry.onRetry });
+  const credentials = { hubUrl: settings.hubUrl, accessToken: settings.accessToken, fetch };
+  let commit: string;
+  try {
+    const info = await datasetInfo<'sha'>({ name: repo, revision, additionalFields: ['sha'], ...credentials });
+    commit = info.sha;
+  } catch (error) {
+    if (!(error instanceof HubApiError) || error.statusCode !== 404) throw hubError(error, `Dataset ${repo}`, settings);
+    const repoExists = await datasetInfo({ name: repo, ...credentials }).then(
+      () => true,
+      () => false,
+    );
+    if (repoExists) {
+      throw new HubError('ERR_HUB_REVISION_NOT_FOUND', `Dataset ${repo} has no revision ${JSON.stringify(revision)} (branch, tag or commit). Check --revision.`, { cause: error, status: 404, exitCode: 2 });
+    }
+    const login = settings.accessToken === undefined ? ' If it is private or gated, log in (`hf auth login`) or set HF_TOKEN.' : '';
+    throw new HubError('ERR_HUB_REPO_NOT_FOUND', `Dataset ${repo} was not found on ${settings.hubUrl}. Check --dataset (owner/name).${login}`, {
+      cause: error,
+      status: 404,
+      exitCode: 2,
+    });
+  }
+  const entries: ListFileEntry[] = [];
+  try {
+    for await (const entry of listFiles({ repo: { type: 'dataset', name: repo }, revision: commit, recursive: true, ...credentials })) {
+      if (entry.type === 'file' && entry.path.endsWith('.parquet')) entries.push(entry);
+    }
+  } catch (error) {
+    throw hubError(error, `Listing the files of ${repo}`, settings);
+  }
+  if (entries.length === 0) {
+    throw new HubError('ERR_HUB_NO_PARQUET', `Dataset ${repo} at ${revision} holds no .parquet files to convert.`, { exitCode: 2 });
+  }
+  entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  const storage = path.join(settings.cacheDir, repoFolder(repo));
+  const files: RemoteFile[] = [];
+  for (const entry of entries) {
+    const etag = entry.lfs?.oid ?? entry.xetHash ?? entry.oid;
+    if (etag === undefined) throw new HubError('ERR_HUB_REQUEST', `${repo}/${entry.path}: the Hub's listing gives no hash for the file.`);
+    const localPath = path.join(storage, 'snapshots', commit, entry.path);
+    const blobPath = path.join(storage, 'blobs', etag);
+    const cached = (await sizeOf(localPath)) === entry.size || (await sizeOf(blobPath)) === entry.size;
+    files.push({ path: entry.path, size: entry.size, etag, localPath, blobPath, cached });
+  }
+  if (revision !== commit) {
+    // As huggingface_hub does: refs/<revision> names the commit, so later runs of either tool find the snapshot.
+    await mkdir(path.join(storage, 'refs', path.dirname(revision)), { recursive: true });
+    await writeFile(path.join(storage, 'refs', revision), commit);
+  }
+  return { repo, revision, commit, files };
+}
+
+/** A lazy Blob of a file on the Hub: footers are read from it by range requests, before the file is downloaded. */
+export async function remoteBlob(source: DatasetSource, file: RemoteFile, settings: HubSettings): Promise<Blob> {
+  const fetch = retryFetch(settings.fetch, settings.retry);
+  try {
+    const blob = await downloadFile({
+      repo: { type: 'dataset', name: source.repo },
+      path: file.path,
+      revision: source.commit,
+      hubUrl: settings.hubUrl,
+      accessToken: settings.accessToken,
+      fetch,
+    });
+    if (blob === null) throw new HubError('ERR_HUB_FILE_NOT_FOUND', `${source.repo}/${file.path} is listed but cannot be fetched.`);
+    return blob;
+  } catch (error) {
+    throw hubError(error, `${source.repo}/${file.path}`, settings);
+  }
+}
+
+function gitHash(size: number): Hash {
+  return createHash('sha1').update(`blob ${size}\0`);
+}
+
+/** The hash the etag is: sha256 for LFS files (64 hex digits), git's blob sha1 for regular ones (40). */
+function etagHash(etag: string, size: number): Hash | null {
+  if (/^[0-9a-f]{64}$/.test(etag)) return createHash('sha256');
+  if (/^[0-9a-f]{40}$/.test(etag)) return gitHash(size);
+  return null;
+}
+
+async function hashPrefix(hash: Hash, file: string, bytes: number): Promise<void> {
+  if (bytes === 0) return;
+  for await (const chunk of createReadStream(file, { start: 0, end: bytes - 1 })) hash.update(chunk as Buffer);
+}
+
+export interface DownloadFileParams {
+  source: DatasetSource;
+  file: RemoteFile;
+  settings: HubSettings;
+  /** Bytes of this file in the cache so far, as they arrive. */
+  onBytes?: (bytes: number) => void;
+  onRetry?: (event: RetryEvent) => void;
+  signal?: AbortSignal | undefined;
+}
+
+/**
+ * Downloads one file into the Hugging Face cache, resuming a `blobs/<etag>.incomplete` left by an earlier run (as
+ * huggingface_hub does) and after dropped connections; 429 and 5xx answers are retried with backoff. The size and
+ * the etag (sha256) are checked before the blob is put in place; then `downloadFileToCacheDir` links it into the
+ * snapshot, so the cache is laid out exactly as Python's huggingface_hub lays it out.
+ *
+ * @returns the snapshot path of the file.
+ * @throws {HubError} `ERR_HUB_DOWNLOAD` when the transfer keeps failing or the bytes do not match the etag.
+ */
+export async function downloadToCache(params: DownloadFileParams): Promise<string> {
+  const { source, file, settings } = params;
+  const fetch = retryFetch(settings.fetch, { ...settings.retry, onRetry: params.onRetry ?? settings.retry.onRetry });
+  const name = `${source.repo}/${file.path}`;
+  if ((await sizeOf(file.blobPath)) !== file.size) {
+    await mkdir(path.dirname(file.blobPath), { recursive: true });
+    const incomplete = `${file.blobPath}.incomplete`;
+    for (let fresh = 0; ; fresh++) {
+      await transfer({ ...params, fetch, incomplete, name });
+      const have = await sizeOf(incomplete);
+      const hash = etagHash(file.etag, file.size);
+      if (hash !== null) await hashPrefix(hash, incomplete, have ?? 0);
+      const digest = hash?.digest('hex');
+      if (have === file.size && (digest === undefined || digest === file.etag)) break;
+      await rm(incomplete, { force: true });
+      if (fresh >= 1) {
+        throw new HubError('ERR_HUB_DOWNLOAD', `${name}: the downloaded bytes (${have ?? 0} bytes, hash ${digest ?? '?'}) do not match the Hub's size ${file.size} and etag ${file.etag}, twice. The file may be changing on the Hub; try again later.`);
+      }
+    }
+    await rename(incomplete, file.blobPath);
+  }
+  params.onBytes?.(file.size);
+  try {
+    // The blob is in place, so this only links snapshots/<commit>/<path> to it, the way Python's cache does.
+    return await downloadFileToCacheDir({
+      repo: { type: 'dataset', name: source.repo },
+      path: file.path,
+      revision: source.commit,
+      cacheDir: path.dirname(path.dirname(path.dirname(file.blobPath))),
+      hubUrl: settings.hubUrl,
+      accessToken: settings.accessToken,
+      fetch,
+    });
+  } catch (error) {
+    throw hubError(error, name, settings);
+  }
+}
+
+/** Fetches what `incomplete` lacks, appending; tries again from where it stopped when the connection drops. */
+async function transfer(params: DownloadFileParams & { fetch: typeof fetch; incomplete: string; name: string }): Promise<void> {
+  const { source, file, settings, signal, incomplete, name } = params;
+  const url = `${settings.hubUrl}/datasets/${source.repo}/resolve/${source.commit}/${file.path.split('/').map(encodeURIComponent).join('/')}`;
+  let failures = 0;
+  for (;;) {
+    signal?.throwIfAborted();
+    let have = (await sizeOf(incomplete)) ?? 0;
+    if (have > file.size) {
+      await rm(incomplete, { force: true });
+      have = 0;
+    }
+    if (have === file.size) return;
+    params.onBytes?.(have);
+    const headers: Record<string, string> = {};
+    if (settings.accessToken !== undefined) headers.authorization = `Bearer ${settings.accessToken}`;
+    if (have > 0) headers.range = `bytes=${have}-`;
+    let response: Response;
+    try {
+      response = await params.fetch(url, { headers, signal: signal ?? null });
+    } catch (error) {
+      if (signal?.aborted === true) throw error;
+      if (++failures >= TRANSFER_ATTEMPTS) throw new HubError('ERR_HUB_DOWNLOAD', `${name}: the download failed ${failures} times (${(error as Error).message}).`, { cause: error });
+      await sleep(Math.min(30_000, (settings.retry.baseDelayMs ?? 1000) * 2 ** failures), undefined, signal === undefined ? {} : { signal });
+      continue;
+    }
+    if (!response.ok) {
+      const text = await response.text().catch(() => '');
+      throw new HubError('ERR_HUB_DOWNLOAD', `${name}: the Hub answered ${response.status} to the download (${text.slice(0, 200)}).`, { status: response.status, url });
+    }
+    // A server that ignores Range sends the whole file again: start over rather than append it.
+    const append = response.status === 206 && have > 0;
+    const handle = await open(incomplete, append ? 'a' : 'w');
+    let written = append ? have : 0;
+    let progressed = false;
+    try {
+      if (response.body === null) throw new Error('empty body');
+      for await (const chunk of response.body) {
+        await handle.write(chunk);
+        written += chunk.byteLength;
+        progressed = true;
+        params.onBytes?.(written);
+      }
+    } catch (error) {
+      if (signal?.aborted === true) throw error;
+      if (progressed) failures = 0;
+      if (++failures >= TRANSFER_ATTEMPTS) throw new HubError('ERR_HUB_DOWNLOAD', `${name}: the download broke off ${failures} times (${(error as Error).message}).`, { cause: error });
+      await sleep(Math.min(30_000, (settings.retry.baseDelayMs ?? 1000) * 2 ** (failures - 1)), undefined, signal === undefined ? {} : { signal });
+      continue;
+    } finally {
+      await handle.close();
+    }
+    return;
+  }
+}
+
+/**
+ * Downloads a dataset's files one after another in the background, in order, so conversion can start on the first
+ * file while later ones download. `ready(i)` resolves when file i is in the cache; `changed()` when progress moves.
+ */
+export class DatasetDownloads {
+  readonly #source: DatasetSource;
+  readonly #settings: HubSettings;
+  readonly #controller = new AbortController();
+  readonly #ready: Promise<void>[] = [];
+  readonly #progress: DownloadProgress;
+  readonly #events: DownloadEvent[] = [];
+  #wake: (() => void) | null = null;
+  #lastTick = 0;
+  #doneBytes = 0;
+
+  constructor(source: DatasetSource, settings: HubSettings, signal?: AbortSignal) {
+    this.#source = source;
+    this.#settings = settings;
+    signal?.addEventListener('abort', () => this.#controller.abort(signal.reason), { once: true });
+    const cachedBytes = source.files.filter((file) => file.cached).reduce((sum, file) => sum + file.size, 0);
+    this.#progress = {
+      files: source.files.length,
+      filesDone: source.files.filter((file) => file.cached).length,
+      bytes: cachedBytes,
+      totalBytes: source.files.reduce((sum, file) => sum + file.size, 0),
+      fetched: 0,
+      current: null,
+    };
+    this.#doneBytes = cachedBytes;
+    let previous: Promise<void> = Promise.resolve();
+    for (const file of source.files) {
+      const ready = previous.then(() => this.#fetch(file));
+      // Failures surface where the file is awaited; until then they must not count as unhandled.
+      ready.catch(() => undefined);
+      this.#ready.push(ready);
+      previous = ready;
+    }
+  }
+
+  /** Resolves when file `index` can be read from its `localPath`. */
+  ready(index: number): Promise<void> {
+    return this.#ready[index] ?? Promise.reject(new RangeError(`no file ${index}`));
+  }
+
+  /** Resolves at the next progress report (at most every 250 ms) or retry notice. */
+  changed(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#wake = resolve;
+    });
+  }
+
+  /** Events since the last call: retries, then the latest progress. */
+  take(): DownloadEvent[] {
+    const events = this.#events.splice(0);
+    events.push({ type: 'download', progress: { ...this.#progress } });
+    return events;
+  }
+
+  get progress(): DownloadProgress {
+    return { ...this.#progress };
+  }
+
+  /** Stops the downloads; a partial file stays in the cache as `.incomplete`, to be resumed by the next run. */
+  abort(): void {
+    this.#controller.abort();
+  }
+
+  #tick(force: boolean): void {
+    const now = performance.now();
+    if (!force && now - this.#lastTick < 250) return;
+    this.#lastTick = now;
+    this.#wake?.();
+    this.#wake = null;
+  }
+
+  async #fetch(file: RemoteFile): Promise<void> {
+    if (file.cached) {
+      // The snapshot link may be missing when only the blob is cached (fetched at another commit): make it.
+      if ((await sizeOf(file.localPath)) !== file.size) await downloadToCache({ source: this.#source, file, settings: this.#settings, signal: this.#controller.signal });
+      return;
+    }
+    this.#progress.current = file.path;
+    let startedAt = -1;
+    let last = 0;
+    await downloadToCache({
+      source: this.#source,
+      file,
+      settings: this.#settings,
+      signal: this.#controller.signal,
+      onBytes: (bytes) => {
+        if (startedAt < 0) startedAt = bytes;
+        if (bytes > last) this.#progress.fetched += bytes - Math.max(last, startedAt);
+        last = Math.max(last, bytes);
+        this.#progress.bytes = this.#doneBytes + bytes;
+        this.#tick(false);
+      },
+      onRetry: (retry) => {
+        this.#events.push({ type: 'retry', retry });
+        this.#tick(true);
+      },
+    });
+    this.#doneBytes += file.size;
+    this.#progress.bytes = this.#doneBytes;
+    this.#progress.filesDone++;
+    this.#progress.current = null;
+    this.#tick(true);
+  }
+}
