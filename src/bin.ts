@@ -12,7 +12,9 @@ const cli = fileURLToPath(new URL('./cli.js', import.meta.url));
 
 if (process.platform === 'linux' && process.env.MALLOC_ARENA_MAX === undefined) {
   const child = spawn(process.execPath, [...process.execArgv, cli, ...process.argv.slice(2)], {
-    stdio: 'inherit',
+    // The IPC channel is only a lifeline: when this process dies, even by SIGKILL, the child sees it close and stops
+    // (see cli.ts) instead of running on unseen, still uploading or writing.
+    stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
     env: { ...process.env, MALLOC_ARENA_MAX: '2' },
   });
   // Ctrl-C reaches the child from the terminal itself; a TERM or HUP sent to this process alone is passed on.

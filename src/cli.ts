@@ -28,7 +28,10 @@ function fail(error: unknown): never {
     process.exit(error.exitCode);
   }
   if (error instanceof Error && error.name === 'AbortError') {
-    process.stderr.write('rlaif-v: interrupted; the partial output was removed.\n');
+    process.stderr.write(
+      'rlaif-v: interrupted. A conversion leaves no partial output (downloads resume from the cache); ' +
+        'a push resumes where it stopped when run again.\n',
+    );
     process.exit(130);
   }
   process.stderr.write(`rlaif-v: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
@@ -135,6 +138,12 @@ async function runConvert(argv: {
     return;
   }
   if (argv.pushToHub && settings !== undefined) await runPush(report.output.dir, argv.repoId, argv.private, settings, argv.quiet, controller.signal);
+}
+
+// Started by bin.js with a lifeline: if that parent dies (even by SIGKILL), stop as if told to.
+if (process.channel !== undefined) {
+  process.channel.unref();
+  process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'));
 }
 
 await yargs(hideBin(process.argv))

@@ -109,15 +109,15 @@ export class LocalHub {
   readonly #server: http.Server;
   readonly #dir: string;
   readonly #repos = new Map<string, Repo>();
-  /** LFS objects by sha256. */
+  /** LFS objects by `<repo>:<sha256>`: each repo has its own store, as on the Hub. */
   readonly #objects = new Map<string, { size: number; path: string }>();
   readonly #faults: (Fault & { left: number })[] = [];
   readonly #tokens = new Set<string>([TEST_TOKEN]);
   /** Every request, in order. */
   readonly requests: LoggedRequest[] = [];
-  /** Completed LFS uploads per sha256: more than one means an object was sent twice. */
+  /** Completed LFS uploads per `<repo>:<sha256>`: more than one means an object was sent twice. */
   readonly uploads = new Map<string, number>();
-  /** Listeners told of each completed LFS upload (tests kill a push after the first). */
+  /** Listeners told of each completed LFS upload, by `<repo>:<sha256>` (tests kill a push after the first). */
   readonly onUpload: ((oid: string) => void)[] = [];
   #commitCounter = 0;
 
@@ -162,7 +162,7 @@ export class LocalHub {
     const commit = this.#newCommit(repo, 'Initial commit');
     for (const { path: filePath, file } of files) {
       const content = await readFile(file);
-      commit.files.set(filePath, await this.#store(filePath, content, commit.oid));
+      commit.files.set(filePath, await this.#store(id, filePath, content, commit.oid));
     }
     return commit.oid;
   }
@@ -201,14 +201,14 @@ export class LocalHub {
     return commit;
   }
 
-  async #store(filePath: string, content: Buffer, commitOid: string): Promise<HubFile> {
+  async #store(repoId: string, filePath: string, content: Buffer, commitOid: string): Promise<HubFile> {
     const blobPath = path.join(this.#dir, `blob-${randomBytes(8).toString('hex')}`);
     const { writeFile } = await import('node:fs/promises');
     await writeFile(blobPath, content);
     const isLfs = LFS_EXTENSIONS.some((extension) => filePath.endsWith(extension));
     if (isLfs) {
       const oid = sha('sha256', content);
-      this.#objects.set(oid, { size: content.byteLength, path: blobPath });
+      this.#objects.set(`${repoId}:${oid}`, { size: content.byteLength, path: blobPath });
       const pointer = Buffer.from(lfsPointer(oid, content.byteLength));
       return { path: filePath, size: content.byteLength, oid: gitBlobOid(pointer), lfs: { oid, size: content.byteLength }, blobPath, lastCommit: commitOid };
     }
@@ -371,6 +371,7 @@ export class LocalHub {
     if (method === 'POST' && (match = /^\/datasets\/([^/]+\/[^/]+)\.git\/info\/lfs\/objects\/batch$/.exec(pathname)) !== null) {
       this.#requireWrite(request);
       this.#repo(match[1] ?? '', true);
+      const repoId = match[1] ?? '';
       const body = JSON.parse((await readBody(request)).toString()) as { objects: { oid: string; size: number }[] };
       json(
         response,
@@ -381,15 +382,17 @@ export class LocalHub {
             oid: object.oid,
             size: object.size,
             authenticated: true,
-            ...(this.#objects.has(object.oid) ? {} : { actions: { upload: { href: `${this.url}/lfs-upload/${object.oid}?size=${object.size}`, expires_in: 3600 } } }),
+            ...(this.#objects.has(`${repoId}:${object.oid}`)
+              ? {}
+              : { actions: { upload: { href: `${this.url}/lfs-upload/${repoId}/${object.oid}?size=${object.size}`, expires_in: 3600 } } }),
           })),
         },
         { 'content-type': 'application/vnd.git-lfs+json' },
       );
       return;
     }
-    if (method === 'PUT' && (match = /^\/lfs-upload\/([0-9a-f]{64})$/.exec(pathname)) !== null) {
-      await this.#receiveObject(request, response, match[1] ?? '', Number(url.searchParams.get('size')), fault);
+    if (method === 'PUT' && (match = /^\/lfs-upload\/([^/]+\/[^/]+)\/([0-9a-f]{64})$/.exec(pathname)) !== null) {
+      await this.#receiveObject(request, response, match[1] ?? '', match[2] ?? '', Number(url.searchParams.get('size')), fault);
       return;
     }
     if (method === 'POST' && (match = /^\/api\/datasets\/([^/]+\/[^/]+)\/commit\/(.+)$/.exec(pathname)) !== null) {
@@ -408,7 +411,7 @@ export class LocalHub {
         const value = line.value;
         const filePath = String(value.path ?? '');
         if (line.key === 'lfsFile') {
-          const object = this.#objects.get(String(value.oid));
+          const object = this.#objects.get(`${repo.id}:${String(value.oid)}`);
           if (object === undefined) throw new HttpError(422, `LFS object ${String(value.oid)} for ${filePath} was never uploaded`);
           operations.push(async () => {
             (commit as Commit).files.set(filePath, {
@@ -423,7 +426,7 @@ export class LocalHub {
         } else if (line.key === 'file') {
           const content = Buffer.from(String(value.content), value.encoding === 'base64' ? 'base64' : 'utf8');
           operations.push(async () => {
-            (commit as Commit).files.set(filePath, await this.#store(filePath, content, (commit as Commit).oid));
+            (commit as Commit).files.set(filePath, await this.#store(repo.id, filePath, content, (commit as Commit).oid));
           });
         } else if (line.key === 'deletedFile') {
           operations.push(async () => {
@@ -505,8 +508,9 @@ export class LocalHub {
     stream.pipe(response);
   }
 
-  async #receiveObject(request: http.IncomingMessage, response: http.ServerResponse, oid: string, size: number, fault: Fault | undefined): Promise<void> {
-    const target = path.join(this.#dir, `lfs-${oid}`);
+  async #receiveObject(request: http.IncomingMessage, response: http.ServerResponse, repoId: string, oid: string, size: number, fault: Fault | undefined): Promise<void> {
+    const key = `${repoId}:${oid}`;
+    const target = path.join(this.#dir, `lfs-${repoId.replace('/', '--')}-${oid}`);
     const partial = `${target}.${randomBytes(4).toString('hex')}.part`;
     const out = createWriteStream(partial);
     const hash = createHash('sha256');
@@ -536,9 +540,9 @@ export class LocalHub {
       throw new HttpError(400, `upload of ${oid} received ${received} bytes hashing to ${digest}`);
     }
     await rename(partial, target);
-    this.#objects.set(oid, { size: (await stat(target)).size, path: target });
-    this.uploads.set(oid, (this.uploads.get(oid) ?? 0) + 1);
-    for (const listener of this.onUpload) listener(oid);
+    this.#objects.set(key, { size: (await stat(target)).size, path: target });
+    this.uploads.set(key, (this.uploads.get(key) ?? 0) + 1);
+    for (const listener of this.onUpload) listener(key);
     response.writeHead(200, { 'content-length': '0' });
     response.end();
   }
