@@ -9,6 +9,7 @@ import { datasetCard } from './dataset-card.js';
 import { AccountingError, OutputError, RlaifError } from './errors.js';
 import { DatasetDownloads, remoteBlob, resolveDataset, type DatasetSource, type DownloadEvent } from './download-dataset.js';
 import { hubSettings, type HubSettings } from './hub-settings.js';
+import type { RetryEvent } from './retry-fetch.js';
 import { inspectInput, inspectSources, type InputPlan, type InputSource } from './inspect-input.js';
 import { processCpuSeconds, threadCpuSeconds } from './measure-cpu.js';
 import { packageInfo } from './package-info.js';
@@ -140,10 +141,10 @@ function splitWriter(name: SplitName, rows: number, plan: InputPlan, options: Re
 }
 
 /** The dataset's files for planning: footers of cached files read from disk, of the others from the Hub. */
-async function* hubSources(source: DatasetSource, settings: HubSettings): AsyncGenerator<InputSource> {
+async function* hubSources(source: DatasetSource, settings: HubSettings, onRetry: (event: RetryEvent) => void): AsyncGenerator<InputSource> {
   for (const file of source.files) {
     const name = `${source.repo}/${file.path}`;
-    const blob = file.cached ? await openAsBlob(file.blobPath) : await remoteBlob(source, file, settings);
+    const blob = file.cached ? await openAsBlob(file.blobPath) : await remoteBlob(source, file, settings, onRetry);
     yield { name, path: file.localPath, blob };
   }
 }
@@ -174,6 +175,8 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
   const signal = runOptions.signal;
   const inspectOptions = { maxRowGroupBytes: options.maxRowGroupBytes, streamRowGroupBytes: options.streamRowGroupBytes };
   let downloads: DatasetDownloads | null = null;
+  /** Retries of Hub requests, told at the next chance to yield. */
+  const hubEvents: DownloadEvent[] = [];
   let source: DatasetSource | null = null;
   let plan: InputPlan;
   if (options.dataset === null) {
@@ -181,7 +184,12 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
   } else {
     await checkOutput(options);
     const settings = runOptions.hub ?? (await hubSettings());
-    source = await resolveDataset({ repo: options.dataset.repo, revision: options.dataset.revision, settings });
+    const onRetry = (retry: RetryEvent): void => void hubEvents.push({ type: 'retry', retry });
+    try {
+      source = await resolveDataset({ repo: options.dataset.repo, revision: options.dataset.revision, settings, onRetry });
+    } finally {
+      yield* hubEvents.splice(0);
+    }
     const cached = source.files.filter((file) => file.cached);
     yield {
       type: 'source',
@@ -193,12 +201,14 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
       bytes: source.files.reduce((sum, file) => sum + file.size, 0),
       cachedBytes: cached.reduce((sum, file) => sum + file.size, 0),
     };
-    downloads = new DatasetDownloads(source, settings, signal);
+    downloads = new DatasetDownloads(source, settings, { signal, onRetry });
     try {
-      plan = await inspectSources(hubSources(source, settings), inspectOptions);
+      plan = await inspectSources(hubSources(source, settings, onRetry), inspectOptions);
     } catch (error) {
       downloads.abort();
       throw error;
+    } finally {
+      yield* hubEvents.splice(0);
     }
     const started = downloads;
     const files = plan.files;
@@ -294,8 +304,10 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
       const pending = batches.next();
       // While the next file is still downloading, report the download instead of sitting silent.
       while (downloads !== null && (await Promise.race([pending.then(() => false), downloads.changed().then(() => true)]))) {
-        yield* downloads.take();
+        yield* hubEvents.splice(0);
+        yield downloads.event();
       }
+      yield* hubEvents.splice(0);
       const next = await pending;
       readMs += performance.now() - readStarted;
       if (next.done === true) break;
@@ -306,7 +318,8 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
       inFlight.push({ batch: { ...batch, ipc: new Uint8Array(0), images: undefined }, result });
       while (inFlight.length >= options.numProc * TASKS_PER_WORKER) {
         await take();
-        if (downloads !== null && downloads.progress.filesDone < downloads.progress.files) yield* downloads.take();
+        yield* hubEvents.splice(0);
+        if (downloads !== null && downloads.progress.filesDone < downloads.progress.files) yield downloads.event();
         yield { type: 'progress', stage: 'convert', done: rowsDone, total: plan.rows };
       }
     }

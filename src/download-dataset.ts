@@ -44,7 +44,7 @@ export interface DownloadProgress {
   current: string | null;
 }
 
-/** A parquet file being converted must not be read before it is whole: the downloads say when each one is. */
+/** Download progress, and retries of Hub requests (told as they happen, so a slow Hub is never silent). */
 export type DownloadEvent = { type: 'download'; progress: DownloadProgress } | { type: 'retry'; retry: RetryEvent };
 
 /** Ordinary consecutive failures of one file's transfer (dropped connections) before the download gives up. */
@@ -140,8 +140,8 @@ export async function resolveDataset(params: { repo: string; revision?: string; 
 }
 
 /** A lazy Blob of a file on the Hub: footers are read from it by range requests, before the file is downloaded. */
-export async function remoteBlob(source: DatasetSource, file: RemoteFile, settings: HubSettings): Promise<Blob> {
-  const fetch = retryFetch(settings.fetch, settings.retry);
+export async function remoteBlob(source: DatasetSource, file: RemoteFile, settings: HubSettings, onRetry?: (event: RetryEvent) => void): Promise<Blob> {
+  const fetch = retryFetch(settings.fetch, { ...settings.retry, onRetry: onRetry ?? settings.retry.onRetry });
   try {
     const blob = await downloadFile({
       repo: { type: 'dataset', name: source.repo },
@@ -231,6 +231,14 @@ export async function downloadToCache(params: DownloadFileParams): Promise<strin
   }
 }
 
+/** Waits before the next try of a transfer that broke off, and says so as a retry. */
+async function pause(params: DownloadFileParams, failures: number, request: string, reason: string): Promise<void> {
+  const retry = params.settings.retry;
+  const delayMs = Math.min(retry.maxDelayMs ?? 30_000, (retry.baseDelayMs ?? 1000) * 2 ** (failures - 1));
+  params.onRetry?.({ attempt: failures, delayMs, status: null, request: request.replace(/\?.*$/, ''), reason });
+  await (retry.sleep ?? ((ms: number, signal: AbortSignal | undefined) => sleep(ms, undefined, signal === undefined ? {} : { signal })))(delayMs, params.signal);
+}
+
 /** Fetches what `incomplete` lacks, appending; tries again from where it stopped when the connection drops. */
 async function transfer(params: DownloadFileParams & { fetch: typeof fetch; incomplete: string; name: string }): Promise<void> {
   const { source, file, settings, signal, incomplete, name } = params;
@@ -254,7 +262,7 @@ async function transfer(params: DownloadFileParams & { fetch: typeof fetch; inco
     } catch (error) {
       if (signal?.aborted === true) throw error;
       if (++failures >= TRANSFER_ATTEMPTS) throw new HubError('ERR_HUB_DOWNLOAD', `${name}: the download failed ${failures} times (${(error as Error).message}).`, { cause: error });
-      await sleep(Math.min(30_000, (settings.retry.baseDelayMs ?? 1000) * 2 ** failures), undefined, signal === undefined ? {} : { signal });
+      await pause(params, failures, `GET ${url}`, (error as Error).message);
       continue;
     }
     if (!response.ok) {
@@ -278,7 +286,7 @@ async function transfer(params: DownloadFileParams & { fetch: typeof fetch; inco
       if (signal?.aborted === true) throw error;
       if (progressed) failures = 0;
       if (++failures >= TRANSFER_ATTEMPTS) throw new HubError('ERR_HUB_DOWNLOAD', `${name}: the download broke off ${failures} times (${(error as Error).message}).`, { cause: error });
-      await sleep(Math.min(30_000, (settings.retry.baseDelayMs ?? 1000) * 2 ** (failures - 1)), undefined, signal === undefined ? {} : { signal });
+      await pause(params, failures, `GET ${url}`, `broke off at ${written} of ${file.size} bytes (${(error as Error).message})`);
       continue;
     } finally {
       await handle.close();
@@ -297,14 +305,17 @@ export class DatasetDownloads {
   readonly #controller = new AbortController();
   readonly #ready: Promise<void>[] = [];
   readonly #progress: DownloadProgress;
-  readonly #events: DownloadEvent[] = [];
+  readonly #onRetry: ((event: RetryEvent) => void) | undefined;
   #wake: (() => void) | null = null;
   #lastTick = 0;
   #doneBytes = 0;
 
-  constructor(source: DatasetSource, settings: HubSettings, signal?: AbortSignal) {
+  /** `onRetry` hears of every retried request and broken-off transfer. */
+  constructor(source: DatasetSource, settings: HubSettings, options: { signal?: AbortSignal | undefined; onRetry?: (event: RetryEvent) => void } = {}) {
+    const signal = options.signal;
     this.#source = source;
     this.#settings = settings;
+    this.#onRetry = options.onRetry;
     signal?.addEventListener('abort', () => this.#controller.abort(signal.reason), { once: true });
     const cachedBytes = source.files.filter((file) => file.cached).reduce((sum, file) => sum + file.size, 0);
     this.#progress = {
@@ -338,11 +349,9 @@ export class DatasetDownloads {
     });
   }
 
-  /** Events since the last call: retries, then the latest progress. */
-  take(): DownloadEvent[] {
-    const events = this.#events.splice(0);
-    events.push({ type: 'download', progress: { ...this.#progress } });
-    return events;
+  /** The latest progress, as an event. */
+  event(): DownloadEvent {
+    return { type: 'download', progress: { ...this.#progress } };
   }
 
   get progress(): DownloadProgress {
@@ -384,7 +393,7 @@ export class DatasetDownloads {
         this.#tick(false);
       },
       onRetry: (retry) => {
-        this.#events.push({ type: 'retry', retry });
+        this.#onRetry?.(retry);
         this.#tick(true);
       },
     });

@@ -53,6 +53,8 @@ export interface Fault {
   afterBytes?: number;
   /** `stall`: the request is answered only once this resolves. */
   until?: Promise<void>;
+  /** Only requests with (true) or without (false) a Range header; default both. */
+  ranged?: boolean;
 }
 
 export interface LoggedRequest {
@@ -217,7 +219,10 @@ export class LocalHub {
 
   #fault(request: http.IncomingMessage, pathname: string): Fault | undefined {
     const key = `${request.method ?? 'GET'} ${pathname}`;
-    const fault = this.#faults.find((candidate) => candidate.left > 0 && candidate.match.test(key));
+    const ranged = request.headers.range !== undefined;
+    const fault = this.#faults.find(
+      (candidate) => candidate.left > 0 && candidate.match.test(key) && (candidate.ranged === undefined || candidate.ranged === ranged),
+    );
     if (fault !== undefined) fault.left--;
     return fault;
   }

@@ -1,0 +1,119 @@
+/** The whole Hub path as a user runs it: convert --dataset ... --push-to-hub against a local Hub that misbehaves. */
+import assert from 'node:assert/strict';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { convertIter, type ConvertEvent } from '../src/convert.js';
+import { hubSettings } from '../src/hub-settings.js';
+import { runCli, sampleDir, tempDir } from './fixtures.js';
+import { LocalHub, TEST_TOKEN } from './hub-server.js';
+
+const REPO = 'openbmb/RLAIF-V-Dataset';
+let hub: LocalHub;
+let source: string;
+let names: string[];
+
+before(async () => {
+  hub = await LocalHub.start();
+  source = await sampleDir(120, { files: 3 });
+  names = (await readdir(source)).sort();
+  await hub.createDataset(REPO, names.map((name) => ({ path: name, file: path.join(source, name) })));
+});
+after(() => hub.close());
+
+function bodyDownloads(from: number): number {
+  return hub.requests.slice(from).filter((request) => request.method === 'GET' && request.path.includes('/resolve/') && request.range === undefined).length;
+}
+
+async function files(dir: string): Promise<string[]> {
+  return [...(await readdir(path.join(dir, 'data'))).map((name) => `data/${name}`), 'README.md'].sort();
+}
+
+describe('rlaif-v convert --dataset --push-to-hub', () => {
+  it('downloads, converts and pushes through every injected fault; the Hub ends up with the output byte for byte', async () => {
+    const home = await tempDir('rlaif-v-hf-home-');
+    const out = path.join(await tempDir(), 'out');
+    const env = { HF_ENDPOINT: hub.url, HF_HOME: home, HF_TOKEN: TEST_TOKEN };
+    hub.fail({ match: /^GET \/api\/datasets\/openbmb\/RLAIF-V-Dataset\/tree\//, kind: 'status', status: 500 });
+    hub.fail({ match: /^GET \/datasets\/openbmb\/.*\/resolve\//, kind: 'status', status: 429, retryAfter: 1 });
+    hub.fail({ match: /^GET \/datasets\/openbmb\/.*\/resolve\/.*_001\.parquet$/, kind: 'drop-download', afterBytes: 30_000, ranged: false });
+    hub.fail({ match: /^PUT \/lfs-upload\/me\/round\//, kind: 'drop-upload', afterBytes: 4096 });
+    hub.fail({ match: /^POST \/api\/datasets\/me\/round\/commit\//, kind: 'status', status: 503 });
+    const result = await runCli(['convert', '--output', out, '--push-to-hub', '--repo-id', 'me/round', '--max-shard-size', '100KB', '--num-proc', '1'], { env });
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(hub.pendingFaults, 0, 'every fault was met');
+    assert.match(result.stderr, /Source: openbmb\/RLAIF-V-Dataset at main/);
+    assert.match(result.stderr, /Hub: .* answered 429 .*; trying again in 1s/);
+    assert.match(result.stderr, /Pushed to .*me\/round/);
+    assert.doesNotMatch(result.stderr + result.stdout, new RegExp(TEST_TOKEN));
+    const pushed = [...hub.head('me/round').keys()].sort();
+    assert.deepEqual(pushed, await files(out));
+    for (const name of pushed) assert.deepEqual(await hub.content('me/round', name), await readFile(path.join(out, name)), name);
+    const report = JSON.parse(await readFile(path.join(out, 'report.json'), 'utf8')) as { input: { dataset: { commit: string; filesDownloaded: number } } };
+    assert.equal(report.input.dataset.filesDownloaded, 3);
+    assert.doesNotMatch(JSON.stringify(report), new RegExp(TEST_TOKEN));
+
+    // The same files converted from disk give the same bytes: the Hub path changes where rows come from, nothing else.
+    const local = path.join(await tempDir(), 'local');
+    const fromDisk = await runCli(['convert', '--input', source, '--output', local, '--max-shard-size', '100KB', '--num-proc', '1', '--quiet']);
+    assert.equal(fromDisk.code, 0, fromDisk.stderr);
+    for (const name of (await files(local)).filter((file) => file.startsWith('data/'))) {
+      assert.deepEqual(await readFile(path.join(local, name)), await readFile(path.join(out, name)), name);
+    }
+
+    // Run again: nothing is downloaded, nothing is committed.
+    const mark = hub.requests.length;
+    const commits = hub.commits('me/round').length;
+    const again = await runCli(['convert', '--output', out, '--overwrite', '--push-to-hub', '--repo-id', 'me/round', '--max-shard-size', '100KB', '--num-proc', '1'], { env });
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(bodyDownloads(mark), 0);
+    assert.equal(hub.commits('me/round').length, commits);
+    assert.match(again.stderr, /3 already in the cache/);
+  });
+
+  it('with --push-to-hub and no token, fails before any work and says how to log in', async () => {
+    const out = path.join(await tempDir(), 'out');
+    const mark = hub.requests.length;
+    const result = await runCli(['convert', '--output', out, '--push-to-hub'], { env: { HF_ENDPOINT: hub.url, HF_HOME: await tempDir(), HF_TOKEN: '' } });
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /needs a Hugging Face token.*hf auth login.*HF_TOKEN.*--token/s);
+    assert.equal(hub.requests.length, mark, 'no request was made');
+    await assert.rejects(stat(out), { code: 'ENOENT' });
+  });
+
+  it('names an unknown dataset or revision and exits 2', async () => {
+    const env = { HF_ENDPOINT: hub.url, HF_HOME: await tempDir() };
+    const out = path.join(await tempDir(), 'out');
+    const noRepo = await runCli(['convert', '--output', out, '--dataset', 'someone/missing'], { env });
+    assert.equal(noRepo.code, 2);
+    assert.match(noRepo.stderr, /Dataset someone\/missing was not found on http:\/\/127\.0\.0\.1:\d+\. Check --dataset/);
+    const noRevision = await runCli(['convert', '--output', out, '--revision', 'v2.0'], { env });
+    assert.equal(noRevision.code, 2);
+    assert.match(noRevision.stderr, /Dataset openbmb\/RLAIF-V-Dataset has no revision "v2\.0".*--revision/);
+    await assert.rejects(stat(out), { code: 'ENOENT' });
+  });
+});
+
+describe('convertIter from the Hub', () => {
+  it('converts the first file while a later one is still downloading', async () => {
+    let release = (): void => undefined;
+    const until = new Promise<void>((resolve) => (release = resolve));
+    hub.fail({ match: /^GET \/datasets\/openbmb\/.*\/resolve\/.*_002\.parquet$/, kind: 'stall', until, ranged: false });
+    const settings = await hubSettings({ env: { HF_ENDPOINT: hub.url, HF_HOME: await tempDir() }, retry: { baseDelayMs: 1 } });
+    const events: ConvertEvent[] = [];
+    let rowsWhileStalled = 0;
+    for await (const event of convertIter({ dataset: REPO, output: path.join(await tempDir(), 'out'), hub: settings, numProc: 1, writerBatchSize: 8 })) {
+      events.push(event);
+      if (event.type === 'progress' && event.stage === 'convert' && rowsWhileStalled === 0 && event.done > 0) {
+        rowsWhileStalled = event.done;
+        release();
+      }
+    }
+    // The stalled request is the third file's download: rows converted before it was let go came from earlier files.
+    assert.ok(rowsWhileStalled > 0, 'rows were converted while the last file was held back');
+    const downloads = events.filter((event) => event.type === 'download');
+    assert.ok(downloads.length > 0, 'download progress was reported');
+    const done = events.at(-1);
+    assert.equal(done?.type === 'done' ? done.report.output.rows + done.report.rejected.rows : 0, 120);
+  });
+});
