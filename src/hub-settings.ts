@@ -79,7 +79,10 @@ export async function hubSettings(options: HubSettingsOptions = {}): Promise<Hub
       accessToken = checkToken(stored, file);
     }
   }
-  return { hubUrl, accessToken, tokenSource, cacheDir, fetch: options.fetch ?? (httpFetch as typeof fetch), retry: options.retry ?? {} };
+  // RLAIF_V_HUB_FETCH=builtin: Node's own fetch instead, for comparison only (npm run bench:push): it holds a whole
+  // request body in memory.
+  const fetch = options.fetch ?? (env.RLAIF_V_HUB_FETCH === 'builtin' ? globalThis.fetch : (httpFetch as typeof globalThis.fetch));
+  return { hubUrl, accessToken, tokenSource, cacheDir, fetch, retry: options.retry ?? {} };
 }
 
 /**

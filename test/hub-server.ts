@@ -55,6 +55,8 @@ export interface Fault {
   until?: Promise<void>;
   /** Only requests with (true) or without (false) a Range header; default both. */
   ranged?: boolean;
+  /** Let this many matching requests through before the fault applies. Default 0. */
+  skip?: number;
 }
 
 export interface LoggedRequest {
@@ -113,7 +115,7 @@ export class LocalHub {
   readonly #repos = new Map<string, Repo>();
   /** LFS objects by `<repo>:<sha256>`: each repo has its own store, as on the Hub. */
   readonly #objects = new Map<string, { size: number; path: string }>();
-  readonly #faults: (Fault & { left: number })[] = [];
+  readonly #faults: (Fault & { left: number; skip: number })[] = [];
   readonly #tokens = new Set<string>([TEST_TOKEN]);
   /** Every request, in order. */
   readonly requests: LoggedRequest[] = [];
@@ -149,7 +151,12 @@ export class LocalHub {
 
   /** Makes the next matching request(s) fail as the fault says. */
   fail(fault: Fault): void {
-    this.#faults.push({ ...fault, left: fault.times ?? 1 });
+    this.#faults.push({ ...fault, left: fault.times ?? 1, skip: fault.skip ?? 0 });
+  }
+
+  /** Drops every fault not yet spent. */
+  clearFaults(): void {
+    this.#faults.length = 0;
   }
 
   /** Faults not yet spent: a test that injected them expects none left. */
@@ -223,7 +230,12 @@ export class LocalHub {
     const fault = this.#faults.find(
       (candidate) => candidate.left > 0 && candidate.match.test(key) && (candidate.ranged === undefined || candidate.ranged === ranged),
     );
-    if (fault !== undefined) fault.left--;
+    if (fault === undefined) return undefined;
+    if (fault.skip > 0) {
+      fault.skip--;
+      return undefined;
+    }
+    fault.left--;
     return fault;
   }
 
