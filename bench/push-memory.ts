@@ -40,6 +40,8 @@ try {
       HF_TOKEN: TEST_TOKEN,
       HF_HOME: path.join(work, 'hf-home'),
       RLAIF_V_HUB_FETCH: fetchKind,
+      // Set, so bin.js runs the CLI in this process rather than relaunching it: the measured process is the push.
+      MALLOC_ARENA_MAX: '2',
     });
     if (run.code !== 0) throw new Error(`push with ${label} failed: ${run.stderr}`);
     rows.push(`| ${label} | ${(run.peakRss / 1e6).toFixed(0)} MB | ${run.seconds.toFixed(1)} s |`);
