@@ -35,4 +35,21 @@ describe('resolveConvertOptions', () => {
       );
     });
   }
+
+  it('reads openbmb/RLAIF-V-Dataset at main from the Hub when no input is given', () => {
+    assert.deepEqual(resolveConvertOptions({ output: 'out' }).dataset, { repo: 'openbmb/RLAIF-V-Dataset', revision: 'main' });
+    assert.deepEqual(resolveConvertOptions({ output: 'out', dataset: 'me/data', revision: 'v1' }).dataset, { repo: 'me/data', revision: 'v1' });
+    assert.equal(resolveConvertOptions(base).dataset, null);
+  });
+
+  for (const [options, pattern] of [
+    [{ ...base, dataset: 'me/data' }, /input .* or dataset .*, not both/],
+    [{ ...base, revision: 'v1' }, /revision applies to dataset/],
+    [{ output: 'out', dataset: 'not a repo id' }, /for dataset but received "not a repo id"/],
+    [{ output: 'out', revision: '../main' }, /for revision/],
+  ] as const) {
+    it(`refuses ${JSON.stringify(options)}`, () => {
+      assert.throws(() => resolveConvertOptions(options), (error: unknown) => error instanceof OptionError && pattern.test(error.message));
+    });
+  }
 });

@@ -81,6 +81,19 @@ describe('rlaif-v convert --dataset --push-to-hub', () => {
     await assert.rejects(stat(out), { code: 'ENOENT' });
   });
 
+  it('with a token the Hub refuses, fails before any download, without showing the token', async () => {
+    const out = path.join(await tempDir(), 'out');
+    const mark = hub.requests.length;
+    const result = await runCli(['convert', '--output', out, '--push-to-hub', '--repo-id', 'me/refused'], {
+      env: { HF_ENDPOINT: hub.url, HF_HOME: await tempDir(), HF_TOKEN: 'hf_notatokenthehubknows' },
+    });
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /refused the token from HF_TOKEN \(401\).*hf auth login/);
+    assert.doesNotMatch(result.stderr, /hf_notatokenthehubknows/);
+    assert.deepEqual(hub.requests.slice(mark).map((request) => request.path), ['/api/whoami-v2']);
+    await assert.rejects(stat(out), { code: 'ENOENT' });
+  });
+
   it('names an unknown dataset or revision and exits 2', async () => {
     const env = { HF_ENDPOINT: hub.url, HF_HOME: await tempDir() };
     const out = path.join(await tempDir(), 'out');
