@@ -5,6 +5,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { datasetInfo, downloadFile, downloadFileToCacheDir, HubApiError, listFiles, type ListFileEntry } from '@huggingface/hub';
 import { HubError } from './errors.js';
+import { hubError } from './hub-error.js';
 import type { HubSettings } from './hub-settings.js';
 import { retryFetch, type RetryEvent } from './retry-fetch.js';
 
@@ -59,24 +60,6 @@ async function sizeOf(file: string): Promise<number | null> {
     (info) => info.size,
     () => null,
   );
-}
-
-/** Turns the library's API errors into messages that say what to do. */
-export function hubError(error: unknown, what: string, settings: HubSettings): unknown {
-  if (!(error instanceof HubApiError)) return error;
-  const status = error.statusCode;
-  const login = settings.accessToken === undefined ? ' If it is private or gated, log in (`hf auth login`) or set HF_TOKEN.' : '';
-  if (status === 401) {
-    return new HubError('ERR_HUB_UNAUTHORIZED', `${what}: the Hub at ${settings.hubUrl} refused the token from ${settings.tokenSource ?? 'nowhere'} (401). Log in again with \`hf auth login\` or set HF_TOKEN.`, { cause: error, status, url: error.url, exitCode: 2 });
-  }
-  if (status === 403) {
-    return new HubError('ERR_HUB_FORBIDDEN', `${what}: the token from ${settings.tokenSource ?? 'nowhere'} may not do this (403). Use a token with write access to the repo.`, { cause: error, status, url: error.url, exitCode: 2 });
-  }
-  return new HubError('ERR_HUB_REQUEST', `${what}: the Hub at ${settings.hubUrl} answered ${status}: ${error.message}.${status === 404 ? login : ''}`, {
-    cause: error,
-    status,
-    url: error.url,
-  });
 }
 
 /**

@@ -3,7 +3,7 @@ import { createReadStream, openAsBlob } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { commitIter, createRepo, datasetInfo, HubApiError, listFiles, whoAmI, type CommitOperation } from '@huggingface/hub';
-import { hubError } from './download-dataset.js';
+import { hubError } from './hub-error.js';
 import { InputError, invalidOption } from './errors.js';
 import { requireToken, type HubSettings } from './hub-settings.js';
 import { retryFetch, type RetryEvent } from './retry-fetch.js';

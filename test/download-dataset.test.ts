@@ -29,11 +29,6 @@ async function settings(): Promise<HubSettings> {
   return hubSettings({ env: { HF_HOME: await tempDir('rlaif-v-hf-home-'), HF_ENDPOINT: hub.url }, retry: { baseDelayMs: 1 } });
 }
 
-/** Requests since `from` that fetched a file's body (a ranged read of a few bytes is a footer read, not a download). */
-function bodyDownloads(from: number): string[] {
-  return hub.requests.slice(from).filter((request) => request.method === 'GET' && request.path.includes('/resolve/') && request.range === undefined).map((request) => request.path);
-}
-
 function sha256(content: Buffer): string {
   return createHash('sha256').update(content).digest('hex');
 }
@@ -88,7 +83,7 @@ describe('DatasetDownloads', () => {
     assert.deepEqual(again.files.map((file) => file.cached), [true, true]);
     const rerun = new DatasetDownloads(again, config);
     await rerun.ready(1);
-    assert.deepEqual(bodyDownloads(mark), []);
+    assert.deepEqual(hub.bodyDownloads(mark), []);
     assert.equal(rerun.progress.fetched, 0);
   });
 
@@ -110,7 +105,7 @@ describe('DatasetDownloads', () => {
     assert.deepEqual(reread.files.map((file) => file.cached), [true, true]);
     const downloads = new DatasetDownloads(reread, config);
     await downloads.ready(1);
-    assert.deepEqual(bodyDownloads(mark), []);
+    assert.deepEqual(hub.bodyDownloads(mark), []);
     assert.deepEqual(await readFile(reread.files[1]?.localPath ?? ''), await readFile(path.join(source, FILES[1] ?? '')));
   });
 

@@ -21,10 +21,6 @@ before(async () => {
 });
 after(() => hub.close());
 
-function bodyDownloads(from: number): number {
-  return hub.requests.slice(from).filter((request) => request.method === 'GET' && request.path.includes('/resolve/') && request.range === undefined).length;
-}
-
 async function files(dir: string): Promise<string[]> {
   return [...(await readdir(path.join(dir, 'data'))).map((name) => `data/${name}`), 'README.md'].sort();
 }
@@ -66,7 +62,7 @@ describe('rlaif-v convert --dataset --push-to-hub', () => {
     const commits = hub.commits('me/round').length;
     const again = await runCli(['convert', '--output', out, '--overwrite', '--push-to-hub', '--repo-id', 'me/round', '--max-shard-size', '100KB', '--num-proc', '1'], { env });
     assert.equal(again.code, 0, again.stderr);
-    assert.equal(bodyDownloads(mark), 0);
+    assert.deepEqual(hub.bodyDownloads(mark), []);
     assert.equal(hub.commits('me/round').length, commits);
     assert.match(again.stderr, /3 already in the cache/);
   });

@@ -154,6 +154,14 @@ export class LocalHub {
     this.#faults.push({ ...fault, left: fault.times ?? 1, skip: fault.skip ?? 0 });
   }
 
+  /** Requests from index `from` on that fetched a file's body from resolve (ranged reads of footers do not count). */
+  bodyDownloads(from = 0): string[] {
+    return this.requests
+      .slice(from)
+      .filter((request) => request.method === 'GET' && request.path.includes('/resolve/') && request.range === undefined)
+      .map((request) => request.path);
+  }
+
   /** Drops every fault not yet spent. */
   clearFaults(): void {
     this.#faults.length = 0;

@@ -1,0 +1,25 @@
+import { HubApiError } from '@huggingface/hub';
+import { HubError } from './errors.js';
+import type { HubSettings } from './hub-settings.js';
+
+/** Turns the library's API errors into messages that say what to do. */
+export function hubError(error: unknown, what: string, settings: HubSettings): unknown {
+  if (!(error instanceof HubApiError)) return error;
+  const status = error.statusCode;
+  const login = settings.accessToken === undefined ? ' If it is private or gated, log in (`hf auth login`) or set HF_TOKEN.' : '';
+  if (status === 401) {
+    const message =
+      settings.accessToken === undefined
+        ? `${what}: the Hub at ${settings.hubUrl} wants a token (401): the repo may be private or gated. Log in with \`hf auth login\`, or set HF_TOKEN.`
+        : `${what}: the Hub at ${settings.hubUrl} refused the token from ${settings.tokenSource ?? '--token'} (401). Log in again with \`hf auth login\` or set HF_TOKEN.`;
+    return new HubError('ERR_HUB_UNAUTHORIZED', message, { cause: error, status, url: error.url, exitCode: 2 });
+  }
+  if (status === 403) {
+    return new HubError('ERR_HUB_FORBIDDEN', `${what}: the token from ${settings.tokenSource ?? 'nowhere'} may not do this (403). Use a token with write access to the repo.`, { cause: error, status, url: error.url, exitCode: 2 });
+  }
+  return new HubError('ERR_HUB_REQUEST', `${what}: the Hub at ${settings.hubUrl} answered ${status}: ${error.message}.${status === 404 ? login : ''}`, {
+    cause: error,
+    status,
+    url: error.url,
+  });
+}
