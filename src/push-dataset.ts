@@ -155,10 +155,10 @@ export async function* pushIter(options: PushOptions): AsyncGenerator<PushEvent,
     }
   }
 
-  const remote = new Map<string, { oid: string | undefined; lfs: string | undefined }>();
+  const remote = new Map<string, { oid: string | undefined; lfs: string | undefined; size: number }>();
   try {
     for await (const entry of listFiles({ repo, recursive: true, ...credentials })) {
-      if (entry.type === 'file') remote.set(entry.path, { oid: entry.oid, lfs: entry.lfs?.oid });
+      if (entry.type === 'file') remote.set(entry.path, { oid: entry.oid, lfs: entry.lfs?.oid, size: entry.size });
     }
   } catch (error) {
     throw hubError(error, `Listing ${repoId}`, settings);
@@ -171,7 +171,8 @@ export async function* pushIter(options: PushOptions): AsyncGenerator<PushEvent,
   for (const file of data) {
     signal?.throwIfAborted();
     const there = remote.get(file.path);
-    if (there?.lfs !== undefined && there.lfs === (await sha256Of(file.file))) skipped.push(file.path);
+    // Only a file the repo holds at the same path and size is worth hashing (a 500 MB shard takes seconds).
+    if (there?.lfs !== undefined && there.size === file.size && there.lfs === (await sha256Of(file.file))) skipped.push(file.path);
     else missing.push(file);
   }
   const local = new Set(data.map((file) => file.path));
