@@ -265,6 +265,8 @@ async function transfer(params: DownloadFileParams & { fetch: typeof fetch; inco
         progressed = true;
         params.onBytes?.(written);
       }
+      // A body that ended early without an error (no Content-Length to hold it to) is a break-off too.
+      if (written < file.size) throw new Error('the response ended early');
     } catch (error) {
       if (signal?.aborted === true) throw error;
       if (progressed) failures = 0;

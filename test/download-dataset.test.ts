@@ -125,7 +125,7 @@ describe('DatasetDownloads', () => {
     assert.deepEqual(await readFile(file.localPath), content);
   });
 
-  it('survives 500s, a 429 with Retry-After and connections dropped mid-download', async () => {
+  it('survives 500s, a 429 with Retry-After, connections dropped mid-download and a body that ends early', async () => {
     const config = await settings();
     const retries: number[] = [];
     config.retry = { baseDelayMs: 1, sleep: async (ms) => void retries.push(ms) };
@@ -133,10 +133,15 @@ describe('DatasetDownloads', () => {
     hub.fail({ match: /^GET \/datasets\/.*\/resolve\//, kind: 'status', status: 500 });
     hub.fail({ match: /^GET \/datasets\/.*\/resolve\//, kind: 'status', status: 429, retryAfter: 3 });
     hub.fail({ match: /^GET \/datasets\/.*\/resolve\//, kind: 'drop-download', afterBytes: 20_000, times: 2 });
+    hub.fail({ match: /^GET \/datasets\/.*\/resolve\//, kind: 'end-early', afterBytes: 10_000, ranged: true });
+    const mark = hub.requests.length;
     const downloads = new DatasetDownloads(dataset, config);
     await downloads.ready(0);
     await downloads.ready(1);
     assert.equal(hub.pendingFaults, 0);
+    // Every break-off resumed with a Range request: each file's body was started from byte 0 once.
+    const fromStart = hub.requests.slice(mark).filter((request) => request.path.includes('/resolve/') && request.range === undefined && request.status === 200);
+    assert.equal(fromStart.length, 2);
     assert.ok(retries.includes(3000), `Retry-After honoured: ${retries.join(', ')}`);
     for (const file of dataset.files) assert.deepEqual(await readFile(file.localPath), await readFile(path.join(source, file.path)));
   });

@@ -47,7 +47,7 @@ export interface Fault {
    * `afterBytes` of the body, then cut the connection. `drop-upload`: read `afterBytes` of the request body, then cut.
    * `stall`: hold the request until `until` resolves, then answer it normally.
    */
-  kind: 'status' | 'drop-download' | 'drop-upload' | 'stall';
+  kind: 'status' | 'drop-download' | 'end-early' | 'drop-upload' | 'stall';
   status?: number;
   retryAfter?: number;
   afterBytes?: number;
@@ -504,6 +504,12 @@ export class LocalHub {
       }
       status = 206;
       headers['content-range'] = `bytes ${start}-${end}/${file.size}`;
+    }
+    if (fault?.kind === 'end-early') {
+      response.writeHead(status, headers);
+      const stream = createReadStream(file.blobPath, { start, end: Math.min(end, start + (fault.afterBytes ?? 0) - 1) });
+      stream.pipe(response);
+      return;
     }
     headers['content-length'] = String(end - start + 1);
     response.writeHead(status, headers);
