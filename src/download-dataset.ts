@@ -1,6 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, readlink, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { datasetInfo, downloadFile, downloadFileToCacheDir, HubApiError, listFiles, type ListFileEntry } from '@huggingface/hub';
@@ -70,6 +70,7 @@ async function sizeOf(file: string): Promise<number | null> {
 export async function resolveDataset(params: { repo: string; revision?: string; settings: HubSettings; onRetry?: (event: RetryEvent) => void }): Promise<DatasetSource> {
   const { repo, settings } = params;
   const revision = params.revision ?? 'main';
+  if (settings.offline) return resolveFromCache(repo, revision, settings);
   const fetch = retryFetch(settings.fetch, { ...settings.retry, onRetry: params.onRetry ?? settings.retry.onRetry });
   const credentials = { hubUrl: settings.hubUrl, accessToken: settings.accessToken, fetch };
   let commit: string;
@@ -118,6 +119,35 @@ export async function resolveDataset(params: { repo: string; revision?: string; 
     // As huggingface_hub does: refs/<revision> names the commit, so later runs of either tool find the snapshot.
     await mkdir(path.join(storage, 'refs', path.dirname(revision)), { recursive: true });
     await writeFile(path.join(storage, 'refs', revision), commit);
+  }
+  return { repo, revision, commit, files };
+}
+
+/**
+ * The dataset as the cache holds it, for `HF_HUB_OFFLINE`: `refs/<revision>` names the commit (or the revision is
+ * one), and the snapshot's parquet files link to their blobs.
+ */
+async function resolveFromCache(repo: string, revision: string, settings: HubSettings): Promise<DatasetSource> {
+  const storage = path.join(settings.cacheDir, repoFolder(repo));
+  const commit = /^[0-9a-f]{40}$/.test(revision) ? revision : (await readFile(path.join(storage, 'refs', revision), 'utf8').catch(() => '')).trim();
+  const snapshot = path.join(storage, 'snapshots', commit);
+  const entries = commit === '' ? [] : await readdir(snapshot, { recursive: true, withFileTypes: true }).catch(() => []);
+  const files: RemoteFile[] = [];
+  for (const entry of entries.filter((item) => item.name.endsWith('.parquet')).sort((a, b) => path.join(a.parentPath, a.name).localeCompare(path.join(b.parentPath, b.name)))) {
+    const localPath = path.join(entry.parentPath, entry.name);
+    const size = await sizeOf(localPath);
+    if (size === null) continue;
+    const target = await readlink(localPath).catch(() => null);
+    const blobPath = target === null ? localPath : path.resolve(path.dirname(localPath), target);
+    files.push({ path: path.relative(snapshot, localPath).split(path.sep).join('/'), size, etag: path.basename(blobPath), localPath, blobPath, cached: true });
+  }
+  if (files.length === 0) {
+    throw new HubError(
+      'ERR_HUB_OFFLINE_MISSING',
+      `HF_HUB_OFFLINE is set, and the Hugging Face cache (${settings.cacheDir}) holds no parquet files of ${repo} at ${revision}. ` +
+        'Unset HF_HUB_OFFLINE to download them.',
+      { exitCode: 2 },
+    );
   }
   return { repo, revision, commit, files };
 }

@@ -4,6 +4,14 @@ import type { HubSettings } from './hub-settings.js';
 
 /** Turns the library's API errors into messages that say what to do. */
 export function hubError(error: unknown, what: string, settings: HubSettings): unknown {
+  if (error instanceof TypeError && /fetch failed/.test(error.message)) {
+    return new HubError(
+      'ERR_HUB_UNREACHABLE',
+      `${what}: cannot reach the Hub at ${settings.hubUrl} (${error.message.replace(/^fetch failed:?\s*/, '') || 'no answer'}), after retries. ` +
+        'Check the connection and HF_ENDPOINT; to convert files already in the Hugging Face cache without the network, set HF_HUB_OFFLINE=1.',
+      { cause: error },
+    );
+  }
   if (!(error instanceof HubApiError)) return error;
   const status = error.statusCode;
   const login = settings.accessToken === undefined ? ' If it is private or gated, log in (`hf auth login`) or set HF_TOKEN.' : '';

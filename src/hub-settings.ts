@@ -19,6 +19,8 @@ export interface HubSettings {
   fetch: typeof fetch;
   /** How 429, 5xx and dropped connections are retried. */
   retry: RetryOptions;
+  /** `HF_HUB_OFFLINE` is set: read datasets from the cache only, as huggingface_hub does, and never call the Hub. */
+  offline: boolean;
 }
 
 export interface HubSettingsOptions {
@@ -82,7 +84,8 @@ export async function hubSettings(options: HubSettingsOptions = {}): Promise<Hub
   // RLAIF_V_HUB_FETCH=builtin: Node's own fetch instead, for comparison only (npm run bench:push): it holds a whole
   // request body in memory.
   const fetch = options.fetch ?? (env.RLAIF_V_HUB_FETCH === 'builtin' ? globalThis.fetch : (httpFetch as typeof globalThis.fetch));
-  return { hubUrl, accessToken, tokenSource, cacheDir, fetch, retry: options.retry ?? {} };
+  const offline = ['1', 'true', 'yes', 'on'].includes((env.HF_HUB_OFFLINE ?? '').toLowerCase());
+  return { hubUrl, accessToken, tokenSource, cacheDir, fetch, retry: options.retry ?? {}, offline };
 }
 
 /**

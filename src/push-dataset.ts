@@ -4,7 +4,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { commitIter, createRepo, datasetInfo, HubApiError, listFiles, whoAmI, type CommitOperation } from '@huggingface/hub';
 import { hubError } from './hub-error.js';
-import { InputError, invalidOption } from './errors.js';
+import { HubError, InputError, invalidOption } from './errors.js';
 import { requireToken, type HubSettings } from './hub-settings.js';
 import { retryFetch, type RetryEvent } from './retry-fetch.js';
 
@@ -88,6 +88,12 @@ function checkRepoId(repoId: unknown): string {
   return repoId;
 }
 
+function refuseOffline(settings: HubSettings, repoId: string): void {
+  if (settings.offline) {
+    throw new HubError('ERR_HUB_OFFLINE', `Pushing to ${repoId} needs the Hub, and HF_HUB_OFFLINE is set. Unset it to push.`, { exitCode: 2 });
+  }
+}
+
 /**
  * Checks, before any work, that a push can happen: a token is there and the Hub accepts it. Run it before a long
  * conversion that ends in a push.
@@ -96,6 +102,7 @@ function checkRepoId(repoId: unknown): string {
  */
 export async function checkPushAccess(settings: HubSettings, repoId: string = DEFAULT_REPO_ID): Promise<void> {
   checkRepoId(repoId);
+  refuseOffline(settings, repoId);
   const accessToken = requireToken(settings, `Pushing to ${repoId}`);
   try {
     await whoAmI({ accessToken, hubUrl: settings.hubUrl, fetch: retryFetch(settings.fetch, settings.retry) });
@@ -121,6 +128,7 @@ export async function* pushIter(options: PushOptions): AsyncGenerator<PushEvent,
   if (!Number.isSafeInteger(filesPerCommit) || filesPerCommit < 1 || filesPerCommit > 99) {
     throw invalidOption('filesPerCommit', 'an integer from 1 to 99 (the Hub takes fewer than 100 files a commit)', filesPerCommit);
   }
+  refuseOffline(settings, repoId);
   const accessToken = requireToken(settings, `Pushing to ${repoId}`);
   const { data, card } = await localFiles(options.dir);
   const retries: RetryEvent[] = [];

@@ -164,4 +164,30 @@ describe('DatasetDownloads', () => {
     await assert.rejects(readFile(file.blobPath), { code: 'ENOENT' });
     await assert.rejects(readFile(`${file.blobPath}.incomplete`), { code: 'ENOENT' });
   });
+
+  it('with HF_HUB_OFFLINE, reads the dataset from the cache and never calls the Hub', async () => {
+    const home = await tempDir('rlaif-v-hf-home-');
+    const online = await hubSettings({ env: { HF_HOME: home, HF_ENDPOINT: hub.url }, retry: { baseDelayMs: 1 } });
+    const dataset = await resolveDataset({ repo: REPO, settings: online });
+    await new DatasetDownloads(dataset, online).ready(1);
+    const mark = hub.requests.length;
+    const offline = await hubSettings({ env: { HF_HOME: home, HF_ENDPOINT: hub.url, HF_HUB_OFFLINE: '1' } });
+    const cached = await resolveDataset({ repo: REPO, settings: offline });
+    assert.deepEqual(cached, { ...dataset, files: dataset.files.map((file) => ({ ...file, cached: true })) });
+    await new DatasetDownloads(cached, offline).ready(1);
+    assert.equal(hub.requests.length, mark, 'no request');
+    await assert.rejects(resolveDataset({ repo: 'someone/elsewhere', settings: offline }), (error: unknown) => error instanceof HubError && error.code === 'ERR_HUB_OFFLINE_MISSING' && /Unset HF_HUB_OFFLINE/.test(error.message));
+  });
+
+  it('says the Hub cannot be reached, and how to work offline, after retrying', async () => {
+    const retries: number[] = [];
+    const unreachable = await hubSettings({ env: { HF_HOME: await tempDir(), HF_ENDPOINT: 'http://127.0.0.1:1' }, retry: { retries: 2, sleep: async (ms) => void retries.push(ms) } });
+    await assert.rejects(resolveDataset({ repo: REPO, settings: unreachable }), (error: unknown) => {
+      assert.ok(error instanceof HubError);
+      assert.equal(error.code, 'ERR_HUB_UNREACHABLE');
+      assert.match(error.message, /cannot reach the Hub at http:\/\/127\.0\.0\.1:1 .*HF_HUB_OFFLINE=1/);
+      return true;
+    });
+    assert.equal(retries.length, 2);
+  });
 });

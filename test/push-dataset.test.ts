@@ -92,6 +92,13 @@ describe('push', () => {
     assert.equal(hub.requests.length, mark);
   });
 
+  it('refuses to push with HF_HUB_OFFLINE set, before any request', async () => {
+    const mark = hub.requests.length;
+    const offline = await hubSettings({ env: { HF_HOME: await tempDir(), HF_ENDPOINT: hub.url, HF_TOKEN: TEST_TOKEN, HF_HUB_OFFLINE: '1' } });
+    await assert.rejects(push({ dir: output, repoId: 'me/offline', settings: offline }), (error: unknown) => error instanceof HubError && error.code === 'ERR_HUB_OFFLINE');
+    assert.equal(hub.requests.length, mark);
+  });
+
   it('refuses a directory that is not a converted dataset', async () => {
     await assert.rejects(push({ dir: await tempDir(), repoId: 'me/x', settings: await settings() }), (error: unknown) => error instanceof InputError && error.code === 'ERR_PUSH_NOT_DATASET');
   });
