@@ -163,6 +163,9 @@ export async function remoteBlob(source: DatasetSource, file: RemoteFile, settin
       hubUrl: settings.hubUrl,
       accessToken: settings.accessToken,
       fetch,
+      // Plain range requests on the resolve URL (redirected to the CDN), the same path the download itself takes,
+      // rather than the xet reconstruction protocol.
+      xet: false,
     });
     if (blob === null) throw new HubError('ERR_HUB_FILE_NOT_FOUND', `${source.repo}/${file.path} is listed but cannot be fetched.`);
     return blob;
