@@ -44,7 +44,7 @@ function send(url: URL, method: string, headers: Headers, body: unknown, init: F
       reject(abortError(signal));
       return;
     }
-    void bodyOf(body).then(({ stream, length }) => {
+    const start = ({ stream, length }: { stream: Readable | null; length: number | null }): void => {
       const outgoing: Record<string, string> = {};
       headers.forEach((value, key) => (outgoing[key] = value));
       if (length !== null && stream !== null) outgoing['content-length'] = String(length);
@@ -78,6 +78,14 @@ function send(url: URL, method: string, headers: Headers, body: unknown, init: F
       // A failed upload surfaces through the request's 'error' (or an early response); the pipeline's own rejection
       // would only repeat it.
       pipeline(stream, counter, request).catch(() => undefined);
+    };
+    bodyOf(body).then((prepared) => {
+      try {
+        start(prepared);
+      } catch (error) {
+        // A header Node refuses, an unsupported protocol: fail this fetch instead of leaving it pending.
+        reject(error instanceof TypeError ? error : new TypeError(`fetch failed: ${(error as Error).message}`, { cause: error }));
+      }
     }, reject);
   });
 }

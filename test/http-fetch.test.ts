@@ -99,4 +99,10 @@ describe('httpFetch', () => {
     await assert.rejects(pending, { name: 'AbortError' });
     await assert.rejects(httpFetch('http://127.0.0.1:1/'), TypeError);
   });
+
+  it('rejects, rather than hanging, on a request Node refuses to send', async () => {
+    const { url } = await server((_request, response) => response.end());
+    await assert.rejects(httpFetch(`${url}/x`, { headers: { 'x-bad': 'line\nbreak' } }), TypeError);
+    await assert.rejects(httpFetch('ftp://127.0.0.1/file'), TypeError);
+  });
 });
