@@ -7,7 +7,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdtemp, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rename, rm } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -124,6 +124,10 @@ export class LocalHub {
   /** Listeners told of each completed LFS upload, by `<repo>:<sha256>` (tests kill a push after the first). */
   readonly onUpload: ((oid: string) => void)[] = [];
   #commitCounter = 0;
+  /** Objects larger than this are uploaded in parts of this size (the Hub's multipart transfer); null: never. */
+  multipartChunkSize: number | null = null;
+  /** Parts received by multipart uploads, failed ones excluded. */
+  partUploads = 0;
 
   private constructor(server: http.Server, dir: string) {
     this.#server = server;
@@ -230,6 +234,15 @@ export class LocalHub {
       return { path: filePath, size: content.byteLength, oid: gitBlobOid(pointer), lfs: { oid, size: content.byteLength }, blobPath, lastCommit: commitOid };
     }
     return { path: filePath, size: content.byteLength, oid: gitBlobOid(content), lfs: null, blobPath, lastCommit: commitOid };
+  }
+
+  /** Basic transfer (one PUT), or multipart (a PUT per part, then a completion POST) above `multipartChunkSize`. */
+  #uploadAction(repoId: string, oid: string, size: number): { href: string; header?: Record<string, string>; expires_in: number } {
+    const chunk = this.multipartChunkSize;
+    if (chunk === null || size <= chunk) return { href: `${this.url}/lfs-upload/${repoId}/${oid}?size=${size}`, expires_in: 3600 };
+    const header: Record<string, string> = { chunk_size: String(chunk) };
+    for (let part = 1; part <= Math.ceil(size / chunk); part++) header[String(part)] = `${this.url}/lfs-part/${repoId}/${oid}/${part}`;
+    return { href: `${this.url}/lfs-complete/${repoId}/${oid}`, header, expires_in: 3600 };
   }
 
   #fault(request: http.IncomingMessage, pathname: string): Fault | undefined {
@@ -407,13 +420,19 @@ export class LocalHub {
             oid: object.oid,
             size: object.size,
             authenticated: true,
-            ...(this.#objects.has(`${repoId}:${object.oid}`)
-              ? {}
-              : { actions: { upload: { href: `${this.url}/lfs-upload/${repoId}/${object.oid}?size=${object.size}`, expires_in: 3600 } } }),
+            ...(this.#objects.has(`${repoId}:${object.oid}`) ? {} : { actions: { upload: this.#uploadAction(repoId, object.oid, object.size) } }),
           })),
         },
         { 'content-type': 'application/vnd.git-lfs+json' },
       );
+      return;
+    }
+    if (method === 'PUT' && (match = /^\/lfs-part\/([^/]+\/[^/]+)\/([0-9a-f]{64})\/(\d+)$/.exec(pathname)) !== null) {
+      await this.#receivePart(request, response, match[1] ?? '', match[2] ?? '', Number(match[3]), fault);
+      return;
+    }
+    if (method === 'POST' && (match = /^\/lfs-complete\/([^/]+\/[^/]+)\/([0-9a-f]{64})$/.exec(pathname)) !== null) {
+      await this.#completeMultipart(request, response, match[1] ?? '', match[2] ?? '');
       return;
     }
     if (method === 'PUT' && (match = /^\/lfs-upload\/([^/]+\/[^/]+)\/([0-9a-f]{64})$/.exec(pathname)) !== null) {
@@ -539,11 +558,9 @@ export class LocalHub {
     stream.pipe(response);
   }
 
-  async #receiveObject(request: http.IncomingMessage, response: http.ServerResponse, repoId: string, oid: string, size: number, fault: Fault | undefined): Promise<void> {
-    const key = `${repoId}:${oid}`;
-    const target = path.join(this.#dir, `lfs-${repoId.replace('/', '--')}-${oid}`);
-    const partial = `${target}.${randomBytes(4).toString('hex')}.part`;
-    const out = createWriteStream(partial);
+  /** Reads a request body into `file`, honouring a drop-upload fault; null when the upload was cut or broke off. */
+  async #receiveBody(request: http.IncomingMessage, file: string, fault: Fault | undefined): Promise<{ bytes: number; sha256: string } | null> {
+    const out = createWriteStream(file);
     const hash = createHash('sha256');
     let received = 0;
     try {
@@ -551,30 +568,79 @@ export class LocalHub {
         const buffer = chunk as Buffer;
         if (fault?.kind === 'drop-upload' && received + buffer.byteLength > (fault.afterBytes ?? 0)) {
           request.socket.destroy();
-          out.destroy();
-          await rm(partial, { force: true });
-          return;
+          throw new Error('dropped');
         }
         received += buffer.byteLength;
         hash.update(buffer);
         if (!out.write(buffer)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
       }
       await new Promise<void>((resolve, reject) => out.end((error?: Error | null) => (error ? reject(error) : resolve())));
+      return { bytes: received, sha256: hash.digest('hex') };
     } catch {
       out.destroy();
-      await rm(partial, { force: true });
-      return;
+      await rm(file, { force: true });
+      return null;
     }
-    const digest = hash.digest('hex');
-    if (digest !== oid || received !== size) {
-      await rm(partial, { force: true });
-      throw new HttpError(400, `upload of ${oid} received ${received} bytes hashing to ${digest}`);
-    }
-    await rename(partial, target);
-    this.#objects.set(key, { size: (await stat(target)).size, path: target });
+  }
+
+  async #storeObject(repoId: string, oid: string, size: number, file: string): Promise<void> {
+    const key = `${repoId}:${oid}`;
+    const target = path.join(this.#dir, `lfs-${repoId.replace('/', '--')}-${oid}`);
+    await rename(file, target);
+    this.#objects.set(key, { size, path: target });
     this.uploads.set(key, (this.uploads.get(key) ?? 0) + 1);
     for (const listener of this.onUpload) listener(key);
+  }
+
+  async #receiveObject(request: http.IncomingMessage, response: http.ServerResponse, repoId: string, oid: string, size: number, fault: Fault | undefined): Promise<void> {
+    const partial = path.join(this.#dir, `upload-${randomBytes(6).toString('hex')}`);
+    const body = await this.#receiveBody(request, partial, fault);
+    if (body === null) return;
+    if (body.sha256 !== oid || body.bytes !== size) {
+      await rm(partial, { force: true });
+      throw new HttpError(400, `upload of ${oid} received ${body.bytes} bytes hashing to ${body.sha256}`);
+    }
+    await this.#storeObject(repoId, oid, size, partial);
     response.writeHead(200, { 'content-length': '0' });
     response.end();
+  }
+
+  /** One part of a multipart upload: kept until the completion request joins the parts. */
+  async #receivePart(request: http.IncomingMessage, response: http.ServerResponse, repoId: string, oid: string, part: number, fault: Fault | undefined): Promise<void> {
+    const file = this.#partFile(repoId, oid, part);
+    const body = await this.#receiveBody(request, `${file}.receiving`, fault);
+    if (body === null) return;
+    await rename(`${file}.receiving`, file);
+    this.partUploads++;
+    response.writeHead(200, { etag: `"${body.sha256}"`, 'content-length': '0' });
+    response.end();
+  }
+
+  async #completeMultipart(request: http.IncomingMessage, response: http.ServerResponse, repoId: string, oid: string): Promise<void> {
+    const body = JSON.parse((await readBody(request)).toString()) as { oid: string; parts: { partNumber: number; etag: string }[] };
+    const joined = path.join(this.#dir, `joined-${randomBytes(6).toString('hex')}`);
+    const out = createWriteStream(joined);
+    const hash = createHash('sha256');
+    let size = 0;
+    for (const part of [...body.parts].sort((a, b) => a.partNumber - b.partNumber)) {
+      const content = await readFile(this.#partFile(repoId, oid, part.partNumber)).catch(() => null);
+      if (content === null) throw new HttpError(400, `part ${part.partNumber} of ${oid} was never uploaded`);
+      if (part.etag !== `"${sha('sha256', content)}"`) throw new HttpError(400, `part ${part.partNumber} of ${oid}: etag ${part.etag} does not match`);
+      hash.update(content);
+      size += content.byteLength;
+      out.write(content);
+    }
+    await new Promise<void>((resolve, reject) => out.end((error?: Error | null) => (error ? reject(error) : resolve())));
+    const digest = hash.digest('hex');
+    if (digest !== oid) {
+      await rm(joined, { force: true });
+      throw new HttpError(400, `the parts of ${oid} join to ${digest}`);
+    }
+    await this.#storeObject(repoId, oid, size, joined);
+    json(response, 200, { success: true });
+  }
+
+  #partFile(repoId: string, oid: string, part: number): string {
+    return path.join(this.#dir, `part-${repoId.replace('/', '--')}-${oid}-${part}`);
   }
 }

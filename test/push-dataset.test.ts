@@ -73,6 +73,21 @@ describe('push', () => {
     await assertRepoEqualsOutput('me/faults');
   });
 
+  it('uploads large shards in parts when the Hub asks for multipart, through a part dropped midway', async () => {
+    hub.multipartChunkSize = 16 * 1024;
+    const partsBefore = hub.partUploads;
+    try {
+      hub.fail({ match: /^PUT \/lfs-part\/me\/multipart\//, kind: 'drop-upload', afterBytes: 5000 });
+      const report = await push({ dir: output, repoId: 'me/multipart', settings: await settings() });
+      assert.equal(hub.pendingFaults, 0);
+      assert.deepEqual(report.uploaded, shards);
+      assert.ok(hub.partUploads - partsBefore > shards.length, `uploaded in parts: ${hub.partUploads - partsBefore}`);
+      await assertRepoEqualsOutput('me/multipart');
+    } finally {
+      hub.multipartChunkSize = null;
+    }
+  });
+
   it('removes old shards the new output does not have, in the card commit', async () => {
     const config = await settings();
     const other = path.join(await tempDir(), 'other');
