@@ -1,13 +1,12 @@
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, readlink, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { datasetInfo, downloadFile, downloadFileToCacheDir, HubApiError, listFiles, type ListFileEntry } from '@huggingface/hub';
 import { HubError } from './errors.js';
-import { hubError } from './hub-error.js';
+import { gitBlobHash, hashFile } from './hash-file.js';
+import { hubError, loginHint } from './hub-error.js';
 import type { HubSettings } from './hub-settings.js';
-import { retryFetch, type RetryEvent } from './retry-fetch.js';
+import { backoffMs, retryFetch, waitBeforeRetry, type RetryEvent } from './retry-fetch.js';
 
 /** One parquet file of a dataset on the Hub, and where it lives in the local Hugging Face cache. */
 export interface RemoteFile {
@@ -86,8 +85,7 @@ export async function resolveDataset(params: { repo: string; revision?: string; 
     if (repoExists) {
       throw new HubError('ERR_HUB_REVISION_NOT_FOUND', `Dataset ${repo} has no revision ${JSON.stringify(revision)} (branch, tag or commit). Check --revision.`, { cause: error, status: 404, exitCode: 2 });
     }
-    const login = settings.accessToken === undefined ? ' If it is private or gated, log in (`hf auth login`) or set HF_TOKEN.' : '';
-    throw new HubError('ERR_HUB_REPO_NOT_FOUND', `Dataset ${repo} was not found on ${settings.hubUrl}. Check --dataset (owner/name).${login}`, {
+    throw new HubError('ERR_HUB_REPO_NOT_FOUND', `Dataset ${repo} was not found on ${settings.hubUrl}. Check --dataset (owner/name).${loginHint(settings)}`, {
       cause: error,
       status: 404,
       exitCode: 2,
@@ -174,20 +172,11 @@ export async function remoteBlob(source: DatasetSource, file: RemoteFile, settin
   }
 }
 
-function gitHash(size: number): Hash {
-  return createHash('sha1').update(`blob ${size}\0`);
-}
-
 /** The hash the etag is: sha256 for LFS files (64 hex digits), git's blob sha1 for regular ones (40). */
 function etagHash(etag: string, size: number): Hash | null {
   if (/^[0-9a-f]{64}$/.test(etag)) return createHash('sha256');
-  if (/^[0-9a-f]{40}$/.test(etag)) return gitHash(size);
+  if (/^[0-9a-f]{40}$/.test(etag)) return gitBlobHash(size);
   return null;
-}
-
-async function hashPrefix(hash: Hash, file: string, bytes: number): Promise<void> {
-  if (bytes === 0) return;
-  for await (const chunk of createReadStream(file, { start: 0, end: bytes - 1 })) hash.update(chunk as Buffer);
 }
 
 export interface DownloadFileParams {
@@ -220,7 +209,7 @@ export async function downloadToCache(params: DownloadFileParams): Promise<strin
       await transfer({ ...params, fetch, incomplete, name });
       const have = await sizeOf(incomplete);
       const hash = etagHash(file.etag, file.size);
-      if (hash !== null) await hashPrefix(hash, incomplete, have ?? 0);
+      if (hash !== null) await hashFile(hash, incomplete, have ?? 0);
       const digest = hash?.digest('hex');
       if (have === file.size && (digest === undefined || digest === file.etag)) break;
       await rm(incomplete, { force: true });
@@ -250,9 +239,9 @@ export async function downloadToCache(params: DownloadFileParams): Promise<strin
 /** Waits before the next try of a transfer that broke off, and says so as a retry. */
 async function pause(params: DownloadFileParams, failures: number, request: string, reason: string): Promise<void> {
   const retry = params.settings.retry;
-  const delayMs = Math.min(retry.maxDelayMs ?? 30_000, (retry.baseDelayMs ?? 1000) * 2 ** (failures - 1));
+  const delayMs = backoffMs(retry, failures);
   params.onRetry?.({ attempt: failures, delayMs, status: null, request: request.replace(/\?.*$/, ''), reason });
-  await (retry.sleep ?? ((ms: number, signal: AbortSignal | undefined) => sleep(ms, undefined, signal === undefined ? {} : { signal })))(delayMs, params.signal);
+  await waitBeforeRetry(retry, delayMs, params.signal);
 }
 
 /** Fetches what `incomplete` lacks, appending; tries again from where it stopped when the connection drops. */

@@ -2,6 +2,11 @@ import { HubApiError } from '@huggingface/hub';
 import { HubError } from './errors.js';
 import type { HubSettings } from './hub-settings.js';
 
+/** What to add to a "not found": a private or gated repo looks absent to a caller without a token. */
+export function loginHint(settings: HubSettings): string {
+  return settings.accessToken === undefined ? ' If it is private or gated, log in (`hf auth login`) or set HF_TOKEN.' : '';
+}
+
 /** Turns the library's API errors into messages that say what to do. */
 export function hubError(error: unknown, what: string, settings: HubSettings): unknown {
   if (error instanceof TypeError && /fetch failed/.test(error.message)) {
@@ -14,7 +19,6 @@ export function hubError(error: unknown, what: string, settings: HubSettings): u
   }
   if (!(error instanceof HubApiError)) return error;
   const status = error.statusCode;
-  const login = settings.accessToken === undefined ? ' If it is private or gated, log in (`hf auth login`) or set HF_TOKEN.' : '';
   if (status === 401) {
     const message =
       settings.accessToken === undefined
@@ -25,7 +29,7 @@ export function hubError(error: unknown, what: string, settings: HubSettings): u
   if (status === 403) {
     return new HubError('ERR_HUB_FORBIDDEN', `${what}: the token from ${settings.tokenSource ?? 'nowhere'} may not do this (403). Use a token with write access to the repo.`, { cause: error, status, url: error.url, exitCode: 2 });
   }
-  return new HubError('ERR_HUB_REQUEST', `${what}: the Hub at ${settings.hubUrl} answered ${status}: ${error.message}.${status === 404 ? login : ''}`, {
+  return new HubError('ERR_HUB_REQUEST', `${what}: the Hub at ${settings.hubUrl} answered ${status}: ${error.message}.${status === 404 ? loginHint(settings) : ''}`, {
     cause: error,
     status,
     url: error.url,

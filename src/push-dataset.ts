@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, openAsBlob } from 'node:fs';
+import { openAsBlob } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { commitIter, createRepo, datasetInfo, HubApiError, listFiles, whoAmI, type CommitOperation } from '@huggingface/hub';
 import { hubError } from './hub-error.js';
 import { HubError, InputError, invalidOption } from './errors.js';
+import { gitBlobHash, hashFile } from './hash-file.js';
 import { requireToken, type HubSettings } from './hub-settings.js';
 import { retryFetch, type RetryEvent } from './retry-fetch.js';
 
@@ -71,16 +72,6 @@ async function localFiles(dir: string): Promise<{ data: LocalFile[]; card: Local
     );
   }
   return { data, card: { path: 'README.md', file: cardFile, size: cardSize } };
-}
-
-async function sha256Of(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
-function gitBlobOid(content: Buffer): string {
-  return createHash('sha1').update(`blob ${content.byteLength}\0`).update(content).digest('hex');
 }
 
 function checkRepoId(repoId: unknown): string {
@@ -180,13 +171,13 @@ export async function* pushIter(options: PushOptions): AsyncGenerator<PushEvent,
     signal?.throwIfAborted();
     const there = remote.get(file.path);
     // Only a file the repo holds at the same path and size is worth hashing (a 500 MB shard takes seconds).
-    if (there?.lfs !== undefined && there.size === file.size && there.lfs === (await sha256Of(file.file))) skipped.push(file.path);
+    if (there?.lfs !== undefined && there.size === file.size && there.lfs === (await hashFile(createHash('sha256'), file.file)).digest('hex')) skipped.push(file.path);
     else missing.push(file);
   }
   const local = new Set(data.map((file) => file.path));
   const stale = [...remote.keys()].filter((name) => name.startsWith('data/') && !local.has(name)).sort();
   const cardContent = await readFile(card.file);
-  const cardChanged = remote.get(card.path)?.oid !== gitBlobOid(cardContent);
+  const cardChanged = remote.get(card.path)?.oid !== gitBlobHash(cardContent.byteLength).update(cardContent).digest('hex');
 
   const chunks: LocalFile[][] = [];
   for (let at = 0; at < missing.length; at += filesPerCommit) chunks.push(missing.slice(at, at + filesPerCommit));

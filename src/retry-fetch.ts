@@ -25,7 +25,16 @@ export interface RetryOptions {
   sleep?: (ms: number, signal: AbortSignal | undefined) => Promise<void>;
 }
 
-const timer = (ms: number, signal: AbortSignal | undefined): Promise<void> => sleep(ms, undefined, signal === undefined ? {} : { signal });
+/** The wait before attempt `attempt + 1`: `baseDelayMs` × 2^(attempt-1), plus up to 50% jitter, at most `maxDelayMs`. */
+export function backoffMs(options: RetryOptions, attempt: number): number {
+  const backoff = (options.baseDelayMs ?? 1000) * 2 ** (attempt - 1) * (1 + Math.random() * 0.5);
+  return Math.min(options.maxDelayMs ?? 120_000, backoff);
+}
+
+/** Waits `ms` with the options' `sleep`, or a timer that `signal` cuts short. */
+export function waitBeforeRetry(options: RetryOptions, ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return options.sleep === undefined ? sleep(ms, undefined, signal === undefined ? {} : { signal }) : options.sleep(ms, signal);
+}
 
 type Fetch = typeof fetch;
 
@@ -60,8 +69,6 @@ function describe(input: string | URL | Request, init: RequestInit | undefined):
  */
 export function retryFetch(base: Fetch, options: RetryOptions = {}): Fetch {
   const retries = options.retries ?? 6;
-  const baseDelay = options.baseDelayMs ?? 1000;
-  const maxDelay = options.maxDelayMs ?? 120_000;
   const wrapped = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
     for (let attempt = 1; ; attempt++) {
       const last = attempt > retries || !replayable(init?.body);
@@ -79,10 +86,9 @@ export function retryFetch(base: Fetch, options: RetryOptions = {}): Fetch {
         if (last || init?.signal?.aborted === true || (error as Error).name === 'AbortError') throw error;
         reason = (error as Error).message;
       }
-      const backoff = baseDelay * 2 ** (attempt - 1) * (1 + Math.random() * 0.5);
-      const delayMs = Math.min(maxDelay, hinted ?? backoff);
+      const delayMs = hinted === null ? backoffMs(options, attempt) : Math.min(options.maxDelayMs ?? 120_000, hinted);
       options.onRetry?.({ attempt, delayMs, status, request: describe(input, init), reason });
-      await (options.sleep ?? timer)(delayMs, init?.signal ?? undefined);
+      await waitBeforeRetry(options, delayMs, init?.signal ?? undefined);
     }
   };
   return wrapped as Fetch;
