@@ -303,7 +303,7 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
       const readStarted = performance.now();
       const pending = batches.next();
       // While the next file is still downloading, report the download instead of sitting silent.
-      while (downloads !== null && (await Promise.race([pending.then(() => false), downloads.changed().then(() => true)]))) {
+      while (downloads !== null && !downloads.finished && (await Promise.race([pending.then(() => false), downloads.changed().then(() => true)]))) {
         yield* hubEvents.splice(0);
         yield downloads.event();
       }
@@ -319,7 +319,7 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
       while (inFlight.length >= options.numProc * TASKS_PER_WORKER) {
         await take();
         yield* hubEvents.splice(0);
-        if (downloads !== null && downloads.progress.filesDone < downloads.progress.files) yield downloads.event();
+        if (downloads !== null && !downloads.finished) yield downloads.event();
         yield { type: 'progress', stage: 'convert', done: rowsDone, total: plan.rows };
       }
     }

@@ -365,6 +365,11 @@ export class DatasetDownloads {
     return { ...this.#progress };
   }
 
+  /** Every file is in the cache. */
+  get finished(): boolean {
+    return this.#progress.filesDone === this.#progress.files;
+  }
+
   /** Stops the downloads; a partial file stays in the cache as `.incomplete`, to be resumed by the next run. */
   abort(): void {
     this.#controller.abort();
