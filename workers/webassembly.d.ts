@@ -1,0 +1,17 @@
+/**
+ * The part of the WebAssembly JavaScript API that workers/check-jpeg.ts uses. TypeScript declares it only in the DOM
+ * library, which this project does not load (it would bring browser globals into Node code).
+ */
+declare namespace WebAssembly {
+  class Module {
+    constructor(bytes: Uint8Array);
+    static imports(module: Module): { module: string; name: string; kind: string }[];
+  }
+  class Instance {
+    constructor(module: Module, imports: Record<string, Record<string, unknown>>);
+    readonly exports: Record<string, unknown>;
+  }
+  class Memory {
+    readonly buffer: ArrayBuffer;
+  }
+}
