@@ -6,7 +6,8 @@ function pointRow(point: BenchPoint): string {
   return (
     `| ${point.numProc} | ${point.batchSize} | ${round(point.rowsPerSecond.median)} (${round(point.rowsPerSecond.min)}–${round(point.rowsPerSecond.max)}) ` +
     `| ${round(point.mbPerSecond.median)} | ${Math.round(point.peakRssMB.max)} | ${round(point.mainThreadBusy, 2)} | ${round(point.cpuPerWorker, 1)} ` +
-    `| ${point.stages.read} / ${point.stages.images} / ${point.stages.format} / ${point.stages.write} | ${round(point.efficiency, 2)} |`
+    `| ${point.stages.read} / ${point.stages.images} / ${point.stages.format} / ${point.stages.write} | ${round(point.efficiency, 2)} ` +
+    `| ${point.cpuMsPerRow === null ? 'n/a' : `${round(point.cpuMsPerRow.process, 2)} / ${round(point.cpuMsPerRow.main, 3)} / ${round(point.cpuMsPerRow.busiestOther, 3)}`} |`
   );
 }
 
@@ -21,14 +22,14 @@ export function renderMarkdown(results: BenchResults): string {
     `Images: --images ${results.options.images}${results.options.images === 'keep' ? '' : ` --quality ${results.options.quality}`}; ` +
       `${results.options.repeats} run(s) a point. Command: \`${results.command}\``,
     '',
-    '| num-proc | batch | rows/s median (min–max) | MB/s | peak RSS MB | main thread busy | CPU s/worker | read / images / format / write s | efficiency |',
-    '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+    '| num-proc | batch | rows/s median (min–max) | MB/s | peak RSS MB | main thread busy | CPU s/worker | read / images / format / write s | efficiency | CPU ms a row: process / main / busiest other |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
     ...results.points.map(pointRow),
     '',
     `**Best:** --num-proc ${results.best.numProc} --writer-batch-size ${results.best.batchSize}: ${round(results.best.rowsPerSecond)} rows/s.`,
     `Scaling: ${round(results.scaling.ratio, 2)}× from --num-proc 1 to ${results.scaling.numProc} (at batch ${results.scaling.batchSize}).`,
     `Limit: one core validating the same images in a bare loop does ${round(results.limit.imagesPerSecond)} images/s; ` +
-      `efficiency = rows/s ÷ (workers × that) = ${round(results.best.efficiency, 2)} at the best setting.`,
+      `efficiency = rows/s ÷ (workers × the limit; Pillow's where measured, see Targets) = ${round(results.best.efficiency, 2)} at the best setting.`,
   ];
   if (results.reference !== null) {
     const reference = results.reference;
@@ -49,7 +50,42 @@ export function renderMarkdown(results: BenchResults): string {
       `The reference flattens each split's indices before writing (${reference.note}).`,
     );
   }
+  lines.push(...targetLines(results));
   return `${lines.join('\n')}\n`;
+}
+
+/** The throughput targets (issue 9) against this run: each figure, its target, and whether it is met. */
+function targetLines(results: BenchResults): string[] {
+  const rows: [string, string, string, boolean | null][] = [];
+  const check = (name: string, value: number | null, target: string, met: (value: number) => boolean, digits = 2): void => {
+    rows.push([name, value === null ? 'n/a' : round(value, digits), target, value === null ? null : met(value)]);
+  };
+  const plainKeep = results.plain?.find((run) => run.images === 'keep') ?? null;
+  const plainJpeg = results.plain?.find((run) => run.images === 'jpeg') ?? null;
+  const jpeg = results.modes.find((mode) => mode.images === 'jpeg') ?? null;
+  const figures = results.bestFigures;
+  check('keep ÷ plain pyarrow + Pillow script (one process a core)', plainKeep === null ? null : results.best.rowsPerSecond / plainKeep.rowsPerSecond, '≥ 2', (v) => v >= 2);
+  check('whole-process CPU, ms a row (best setting)', figures.cpuMsPerRow?.process ?? null, '≤ 2.0', (v) => v <= 2);
+  check(`--num-proc ${results.scaling.numProc} ÷ --num-proc 1`, results.scaling.ratio, '≥ 1.8', (v) => v >= 1.8);
+  check('main thread CPU, ms a row', figures.cpuMsPerRow?.main ?? null, '≤ 0.15', (v) => v <= 0.15, 3);
+  check('busiest other thread (not a worker), ms a row', figures.cpuMsPerRow?.busiestOther ?? null, '≤ 0.3', (v) => v <= 0.3, 3);
+  check('jpeg q75 ÷ plain script re-encoding in Pillow', jpeg === null || plainJpeg === null ? null : jpeg.rowsPerSecond / plainJpeg.rowsPerSecond, '≥ 1.5', (v) => v >= 1.5);
+  check('efficiency: rows/s ÷ (cores × Pillow limit)', results.limit.pillow === null ? null : results.best.efficiency, '≥ 0.7', (v) => v >= 0.7);
+  const ceilings = figures.ceilings;
+  return [
+    '',
+    '## Targets',
+    '',
+    '| figure | this run | target | met |',
+    '| --- | --- | --- | --- |',
+    ...rows.map(([name, value, target, met]) => `| ${name} | ${value} | ${target} | ${met === null ? '—' : met ? 'yes' : '**no**'} |`),
+    '',
+    ...(results.plain === null
+      ? []
+      : [`Plain script: ${results.plain.map((run) => `${run.images} ${round(run.rowsPerSecond)} rows/s (${round(run.cpuMsPerRow, 2)} ms CPU a row)`).join(', ')}, ${results.plain[0]?.numProc ?? 0} processes.`]),
+    ...(ceilings === null ? [] : [`Serial-stage ceilings at the best setting: the main thread allows ${ceilings.main} rows/s, the busiest other thread ${ceilings.busiestOther} rows/s.`]),
+    `Limit: this tool's check ${round(results.limit.imagesPerSecond)} images/s on one core; Pillow at libjpeg-turbo speed (bench/limit.py) ${results.limit.pillow === null ? 'not measured' : `${round(results.limit.pillow)} images/s`}. Memory targets: \`npm run bench:large\`.`,
+  ];
 }
 
 const COLOURS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#17becf', '#8c564b', '#e377c2'];

@@ -19,6 +19,8 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '.
 const CLI = path.join(ROOT, 'dist', 'src', 'bin.js');
 const LIMIT = path.join(ROOT, 'dist', 'bench', 'single-core-limit.js');
 const REFERENCE = path.join(ROOT, 'bench', 'reference.py');
+const PLAIN = path.join(ROOT, 'bench', 'plain.py');
+const PYTHON_LIMIT = path.join(ROOT, 'bench', 'limit.py');
 
 export interface BenchOptions {
   /** Input files or directory; default: a generated sample of `rows` rows, cached under bench/.cache. */
@@ -64,6 +66,13 @@ export interface BenchPoint {
   stages: { read: number; images: number; format: number; write: number };
   /** rows/s ÷ (workers × single-core limit). */
   efficiency: number;
+  /**
+   * CPU of the median run, in ms a row: the whole process since it started, the main thread, and the busiest thread
+   * that is neither main nor a worker (null without /proc). `ceilings` are the rows/s each of those two single
+   * threads would allow if nothing else limited the run: what caps a machine with many more cores.
+   */
+  cpuMsPerRow: { process: number; main: number; busiestOther: number } | null;
+  ceilings: { main: number; busiestOther: number } | null;
   runs: { seconds: number; rowsPerSecond: number; peakRssMB: number }[];
 }
 
@@ -81,12 +90,29 @@ export interface BenchResults {
   machine: { cores: number; cpuModel: string; memoryGB: number; node: string; sharp: string; libvips: string; platform: string };
   input: { path: string; rows: number; bytes: number; files: number; generated: boolean };
   options: { images: ImageMode; quality: number; repeats: number; numProcs: number[]; batchSizes: number[] };
-  limit: { images: ImageMode; imagesPerSecond: number };
+  /**
+   * The single-core limit: `imagesPerSecond` is this tool's own check in a bare loop; `pillow` (when Python is
+   * there) is Pillow checking the same images at libjpeg-turbo speed (bench/limit.py), which efficiency is measured
+   * against when present.
+   */
+  limit: { images: ImageMode; imagesPerSecond: number; pillow: number | null };
   points: BenchPoint[];
   best: { numProc: number; batchSize: number; rowsPerSecond: number; efficiency: number };
+  /** CPU a row and serial-stage ceilings at the best point. */
+  bestFigures: { cpuMsPerRow: BenchPoint['cpuMsPerRow']; ceilings: BenchPoint['ceilings'] };
   scaling: { numProc: number; batchSize: number; ratio: number };
   modes: ModeRun[];
   reference: { datasetsVersion: string; runs: { numProc: number; rowsPerSecond: number; seconds: number; peakRssMB: number }[]; best: number; note: string } | null;
+  /** The plain pyarrow + Pillow peer (bench/plain.py), one process per core, in keep and JPEG quality 75 modes. */
+  plain: PlainRun[] | null;
+}
+
+export interface PlainRun {
+  images: 'keep' | 'jpeg';
+  numProc: number;
+  rowsPerSecond: number;
+  cpuMsPerRow: number;
+  peakRssMB: number;
 }
 
 function spread(values: number[]): Spread {
@@ -117,6 +143,19 @@ async function convertOnce(input: string, output: string, args: string[]): Promi
   return { seconds: run.seconds, rowsPerSecond: report.input.rows / run.seconds, peakRssMB: run.peakRss / 1e6, report };
 }
 
+/** CPU a row and single-thread ceilings from a run's report (see {@link BenchPoint.cpuMsPerRow}). */
+function threadFigures(report: ConvertReport): Pick<BenchPoint, 'cpuMsPerRow' | 'ceilings'> {
+  const threads = report.cpu.threads;
+  const rows = report.input.rows;
+  if (threads === undefined || rows === 0) return { cpuMsPerRow: null, ceilings: null };
+  const ms = (seconds: number): number => Math.round(((seconds * 1000) / rows) * 1000) / 1000;
+  const ceiling = (seconds: number): number => (seconds > 0 ? Math.round(rows / seconds) : Infinity);
+  return {
+    cpuMsPerRow: { process: ms(threads.process), main: ms(threads.main), busiestOther: ms(threads.busiestOther) },
+    ceilings: { main: ceiling(threads.main), busiestOther: ceiling(threads.busiestOther) },
+  };
+}
+
 /** Runs the grid (and, if asked, the reference) and writes the results; resolves with them and the files written. */
 export async function runBench(options: BenchOptions = {}): Promise<{ results: BenchResults; files: string[] }> {
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
@@ -145,8 +184,16 @@ export async function runBench(options: BenchOptions = {}): Promise<{ results: B
   log('Measuring the single-core limit...');
   const limitRun = await measureNode([LIMIT, input, images, String(quality)]);
   if (limitRun.code !== 0) throw new Error(`the single-core limit loop failed: ${limitRun.stderr}`);
-  const limit = { images, imagesPerSecond: (JSON.parse(limitRun.stdout) as { imagesPerSecond: number }).imagesPerSecond };
-  log(`  ${limit.imagesPerSecond} images/s on one core`);
+  const python = await pythonWithDatasets();
+  let pillow: number | null = null;
+  if ('skip' in python) log(`No Pillow limit: ${python.skip}`);
+  else {
+    const run = await measureProcess(python.python, [PYTHON_LIMIT, '--input', input]);
+    if (run.code !== 0) throw new Error(`bench/limit.py failed: ${run.stderr.slice(-2000)}`);
+    pillow = (JSON.parse(run.stdout.trim().split('\n').at(-1) ?? '{}') as { imagesPerSecond: number }).imagesPerSecond;
+  }
+  const limit = { images, imagesPerSecond: (JSON.parse(limitRun.stdout) as { imagesPerSecond: number }).imagesPerSecond, pillow };
+  log(`  ${limit.imagesPerSecond} images/s on one core${pillow === null ? '' : ` (Pillow at libjpeg-turbo speed: ${pillow})`}`);
 
   const points: BenchPoint[] = [];
   let inputRows = 0;
@@ -180,13 +227,15 @@ export async function runBench(options: BenchOptions = {}): Promise<{ results: B
           format: median.report.seconds.format,
           write: median.report.seconds.write,
         },
-        efficiency: rates.median / (numProc * limit.imagesPerSecond),
+        efficiency: rates.median / (numProc * (limit.pillow ?? limit.imagesPerSecond)),
+        ...threadFigures(median.report),
         runs: runs.map((run) => ({ seconds: run.seconds, rowsPerSecond: run.rowsPerSecond, peakRssMB: run.peakRssMB })),
       });
     }
   }
   const bestPoint = points.reduce((best, point) => (point.rowsPerSecond.median > best.rowsPerSecond.median ? point : best));
   const best = { numProc: bestPoint.numProc, batchSize: bestPoint.batchSize, rowsPerSecond: bestPoint.rowsPerSecond.median, efficiency: bestPoint.efficiency };
+  const bestFigures = { cpuMsPerRow: bestPoint.cpuMsPerRow, ceilings: bestPoint.ceilings };
   const maxProc = Math.max(...numProcs);
   const rateAt = (numProc: number): number => points.find((point) => point.numProc === numProc && point.batchSize === best.batchSize)?.rowsPerSecond.median ?? 0;
   const scaling = { numProc: maxProc, batchSize: best.batchSize, ratio: rateAt(1) > 0 ? rateAt(maxProc) / rateAt(1) : 0 };
@@ -203,7 +252,6 @@ export async function runBench(options: BenchOptions = {}): Promise<{ results: B
       }
       modes.push({ images: 'jpeg', quality: 75, numProc: best.numProc, batchSize: best.batchSize, rowsPerSecond: spread(jpegRuns).median });
     }
-    const python = await pythonWithDatasets();
     if ('skip' in python) {
       log(`Skipping the Python reference: ${python.skip}`);
     } else {
@@ -230,6 +278,25 @@ export async function runBench(options: BenchOptions = {}): Promise<{ results: B
     }
   }
 
+  let plain: PlainRun[] | null = null;
+  if (options.reference === true && !('skip' in python)) {
+    plain = [];
+    for (const mode of ['keep', 'jpeg'] as const) {
+      const runs: PlainRun[] = [];
+      for (let repeat = 0; repeat < repeats; repeat++) {
+        const plainOutput = path.join(cache, `plain-out-${process.pid}`);
+        const run = await measureProcess(python.python, [PLAIN, '--input', input, '--output', plainOutput, '--num-proc', String(cores), '--images', mode, '--quality', '75']);
+        await rm(plainOutput, { recursive: true, force: true });
+        if (run.code !== 0) throw new Error(`bench/plain.py failed: ${run.stderr.slice(-2000)}`);
+        const result = JSON.parse(run.stdout.trim().split('\n').at(-1) ?? '{}') as { rows: number; cpuSeconds: number };
+        runs.push({ images: mode, numProc: cores, rowsPerSecond: result.rows / run.seconds, cpuMsPerRow: (result.cpuSeconds * 1000) / result.rows, peakRssMB: run.peakRss / 1e6 });
+        log(`[plain ${mode}] ${cores} processes, run ${repeat + 1}: ${(result.rows / run.seconds).toFixed(1)} rows/s`);
+      }
+      const median = [...runs].sort((a, b) => a.rowsPerSecond - b.rowsPerSecond)[runs.length >> 1];
+      if (median !== undefined) plain.push(median);
+    }
+  }
+
   const versions = sharp.versions as { sharp?: string; vips: string };
   const results: BenchResults = {
     date: new Date().toISOString(),
@@ -251,6 +318,8 @@ export async function runBench(options: BenchOptions = {}): Promise<{ results: B
     scaling,
     modes,
     reference,
+    plain,
+    bestFigures,
   };
   const resultsDir = options.resultsDir ?? path.join(ROOT, 'bench', 'results');
   await mkdir(resultsDir, { recursive: true });

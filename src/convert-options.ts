@@ -43,7 +43,7 @@ export interface ConvertOptions {
   onBadImage?: 'skip' | 'fail';
   /** Largest input row group that may be loaded (uncompressed bytes of the columns read). Default 1.5 GiB. */
   maxRowGroupBytes?: number | string;
-  /** Input row groups larger than this have their image column read a page at a time. Default 64 MiB. */
+  /** Input row groups larger than this have their image column read by the workers, a page at a time (where its encoding and codec allow), rather than whole by parquet-wasm on the main thread. Default 1: every row group. */
   streamRowGroupBytes?: number | string;
   /**
    * Seconds one image may take before its worker is stopped and the row retried alone, then rejected
@@ -85,7 +85,7 @@ export const DEFAULTS = {
   maxShardSize: 500_000_000,
   maxRejectFraction: 0.001,
   maxRowGroupBytes: 1.5 * 2 ** 30,
-  streamRowGroupBytes: 64 * 2 ** 20,
+  streamRowGroupBytes: 1,
   imageTimeout: 60,
   rowGroupSize: 100,
 };

@@ -11,15 +11,16 @@ import { DatasetDownloads, remoteBlob, resolveDataset, type DatasetSource, type 
 import { hubSettings, type HubSettings } from './hub-settings.js';
 import type { RetryEvent } from './retry-fetch.js';
 import { inspectInput, inspectSources, type InputPlan, type InputSource } from './inspect-input.js';
-import { processCpuSeconds, threadCpuSeconds } from './measure-cpu.js';
+import { osThreadId, processCpuSeconds, threadCpuSeconds, threadsCpuSeconds } from './measure-cpu.js';
 import { packageInfo } from './package-info.js';
 import { planSplit } from './plan-split.js';
 import { readBatches, rereadBatch, type SourceBatch } from './read-batches.js';
 import { runBatch, startBatch } from './run-batch.js';
 import { RejectSink } from './reject-sink.js';
-import type { ConvertResult, ConvertTask } from './types.js';
+import type { ConvertResult, ConvertTask, SplitPart } from './types.js';
 import { rowNbytes, toConversational } from './to-conversational.js';
-import { SplitWriter, type WrittenShard } from './write-split.js';
+import { SplitWriters } from './split-writers.js';
+import type { SplitWriterOptions, WrittenShard } from './write-split.js';
 
 export type { ConvertOptions } from './convert-options.js';
 
@@ -35,6 +36,17 @@ export interface SplitReport {
 }
 
 /** What a run did, written to `report.json` and returned by {@link convert}. */
+/** CPU seconds by thread since the process started (see {@link ConvertReport.cpu}). */
+export interface ThreadsCpu {
+  /** Whole process, every thread, since it started (module loading included). */
+  process: number;
+  main: number;
+  workers: number[];
+  /** Every other thread together, and the busiest of them. */
+  others: number;
+  busiestOther: number;
+}
+
 export interface ConvertReport {
   tool: { name: string; version: string };
   /** False when more rows were rejected than `maxRejectFraction` allows. */
@@ -55,9 +67,11 @@ export interface ConvertReport {
   /**
    * Where the time went: the main thread's busy fraction (event loop not idle) while converting and writing, and CPU
    * seconds of the main thread and of the whole process (workers and image threads included). `mainThread` is null
-   * where the platform does not tell a thread's CPU time.
+   * where the platform does not tell a thread's CPU time. Where it does (Linux), `threads` splits the process's CPU
+   * since it started: the main thread, each worker, and the busiest other thread (V8's collector and compiler, libuv's
+   * file I/O, libvips), so a serial stage that would cap more cores shows.
    */
-  cpu: { mainThreadBusy: number; mainThread: number | null; process: number };
+  cpu: { mainThreadBusy: number; mainThread: number | null; process: number; threads?: ThreadsCpu };
   options: {
     numProc: number;
     writerBatchSize: number;
@@ -128,16 +142,16 @@ const ROW_OVERHEAD = rowNbytes(toConversational('', '', '', { bytes: new Uint8Ar
  * A split's writer, with its shards planned from the input's footers: the uncompressed bytes of the columns the output
  * keeps, shared out by rows, plus each row's fixed overhead.
  */
-function splitWriter(name: SplitName, rows: number, plan: InputPlan, options: ResolvedConvertOptions, dir: string): SplitWriter {
+function splitWriter(name: SplitName, rows: number, plan: InputPlan, options: ResolvedConvertOptions, dir: string): SplitWriterOptions {
   const estimatedNbytes = Math.round((plan.outputBytes * rows) / plan.rows) + rows * ROW_OVERHEAD;
-  return new SplitWriter({
+  return {
     split: name,
     dir,
     plannedRows: rows,
     estimatedNbytes,
     maxShardSize: options.maxShardSize,
     rowGroupSize: options.rowGroupSize,
-  });
+  };
 }
 
 /** The dataset's files for planning: footers of cached files read from disk, of the others from the Hub. */
@@ -236,16 +250,17 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
     maxThreads: options.numProc,
     idleTimeout: 1000,
   });
-  const writers: Record<SplitName, SplitWriter> = {
+  const writers = new SplitWriters({
     train: splitWriter('train', split.trainRows, plan, options, staging),
     test: splitWriter('test', split.testRows, plan, options, staging),
-  };
+  });
   const rejects = new RejectSink(staging);
   let published = false;
   try {
     let writeMs = 0;
     const images = { kept: 0, reencoded: 0, distinct: 0, reused: 0, bytesIn: 0 };
     const distinctImages = new Set<string>();
+    const workerThreads = new Map<number, number>();
     const workerSeconds = { images: 0, format: 0 };
     let readMs = 0;
     let rowsDone = 0;
@@ -261,6 +276,7 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
         firstRow: batch.firstRow,
         ipc: batch.ipc,
         images: batch.images,
+        imagePages: batch.imagePages,
         testMask: split.testMask.slice(batch.firstRow, batch.firstRow + batch.rows),
         image: options.image,
         cacheChannel,
@@ -281,8 +297,10 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
         );
       }
       const writeStarted = performance.now();
-      if (result.train !== null) await writers.train.append(result.train);
-      if (result.test !== null) await writers.test.append(result.test);
+      const parts: Partial<Record<SplitName, SplitPart>> = {};
+      if (result.train !== null) parts.train = result.train;
+      if (result.test !== null) parts.test = result.test;
+      await writers.append(parts);
       writeMs += performance.now() - writeStarted;
       await rejects.write(result.rejects);
       images.kept += result.stats.imagesKept;
@@ -293,6 +311,10 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
       images.bytesIn += result.stats.imageBytesIn;
       workerSeconds.images += result.stats.imageMs / 1000;
       workerSeconds.format += result.stats.formatMs / 1000;
+      if (result.stats.thread !== null) {
+        const { id, cpu } = result.stats.thread;
+        workerThreads.set(id, Math.max(cpu, workerThreads.get(id) ?? 0));
+      }
       rowsDone += result.rows;
     };
 
@@ -315,7 +337,7 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
       const batch = next.value;
       const result = startBatch(pool, batch, batchOptions);
       // Only where the batch came from stays here: its data went to the worker, and is read again if that worker dies.
-      inFlight.push({ batch: { ...batch, ipc: new Uint8Array(0), images: undefined }, result });
+      inFlight.push({ batch: { ...batch, ipc: new Uint8Array(0), images: undefined, imagePages: undefined }, result });
       while (inFlight.length >= options.numProc * TASKS_PER_WORKER) {
         await take();
         yield* hubEvents.splice(0);
@@ -334,9 +356,9 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
     const writeStarted = performance.now();
     const splits: Partial<Record<SplitName, SplitReport>> = {};
     let rewritten = 0;
-    const toRewrite = writers.train.rows + writers.test.rows;
+    const toRewrite = writers.rows('train') + writers.rows('test');
     for (const name of SPLITS) {
-      const finishing = writers[name].finish();
+      const finishing = writers.finish(name);
       for (;;) {
         const step = await finishing.next();
         if (step.done === true) {
@@ -348,6 +370,7 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
         yield { type: 'progress', stage: 'write', done: rewritten, total: toRewrite };
       }
     }
+    await writers.close();
     await rejects.close();
     const writeSeconds = Math.round((writeMs + performance.now() - writeStarted) / 10) / 100;
     const mainThreadBusy = performance.eventLoopUtilization(loopStarted).utilization;
@@ -430,6 +453,8 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
     report.cpu.process = Math.round((processCpuSeconds() - cpuStarted.process) * 100) / 100;
     report.cpu.mainThread =
       mainThreadCpu === null || cpuStarted.mainThread === null ? null : Math.round((mainThreadCpu - cpuStarted.mainThread) * 100) / 100;
+    const threads = threadsSummary(workerThreads);
+    if (threads !== null) report.cpu.threads = threads;
     await writeFile(path.join(staging, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
     signal?.throwIfAborted();
     await publish(staging, output);
@@ -441,7 +466,7 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
     if (!published) {
       await pool.destroy().catch(() => undefined);
       await rejects.abort().catch(() => undefined);
-      for (const writer of Object.values(writers)) await writer.abort().catch(() => undefined);
+      await writers.abort().catch(() => undefined);
       await rm(staging, { recursive: true, force: true });
     }
   }
@@ -461,4 +486,22 @@ export async function convert(options: ConvertRunOptions): Promise<ConvertReport
     const step = await events.next();
     if (step.done === true) return step.value;
   }
+}
+
+/**
+ * The process's CPU by thread. Workers have ended by now, so theirs is what their last results said; every other
+ * thread's is the rest of the process's, and the busiest of those still alive is read from /proc. Null without /proc.
+ */
+function threadsSummary(workerThreads: Map<number, number>): ThreadsCpu | null {
+  const main = osThreadId();
+  const threads = threadsCpuSeconds();
+  if (main === null || threads.size === 0) return null;
+  const round = (value: number): number => Math.round(value * 100) / 100;
+  const process = processCpuSeconds();
+  const mainCpu = threads.get(main) ?? 0;
+  const workers = [...workerThreads.values()];
+  let busiestOther = 0;
+  for (const [id, cpu] of threads) if (id !== main && !workerThreads.has(id)) busiestOther = Math.max(busiestOther, cpu);
+  const others = process - mainCpu - workers.reduce((sum, cpu) => sum + cpu, 0);
+  return { process: round(process), main: round(mainCpu), workers: workers.map(round), others: round(others), busiestOther: round(busiestOther) };
 }

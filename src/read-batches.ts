@@ -5,8 +5,9 @@ import { ParquetFile, type RecordBatch as WasmRecordBatch } from 'parquet-wasm';
 import { InputError } from './errors.js';
 import type { InputFile, InputPlan, InputRowGroup } from './inspect-input.js';
 import { SOURCE_COLUMNS, SOURCE_STRING_COLUMNS } from './output-schema.js';
-import { readColumnPages, readFooter } from './read-column-pages.js';
-import type { SourceImages } from './types.js';
+import { pageRange } from './page-range.js';
+import { readColumnPages, readFooter, scanColumnPages, type ColumnPages } from './read-column-pages.js';
+import type { ImagePageRange, SourceImages } from './types.js';
 
 export interface SourceBatch {
   /** Global index of the first row. */
@@ -16,6 +17,8 @@ export interface SourceBatch {
   ipc: Uint8Array;
   /** The images, when read page by page (then `ipc` holds the other columns only). */
   images?: SourceImages | undefined;
+  /** Where the worker reads the image bytes itself, when `images` holds only their paths. */
+  imagePages?: ImagePageRange | undefined;
   file: string;
   /** Where the batch came from, so it can be read again (see {@link rereadBatch}) rather than kept. */
   origin: BatchOrigin;
@@ -97,24 +100,32 @@ async function* readRowGroup(
     }
     return;
   }
-  const bytes = new PagedValues(readColumnPages(paged.handle, paged.footer, group.index, ['image', 'bytes']));
+  // The image bytes are left in the file: only their pages are listed here, and each worker reads its own.
+  let bytes: ColumnPages;
+  try {
+    bytes = await scanColumnPages(paged.handle, paged.footer, group.index, ['image', 'bytes']);
+  } catch (error) {
+    throw dataError(input.path, group.index, error);
+  }
   const paths = new PagedValues(readColumnPages(paged.handle, paged.footer, group.index, ['image', 'path']));
+  let first = 0;
   for await (const batch of wasmBatches(parquet, input.path, group, batchSize, [...SOURCE_STRING_COLUMNS])) {
     const rows = batch.numRows;
     const ipc = batch.intoIPCStream();
     let images: SourceImages;
+    let imagePages: ImagePageRange;
     try {
-      // Each image gets a buffer of its own (a copy out of its page), so it can be transferred to a worker alone.
-      const imageBytes = (await bytes.take(rows)).map((value) => (value instanceof Uint8Array ? value.slice() : null));
+      imagePages = pageRange(input.path, bytes, first, rows);
       const imagePaths = (await paths.take(rows)).map((value) => (typeof value === 'string' ? value : null));
-      images = { bytes: imageBytes, paths: imagePaths };
+      images = { bytes: [], paths: imagePaths };
     } catch (error) {
       throw dataError(input.path, group.index, error);
     }
-    if (images.bytes.length !== rows || images.paths.length !== rows) {
-      throw dataError(input.path, group.index, new Error(`the image column ended after ${images.bytes.length} of ${rows} rows`));
+    if (images.paths.length !== rows) {
+      throw dataError(input.path, group.index, new Error(`the image column ended after ${images.paths.length} of ${rows} rows`));
     }
-    yield { rows, ipc, images };
+    first += rows;
+    yield { rows, ipc, images, imagePages };
   }
 }
 

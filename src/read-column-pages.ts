@@ -22,6 +22,8 @@ const STREAMABLE_CODECS = new Set(['UNCOMPRESSED', 'SNAPPY', 'GZIP', 'ZSTD', 'BR
 /** A page header is small unless it carries statistics of large values; the window grows until it parses. */
 const FIRST_HEADER_WINDOW = 64 * 1024;
 const MAX_HEADER_WINDOW = 64 * 1024 * 1024;
+/** Scanning reads headers only, so it starts small: most headers are a few dozen bytes. */
+const SCAN_HEADER_WINDOW = 1024;
 
 /** The footer of a parquet file, parsed by hyparquet (its own thrift reader), read from the end of the file. */
 export async function readFooter(file: FileHandle, size: number): Promise<FileMetaData> {
@@ -56,6 +58,134 @@ export function isStreamable(metadata: FileMetaData, rowGroup: number, path: rea
   return STREAMABLE_CODECS.has(chunk.codec) && chunk.encodings.every((encoding) => STREAMABLE_ENCODINGS.has(encoding));
 }
 
+/** Where one page of a column chunk is in its file, and what its header says. */
+export interface PageRef {
+  /** File offset of the page's data (just past its header). */
+  offset: number;
+  compressedSize: number;
+  header: PageHeader;
+  /** Values (rows, in a column that does not repeat) in the page; 0 for a dictionary page. */
+  rows: number;
+}
+
+/**
+ * What decoding a column's pages needs, as plain data that can be sent to a worker: hyparquet's column decoder less
+ * its functions, and the definition level at which a value is present.
+ */
+export interface ColumnSpec {
+  decoder: Omit<ColumnDecoder, 'parsers' | 'compressors'>;
+  maxDefinition: number;
+}
+
+/** The pages of one column chunk: its dictionary page, if any, and its data pages in order. */
+export interface ColumnPages {
+  spec: ColumnSpec;
+  dictionary: PageRef | null;
+  pages: PageRef[];
+}
+
+function columnSpec(metadata: FileMetaData, rowGroup: number, path: readonly string[]) {
+  const chunk = chunkOf(metadata, rowGroup, path);
+  if (chunk === undefined) throw new Error(`no column ${path.join('.')} in row group ${rowGroup}`);
+  const schemaPath = getTreePath(parquetSchema(metadata), [...path]);
+  const element = schemaPath[schemaPath.length - 1]?.element;
+  if (element === undefined) throw new Error(`no schema element for ${path.join('.')}`);
+  const spec: ColumnSpec = {
+    // hyparquet decodes unannotated byte arrays as UTF-8 text by default; image bytes must stay bytes.
+    decoder: { pathInSchema: [...path], type: chunk.type, element, schemaPath, codec: chunk.codec, utf8: false },
+    maxDefinition: getMaxDefinitionLevel(schemaPath),
+  };
+  let offset = Number(chunk.dictionary_page_offset ?? chunk.data_page_offset);
+  if (chunk.dictionary_page_offset !== undefined && Number(chunk.dictionary_page_offset) <= 0) offset = Number(chunk.data_page_offset);
+  return { spec, start: offset, end: offset + Number(chunk.total_compressed_size) };
+}
+
+/** Reads the page header at `offset`, growing the window until it parses (statistics can make a header large). */
+async function readPageHeader(file: FileHandle, offset: number, end: number, first: number): Promise<{ header: PageHeader; length: number }> {
+  let window = Math.min(first, end - offset);
+  for (;;) {
+    const bytes = new Uint8Array(window);
+    await file.read(bytes, 0, window, offset);
+    try {
+      const reader = { view: new DataView(bytes.buffer), offset: 0 };
+      const header = parquetHeader(reader);
+      return { header, length: reader.offset };
+    } catch (error) {
+      if (window >= end - offset || window >= MAX_HEADER_WINDOW) throw error;
+      window = Math.min(window * 4, end - offset, MAX_HEADER_WINDOW);
+    }
+  }
+}
+
+/** Values in a data page: rows, since the columns read here do not repeat. */
+function rowsOf(header: PageHeader): number {
+  if (header.type === 'DATA_PAGE') return header.data_page_header?.num_values ?? 0;
+  if (header.type === 'DATA_PAGE_V2') return header.data_page_header_v2?.num_rows ?? 0;
+  return 0;
+}
+
+/**
+ * Lists the pages of one byte-array leaf column of one row group by reading their headers only (a few hundred bytes
+ * each), so workers can each read the pages of their own rows from the file. Checks the pages hold the row group's rows.
+ */
+export async function scanColumnPages(file: FileHandle, metadata: FileMetaData, rowGroup: number, path: readonly string[]): Promise<ColumnPages> {
+  const { spec, start, end } = columnSpec(metadata, rowGroup, path);
+  let dictionary: PageRef | null = null;
+  const pages: PageRef[] = [];
+  let rows = 0;
+  for (let offset = start; offset < end; ) {
+    const { header, length } = await readPageHeader(file, offset, end, SCAN_HEADER_WINDOW);
+    const ref = { offset: offset + length, compressedSize: header.compressed_page_size, header, rows: rowsOf(header) };
+    offset = ref.offset + ref.compressedSize;
+    if (header.type === 'DICTIONARY_PAGE') dictionary = ref;
+    else if (ref.rows > 0) pages.push(ref);
+    rows += ref.rows;
+  }
+  const expected = Number(metadata.row_groups[rowGroup]?.num_rows ?? 0);
+  if (rows !== expected) throw new Error(`column ${path.join('.')} of row group ${rowGroup} held ${rows} values, expected ${expected}`);
+  return { spec, dictionary, pages };
+}
+
+function fullDecoder(spec: ColumnSpec): ColumnDecoder {
+  return { ...spec.decoder, parsers: DEFAULT_PARSERS, compressors };
+}
+
+/** Decodes a dictionary page's data (as read from the file) into its values. */
+export function decodeDictionaryPage(spec: ColumnSpec, ref: PageRef, data: Uint8Array): DecodedArray | undefined {
+  const decoder = fullDecoder(spec);
+  const { data: values } = readPage({ view: new DataView(data.buffer, data.byteOffset, data.byteLength), offset: 0 }, ref.header, decoder, undefined, undefined, 0);
+  return values === undefined ? undefined : convert(values, decoder);
+}
+
+/**
+ * Decodes one data page's data (as read from the file) into its values in row order, null where the value or its
+ * parent struct is null. Byte-array values are views into the page's decompressed buffer, not copies.
+ */
+export function decodeDataPage(spec: ColumnSpec, ref: PageRef, data: Uint8Array, dictionary: DecodedArray | undefined): (Uint8Array | string | null)[] {
+  const decoder = fullDecoder(spec);
+  const { header } = ref;
+  let levels: { definitionLevels: number[] | undefined; dataPage: DecodedArray; encoding: string };
+  if (header.type === 'DATA_PAGE' && header.data_page_header !== undefined) {
+    const uncompressed = decompressPage(data, Number(header.uncompressed_page_size), decoder.codec, compressors);
+    levels = { ...readDataPage(uncompressed, header.data_page_header, decoder), encoding: header.data_page_header.encoding };
+  } else if (header.type === 'DATA_PAGE_V2' && header.data_page_header_v2 !== undefined) {
+    levels = { ...readDataPageV2(data, header, decoder), encoding: header.data_page_header_v2.encoding };
+  } else {
+    return [];
+  }
+  // Values are stored for non-null entries only; the definition levels say which entries those are.
+  const values = convertWithDictionary(levels.dataPage, dictionary, levels.encoding as never, decoder);
+  const out: (Uint8Array | string | null)[] = [];
+  const valueOf = (value: unknown): Uint8Array | string | null => (value instanceof Uint8Array || typeof value === 'string' ? value : null);
+  if (levels.definitionLevels === undefined || levels.definitionLevels.length === 0) {
+    for (const value of values) out.push(valueOf(value));
+  } else {
+    let next = 0;
+    for (const level of levels.definitionLevels) out.push(level === spec.maxDefinition ? valueOf(values[next++]) : null);
+  }
+  return out;
+}
+
 /**
  * Reads one byte-array leaf column of one row group a page at a time, yielding each data page's values in row order
  * (null where the value or its parent struct is null). Memory stays at about one page, where parquet-wasm would load
@@ -67,72 +197,21 @@ export async function* readColumnPages(
   rowGroup: number,
   path: readonly string[],
 ): AsyncGenerator<(Uint8Array | string | null)[]> {
-  const chunk = chunkOf(metadata, rowGroup, path);
-  if (chunk === undefined) throw new Error(`no column ${path.join('.')} in row group ${rowGroup}`);
-  const schemaPath = getTreePath(parquetSchema(metadata), [...path]);
-  const element = schemaPath[schemaPath.length - 1]?.element;
-  if (element === undefined) throw new Error(`no schema element for ${path.join('.')}`);
-  const decoder: ColumnDecoder = {
-    pathInSchema: [...path],
-    type: chunk.type,
-    element,
-    schemaPath,
-    codec: chunk.codec,
-    parsers: DEFAULT_PARSERS,
-    compressors,
-    // hyparquet decodes unannotated byte arrays as UTF-8 text by default; image bytes must stay bytes.
-    utf8: false,
-  };
-  let offset = Number(chunk.dictionary_page_offset ?? chunk.data_page_offset);
-  if (chunk.dictionary_page_offset !== undefined && Number(chunk.dictionary_page_offset) <= 0) offset = Number(chunk.data_page_offset);
-  const end = offset + Number(chunk.total_compressed_size);
+  const { spec, start, end } = columnSpec(metadata, rowGroup, path);
   let dictionary: DecodedArray | undefined;
   let rows = 0;
-  const maxDefinition = getMaxDefinitionLevel(schemaPath);
-  while (offset < end) {
-    let window = Math.min(FIRST_HEADER_WINDOW, end - offset);
-    let header: PageHeader | undefined;
-    let headerLength = 0;
-    for (;;) {
-      const bytes = new Uint8Array(window);
-      await file.read(bytes, 0, window, offset);
-      try {
-        const reader = { view: new DataView(bytes.buffer), offset: 0 };
-        header = parquetHeader(reader);
-        headerLength = reader.offset;
-        break;
-      } catch (error) {
-        if (window >= end - offset || window >= MAX_HEADER_WINDOW) throw error;
-        window = Math.min(window * 4, end - offset, MAX_HEADER_WINDOW);
-      }
-    }
-    const page = new Uint8Array(header.compressed_page_size);
-    await file.read(page, 0, page.byteLength, offset + headerLength);
-    offset += headerLength + page.byteLength;
+  for (let offset = start; offset < end; ) {
+    const { header, length } = await readPageHeader(file, offset, end, FIRST_HEADER_WINDOW);
+    const ref = { offset: offset + length, compressedSize: header.compressed_page_size, header, rows: rowsOf(header) };
+    const page = new Uint8Array(ref.compressedSize);
+    await file.read(page, 0, page.byteLength, ref.offset);
+    offset = ref.offset + ref.compressedSize;
     if (header.type === 'DICTIONARY_PAGE') {
-      const { data } = readPage({ view: new DataView(page.buffer), offset: 0 }, header, decoder, undefined, undefined, 0);
-      if (data !== undefined) dictionary = convert(data, decoder);
+      dictionary = decodeDictionaryPage(spec, ref, page);
       continue;
     }
-    let levels: { definitionLevels: number[] | undefined; dataPage: DecodedArray; encoding: string };
-    if (header.type === 'DATA_PAGE' && header.data_page_header !== undefined) {
-      const uncompressed = decompressPage(page, Number(header.uncompressed_page_size), decoder.codec, compressors);
-      levels = { ...readDataPage(uncompressed, header.data_page_header, decoder), encoding: header.data_page_header.encoding };
-    } else if (header.type === 'DATA_PAGE_V2' && header.data_page_header_v2 !== undefined) {
-      levels = { ...readDataPageV2(page, header, decoder), encoding: header.data_page_header_v2.encoding };
-    } else {
-      continue; // index pages and the like carry no values
-    }
-    // Values are stored for non-null entries only; the definition levels say which entries those are.
-    const values = convertWithDictionary(levels.dataPage, dictionary, levels.encoding as never, decoder);
-    const out: (Uint8Array | string | null)[] = [];
-    const valueOf = (value: unknown): Uint8Array | string | null => (value instanceof Uint8Array || typeof value === 'string' ? value : null);
-    if (levels.definitionLevels === undefined || levels.definitionLevels.length === 0) {
-      for (const value of values) out.push(valueOf(value));
-    } else {
-      let next = 0;
-      for (const level of levels.definitionLevels) out.push(level === maxDefinition ? valueOf(values[next++]) : null);
-    }
+    const out = decodeDataPage(spec, ref, page, dictionary);
+    if (out.length === 0) continue; // index pages and the like carry no values
     rows += out.length;
     yield out;
   }

@@ -1,7 +1,8 @@
 import { tableFromIPC, tableToIPC } from 'apache-arrow';
 import type { Piscina } from 'piscina';
 import type { SourceBatch } from './read-batches.js';
-import { readSourceRows } from './source-rows.js';
+import { rowOfRange } from './page-range.js';
+import { readTaskRows } from './source-rows.js';
 import type { ConvertResult, ConvertTask, RejectCode } from './types.js';
 
 export interface RunBatchOptions {
@@ -32,7 +33,8 @@ function rowOf(batch: SourceBatch, index: number): SourceBatch {
     images:
       batch.images === undefined
         ? undefined
-        : { bytes: [batch.images.bytes[index]?.slice() ?? null], paths: [batch.images.paths[index] ?? null] },
+        : { bytes: batch.imagePages === undefined ? [batch.images.bytes[index]?.slice() ?? null] : [], paths: [batch.images.paths[index] ?? null] },
+    imagePages: batch.imagePages === undefined ? undefined : rowOfRange(batch.imagePages, index),
   };
 }
 
@@ -45,7 +47,8 @@ function describe(error: unknown): { code: RejectCode; message: string } {
 
 /** The result for a row no worker could convert: the row, rejected, with why. */
 function rejectedRow(row: SourceBatch, seq: number, error: unknown): ConvertResult {
-  const [source] = readSourceRows(row.ipc, row.images);
+  // A row whose image a worker would have read from the file is read here, so the reject holds the row whole.
+  const [source] = readTaskRows(row);
   const { code, message } = describe(error);
   return {
     seq,
@@ -53,7 +56,7 @@ function rejectedRow(row: SourceBatch, seq: number, error: unknown): ConvertResu
     train: null,
     test: null,
     rejects: source === undefined ? [] : [{ index: row.firstRow, code, message, row: source }],
-    stats: { imagesKept: 0, imagesReencoded: 0, imagesReused: 0, imageMs: 0, formatMs: 0, imageBytesIn: 0 },
+    stats: { imagesKept: 0, imagesReencoded: 0, imagesReused: 0, imageMs: 0, formatMs: 0, imageBytesIn: 0, thread: null },
     imageKeys: [],
   };
 }

@@ -1,3 +1,6 @@
+import type { ColumnSpec, PageRef } from './read-column-pages.js';
+import type { ConversationalRow } from './to-conversational.js';
+
 /**
  * Shapes that cross module and thread boundaries. Everything a worker receives or returns is plain,
  * structured-clonable data: class instances and error codes do not survive `postMessage`.
@@ -16,6 +19,21 @@ export interface ImagePolicy {
   maxPixels: number;
 }
 
+/**
+ * The pages of the image bytes column that hold a batch's images, for the worker to read from the file itself: image
+ * bytes never pass through the main thread.
+ */
+export interface ImagePageRange {
+  file: string;
+  spec: ColumnSpec;
+  /** The column chunk's dictionary page, when one of these pages is dictionary-encoded. */
+  dictionary: PageRef | null;
+  pages: PageRef[];
+  /** Rows of the first page that come before the batch's first row. */
+  skip: number;
+  rows: number;
+}
+
 /** One batch of source rows, sent to a worker. */
 export interface ConvertTask {
   /** Position of the batch in input order; results are written in this order. */
@@ -29,6 +47,8 @@ export interface ConvertTask {
    * buffer, which is transferred.
    */
   images?: SourceImages | undefined;
+  /** Where the worker reads the batch's image bytes, when `images` holds only their paths. */
+  imagePages?: ImagePageRange | undefined;
   /** One byte per row of the batch: 1 when the row belongs to the test split. */
   testMask: Uint8Array;
   image: ImagePolicy;
@@ -36,10 +56,13 @@ export interface ConvertTask {
   cacheChannel: string;
 }
 
-/** The rows of one split out of one batch, in the output schema. */
+/** The rows of one split out of one batch. */
 export interface SplitPart {
-  /** Arrow IPC stream holding the rows in the output schema. */
-  ipc: Uint8Array;
+  /**
+   * The conversational rows. Their image bytes are views into buffers that are transferred with them between threads
+   * (never copied): the pages a worker read them from.
+   */
+  data: ConversationalRow[];
   rows: number;
   /** Uncompressed size of the rows, computed per row so it does not depend on how rows were batched. */
   nbytes: number;
@@ -101,6 +124,11 @@ export interface BatchStats {
   formatMs: number;
   /** Bytes of source image data in the batch. */
   imageBytesIn: number;
+  /**
+   * The worker thread that ran the batch: its kernel id and the CPU seconds it had used by the end of the batch (null
+   * without /proc), so the run can tell the workers' CPU from the rest of the process's.
+   */
+  thread: { id: number; cpu: number } | null;
 }
 
 /** What a worker returns for one batch. */

@@ -1,11 +1,11 @@
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
-import { openAsBlob } from 'node:fs';
+import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { RecordBatch, Table, tableFromIPC, tableToIPC } from 'apache-arrow';
-import { ParquetFile, type RecordBatch as WasmRecordBatch } from 'parquet-wasm';
-import { outputHuggingfaceMetadata, outputSchema } from './output-schema.js';
-import { ParquetSink } from './parquet-sink.js';
+import { parquetMetadataAsync, parquetReadObjects } from 'hyparquet';
+import { compressors } from 'hyparquet-compressors';
+import { outputHuggingfaceMetadata } from './output-schema.js';
+import { ShardSink } from './shard-sink.js';
 import { planShards, shardName } from './plan-shards.js';
+import type { ConversationalRow } from './to-conversational.js';
 import type { SplitPart } from './types.js';
 
 export interface WrittenShard {
@@ -37,13 +37,30 @@ export interface WrittenSplit {
   resharded: boolean;
 }
 
-/**
- * Batches read back from parquet by parquet-wasm lose the schema's metadata; the `huggingface` features must go back
- * into the Arrow schema, or the rewritten shard's ARROW:schema would differ from one written directly.
- */
-function withOutputSchema(ipc: Uint8Array): Uint8Array {
-  const table = tableFromIPC(ipc);
-  return tableToIPC(new Table(table.batches.map((batch) => new RecordBatch(outputSchema, batch.data))), 'stream');
+/** The rows of a shard this tool wrote, read back a row group at a time (to cut the shards again). */
+async function* readShardRows(file: string): AsyncGenerator<ConversationalRow[]> {
+  const handle = await open(file, 'r');
+  try {
+    const { size } = await handle.stat();
+    const buffer = {
+      byteLength: size,
+      slice: async (start: number, end?: number): Promise<ArrayBuffer> => {
+        const bytes = new Uint8Array((end ?? size) - start);
+        await handle.read(bytes, 0, bytes.byteLength, start);
+        return bytes.buffer;
+      },
+    };
+    const metadata = await parquetMetadataAsync(buffer);
+    let rowStart = 0;
+    for (const group of metadata.row_groups) {
+      const rowEnd = rowStart + Number(group.num_rows);
+      const rows = (await parquetReadObjects({ file: buffer, metadata, rowStart, rowEnd, compressors, utf8: false })) as unknown as ConversationalRow[];
+      rowStart = rowEnd;
+      yield rows;
+    }
+  } finally {
+    await handle.close();
+  }
 }
 
 /** Writes rows, arriving in order, into contiguous shards of the given row counts. */
@@ -53,7 +70,7 @@ class ShardWriter {
   readonly #plan: number[];
   readonly #rowGroupSize: number;
   readonly #shards: WrittenShard[] = [];
-  #sink: ParquetSink | null = null;
+  #sink: ShardSink | null = null;
   #shard = 0;
   #left = 0;
 
@@ -64,21 +81,15 @@ class ShardWriter {
     this.#rowGroupSize = rowGroupSize;
   }
 
-  /** Appends an Arrow IPC stream of `rows` rows; cuts it where a shard ends. Rows past the plan go to the last shard. */
-  async write(ipc: Uint8Array, rows: number): Promise<void> {
-    let table = null;
+  /** Appends rows; cuts them where a shard ends. Rows past the plan go to the last shard. */
+  async write(data: ConversationalRow[]): Promise<void> {
+    const rows = data.length;
     let offset = 0;
     while (offset < rows) {
       if (this.#sink === null) await this.#openNext();
       const last = this.#shard === this.#plan.length - 1;
       const take = last ? rows - offset : Math.min(this.#left, rows - offset);
-      // A frame that goes whole into one shard is written as it came; only shard boundaries cost a re-encode.
-      if (take === rows) {
-        await this.#sink?.write(ipc);
-      } else {
-        table ??= tableFromIPC(ipc);
-        await this.#sink?.write(tableToIPC(table.slice(offset, offset + take), 'stream'));
-      }
+      await this.#sink?.write(take === rows ? data : data.slice(offset, offset + take));
       offset += take;
       this.#left -= take;
       if (this.#left <= 0 && !last) await this.#closeCurrent();
@@ -98,7 +109,7 @@ class ShardWriter {
   async #openNext(): Promise<void> {
     const name = shardName(this.#split, this.#shard, this.#plan.length);
     await mkdir(path.join(this.#dir, 'data'), { recursive: true });
-    this.#sink = await ParquetSink.open(path.join(this.#dir, 'data', name), {
+    this.#sink = await ShardSink.open(path.join(this.#dir, 'data', name), {
       rowGroupSize: this.#rowGroupSize,
       metadata: new Map([['huggingface', outputHuggingfaceMetadata]]),
     });
@@ -145,7 +156,7 @@ export class SplitWriter {
   async append(part: SplitPart): Promise<void> {
     this.#rows += part.rows;
     this.#nbytes += part.nbytes;
-    await this.#writer.write(part.ipc, part.rows);
+    await this.#writer.write(part.data);
   }
 
   /** Closes the shards; when the plan did not hold, cuts them again, yielding rows rewritten as it goes. */
@@ -167,18 +178,9 @@ export class SplitWriter {
     const writer = new ShardWriter(split, dir, plan, rowGroupSize);
     try {
       for (const file of provisional) {
-        const parquet = await ParquetFile.fromFile(await openAsBlob(file));
-        try {
-          const reader = (await parquet.stream({ batchSize: rowGroupSize })).getReader() as ReadableStreamDefaultReader<WasmRecordBatch>;
-          for (;;) {
-            const next = await reader.read();
-            if (next.done) break;
-            const rows = next.value.numRows;
-            await writer.write(withOutputSchema(next.value.intoIPCStream()), rows);
-            yield rows;
-          }
-        } finally {
-          parquet.free();
+        for await (const rows of readShardRows(file)) {
+          await writer.write(rows);
+          yield rows.length;
         }
         await rm(file, { force: true });
       }

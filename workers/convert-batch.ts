@@ -1,15 +1,18 @@
 import sharp from 'sharp';
 import { Piscina } from 'piscina';
 import { toConversational, type ConversationalRow } from '../src/to-conversational.js';
-import { encodeSplit } from './encode-split.js';
-import { readSourceRows } from '../src/source-rows.js';
-import type { ConvertResult, ConvertTask, RejectedRow, SourceRow } from '../src/types.js';
+import { encodeSplit, transferables } from './encode-split.js';
+import { readTaskRows } from '../src/source-rows.js';
+import type { BatchStats, ConvertResult, ConvertTask, RejectedRow, SourceRow } from '../src/types.js';
 import { ImageCache, imageKey } from './image-cache.js';
 import { prepareImage } from './prepare-image.js';
+import { osThreadId, threadCpuSeconds } from '../src/measure-cpu.js';
 
 // One libvips thread per worker: parallelism comes from the pool. The cache only helps repeated identical pipelines.
 sharp.concurrency(1);
 sharp.cache(false);
+
+const THREAD = osThreadId();
 
 let cache: { channel: string; images: ImageCache } | null = null;
 
@@ -27,14 +30,15 @@ function detached(row: SourceRow): SourceRow {
 
 /**
  * Converts one batch of source rows: validates and prepares every image, builds the conversational rows, and returns
- * them encoded as Arrow IPC per split. Rows that cannot be converted come back as data with a stable code.
+ * them per split, their image buffers transferred, not copied. Rows that cannot be converted come back as data with a
+ * stable code.
  */
 export default async function convertBatch(task: ConvertTask): Promise<ConvertResult> {
-  const source = readSourceRows(task.ipc, task.images);
+  const source = readTaskRows(task);
   const train: ConversationalRow[] = [];
   const test: ConversationalRow[] = [];
   const rejects: RejectedRow[] = [];
-  const stats = { imagesKept: 0, imagesReencoded: 0, imagesReused: 0, imageMs: 0, formatMs: 0, imageBytesIn: 0 };
+  const stats = { imagesKept: 0, imagesReencoded: 0, imagesReused: 0, imageMs: 0, formatMs: 0, imageBytesIn: 0, thread: null as BatchStats['thread'] };
   const images = cacheFor(task.cacheChannel);
   const imageKeys: string[] = [];
 
@@ -93,9 +97,10 @@ export default async function convertBatch(task: ConvertTask): Promise<ConvertRe
     imageKeys,
   };
   stats.formatMs = performance.now() - started;
-  const transfer: ArrayBuffer[] = [];
-  for (const part of [result.train, result.test]) if (part !== null) transfer.push(part.ipc.buffer as ArrayBuffer);
-  return moveWith(result, transfer);
+  const cpu = threadCpuSeconds();
+  stats.thread = THREAD === null || cpu === null ? null : { id: THREAD, cpu };
+  const own = new Set<ArrayBufferLike>(source.map((row) => row.image?.bytes?.buffer).filter((buffer) => buffer !== undefined));
+  return moveWith(result, transferables([result.train, result.test], (buffer) => own.has(buffer)));
 }
 
 /** Returns `value` to the main thread with `transferList` moved rather than copied. */

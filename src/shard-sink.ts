@@ -1,0 +1,209 @@
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { open, rename, rm } from 'node:fs/promises';
+import { parquetMetadataAsync, type SchemaElement } from 'hyparquet';
+import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
+import { Table, tableToIPC } from 'apache-arrow';
+import { OutputError } from './errors.js';
+import { outputSchema } from './output-schema.js';
+import type { ConversationalRow } from './to-conversational.js';
+
+export interface ShardSinkOptions {
+  /** Rows per row group. */
+  rowGroupSize: number;
+  /** Key/value pairs for the footer, after `ARROW:schema`. */
+  metadata: Map<string, string>;
+}
+
+/** `created_by` in every footer: fixed, so output bytes depend on nothing but the data. */
+const CREATED_BY = 'rlaif-v-convert (hyparquet-writer 0.17.0)';
+
+const text = (name: string): SchemaElement => ({ name, type: 'BYTE_ARRAY', repetition_type: 'OPTIONAL', converted_type: 'UTF8', logical_type: { type: 'STRING' } });
+/** A three-level LIST group as pyarrow writes it, its element a struct of `fields` fields given by `children`. */
+const list = (name: string, fields: number, children: SchemaElement[]): SchemaElement[] => [
+  { name, repetition_type: 'OPTIONAL', num_children: 1, converted_type: 'LIST', logical_type: { type: 'LIST' } },
+  { name: 'list', repetition_type: 'REPEATED', num_children: 1 },
+  { name: 'element', repetition_type: 'OPTIONAL', num_children: fields },
+  ...children,
+];
+
+const messages = (name: string): SchemaElement[] => list(name, 2, [text('role'), ...list('content', 2, [text('type'), text('text')])]);
+
+/**
+ * The parquet schema of every shard, as pyarrow writes the Arrow schema of `output-schema`: lists as three-level
+ * LIST groups with children named `element`, every field optional, strings annotated, image bytes plain binary.
+ */
+export const OUTPUT_PARQUET_SCHEMA: SchemaElement[] = [
+  { name: 'arrow_schema', repetition_type: 'REQUIRED', num_children: 4 },
+  ...messages('chosen'),
+  ...messages('rejected'),
+  ...messages('prompt'),
+  ...list('images', 2, [{ name: 'bytes', type: 'BYTE_ARRAY', repetition_type: 'OPTIONAL' }, text('path')]),
+];
+
+/** The Arrow schema as pyarrow stores it in `ARROW:schema`: the IPC schema message, base64. */
+function arrowSchemaValue(): string {
+  const stream = tableToIPC(new Table(outputSchema), 'stream');
+  const length = new DataView(stream.buffer, stream.byteOffset + 4, 4).getInt32(0, true);
+  return Buffer.from(stream.subarray(0, 8 + length)).toString('base64');
+}
+
+const ARROW_SCHEMA = arrowSchemaValue();
+
+/** A ByteWriter that empties itself into a file descriptor whenever it holds more than `flushAt` bytes. */
+class FileByteWriter extends ByteWriter {
+  readonly #fd: number;
+  readonly #flushAt: number;
+
+  constructor(fd: number, flushAt = 8 * 2 ** 20) {
+    super(flushAt + 2 ** 20);
+    this.#fd = fd;
+    this.#flushAt = flushAt;
+  }
+
+  override ensure(size: number): void {
+    if (this.index + size > this.#flushAt) this.flush();
+    super.ensure(size);
+  }
+
+  flush(): void {
+    const bytes = new Uint8Array(this.buffer, 0, this.index);
+    for (let done = 0; done < bytes.byteLength; ) done += writeSync(this.#fd, bytes, done, bytes.byteLength - done);
+    this.index = 0;
+  }
+
+  override finish(): void {
+    this.flush();
+  }
+}
+
+/**
+ * A parquet file written incrementally with hyparquet-writer, a row group at a time, so memory is bounded by one row
+ * group. The file appears at its final path only after `close()` has checked its footer.
+ *
+ * The image column is stored uncompressed and plain (JPEG and PNG data does not compress; snappy over it only cost
+ * time), the text columns snappy-compressed; no statistics (nothing reads them, and min/max of image bytes is waste).
+ * Output bytes depend only on the rows, never on how they were split into `write()` calls.
+ */
+export class ShardSink {
+  readonly path: string;
+  readonly #tmpPath: string;
+  readonly #fd: number;
+  readonly #writer: ParquetWriter;
+  readonly #rowGroupSize: number;
+  #pending: ConversationalRow[] = [];
+  #rows = 0;
+  #failure: unknown = null;
+
+  private constructor(path: string, fd: number, options: ShardSinkOptions) {
+    this.path = path;
+    this.#tmpPath = `${path}.partial`;
+    this.#fd = fd;
+    this.#rowGroupSize = options.rowGroupSize;
+    this.#writer = new ParquetWriter({
+      writer: new FileByteWriter(fd),
+      schema: OUTPUT_PARQUET_SCHEMA,
+      codec: 'SNAPPY',
+      statistics: false,
+      createdBy: CREATED_BY,
+      kvMetadata: [{ key: 'ARROW:schema', value: ARROW_SCHEMA }, ...[...options.metadata].map(([key, value]) => ({ key, value }))],
+    });
+  }
+
+  /** Opens `<path>.partial` for writing; `close()` renames it to `path`. */
+  static async open(path: string, options: ShardSinkOptions): Promise<ShardSink> {
+    return new ShardSink(path, openSync(`${path}.partial`, 'w'), options);
+  }
+
+  /** Rows written so far. */
+  get rows(): number {
+    return this.#rows;
+  }
+
+  /** Appends rows; full row groups are written at once. */
+  async write(rows: ConversationalRow[]): Promise<void> {
+    this.#throwIfFailed();
+    for (const row of rows) this.#pending.push(row);
+    this.#rows += rows.length;
+    try {
+      while (this.#pending.length >= this.#rowGroupSize) this.#writeGroup(this.#rowGroupSize);
+    } catch (error) {
+      this.#failure = error;
+      this.#throwIfFailed();
+    }
+  }
+
+  #writeGroup(count: number): void {
+    const group = this.#pending.splice(0, count);
+    this.#writer.write({
+      columnData: [
+        { name: 'chosen', data: group.map((row) => row.chosen) },
+        { name: 'rejected', data: group.map((row) => row.rejected) },
+        { name: 'prompt', data: group.map((row) => row.prompt) },
+        { name: 'images', data: group.map((row) => row.images), codec: 'UNCOMPRESSED', encoding: 'PLAIN' },
+      ],
+      rowGroupSize: count,
+      pageSize: 2 ** 20,
+    });
+  }
+
+  /**
+   * Finishes the file, checks its footer holds every row written, and moves it to its final path.
+   *
+   * @throws {OutputError} when writing failed or the footer disagrees with the rows written.
+   */
+  async close(): Promise<{ rows: number }> {
+    try {
+      if (this.#pending.length > 0) this.#writeGroup(this.#pending.length);
+      this.#writer.finish();
+    } catch (error) {
+      this.#failure = error;
+    } finally {
+      closeSync(this.#fd);
+    }
+    this.#throwIfFailed();
+    const written = await footerRows(this.#tmpPath);
+    if (written !== this.#rows) {
+      throw new OutputError(
+        'ERR_PARQUET_WRITE',
+        `${this.path}: the parquet writer stored ${written} rows but was given ${this.#rows}; the file is not valid. This is a bug: please report it.`,
+      );
+    }
+    await rename(this.#tmpPath, this.path);
+    return { rows: written };
+  }
+
+  /** Stops writing and removes the partial file. */
+  async abort(): Promise<void> {
+    try {
+      closeSync(this.#fd);
+    } catch {
+      // already closed by close()
+    }
+    await rm(this.#tmpPath, { force: true });
+  }
+
+  #throwIfFailed(): void {
+    if (this.#failure !== null) {
+      throw new OutputError('ERR_PARQUET_WRITE', `Could not write ${this.path}: ${String(this.#failure)}`, { cause: this.#failure });
+    }
+  }
+}
+
+/** Rows a parquet file's footer records. */
+async function footerRows(file: string): Promise<number> {
+  const handle = await open(file, 'r');
+  try {
+    const { size } = await handle.stat();
+    const metadata = await parquetMetadataAsync({
+      byteLength: size,
+      slice: async (start: number, end?: number) => {
+        const bytes = new Uint8Array((end ?? size) - start);
+        await handle.read(bytes, 0, bytes.byteLength, start);
+        return bytes.buffer;
+      },
+    });
+    return Number(metadata.num_rows);
+  } finally {
+    await handle.close();
+  }
+}

@@ -1,0 +1,124 @@
+import { Worker } from 'node:worker_threads';
+import { OutputError } from './errors.js';
+import type { SplitPart } from './types.js';
+import type { SplitWriterOptions, WrittenSplit } from './write-split.js';
+
+/** What the writer thread is started with: the options of each split's writer. */
+export interface WriterSetup {
+  splits: Record<string, SplitWriterOptions>;
+}
+
+/** Messages to the writer thread, handled in order. */
+export type WriterRequest = { type: 'append'; parts: Record<string, SplitPart> } | { type: 'finish'; split: string } | { type: 'abort' };
+
+/** Its answers: one `appended` a part; for `finish`, `rewritten` rows as it goes, then `finished`. */
+export type WriterReply =
+  | { type: 'appended' }
+  | { type: 'rewritten'; split: string; rows: number }
+  | { type: 'finished'; split: string; result: WrittenSplit }
+  | { type: 'aborted' }
+  | { type: 'failed'; code: string; message: string };
+
+const WRITER_URL = new URL('../workers/write-splits.js', import.meta.url);
+
+/** Parts posted but not yet written: enough to keep the thread busy, few enough to bound memory. */
+const MAX_PENDING = 4;
+
+/** The buffers of the parts' images, each once (a page's buffer holds several images, of either split). */
+function buffersOf(parts: SplitPart[]): ArrayBuffer[] {
+  const buffers = new Set<ArrayBuffer>();
+  for (const part of parts) for (const row of part.data) for (const image of row.images) buffers.add(image.bytes.buffer as ArrayBuffer);
+  return [...buffers];
+}
+
+/**
+ * The splits' writers (see {@link SplitWriter}), run in a thread of their own. Parts are posted with their image
+ * buffers transferred, so the main thread never copies nor encodes image bytes; `append` waits only when the thread
+ * is `MAX_PENDING` parts behind.
+ */
+export class SplitWriters {
+  readonly #worker: Worker;
+  readonly #rows = new Map<string, number>();
+  readonly #replies: WriterReply[] = [];
+  #pending = 0;
+  #failure: OutputError | null = null;
+  #wake: (() => void) | null = null;
+
+  constructor(splits: Record<string, SplitWriterOptions>, url: URL = WRITER_URL) {
+    this.#worker = new Worker(url, { workerData: { splits } satisfies WriterSetup });
+    this.#worker.on('message', (reply: WriterReply) => {
+      if (reply.type === 'failed') this.#fail(new OutputError(reply.code, reply.message));
+      else if (reply.type === 'appended') this.#pending--;
+      else this.#replies.push(reply);
+      this.#wake?.();
+    });
+    this.#worker.on('error', (error) => this.#fail(new OutputError('ERR_PARQUET_WRITE', `The writer thread failed: ${error.message}`, { cause: error })));
+    this.#worker.on('exit', (code) => {
+      if (code !== 0) this.#fail(new OutputError('ERR_PARQUET_WRITE', `The writer thread stopped (exit code ${code}).`));
+      this.#wake?.();
+    });
+  }
+
+  /** Rows appended to a split so far. */
+  rows(split: string): number {
+    return this.#rows.get(split) ?? 0;
+  }
+
+  /**
+   * Appends one batch's rows, a part per split, in one message: the parts may share image buffers, which are
+   * transferred, so the parts are unusable here afterwards.
+   */
+  async append(parts: Record<string, SplitPart>): Promise<void> {
+    this.#throwIfFailed();
+    for (const [split, part] of Object.entries(parts)) this.#rows.set(split, this.rows(split) + part.rows);
+    this.#worker.postMessage({ type: 'append', parts } satisfies WriterRequest, buffersOf(Object.values(parts)));
+    this.#pending++;
+    while (this.#pending >= MAX_PENDING) await this.#next();
+  }
+
+  /** Closes a split's shards (cutting them again if their plan did not hold), yielding rows rewritten as it goes. */
+  async *finish(split: string): AsyncGenerator<number, WrittenSplit> {
+    this.#worker.postMessage({ type: 'finish', split } satisfies WriterRequest);
+    for (;;) {
+      const reply = this.#replies.shift();
+      if (reply === undefined) {
+        await this.#next();
+        continue;
+      }
+      if (reply.type === 'rewritten') yield reply.rows;
+      else if (reply.type === 'finished') return reply.result;
+    }
+  }
+
+  /** Removes what was written and stops the thread. */
+  async abort(): Promise<void> {
+    if (this.#failure === null) {
+      this.#worker.postMessage({ type: 'abort' } satisfies WriterRequest);
+      while (this.#failure === null && !this.#replies.some((reply) => reply.type === 'aborted')) await this.#next().catch(() => undefined);
+    }
+    await this.#worker.terminate();
+  }
+
+  /** Stops the thread once every split is finished. */
+  async close(): Promise<void> {
+    await this.#worker.terminate();
+  }
+
+  async #next(): Promise<void> {
+    this.#throwIfFailed();
+    await new Promise<void>((resolve) => {
+      this.#wake = resolve;
+    });
+    this.#wake = null;
+    this.#throwIfFailed();
+  }
+
+  #fail(error: OutputError): void {
+    this.#failure ??= error;
+    this.#wake?.();
+  }
+
+  #throwIfFailed(): void {
+    if (this.#failure !== null) throw this.#failure;
+  }
+}

@@ -1,0 +1,55 @@
+/**
+ * The writer thread: it owns the parquet shards of every split, so that writing (encoding, and the copy of every
+ * image into its file) costs the main thread nothing. It receives rows with their image buffers transferred, in
+ * order, and answers each message in turn (see src/split-writers.ts for the protocol).
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { RlaifError } from '../src/errors.js';
+import type { WriterReply, WriterRequest, WriterSetup } from '../src/split-writers.js';
+import { SplitWriter } from '../src/write-split.js';
+
+const port = parentPort;
+if (port === null) throw new Error('workers/write-splits.js runs as a worker thread');
+const setup = workerData as WriterSetup;
+const writers = new Map(Object.entries(setup.splits).map(([name, options]) => [name, new SplitWriter(options)]));
+
+function reply(message: WriterReply): void {
+  port?.postMessage(message);
+}
+
+function writerOf(split: string): SplitWriter {
+  const writer = writers.get(split);
+  if (writer === undefined) throw new Error(`no split ${split}`);
+  return writer;
+}
+
+async function handle(request: WriterRequest): Promise<void> {
+  if (request.type === 'append') {
+    for (const [split, part] of Object.entries(request.parts)) await writerOf(split).append(part);
+    reply({ type: 'appended' });
+  } else if (request.type === 'finish') {
+    const finishing = writerOf(request.split).finish();
+    for (;;) {
+      const step = await finishing.next();
+      if (step.done === true) {
+        reply({ type: 'finished', split: request.split, result: step.value });
+        return;
+      }
+      reply({ type: 'rewritten', split: request.split, rows: step.value });
+    }
+  } else {
+    for (const writer of writers.values()) await writer.abort().catch(() => undefined);
+    reply({ type: 'aborted' });
+  }
+}
+
+// Requests are handled one after another, in the order they came: the rows of a split must be written in order.
+let queue = Promise.resolve();
+port.on('message', (request: WriterRequest) => {
+  queue = queue
+    .then(() => handle(request))
+    .catch((error: unknown) => {
+      const code = error instanceof RlaifError ? error.code : 'ERR_PARQUET_WRITE';
+      reply({ type: 'failed', code, message: error instanceof Error ? error.message : String(error) });
+    });
+});
