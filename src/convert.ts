@@ -19,6 +19,7 @@ import { runBatch, startBatch } from './run-batch.js';
 import { RejectSink } from './reject-sink.js';
 import type { ConvertResult, ConvertTask, SplitPart } from './types.js';
 import { rowNbytes, toConversational } from './to-conversational.js';
+import { outputArrowSchemaValue } from './output-schema.js';
 import { SplitWriters } from './split-writers.js';
 import type { SplitWriterOptions, WrittenShard } from './write-split.js';
 
@@ -151,6 +152,7 @@ function splitWriter(name: SplitName, rows: number, plan: InputPlan, options: Re
     estimatedNbytes,
     maxShardSize: options.maxShardSize,
     rowGroupSize: options.rowGroupSize,
+    arrowSchema: outputArrowSchemaValue(),
   };
 }
 
@@ -274,8 +276,7 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
       task: (batch: SourceBatch): ConvertTask => ({
         seq: batch.firstRow,
         firstRow: batch.firstRow,
-        ipc: batch.ipc,
-        images: batch.images,
+        data: batch.data,
         imagePages: batch.imagePages,
         testMask: split.testMask.slice(batch.firstRow, batch.firstRow + batch.rows),
         image: options.image,
@@ -337,7 +338,7 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
       const batch = next.value;
       const result = startBatch(pool, batch, batchOptions);
       // Only where the batch came from stays here: its data went to the worker, and is read again if that worker dies.
-      inFlight.push({ batch: { ...batch, ipc: new Uint8Array(0), images: undefined, imagePages: undefined }, result });
+      inFlight.push({ batch: { ...batch, data: [], imagePages: undefined }, result });
       while (inFlight.length >= options.numProc * TASKS_PER_WORKER) {
         await take();
         yield* hubEvents.splice(0);

@@ -1,4 +1,5 @@
-import { Binary, Field, List, Schema, Struct, Utf8, type DataType } from 'apache-arrow';
+import { Binary, Field, List, Schema, Struct, Table, Utf8, tableToIPC, type DataType } from 'apache-arrow';
+import { outputHuggingfaceMetadata, stringFeature } from './output-features.js';
 
 /** A nullable field, as pyarrow and `datasets` write every field. */
 function field(name: string, type: DataType): Field {
@@ -18,24 +19,6 @@ export const messagesType = listOf(new Struct([field('role', new Utf8()), field(
 /** `list<struct<bytes: binary, path: string>>`: the struct order `datasets` requires to see an Image. */
 export const imagesType = listOf(new Struct([field('bytes', new Binary()), field('path', new Utf8())]));
 
-export const OUTPUT_COLUMNS = ['chosen', 'rejected', 'prompt', 'images'] as const;
-
-const stringFeature = { dtype: 'string', _type: 'Value' };
-const messagesFeature = [{ role: stringFeature, content: [{ type: stringFeature, text: stringFeature }] }];
-
-/**
- * The `datasets` features of the output, in the serialization every `datasets` version from 2.x to 5.x reads:
- * message columns as a JSON list holding the struct, images as a Sequence of Image.
- */
-export const outputFeatures = {
-  chosen: messagesFeature,
-  rejected: messagesFeature,
-  prompt: messagesFeature,
-  images: { feature: { _type: 'Image' }, _type: 'Sequence' },
-};
-
-/** The value of the `huggingface` key in the schema and footer metadata. */
-export const outputHuggingfaceMetadata = JSON.stringify({ info: { features: outputFeatures } });
 
 /** The Arrow schema of every output shard, with the `huggingface` features metadata. */
 export const outputSchema = new Schema(
@@ -43,9 +26,19 @@ export const outputSchema = new Schema(
   new Map([['huggingface', outputHuggingfaceMetadata]]),
 );
 
+/**
+ * The value of `ARROW:schema` in every shard's footer, as pyarrow stores it: the IPC message of the output's Arrow
+ * schema, base64. Made here, where apache-arrow is loaded anyway, so the writer thread need not load it.
+ */
+export function outputArrowSchemaValue(): string {
+  const stream = tableToIPC(new Table(outputSchema), 'stream');
+  const length = new DataView(stream.buffer, stream.byteOffset + 4, 4).getInt32(0, true);
+  return Buffer.from(stream.subarray(0, 8 + length)).toString('base64');
+}
+
 /** The `dataset_info.features` block of the dataset card's YAML, listing every column as the files hold it. */
 export const outputYamlFeatures = `  features:
-${OUTPUT_COLUMNS.slice(0, 3)
+${(['chosen', 'rejected', 'prompt'] as const)
   .map(
     (name) => `  - name: ${name}
     list:

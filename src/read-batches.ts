@@ -7,17 +7,18 @@ import type { InputFile, InputPlan, InputRowGroup } from './inspect-input.js';
 import { SOURCE_COLUMNS, SOURCE_STRING_COLUMNS } from './output-schema.js';
 import { pageRange } from './page-range.js';
 import { readColumnPages, readFooter, scanColumnPages, type ColumnPages } from './read-column-pages.js';
-import type { ImagePageRange, SourceImages } from './types.js';
+import { readSourceRows } from './source-rows.js';
+import type { ImagePageRange, SourceImages, SourceRow } from './types.js';
 
 export interface SourceBatch {
   /** Global index of the first row. */
   firstRow: number;
   rows: number;
-  /** The source columns as an Arrow IPC stream, in a buffer of its own (safe to transfer). */
-  ipc: Uint8Array;
-  /** The images, when read page by page (then `ipc` holds the other columns only). */
-  images?: SourceImages | undefined;
-  /** Where the worker reads the image bytes itself, when `images` holds only their paths. */
+  /**
+   * The source rows as plain data. Image bytes, when read here, are views into one buffer of the batch's own (safe to
+   * transfer); with `imagePages`, images hold only their paths and the worker reads their bytes itself.
+   */
+  data: SourceRow[];
   imagePages?: ImagePageRange | undefined;
   file: string;
   /** Where the batch came from, so it can be read again (see {@link rereadBatch}) rather than kept. */
@@ -96,7 +97,7 @@ async function* readRowGroup(
     for await (const batch of wasmBatches(parquet, input.path, group, batchSize, [...SOURCE_COLUMNS])) {
       const rows = batch.numRows;
       // intoIPCStream consumes the wasm batch: its memory is released by the call.
-      yield { rows, ipc: batch.intoIPCStream() };
+      yield { rows, data: readSourceRows(batch.intoIPCStream(), undefined) };
     }
     return;
   }
@@ -125,7 +126,7 @@ async function* readRowGroup(
       throw dataError(input.path, group.index, new Error(`the image column ended after ${images.paths.length} of ${rows} rows`));
     }
     first += rows;
-    yield { rows, ipc, images, imagePages };
+    yield { rows, data: readSourceRows(ipc, images), imagePages };
   }
 }
 

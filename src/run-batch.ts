@@ -1,8 +1,7 @@
-import { tableFromIPC, tableToIPC } from 'apache-arrow';
 import type { Piscina } from 'piscina';
 import type { SourceBatch } from './read-batches.js';
 import { rowOfRange } from './page-range.js';
-import { readTaskRows } from './source-rows.js';
+import { readTaskRows } from './task-rows.js';
 import type { ConvertResult, ConvertTask, RejectCode } from './types.js';
 
 export interface RunBatchOptions {
@@ -16,24 +15,20 @@ export interface RunBatchOptions {
 
 /** Sends a batch to the pool; its buffers are transferred, so the batch's data is gone from here afterwards. */
 function send(pool: Piscina<ConvertTask, ConvertResult>, batch: SourceBatch, options: RunBatchOptions): Promise<ConvertResult> {
-  const transferList = [batch.ipc.buffer as ArrayBuffer];
-  for (const bytes of batch.images?.bytes ?? []) if (bytes !== null) transferList.push(bytes.buffer as ArrayBuffer);
+  const transferList = [...new Set(batch.data.flatMap((row) => (row.image?.bytes == null ? [] : [row.image.bytes.buffer as ArrayBuffer])))];
   return pool.run(options.task(batch), { transferList, signal: AbortSignal.timeout(options.imageTimeoutMs * Math.max(1, batch.rows)) });
 }
 
 /** Row `index` of a batch as a batch of its own (its image copied, so it can be transferred alone). */
 function rowOf(batch: SourceBatch, index: number): SourceBatch {
-  const table = tableFromIPC(batch.ipc);
+  const row = batch.data[index];
+  const image = row?.image == null ? null : { bytes: row.image.bytes?.slice() ?? null, path: row.image.path };
   return {
     firstRow: batch.firstRow + index,
     rows: 1,
     file: batch.file,
     origin: batch.origin,
-    ipc: tableToIPC(table.slice(index, index + 1), 'stream'),
-    images:
-      batch.images === undefined
-        ? undefined
-        : { bytes: batch.imagePages === undefined ? [batch.images.bytes[index]?.slice() ?? null] : [], paths: [batch.images.paths[index] ?? null] },
+    data: row === undefined ? [] : [{ ...row, image }],
     imagePages: batch.imagePages === undefined ? undefined : rowOfRange(batch.imagePages, index),
   };
 }

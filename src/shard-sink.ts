@@ -2,15 +2,13 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { parquetMetadataAsync, type SchemaElement } from 'hyparquet';
 import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
-import { Table, tableToIPC } from 'apache-arrow';
 import { OutputError } from './errors.js';
-import { outputSchema } from './output-schema.js';
 import type { ConversationalRow } from './to-conversational.js';
 
 export interface ShardSinkOptions {
   /** Rows per row group. */
   rowGroupSize: number;
-  /** Key/value pairs for the footer, after `ARROW:schema`. */
+  /** Key/value pairs for the footer, in order (`ARROW:schema` first, as pyarrow writes it). */
   metadata: Map<string, string>;
 }
 
@@ -39,15 +37,6 @@ export const OUTPUT_PARQUET_SCHEMA: SchemaElement[] = [
   ...messages('prompt'),
   ...list('images', 2, [{ name: 'bytes', type: 'BYTE_ARRAY', repetition_type: 'OPTIONAL' }, text('path')]),
 ];
-
-/** The Arrow schema as pyarrow stores it in `ARROW:schema`: the IPC schema message, base64. */
-function arrowSchemaValue(): string {
-  const stream = tableToIPC(new Table(outputSchema), 'stream');
-  const length = new DataView(stream.buffer, stream.byteOffset + 4, 4).getInt32(0, true);
-  return Buffer.from(stream.subarray(0, 8 + length)).toString('base64');
-}
-
-const ARROW_SCHEMA = arrowSchemaValue();
 
 /** A ByteWriter that empties itself into a file descriptor whenever it holds more than `flushAt` bytes. */
 class FileByteWriter extends ByteWriter {
@@ -105,7 +94,7 @@ export class ShardSink {
       codec: 'SNAPPY',
       statistics: false,
       createdBy: CREATED_BY,
-      kvMetadata: [{ key: 'ARROW:schema', value: ARROW_SCHEMA }, ...[...options.metadata].map(([key, value]) => ({ key, value }))],
+      kvMetadata: [...options.metadata].map(([key, value]) => ({ key, value })),
     });
   }
 

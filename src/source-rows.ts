@@ -1,6 +1,5 @@
 import { tableFromIPC, type Vector } from 'apache-arrow';
-import { readImagePages } from './read-image-pages.js';
-import type { ConvertTask, SourceImage, SourceImages, SourceRow } from './types.js';
+import type { SourceImage, SourceImages, SourceRow } from './types.js';
 
 function stringAt(vector: Vector | null, index: number): string | null {
   const value: unknown = vector?.get(index) ?? null;
@@ -57,11 +56,4 @@ export function readSourceRows(ipc: Uint8Array, images: SourceImages | undefined
     });
   }
   return rows;
-}
-
-
-/** The rows of a task, in a worker: its images read from the file first when the task names their pages. */
-export function readTaskRows(task: Pick<ConvertTask, 'ipc' | 'images' | 'imagePages'>): SourceRow[] {
-  if (task.imagePages === undefined) return readSourceRows(task.ipc, task.images);
-  return readSourceRows(task.ipc, { bytes: readImagePages(task.imagePages), paths: task.images?.paths ?? [] });
 }

@@ -40,14 +40,12 @@ export interface ConvertTask {
   seq: number;
   /** Global index (over all input files) of the batch's first row. */
   firstRow: number;
-  /** The source rows as an Arrow IPC stream (the source columns only). Transferred, not copied. */
-  ipc: Uint8Array;
   /**
-   * The rows' images, when the image column was read page by page and is not in `ipc`. Each `bytes` array owns its
-   * buffer, which is transferred.
+   * The source rows as plain data, so a worker needs no Arrow library. Image bytes, when present, are views into
+   * buffers transferred with the task; when `imagePages` is given, images hold only their paths and the worker reads
+   * their bytes from the file.
    */
-  images?: SourceImages | undefined;
-  /** Where the worker reads the batch's image bytes, when `images` holds only their paths. */
+  data: SourceRow[];
   imagePages?: ImagePageRange | undefined;
   /** One byte per row of the batch: 1 when the row belongs to the test split. */
   testMask: Uint8Array;

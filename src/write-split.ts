@@ -2,7 +2,7 @@ import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { parquetMetadataAsync, parquetReadObjects } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
-import { outputHuggingfaceMetadata } from './output-schema.js';
+import { outputHuggingfaceMetadata } from './output-features.js';
 import { ShardSink } from './shard-sink.js';
 import { planShards, shardName } from './plan-shards.js';
 import type { ConversationalRow } from './to-conversational.js';
@@ -26,6 +26,8 @@ export interface SplitWriterOptions {
   estimatedNbytes: number;
   maxShardSize: number;
   rowGroupSize: number;
+  /** The footer's `ARROW:schema` value (from `outputArrowSchemaValue`). */
+  arrowSchema: string;
 }
 
 export interface WrittenSplit {
@@ -69,16 +71,18 @@ class ShardWriter {
   readonly #dir: string;
   readonly #plan: number[];
   readonly #rowGroupSize: number;
+  readonly #arrowSchema: string;
   readonly #shards: WrittenShard[] = [];
   #sink: ShardSink | null = null;
   #shard = 0;
   #left = 0;
 
-  constructor(split: string, dir: string, plan: number[], rowGroupSize: number) {
+  constructor(split: string, dir: string, plan: number[], rowGroupSize: number, arrowSchema: string) {
     this.#split = split;
     this.#dir = dir;
     this.#plan = plan;
     this.#rowGroupSize = rowGroupSize;
+    this.#arrowSchema = arrowSchema;
   }
 
   /** Appends rows; cuts them where a shard ends. Rows past the plan go to the last shard. */
@@ -111,7 +115,10 @@ class ShardWriter {
     await mkdir(path.join(this.#dir, 'data'), { recursive: true });
     this.#sink = await ShardSink.open(path.join(this.#dir, 'data', name), {
       rowGroupSize: this.#rowGroupSize,
-      metadata: new Map([['huggingface', outputHuggingfaceMetadata]]),
+      metadata: new Map([
+        ['ARROW:schema', this.#arrowSchema],
+        ['huggingface', outputHuggingfaceMetadata],
+      ]),
     });
     this.#left = this.#plan[this.#shard] ?? 0;
   }
@@ -146,7 +153,7 @@ export class SplitWriter {
   constructor(options: SplitWriterOptions) {
     this.#options = options;
     this.#plan = planShards(options.plannedRows, options.estimatedNbytes, options.maxShardSize);
-    this.#writer = new ShardWriter(options.split, options.dir, this.#plan, options.rowGroupSize);
+    this.#writer = new ShardWriter(options.split, options.dir, this.#plan, options.rowGroupSize, options.arrowSchema);
   }
 
   get rows(): number {
@@ -175,7 +182,7 @@ export class SplitWriter {
       await rename(path.join(dir, shard.file), moved);
       provisional.push(moved);
     }
-    const writer = new ShardWriter(split, dir, plan, rowGroupSize);
+    const writer = new ShardWriter(split, dir, plan, rowGroupSize, this.#options.arrowSchema);
     try {
       for (const file of provisional) {
         for await (const rows of readShardRows(file)) {

@@ -6,7 +6,7 @@ import { before, describe, it } from 'node:test';
 import { DataType, type Field } from 'apache-arrow';
 import { convert, convertIter, type ConvertEvent, type ConvertReport } from '../src/convert.js';
 import { OutputError } from '../src/errors.js';
-import { outputHuggingfaceMetadata } from '../src/output-schema.js';
+import { outputHuggingfaceMetadata } from '../src/output-features.js';
 import { planShards } from '../src/plan-shards.js';
 import { planSplit } from '../src/plan-split.js';
 import { readParquet, sampleDir, tempDir } from './fixtures.js';

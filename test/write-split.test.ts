@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import { outputArrowSchemaValue } from '../src/output-schema.js';
 import { planShards } from '../src/plan-shards.js';
 import { toConversational } from '../src/to-conversational.js';
 import type { SplitPart } from '../src/types.js';
@@ -24,7 +25,7 @@ function parts(count: number, size: number): SplitPart[] {
 }
 
 async function write(dir: string, input: SplitPart[], plannedRows: number, estimatedNbytes: number): Promise<WrittenSplit> {
-  const writer = new SplitWriter({ split: 'train', dir, plannedRows, estimatedNbytes, maxShardSize: 100_000, rowGroupSize: 100 });
+  const writer = new SplitWriter({ split: 'train', dir, plannedRows, estimatedNbytes, maxShardSize: 100_000, rowGroupSize: 100, arrowSchema: outputArrowSchemaValue() });
   for (const part of input) await writer.append(part);
   const finishing = writer.finish();
   for (;;) {

@@ -1,16 +1,12 @@
-import sharp from 'sharp';
 import { Piscina } from 'piscina';
 import { toConversational, type ConversationalRow } from '../src/to-conversational.js';
 import { encodeSplit, transferables } from './encode-split.js';
-import { readTaskRows } from '../src/source-rows.js';
+import { readTaskRows } from '../src/task-rows.js';
 import type { BatchStats, ConvertResult, ConvertTask, RejectedRow, SourceRow } from '../src/types.js';
 import { ImageCache, imageKey } from './image-cache.js';
 import { prepareImage } from './prepare-image.js';
 import { osThreadId, threadCpuSeconds } from '../src/measure-cpu.js';
 
-// One libvips thread per worker: parallelism comes from the pool. The cache only helps repeated identical pipelines.
-sharp.concurrency(1);
-sharp.cache(false);
 
 const THREAD = osThreadId();
 

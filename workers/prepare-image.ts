@@ -1,4 +1,4 @@
-import sharp, { type Metadata, type Sharp } from 'sharp';
+import type { Metadata, Sharp } from 'sharp';
 import type { ImagePolicy, RejectCode } from '../src/types.js';
 import { checkJpeg } from './check-jpeg.js';
 import { checkPng } from './check-png.js';
@@ -31,7 +31,25 @@ function reject(code: RejectCode, message: string): PreparedImage {
   return { ok: false, code, message };
 }
 
-function decoder(bytes: Uint8Array, policy: ImagePolicy): Sharp {
+type SharpFunction = typeof import('sharp').default;
+
+let loading: Promise<SharpFunction> | null = null;
+
+/**
+ * sharp, loaded on first use: plain JPEGs and PNGs in keep mode never need it, and loading it costs a worker about
+ * 0.12 s of CPU. One libvips thread per worker (parallelism comes from the pool); its cache only helps repeated
+ * identical pipelines.
+ */
+function loadSharp(): Promise<SharpFunction> {
+  loading ??= import('sharp').then(({ default: sharp }) => {
+    sharp.concurrency(1);
+    sharp.cache(false);
+    return sharp;
+  });
+  return loading;
+}
+
+function decoder(sharp: SharpFunction, bytes: Uint8Array, policy: ImagePolicy): Sharp {
   // failOn 'error' also fails on truncated data; the pixel limit is checked again by libvips itself.
   return sharp(bytes, { failOn: 'error', limitInputPixels: policy.maxPixels, pages: 1 });
 }
@@ -42,7 +60,7 @@ function decoder(bytes: Uint8Array, policy: ImagePolicy): Sharp {
  * (`npm run bench:decode`: 5.6 against 5.5 ms a 79 KB JPEG), so every image is simply decoded in full.
  */
 async function validate(bytes: Uint8Array, policy: ImagePolicy): Promise<void> {
-  await decoder(bytes, policy).raw().toBuffer();
+  await decoder(await loadSharp(), bytes, policy).raw().toBuffer();
 }
 
 /** Whether any pixel of an interleaved 8-bit buffer with an alpha channel is not fully opaque. */
@@ -56,7 +74,8 @@ function hasTransparency(data: Buffer, channels: number): boolean {
  * or PNG when the image has real transparency; the other modes write their format at `policy.quality`.
  */
 async function reencode(bytes: Uint8Array, metadata: Metadata, policy: ImagePolicy): Promise<Uint8Array> {
-  const pipeline = decoder(bytes, policy).rotate();
+  const sharp = await loadSharp();
+  const pipeline = decoder(sharp, bytes, policy).rotate();
   if (policy.maxSide !== null) {
     pipeline.resize({ width: policy.maxSide, height: policy.maxSide, fit: 'inside', withoutEnlargement: true });
   }
@@ -120,7 +139,7 @@ export async function prepareImage(bytes: Uint8Array, policy: ImagePolicy): Prom
   if (fast !== null) return fast;
   let metadata: Metadata;
   try {
-    metadata = await sharp(bytes, { failOn: 'none', limitInputPixels: false }).metadata();
+    metadata = await (await loadSharp())(bytes, { failOn: 'none', limitInputPixels: false }).metadata();
   } catch (error) {
     return reject('unsupported_image', `not a readable image: ${(error as Error).message}`);
   }
