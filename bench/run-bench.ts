@@ -67,11 +67,13 @@ export interface BenchPoint {
   /** rows/s ÷ (workers × single-core limit). */
   efficiency: number;
   /**
-   * CPU of the median run, in ms a row: the whole process since it started, the main thread, and the busiest thread
-   * that is neither main nor a worker (null without /proc). `ceilings` are the rows/s each of those two single
-   * threads would allow if nothing else limited the run: what caps a machine with many more cores.
+   * CPU of the median run, in ms a row: the whole process since it started; the main thread while converting (its
+   * share that grows with the rows; `mainStartup` is the seconds it spent before, loading modules and planning); and
+   * the busiest thread that is neither main nor a worker, since it started (null without /proc). `ceilings` are the
+   * rows/s each of those two single threads would allow if nothing else limited the run: what caps a machine with
+   * many more cores.
    */
-  cpuMsPerRow: { process: number; main: number; busiestOther: number } | null;
+  cpuMsPerRow: { process: number; main: number; mainStartup: number; busiestOther: number } | null;
   ceilings: { main: number; busiestOther: number } | null;
   runs: { seconds: number; rowsPerSecond: number; peakRssMB: number }[];
 }
@@ -149,10 +151,11 @@ function threadFigures(report: ConvertReport): Pick<BenchPoint, 'cpuMsPerRow' | 
   const rows = report.input.rows;
   if (threads === undefined || rows === 0) return { cpuMsPerRow: null, ceilings: null };
   const ms = (seconds: number): number => Math.round(((seconds * 1000) / rows) * 1000) / 1000;
+  const converting = report.cpu.mainThread ?? threads.main;
   const ceiling = (seconds: number): number => (seconds > 0 ? Math.round(rows / seconds) : Infinity);
   return {
-    cpuMsPerRow: { process: ms(threads.process), main: ms(threads.main), busiestOther: ms(threads.busiestOther) },
-    ceilings: { main: ceiling(threads.main), busiestOther: ceiling(threads.busiestOther) },
+    cpuMsPerRow: { process: ms(threads.process), main: ms(converting), mainStartup: Math.round((threads.main - converting) * 100) / 100, busiestOther: ms(threads.busiestOther) },
+    ceilings: { main: ceiling(converting), busiestOther: ceiling(threads.busiestOther) },
   };
 }
 

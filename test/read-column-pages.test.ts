@@ -3,7 +3,9 @@ import { open, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { pythonWithDatasets, run } from '../bench/python-env.js';
-import { isStreamable, readColumnPages, readFooter } from '../src/read-column-pages.js';
+import { pageRange } from '../src/page-range.js';
+import { isStreamable, readColumnPages, readFooter, scanColumnPages } from '../src/read-column-pages.js';
+import { readImagePages } from '../src/read-image-pages.js';
 import { writeSourceFile } from '../src/source-table.js';
 import type { SourceRow } from '../src/types.js';
 import { sourceRow, tempDir } from './fixtures.js';
@@ -36,6 +38,26 @@ async function readAll(file: string, column: string[]): Promise<{ values: (Uint8
   }
 }
 
+/**
+ * The image bytes as workers read them: pages listed by their headers, then read for batches of `batch` rows (which
+ * start and end inside pages), each batch on its own.
+ */
+async function readInBatches(file: string, batch: number): Promise<(Uint8Array | null)[]> {
+  const handle = await open(file, 'r');
+  try {
+    const footer = await readFooter(handle, (await stat(file)).size);
+    const values: (Uint8Array | null)[] = [];
+    for (let group = 0; group < footer.row_groups.length; group++) {
+      const pages = await scanColumnPages(handle, footer, group, ['image', 'bytes']);
+      const rows = Number(footer.row_groups[group]?.num_rows ?? 0);
+      for (let first = 0; first < rows; first += batch) values.push(...readImagePages(pageRange(file, pages, first, Math.min(batch, rows - first))));
+    }
+    return values;
+  } finally {
+    await handle.close();
+  }
+}
+
 function checkValues(file: string, rows: number, bytes: (Uint8Array | string | null)[], paths: (Uint8Array | string | null)[]): void {
   assert.equal(bytes.length, rows, file);
   assert.equal(paths.length, rows, file);
@@ -54,6 +76,7 @@ describe('readColumnPages on files this tool writes', () => {
     const bytes = await readAll(file, ['image', 'bytes']);
     const paths = await readAll(file, ['image', 'path']);
     checkValues(file, 300, bytes.values, paths.values);
+    for (const batch of [1, 7, 128]) checkValues(`${file} in batches of ${batch}`, 300, await readInBatches(file, batch), paths.values);
   });
 });
 
@@ -109,6 +132,7 @@ describe('readColumnPages on files pyarrow writes', () => {
           // Without a dictionary the values span many data pages; with one, they sit in its dictionary page.
           if (dictionary === 0) assert.ok(bytes.pages > 6, `${file}: ${bytes.pages} pages`);
           checkValues(file, 400, bytes.values, paths.values);
+          checkValues(`${file} in batches of 13`, 400, await readInBatches(file, 13), paths.values);
         }
       }
     });
