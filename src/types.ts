@@ -52,6 +52,8 @@ export interface ConvertTask {
   image: ImagePolicy;
   /** Name of the BroadcastChannel the run's workers share prepared images on (unique per run). */
   cacheChannel: string;
+  /** The run's table of images found whole and kept, in memory every worker shares (see workers/image-cache). */
+  keptImages: SharedArrayBuffer;
 }
 
 /** The rows of one split out of one batch. */

@@ -13,8 +13,8 @@ const THREAD = osThreadId();
 let cache: { channel: string; images: ImageCache } | null = null;
 
 /** This worker's cache of prepared images for the run the task belongs to. */
-function cacheFor(channel: string): ImageCache {
-  if (cache?.channel !== channel) cache = { channel, images: new ImageCache(channel) };
+function cacheFor(channel: string, kept: SharedArrayBuffer): ImageCache {
+  if (cache?.channel !== channel) cache = { channel, images: new ImageCache(channel, undefined, kept) };
   return cache.images;
 }
 
@@ -35,7 +35,7 @@ export default async function convertBatch(task: ConvertTask): Promise<ConvertRe
   const test: ConversationalRow[] = [];
   const rejects: RejectedRow[] = [];
   const stats = { imagesKept: 0, imagesReencoded: 0, imagesReused: 0, imageMs: 0, formatMs: 0, imageBytesIn: 0, thread: null as BatchStats['thread'] };
-  const images = cacheFor(task.cacheChannel);
+  const images = cacheFor(task.cacheChannel, task.keptImages);
   const imageKeys: string[] = [];
 
   for (const [offset, row] of source.entries()) {

@@ -18,6 +18,76 @@ interface Shared {
   entry: Entry;
 }
 
+/** A slot being written: its key is not readable yet. */
+const BUSY = -1;
+const WORDS = 4;
+
+/**
+ * A table of the images found whole and kept as they are, in memory all workers share, so that each sees at once
+ * what another found (a BroadcastChannel message waits for the receiver's event loop, which a busy worker does not
+ * visit). Keys are 128 bits of the image's SHA-1, in open addressing; an entry is claimed with a compare-and-swap,
+ * filled, then published. Only this one verdict lives here, because it needs no data: the bytes are the input's own.
+ * Slot 0 holds the count. When the table is 70% full it takes no more: sharing then goes on by messages alone.
+ */
+class KeptTable {
+  readonly #table: Int32Array;
+  readonly #mask: number;
+
+  constructor(buffer: SharedArrayBuffer) {
+    this.#table = new Int32Array(buffer);
+    this.#mask = this.#table.length / WORDS - 1;
+  }
+
+  /** The table for a run of `rows` rows: a power of two of slots, twice the rows, between 2^10 and 2^22 (64 MB). */
+  static buffer(rows: number): SharedArrayBuffer {
+    const slots = 2 ** Math.min(22, Math.max(10, Math.ceil(Math.log2(2 * rows + 1))));
+    return new SharedArrayBuffer(slots * WORDS * 4);
+  }
+
+  #find(words: Int32Array, insert: boolean): boolean {
+    const table = this.#table;
+    if (insert && Atomics.load(table, 0) > 0.7 * this.#mask) return false;
+    for (let slot = ((words[1] ?? 0) & this.#mask) || 1, probes = 0; probes < this.#mask; probes++) {
+      const at = slot * WORDS;
+      const first = Atomics.load(table, at);
+      if (first === 0) {
+        if (!insert) return false;
+        if (Atomics.compareExchange(table, at, 0, BUSY) !== 0) continue; // lost the slot: look at it again
+        for (let word = 1; word < WORDS; word++) Atomics.store(table, at + word, words[word] ?? 0);
+        Atomics.store(table, at, words[0] ?? 0);
+        Atomics.add(table, 0, 1);
+        return true;
+      }
+      if (first === words[0] && Atomics.load(table, at + 1) === words[1] && Atomics.load(table, at + 2) === words[2] && Atomics.load(table, at + 3) === words[3]) return true;
+      slot = (slot + 1) & this.#mask || 1;
+    }
+    return false;
+  }
+
+  has(words: Int32Array): boolean {
+    return this.#find(words, false);
+  }
+
+  add(words: Int32Array): void {
+    this.#find(words, true);
+  }
+}
+
+/** 128 bits of an image key as table words, the first never 0 (empty) nor BUSY; null for a key too short. */
+function keyWords(key: string): Int32Array | null {
+  const digest = Buffer.from(key, 'base64');
+  if (digest.byteLength < WORDS * 4) return null;
+  const words = new Int32Array(WORDS);
+  for (let word = 0; word < WORDS; word++) words[word] = digest.readInt32LE(word * 4);
+  if (words[0] === 0 || words[0] === BUSY) words[0] = 1;
+  return words;
+}
+
+/** The shared memory of a run's kept-image table, made once on the main thread and passed to every task. */
+export function keptTableBuffer(rows: number): SharedArrayBuffer {
+  return KeptTable.buffer(rows);
+}
+
 /**
  * Prepared images by content, so an image that repeats across rows (about one row in five in the source) is decoded
  * once. Each worker keeps its own map and tells the others over a BroadcastChannel what it prepared; a repeat that
@@ -28,10 +98,12 @@ export class ImageCache {
   readonly #entries = new Map<string, Entry>();
   readonly #channel: BroadcastChannel;
   readonly #maxBytes: number;
+  readonly #kept: KeptTable | null;
   #bytes = 0;
 
-  constructor(channelName: string, maxBytes = 64 * 2 ** 20) {
+  constructor(channelName: string, maxBytes = 64 * 2 ** 20, kept: SharedArrayBuffer | null = null) {
     this.#maxBytes = maxBytes;
+    this.#kept = kept === null ? null : new KeptTable(kept);
     this.#channel = new BroadcastChannel(channelName);
     this.#channel.unref();
     this.#channel.onmessage = (event: unknown) => {
@@ -43,7 +115,10 @@ export class ImageCache {
   /** The prepared image for these bytes if known; a kept image comes back with `bytes` itself. */
   get(key: string, bytes: Uint8Array): PreparedImage | undefined {
     const entry = this.#entries.get(key);
-    if (entry === undefined) return undefined;
+    if (entry === undefined) {
+      const words = this.#kept === null ? null : keyWords(key);
+      return words !== null && this.#kept?.has(words) === true ? { ok: true, bytes, reencoded: false } : undefined;
+    }
     if (!entry.ok) return { ok: false, code: entry.code as never, message: entry.message };
     return entry.kept ? { ok: true, bytes, reencoded: false } : { ok: true, bytes: entry.bytes, reencoded: true };
   }
@@ -55,6 +130,11 @@ export class ImageCache {
       : image.reencoded
         ? { ok: true, kept: false, bytes: image.bytes }
         : { ok: true, kept: true };
+    const words = entry.ok && entry.kept && this.#kept !== null ? keyWords(key) : null;
+    if (words !== null) {
+      this.#kept?.add(words); // every worker sees it now; no message needed
+      return;
+    }
     this.#store(key, entry);
     this.#channel.postMessage({ key, entry } satisfies Shared);
   }
