@@ -4,14 +4,21 @@
  * variable is already set: every worker and libvips thread otherwise gets a malloc arena of its own, and a 1 GB
  * conversion peaked at 625-653 MB instead of 511-574 MB (sharp's documentation gives the same advice). The variable
  * must be set before the process starts, hence the child.
+ *
+ * It also raises V8's interrupt budget (how much a function runs before the optimizing compiler looks at it) from
+ * 66 KB to 1 MB of bytecode: a conversion runs four isolates (main, two workers, the writer), and the compiler was
+ * optimizing a great deal of code that runs only a little. Measured on the bench sample twice over (4,000 rows,
+ * --num-proc 2), six runs each way taken in turn: 10-25% less CPU; the hot loops are still optimized at once.
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
 
 const cli = fileURLToPath(new URL('./cli.js', import.meta.url));
+const V8_FLAGS = ['--interrupt-budget=1000000'];
 
 if (process.platform === 'linux' && process.env.MALLOC_ARENA_MAX === undefined) {
-  const child = spawn(process.execPath, [...process.execArgv, cli, ...process.argv.slice(2)], {
+  const child = spawn(process.execPath, [...V8_FLAGS, ...process.execArgv, cli, ...process.argv.slice(2)], {
     // The IPC channel is only a lifeline: when this process dies, even by SIGKILL, the child sees it close and stops
     // (see cli.ts) instead of running on unseen, still uploading or writing.
     stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
@@ -24,5 +31,7 @@ if (process.platform === 'linux' && process.env.MALLOC_ARENA_MAX === undefined) 
     process.exit(code ?? (signal === 'SIGINT' ? 130 : 143));
   });
 } else {
+  // Set before any other module loads, so every function and every worker isolate made afterwards has the budget.
+  for (const flag of V8_FLAGS) if (!process.execArgv.some((arg) => arg.startsWith(flag.split('=')[0] ?? flag))) setFlagsFromString(flag);
   await import('./cli.js');
 }
