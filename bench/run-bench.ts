@@ -8,7 +8,7 @@ import { availableParallelism, cpus, totalmem } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
-import type { ConvertReport } from '../src/convert.js';
+import type { ConvertReport } from '../src/convert-report.js';
 import { makeSample } from '../src/make-sample.js';
 import type { ImageMode } from '../src/types.js';
 import { measureNode, measureProcess } from './measure-process.js';

@@ -1,7 +1,8 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { DEFAULTS } from './convert-options.js';
-import { convertIter, type ConvertReport } from './convert.js';
+import { convertIter } from './convert.js';
+import type { ConvertReport } from './convert-report.js';
 import { availableParallelism } from 'node:os';
 import { OptionError, RlaifError } from './errors.js';
 import { makeSample } from './make-sample.js';

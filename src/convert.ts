@@ -11,7 +11,8 @@ import { DatasetDownloads, remoteBlob, resolveDataset, type DatasetSource, type 
 import { hubSettings, type HubSettings } from './hub-settings.js';
 import type { RetryEvent } from './retry-fetch.js';
 import { inspectInput, inspectSources, type InputPlan, type InputSource } from './inspect-input.js';
-import { osThreadId, processCpuSeconds, threadCpuSeconds, threadsCpuSeconds } from './measure-cpu.js';
+import { processCpuSeconds, threadCpuSeconds, threadsSummary } from './measure-cpu.js';
+import type { ConvertEvent, ConvertReport, SplitName, SplitReport } from './convert-report.js';
 import { packageInfo } from './package-info.js';
 import { planSplit } from './plan-split.js';
 import { readBatches, rereadBatch, type SourceBatch } from './read-batches.js';
@@ -22,79 +23,9 @@ import { rowNbytes, toConversational } from './to-conversational.js';
 import { outputArrowSchemaValue } from './output-schema.js';
 import { SplitWriters } from './split-writers.js';
 import { keptTableBuffer } from '../workers/image-cache.js';
-import type { SplitWriterOptions, WrittenShard } from './write-split.js';
+import type { SplitWriterOptions } from './write-split.js';
 
 export type { ConvertOptions } from './convert-options.js';
-
-export type SplitName = 'train' | 'test';
-
-export interface SplitReport {
-  rows: number;
-  /** Uncompressed bytes, as `datasets` counts them (the card's `num_bytes`). */
-  numBytes: number;
-  files: WrittenShard[];
-  /** True when the shard layout planned up front did not hold and the shards were cut again at the end. */
-  resharded: boolean;
-}
-
-/** What a run did, written to `report.json` and returned by {@link convert}. */
-/** CPU seconds by thread since the process started (see {@link ConvertReport.cpu}). */
-export interface ThreadsCpu {
-  /** Whole process, every thread, since it started (module loading included). */
-  process: number;
-  main: number;
-  workers: number[];
-  /** Every other thread together, and the busiest of them. */
-  others: number;
-  busiestOther: number;
-}
-
-export interface ConvertReport {
-  tool: { name: string; version: string };
-  /** False when more rows were rejected than `maxRejectFraction` allows. */
-  ok: boolean;
-  input: {
-    /** The Hub dataset read, when the input came from the Hub. */
-    dataset?: { repo: string; revision: string; commit: string; filesDownloaded: number };
-    files: { path: string; rows: number; bytes: number; rowGroups: number }[];
-    rows: number;
-    bytes: number;
-  };
-  output: { dir: string; rows: number; bytes: number; splits: Partial<Record<SplitName, SplitReport>> };
-  rejected: { rows: number; fraction: number; byCode: Record<string, number>; file: string | null };
-  /** Images kept byte for byte and re-encoded (counted per row), distinct images, and rows whose image was reused. */
-  images: { kept: number; reencoded: number; distinct: number; reused: number; bytesIn: number };
-  /** Wall-clock seconds of each stage; `images` and `format` add up the workers' time. */
-  seconds: { plan: number; convert: number; read: number; images: number; format: number; write: number; total: number };
-  /**
-   * Where the time went: the main thread's busy fraction (event loop not idle) while converting and writing, and CPU
-   * seconds of the main thread and of the whole process (workers and image threads included). `mainThread` is null
-   * where the platform does not tell a thread's CPU time. Where it does (Linux), `threads` splits the process's CPU
-   * since it started: the main thread, each worker, and the busiest other thread (V8's collector and compiler, libuv's
-   * file I/O, libvips), so a serial stage that would cap more cores shows.
-   */
-  cpu: { mainThreadBusy: number; mainThread: number | null; process: number; threads?: ThreadsCpu };
-  options: {
-    numProc: number;
-    writerBatchSize: number;
-    testSize: number;
-    seed: number;
-    images: string;
-    quality: number;
-    maxSide: number | null;
-    maxPixels: number;
-    maxShardSize: number;
-    maxRejectFraction: number;
-    onBadImage: string;
-  };
-}
-
-export type ConvertEvent =
-  | { type: 'source'; repo: string; revision: string; commit: string; files: number; cachedFiles: number; bytes: number; cachedBytes: number }
-  | DownloadEvent
-  | { type: 'planned'; files: number; rows: number; trainRows: number; testRows: number; workers: number }
-  | { type: 'progress'; stage: 'convert' | 'write'; done: number; total: number }
-  | { type: 'done'; report: ConvertReport };
 
 export interface ConvertRunOptions extends ConvertOptions {
   /** Stops the run; everything written so far is removed. */
@@ -494,22 +425,4 @@ export async function convert(options: ConvertRunOptions): Promise<ConvertReport
     const step = await events.next();
     if (step.done === true) return step.value;
   }
-}
-
-/**
- * The process's CPU by thread. Workers have ended by now, so theirs is what their last results said; every other
- * thread's is the rest of the process's, and the busiest of those still alive is read from /proc. Null without /proc.
- */
-function threadsSummary(workerThreads: Map<number, number>): ThreadsCpu | null {
-  const main = osThreadId();
-  const threads = threadsCpuSeconds();
-  if (main === null || threads.size === 0) return null;
-  const round = (value: number): number => Math.round(value * 100) / 100;
-  const process = processCpuSeconds();
-  const mainCpu = threads.get(main) ?? 0;
-  const workers = [...workerThreads.values()];
-  let busiestOther = 0;
-  for (const [id, cpu] of threads) if (id !== main && !workerThreads.has(id)) busiestOther = Math.max(busiestOther, cpu);
-  const others = process - mainCpu - workers.reduce((sum, cpu) => sum + cpu, 0);
-  return { process: round(process), main: round(mainCpu), workers: workers.map(round), others: round(others), busiestOther: round(busiestOther) };
 }

@@ -1,6 +1,7 @@
 /** The library's public entry point: what `import … from 'rlaif-v-convert'` gives. */
 export { convert, convertIter } from './convert.js';
-export type { ConvertEvent, ConvertReport, ConvertRunOptions, SplitReport } from './convert.js';
+export type { ConvertRunOptions } from './convert.js';
+export type { ConvertEvent, ConvertReport, SplitReport } from './convert-report.js';
 export type { ConvertOptions } from './convert-options.js';
 export { makeSample } from './make-sample.js';
 export type { SampleOptions, SampleReport } from './make-sample.js';

@@ -1,14 +1,13 @@
-import { open, rename, rm, type FileHandle } from 'node:fs/promises';
-import { openAsBlob } from 'node:fs';
+import { open, rm, type FileHandle } from 'node:fs/promises';
 import {
   Compression,
-  ParquetFile,
   Table as WasmTable,
   WriterPropertiesBuilder,
   transformParquetStream,
   type RecordBatch as WasmRecordBatch,
 } from 'parquet-wasm';
 import { OutputError } from './errors.js';
+import { publishParquet } from './publish-parquet.js';
 
 export interface ParquetSinkOptions {
   /** Rows per row group. */
@@ -127,19 +126,7 @@ export class ParquetSink {
     this.#wake?.();
     await this.#pump;
     this.#throwIfFailed();
-    const file = await ParquetFile.fromFile(await openAsBlob(this.#tmpPath));
-    const metadata = file.metadata();
-    const written = metadata.fileMetadata().numRows();
-    metadata.free();
-    file.free();
-    if (written !== this.#rows) {
-      throw new OutputError(
-        'ERR_PARQUET_WRITE',
-        `${this.path}: the parquet writer stored ${written} rows but was given ${this.#rows}; the file is not valid. This is a bug: please report it.`,
-      );
-    }
-    await rename(this.#tmpPath, this.path);
-    return { rows: written };
+    return publishParquet(this.#tmpPath, this.path, this.#rows);
   }
 
   /** Stops writing and removes the partial file. */

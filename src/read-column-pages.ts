@@ -1,5 +1,5 @@
 import type { FileHandle } from 'node:fs/promises';
-import { parquetMetadataAsync, parquetSchema, type FileMetaData } from 'hyparquet';
+import { parquetMetadataAsync, parquetSchema, type AsyncBuffer, type FileMetaData } from 'hyparquet';
 import { parquetHeader, readPage } from 'hyparquet/src/column.js';
 import { DEFAULT_PARSERS, convert, convertWithDictionary } from 'hyparquet/src/convert.js';
 import { decompressPage, readDataPage, readDataPageV2 } from 'hyparquet/src/datapage.js';
@@ -25,22 +25,28 @@ const MAX_HEADER_WINDOW = 64 * 1024 * 1024;
 /** Scanning reads headers only, so it starts small: most headers are a few dozen bytes. */
 const SCAN_HEADER_WINDOW = 1024;
 
-/** The footer of a parquet file, parsed by hyparquet (its own thrift reader), read from the end of the file. */
-export async function readFooter(file: FileHandle, size: number): Promise<FileMetaData> {
-  const tail = Math.min(size, 512 * 1024);
-  const buffer = new Uint8Array(tail);
-  await file.read(buffer, 0, tail, size - tail);
-  const asyncBuffer = {
+/**
+ * An open file as hyparquet's AsyncBuffer: each slice is read when asked for, except those within `tail`, the last
+ * bytes of the file, read once up front (where the footer is).
+ */
+export async function fileBuffer(file: FileHandle, size: number, tail = 0): Promise<AsyncBuffer> {
+  const last = Math.min(size, tail);
+  const end = new Uint8Array(last);
+  if (last > 0) await file.read(end, 0, last, size - last);
+  return {
     byteLength: size,
-    slice: async (start: number, end?: number): Promise<ArrayBuffer> => {
-      const stop = end ?? size;
-      if (start >= size - tail) return buffer.slice(start - (size - tail), stop - (size - tail)).buffer;
+    slice: async (start: number, stop = size): Promise<ArrayBuffer> => {
+      if (start >= size - last) return end.slice(start - (size - last), stop - (size - last)).buffer;
       const bytes = new Uint8Array(stop - start);
       await file.read(bytes, 0, bytes.byteLength, start);
       return bytes.buffer;
     },
   };
-  return parquetMetadataAsync(asyncBuffer);
+}
+
+/** The footer of a parquet file, parsed by hyparquet (its own thrift reader), read from the end of the file. */
+export async function readFooter(file: FileHandle, size: number): Promise<FileMetaData> {
+  return parquetMetadataAsync(await fileBuffer(file, size, 512 * 1024));
 }
 
 function chunkOf(metadata: FileMetaData, rowGroup: number, path: readonly string[]) {

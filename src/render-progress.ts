@@ -1,4 +1,4 @@
-import type { ConvertEvent, ConvertReport } from './convert.js';
+import type { ConvertEvent, ConvertReport } from './convert-report.js';
 import type { DownloadProgress } from './download-dataset.js';
 import type { PushEvent } from './push-dataset.js';
 import { formatBytes } from './inspect-input.js';

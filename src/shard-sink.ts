@@ -1,8 +1,9 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
-import { open, rename, rm } from 'node:fs/promises';
-import { parquetMetadataAsync, type SchemaElement } from 'hyparquet';
+import { rm } from 'node:fs/promises';
+import type { SchemaElement } from 'hyparquet';
 import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
 import { OutputError } from './errors.js';
+import { publishParquet } from './publish-parquet.js';
 import type { ConversationalRow } from './to-conversational.js';
 
 export interface ShardSinkOptions {
@@ -150,15 +151,7 @@ export class ShardSink {
       closeSync(this.#fd);
     }
     this.#throwIfFailed();
-    const written = await footerRows(this.#tmpPath);
-    if (written !== this.#rows) {
-      throw new OutputError(
-        'ERR_PARQUET_WRITE',
-        `${this.path}: the parquet writer stored ${written} rows but was given ${this.#rows}; the file is not valid. This is a bug: please report it.`,
-      );
-    }
-    await rename(this.#tmpPath, this.path);
-    return { rows: written };
+    return publishParquet(this.#tmpPath, this.path, this.#rows);
   }
 
   /** Stops writing and removes the partial file. */
@@ -175,24 +168,5 @@ export class ShardSink {
     if (this.#failure !== null) {
       throw new OutputError('ERR_PARQUET_WRITE', `Could not write ${this.path}: ${String(this.#failure)}`, { cause: this.#failure });
     }
-  }
-}
-
-/** Rows a parquet file's footer records. */
-async function footerRows(file: string): Promise<number> {
-  const handle = await open(file, 'r');
-  try {
-    const { size } = await handle.stat();
-    const metadata = await parquetMetadataAsync({
-      byteLength: size,
-      slice: async (start: number, end?: number) => {
-        const bytes = new Uint8Array((end ?? size) - start);
-        await handle.read(bytes, 0, bytes.byteLength, start);
-        return bytes.buffer;
-      },
-    });
-    return Number(metadata.num_rows);
-  } finally {
-    await handle.close();
   }
 }

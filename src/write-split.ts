@@ -1,10 +1,11 @@
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { parquetMetadataAsync, parquetReadObjects } from 'hyparquet';
+import { parquetReadObjects } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 import { outputHuggingfaceMetadata } from './output-features.js';
 import { ShardSink } from './shard-sink.js';
 import { planShards, shardName } from './plan-shards.js';
+import { fileBuffer, readFooter } from './read-column-pages.js';
 import type { ConversationalRow } from './to-conversational.js';
 import type { SplitPart } from './types.js';
 
@@ -44,15 +45,8 @@ async function* readShardRows(file: string): AsyncGenerator<ConversationalRow[]>
   const handle = await open(file, 'r');
   try {
     const { size } = await handle.stat();
-    const buffer = {
-      byteLength: size,
-      slice: async (start: number, end?: number): Promise<ArrayBuffer> => {
-        const bytes = new Uint8Array((end ?? size) - start);
-        await handle.read(bytes, 0, bytes.byteLength, start);
-        return bytes.buffer;
-      },
-    };
-    const metadata = await parquetMetadataAsync(buffer);
+    const buffer = await fileBuffer(handle, size);
+    const metadata = await readFooter(handle, size);
     let rowStart = 0;
     for (const group of metadata.row_groups) {
       const rowEnd = rowStart + Number(group.num_rows);

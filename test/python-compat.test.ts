@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import { convert, type ConvertReport } from '../src/convert.js';
+import { convert } from '../src/convert.js';
+import type { ConvertReport } from '../src/convert-report.js';
 import { findWheels, pipInstall, pythonWithDatasets, run } from '../bench/python-env.js';
 import { imageCases } from '../scripts/bad-corpus.js';
 import { writeSourceFile } from '../src/source-table.js';

@@ -1,0 +1,64 @@
+import type { DownloadEvent } from './download-dataset.js';
+import type { ThreadsCpu } from './measure-cpu.js';
+import type { WrittenShard } from './write-split.js';
+
+/** What a conversion reports: the shapes of `report.json` and of the progress events. */
+
+export type SplitName = 'train' | 'test';
+
+export interface SplitReport {
+  rows: number;
+  /** Uncompressed bytes, as `datasets` counts them (the card's `num_bytes`). */
+  numBytes: number;
+  files: WrittenShard[];
+  /** True when the shard layout planned up front did not hold and the shards were cut again at the end. */
+  resharded: boolean;
+}
+
+/** What a run did, written to `report.json` and returned by {@link convert}. */
+export interface ConvertReport {
+  tool: { name: string; version: string };
+  /** False when more rows were rejected than `maxRejectFraction` allows. */
+  ok: boolean;
+  input: {
+    /** The Hub dataset read, when the input came from the Hub. */
+    dataset?: { repo: string; revision: string; commit: string; filesDownloaded: number };
+    files: { path: string; rows: number; bytes: number; rowGroups: number }[];
+    rows: number;
+    bytes: number;
+  };
+  output: { dir: string; rows: number; bytes: number; splits: Partial<Record<SplitName, SplitReport>> };
+  rejected: { rows: number; fraction: number; byCode: Record<string, number>; file: string | null };
+  /** Images kept byte for byte and re-encoded (counted per row), distinct images, and rows whose image was reused. */
+  images: { kept: number; reencoded: number; distinct: number; reused: number; bytesIn: number };
+  /** Wall-clock seconds of each stage; `images` and `format` add up the workers' time. */
+  seconds: { plan: number; convert: number; read: number; images: number; format: number; write: number; total: number };
+  /**
+   * Where the time went: the main thread's busy fraction (event loop not idle) while converting and writing, and CPU
+   * seconds of the main thread and of the whole process (workers and image threads included). `mainThread` is null
+   * where the platform does not tell a thread's CPU time. Where it does (Linux), `threads` splits the process's CPU
+   * since it started: the main thread, each worker, and the busiest other thread (V8's collector and compiler, libuv's
+   * file I/O, libvips), so a serial stage that would cap more cores shows.
+   */
+  cpu: { mainThreadBusy: number; mainThread: number | null; process: number; threads?: ThreadsCpu };
+  options: {
+    numProc: number;
+    writerBatchSize: number;
+    testSize: number;
+    seed: number;
+    images: string;
+    quality: number;
+    maxSide: number | null;
+    maxPixels: number;
+    maxShardSize: number;
+    maxRejectFraction: number;
+    onBadImage: string;
+  };
+}
+
+export type ConvertEvent =
+  | { type: 'source'; repo: string; revision: string; commit: string; files: number; cachedFiles: number; bytes: number; cachedBytes: number }
+  | DownloadEvent
+  | { type: 'planned'; files: number; rows: number; trainRows: number; testRows: number; workers: number }
+  | { type: 'progress'; stage: 'convert' | 'write'; done: number; total: number }
+  | { type: 'done'; report: ConvertReport };
