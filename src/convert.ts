@@ -12,6 +12,7 @@ import { hubSettings, type HubSettings } from './hub-settings.js';
 import type { RetryEvent } from './retry-fetch.js';
 import { inspectInput, inspectSources, type InputPlan, type InputSource } from './inspect-input.js';
 import { processCpuSeconds, threadCpuSeconds, threadsSummary } from './measure-cpu.js';
+import { workerUrl } from './worker-url.js';
 import type { ConvertEvent, ConvertReport, SplitName, SplitReport } from './convert-report.js';
 import { packageInfo } from './package-info.js';
 import { planSplit } from './plan-split.js';
@@ -36,7 +37,7 @@ export interface ConvertRunOptions extends ConvertOptions {
   hub?: HubSettings;
 }
 
-const WORKER_URL = new URL('../workers/convert-batch.js', import.meta.url);
+const WORKER_URL = workerUrl('convert-batch');
 
 /** Tasks in flight per worker: enough to keep every worker busy while the main thread reads and writes. */
 const TASKS_PER_WORKER = 2;

@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { OutputError } from './errors.js';
+import { workerUrl } from './worker-url.js';
 import type { SplitPart } from './types.js';
 import type { SplitWriterOptions, WrittenSplit } from './write-split.js';
 
@@ -19,7 +20,7 @@ export type WriterReply =
   | { type: 'aborted' }
   | { type: 'failed'; code: string; message: string };
 
-const WRITER_URL = new URL('../workers/write-splits.js', import.meta.url);
+const WRITER_URL = workerUrl('write-splits');
 
 /** Parts posted but not yet written: enough to keep the thread busy, few enough to bound memory. */
 const MAX_PENDING = 4;
