@@ -39,6 +39,13 @@ export const OUTPUT_PARQUET_SCHEMA: SchemaElement[] = [
   ...list('images', 2, [{ name: 'bytes', type: 'BYTE_ARRAY', repetition_type: 'OPTIONAL' }, text('path')]),
 ];
 
+/** Arrays at least this large skip the writer's buffer. */
+const DIRECT_WRITE_BYTES = 2 ** 16;
+
+function writeAll(fd: number, bytes: Uint8Array): void {
+  for (let done = 0; done < bytes.byteLength; ) done += writeSync(fd, bytes, done, bytes.byteLength - done);
+}
+
 /** A ByteWriter that empties itself into a file descriptor whenever it holds more than `flushAt` bytes. */
 class FileByteWriter extends ByteWriter {
   readonly #fd: number;
@@ -55,9 +62,19 @@ class FileByteWriter extends ByteWriter {
     super.ensure(size);
   }
 
+  /** Large arrays (a page of images) go to the file as they are, rather than being copied into the buffer first. */
+  override appendBytes(value: Uint8Array): void {
+    if (value.byteLength < DIRECT_WRITE_BYTES) {
+      super.appendBytes(value);
+      return;
+    }
+    this.flush();
+    writeAll(this.#fd, value);
+    this.offset += value.byteLength;
+  }
+
   flush(): void {
-    const bytes = new Uint8Array(this.buffer, 0, this.index);
-    for (let done = 0; done < bytes.byteLength; ) done += writeSync(this.#fd, bytes, done, bytes.byteLength - done);
+    writeAll(this.#fd, new Uint8Array(this.buffer, 0, this.index));
     this.index = 0;
   }
 
