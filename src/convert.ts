@@ -15,7 +15,7 @@ import { processCpuSeconds, threadCpuSeconds, threadsSummary } from './measure-c
 import { workerUrl } from './worker-url.js';
 import type { ConvertEvent, ConvertReport, SplitName, SplitReport } from './convert-report.js';
 import { packageInfo } from './package-info.js';
-import { planSplit } from './plan-split.js';
+import { planSplit, type SplitPlan } from './plan-split.js';
 import { readBatches, rereadBatch, type SourceBatch } from './read-batches.js';
 import { runBatch, startBatch } from './run-batch.js';
 import { RejectSink } from './reject-sink.js';
@@ -107,20 +107,19 @@ async function publish(staging: string, output: string): Promise<void> {
   if (replacing) await rm(old, { recursive: true, force: true });
 }
 
-/**
- * Converts the input to TRL's conversational format, yielding typed progress events and, last, a `done` event with
- * the report. {@link convert} drains it; the CLI renders it.
- *
- * @throws {OptionError} for a bad option, {@link InputError} for input that cannot be converted (before any work),
- * {@link OutputError} when the output exists or cannot be written, {@link RlaifError} `ERR_BAD_IMAGE` at the first
- * bad image with `onBadImage: 'fail'`. A worker that dies or hangs does not fail the run: its rows are retried and the
- * culprit rejected.
- * A run that throws leaves no output directory behind.
- */
-export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerator<ConvertEvent, ConvertReport> {
-  const started = performance.now();
-  const cpuStarted = { process: processCpuSeconds(), mainThread: threadCpuSeconds() };
-  const options = resolveConvertOptions(runOptions);
+/** What planning found: the input's plan, where it came from, the output directory and the split. */
+interface Planned {
+  plan: InputPlan;
+  source: DatasetSource | null;
+  downloads: DatasetDownloads | null;
+  output: string;
+  split: SplitPlan;
+  /** Where retries of Hub requests go, to be told at the next chance to yield (downloads go on while converting). */
+  hubEvents: DownloadEvent[];
+}
+
+/** Reads the input's footers (resolving and starting the download of a Hub dataset first) and plans the split. */
+async function* planConversion(options: ResolvedConvertOptions, runOptions: ConvertRunOptions): AsyncGenerator<ConvertEvent, Planned> {
   const signal = runOptions.signal;
   const inspectOptions = { maxRowGroupBytes: options.maxRowGroupBytes, streamRowGroupBytes: options.streamRowGroupBytes };
   let downloads: DatasetDownloads | null = null;
@@ -165,20 +164,25 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
   }
   const output = await checkOutput(options);
   const split = planSplit(plan.rows, options.testSize, options.seed);
-  const planSeconds = seconds(started);
-  yield {
-    type: 'planned',
-    files: plan.files.length,
-    rows: plan.rows,
-    trainRows: split.trainRows,
-    testRows: split.testRows,
-    workers: options.numProc,
-  };
+  return { plan, source, downloads, output, split, hubEvents };
+}
 
-  const staging = `${output}.partial-${process.pid}`;
-  const cacheChannel = `rlaif-v-images-${process.pid}-${randomUUID()}`;
-  await rm(staging, { recursive: true, force: true });
-  await mkdir(path.join(staging, 'data'), { recursive: true });
+/**
+ * Converts the input to TRL's conversational format, yielding typed progress events and, last, a `done` event with
+ * the report. {@link convert} drains it; the CLI renders it.
+ *
+ * @throws {OptionError} for a bad option, {@link InputError} for input that cannot be converted (before any work),
+ * {@link OutputError} when the output exists or cannot be written, {@link RlaifError} `ERR_BAD_IMAGE` at the first
+ * bad image with `onBadImage: 'fail'`. A worker that dies or hangs does not fail the run: its rows are retried and the
+ * culprit rejected.
+ * A run that throws leaves no output directory behind.
+ */
+export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerator<ConvertEvent, ConvertReport> {
+  const started = performance.now();
+  const cpuStarted = { process: processCpuSeconds(), mainThread: threadCpuSeconds() };
+  const options = resolveConvertOptions(runOptions);
+  const signal = runOptions.signal;
+  // Started first: the workers load their modules and compile the check while the input is planned.
   const pool = new Piscina<ConvertTask, ConvertResult>({
     filename: (runOptions.workerUrl ?? WORKER_URL).href,
     minThreads: options.numProc,
@@ -189,226 +193,246 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
     // idles, so repeated images were checked again (249 of 399 repeats reused on the bench sample, against 320).
     atomics: 'async',
   });
-  const writers = new SplitWriters({
-    train: splitWriter('train', split.trainRows, plan, options, staging),
-    test: splitWriter('test', split.testRows, plan, options, staging),
-  });
-  const rejects = new RejectSink(staging);
-  let published = false;
+  let planned: Planned | null = null;
   try {
-    let writeMs = 0;
-    const images = { kept: 0, reencoded: 0, distinct: 0, reused: 0, bytesIn: 0 };
-    const distinctImages = new Set<string>();
-    const workerThreads = new Map<number, number>();
-    const workerSeconds = { images: 0, format: 0 };
-    let readMs = 0;
-    let rowsDone = 0;
-
-    // Results are taken in input order from a FIFO of at most TASKS_PER_WORKER × workers tasks: the head is awaited
-    // before another batch is read, which bounds memory however slow one batch is.
-    const inFlight: { batch: SourceBatch; result: Promise<ConvertResult> }[] = [];
-    const keptImages = keptTableBuffer(plan.rows);
-    const batchOptions = {
-      imageTimeoutMs: options.imageTimeoutMs,
-      reread: rereadBatch,
-      task: (batch: SourceBatch): ConvertTask => ({
-        seq: batch.firstRow,
-        firstRow: batch.firstRow,
-        data: batch.data,
-        imagePages: batch.imagePages,
-        testMask: split.testMask.slice(batch.firstRow, batch.firstRow + batch.rows),
-        image: options.image,
-        cacheChannel,
-        keptImages,
-      }),
-    };
-    const take = async (): Promise<void> => {
-      const head = inFlight.shift();
-      if (head === undefined) return;
-      for (const result of await runBatch(pool, head.batch, batchOptions, head.result)) await collect(result);
-    };
-    const collect = async (result: ConvertResult): Promise<void> => {
-      const badImage = options.onBadImage === 'fail' ? result.rejects.find((row) => !TEXT_CODES.has(row.code)) : undefined;
-      if (badImage !== undefined) {
-        throw new RlaifError(
-          'ERR_BAD_IMAGE',
-          `Row ${badImage.index} (idx ${JSON.stringify(badImage.row.idx)}) has a bad image: ${badImage.code}: ${badImage.message}. ` +
-            'Stopped because of --on-bad-image fail; with --on-bad-image skip such rows go to rejects/ and the run goes on.',
-        );
-      }
-      const writeStarted = performance.now();
-      const parts: Partial<Record<SplitName, SplitPart>> = {};
-      if (result.train !== null) parts.train = result.train;
-      if (result.test !== null) parts.test = result.test;
-      await writers.append(parts);
-      writeMs += performance.now() - writeStarted;
-      await rejects.write(result.rejects);
-      images.kept += result.stats.imagesKept;
-      images.reencoded += result.stats.imagesReencoded;
-      images.reused += result.stats.imagesReused;
-      for (const key of result.imageKeys) distinctImages.add(key);
-      images.distinct = distinctImages.size;
-      images.bytesIn += result.stats.imageBytesIn;
-      workerSeconds.images += result.stats.imageMs / 1000;
-      workerSeconds.format += result.stats.formatMs / 1000;
-      if (result.stats.thread !== null) {
-        const { id, cpu } = result.stats.thread;
-        workerThreads.set(id, Math.max(cpu, workerThreads.get(id) ?? 0));
-      }
-      rowsDone += result.rows;
+    planned = yield* planConversion(options, runOptions);
+    const { plan, source, downloads, output, split, hubEvents } = planned;
+    const planSeconds = seconds(started);
+    yield {
+      type: 'planned',
+      files: plan.files.length,
+      rows: plan.rows,
+      trainRows: split.trainRows,
+      testRows: split.testRows,
+      workers: options.numProc,
     };
 
-    const convertStarted = performance.now();
-    const loopStarted = performance.eventLoopUtilization();
-    const batches = readBatches(plan, options.writerBatchSize);
-    for (;;) {
-      const readStarted = performance.now();
-      const pending = batches.next();
-      // While the next file is still downloading, report the download instead of sitting silent.
-      while (downloads !== null && !downloads.finished && (await Promise.race([pending.then(() => false), downloads.changed().then(() => true)]))) {
+    const staging = `${output}.partial-${process.pid}`;
+    const cacheChannel = `rlaif-v-images-${process.pid}-${randomUUID()}`;
+    await rm(staging, { recursive: true, force: true });
+    await mkdir(path.join(staging, 'data'), { recursive: true });
+    const writers = new SplitWriters({
+      train: splitWriter('train', split.trainRows, plan, options, staging),
+      test: splitWriter('test', split.testRows, plan, options, staging),
+    });
+    const rejects = new RejectSink(staging);
+    let published = false;
+    try {
+      let writeMs = 0;
+      const images = { kept: 0, reencoded: 0, distinct: 0, reused: 0, bytesIn: 0 };
+      const distinctImages = new Set<string>();
+      const workerThreads = new Map<number, number>();
+      const workerSeconds = { images: 0, format: 0 };
+      let readMs = 0;
+      let rowsDone = 0;
+
+      // Results are taken in input order from a FIFO of at most TASKS_PER_WORKER × workers tasks: the head is awaited
+      // before another batch is read, which bounds memory however slow one batch is.
+      const inFlight: { batch: SourceBatch; result: Promise<ConvertResult> }[] = [];
+      const keptImages = keptTableBuffer(plan.rows);
+      const batchOptions = {
+        imageTimeoutMs: options.imageTimeoutMs,
+        reread: rereadBatch,
+        task: (batch: SourceBatch): ConvertTask => ({
+          seq: batch.firstRow,
+          firstRow: batch.firstRow,
+          data: batch.data,
+          imagePages: batch.imagePages,
+          testMask: split.testMask.slice(batch.firstRow, batch.firstRow + batch.rows),
+          image: options.image,
+          cacheChannel,
+          keptImages,
+        }),
+      };
+      const take = async (): Promise<void> => {
+        const head = inFlight.shift();
+        if (head === undefined) return;
+        for (const result of await runBatch(pool, head.batch, batchOptions, head.result)) await collect(result);
+      };
+      const collect = async (result: ConvertResult): Promise<void> => {
+        const badImage = options.onBadImage === 'fail' ? result.rejects.find((row) => !TEXT_CODES.has(row.code)) : undefined;
+        if (badImage !== undefined) {
+          throw new RlaifError(
+            'ERR_BAD_IMAGE',
+            `Row ${badImage.index} (idx ${JSON.stringify(badImage.row.idx)}) has a bad image: ${badImage.code}: ${badImage.message}. ` +
+              'Stopped because of --on-bad-image fail; with --on-bad-image skip such rows go to rejects/ and the run goes on.',
+          );
+        }
+        const writeStarted = performance.now();
+        const parts: Partial<Record<SplitName, SplitPart>> = {};
+        if (result.train !== null) parts.train = result.train;
+        if (result.test !== null) parts.test = result.test;
+        await writers.append(parts);
+        writeMs += performance.now() - writeStarted;
+        await rejects.write(result.rejects);
+        images.kept += result.stats.imagesKept;
+        images.reencoded += result.stats.imagesReencoded;
+        images.reused += result.stats.imagesReused;
+        for (const key of result.imageKeys) distinctImages.add(key);
+        images.distinct = distinctImages.size;
+        images.bytesIn += result.stats.imageBytesIn;
+        workerSeconds.images += result.stats.imageMs / 1000;
+        workerSeconds.format += result.stats.formatMs / 1000;
+        if (result.stats.thread !== null) {
+          const { id, cpu } = result.stats.thread;
+          workerThreads.set(id, Math.max(cpu, workerThreads.get(id) ?? 0));
+        }
+        rowsDone += result.rows;
+      };
+
+      const convertStarted = performance.now();
+      const loopStarted = performance.eventLoopUtilization();
+      const batches = readBatches(plan, options.writerBatchSize);
+      for (;;) {
+        const readStarted = performance.now();
+        const pending = batches.next();
+        // While the next file is still downloading, report the download instead of sitting silent.
+        while (downloads !== null && !downloads.finished && (await Promise.race([pending.then(() => false), downloads.changed().then(() => true)]))) {
+          yield* hubEvents.splice(0);
+          yield downloads.event();
+        }
         yield* hubEvents.splice(0);
-        yield downloads.event();
+        const next = await pending;
+        readMs += performance.now() - readStarted;
+        if (next.done === true) break;
+        signal?.throwIfAborted();
+        const batch = next.value;
+        const result = startBatch(pool, batch, batchOptions);
+        // Only where the batch came from stays here: its data went to the worker, and is read again if that worker dies.
+        inFlight.push({ batch: { ...batch, data: [], imagePages: undefined }, result });
+        while (inFlight.length >= options.numProc * TASKS_PER_WORKER) {
+          await take();
+          yield* hubEvents.splice(0);
+          if (downloads !== null && !downloads.finished) yield downloads.event();
+          yield { type: 'progress', stage: 'convert', done: rowsDone, total: plan.rows };
+        }
       }
-      yield* hubEvents.splice(0);
-      const next = await pending;
-      readMs += performance.now() - readStarted;
-      if (next.done === true) break;
-      signal?.throwIfAborted();
-      const batch = next.value;
-      const result = startBatch(pool, batch, batchOptions);
-      // Only where the batch came from stays here: its data went to the worker, and is read again if that worker dies.
-      inFlight.push({ batch: { ...batch, data: [], imagePages: undefined }, result });
-      while (inFlight.length >= options.numProc * TASKS_PER_WORKER) {
+      while (inFlight.length > 0) {
         await take();
-        yield* hubEvents.splice(0);
-        if (downloads !== null && !downloads.finished) yield downloads.event();
+        signal?.throwIfAborted();
         yield { type: 'progress', stage: 'convert', done: rowsDone, total: plan.rows };
       }
-    }
-    while (inFlight.length > 0) {
-      await take();
-      signal?.throwIfAborted();
-      yield { type: 'progress', stage: 'convert', done: rowsDone, total: plan.rows };
-    }
-    const convertSeconds = seconds(convertStarted);
-    await pool.destroy();
+      const convertSeconds = seconds(convertStarted);
+      await pool.destroy();
 
-    const writeStarted = performance.now();
-    const splits: Partial<Record<SplitName, SplitReport>> = {};
-    let rewritten = 0;
-    const toRewrite = writers.rows('train') + writers.rows('test');
-    for (const name of SPLITS) {
-      const finishing = writers.finish(name);
-      for (;;) {
-        const step = await finishing.next();
-        if (step.done === true) {
-          if (step.value.rows > 0) splits[name] = { rows: step.value.rows, numBytes: step.value.nbytes, files: step.value.files, resharded: step.value.resharded };
-          break;
+      const writeStarted = performance.now();
+      const splits: Partial<Record<SplitName, SplitReport>> = {};
+      let rewritten = 0;
+      const toRewrite = writers.rows('train') + writers.rows('test');
+      for (const name of SPLITS) {
+        const finishing = writers.finish(name);
+        for (;;) {
+          const step = await finishing.next();
+          if (step.done === true) {
+            if (step.value.rows > 0) splits[name] = { rows: step.value.rows, numBytes: step.value.nbytes, files: step.value.files, resharded: step.value.resharded };
+            break;
+          }
+          rewritten += step.value;
+          signal?.throwIfAborted();
+          yield { type: 'progress', stage: 'write', done: rewritten, total: toRewrite };
         }
-        rewritten += step.value;
-        signal?.throwIfAborted();
-        yield { type: 'progress', stage: 'write', done: rewritten, total: toRewrite };
+      }
+      await writers.close();
+      await rejects.close();
+      const writeSeconds = Math.round((writeMs + performance.now() - writeStarted) / 10) / 100;
+      const mainThreadBusy = performance.eventLoopUtilization(loopStarted).utilization;
+
+      const rowsOut = (splits.train?.rows ?? 0) + (splits.test?.rows ?? 0);
+      if (rowsOut + rejects.rows !== plan.rows) {
+        throw new AccountingError(
+          `Rows in (${plan.rows}) do not equal rows out (${rowsOut}) plus rows rejected (${rejects.rows}). ` +
+            'This is a bug; the output was not written. Please report it with the command you ran.',
+        );
+      }
+      const bytesOut = Object.values(splits).reduce(
+        (total, report) => total + report.files.reduce((sum, file) => sum + file.size, 0),
+        0,
+      );
+      const fraction = rejects.rows / plan.rows;
+      await writeFile(
+        path.join(staging, 'README.md'),
+        datasetCard({
+          splits: SPLITS.flatMap((name) => {
+            const report = splits[name];
+            return report === undefined ? [] : [{ name, rows: report.rows, numBytes: report.numBytes }];
+          }),
+          downloadSize: bytesOut,
+          seed: options.seed,
+          testSize: options.testSize,
+          image: options.image,
+          maxShardSize: options.maxShardSize,
+          rowsIn: plan.rows,
+          rowsRejected: rejects.rows,
+        }),
+      );
+      const report: ConvertReport = {
+        tool: { name: packageInfo.name, version: packageInfo.version },
+        ok: fraction <= options.maxRejectFraction,
+        input: {
+          ...(source === null
+            ? {}
+            : {
+                dataset: {
+                  repo: source.repo,
+                  revision: source.revision,
+                  commit: source.commit,
+                  filesDownloaded: source.files.filter((file) => !file.cached).length,
+                },
+              }),
+          files: plan.files.map((file) => ({ path: file.path, rows: file.rows, bytes: file.size, rowGroups: file.rowGroups.length })),
+          rows: plan.rows,
+          bytes: plan.bytes,
+        },
+        output: { dir: output, rows: rowsOut, bytes: bytesOut, splits },
+        rejected: { rows: rejects.rows, fraction, byCode: rejects.counts, file: rejects.file },
+        images,
+        seconds: {
+          plan: planSeconds,
+          convert: convertSeconds,
+          read: Math.round(readMs / 10) / 100,
+          images: Math.round(workerSeconds.images * 100) / 100,
+          format: Math.round(workerSeconds.format * 100) / 100,
+          write: writeSeconds,
+          total: 0,
+        },
+        cpu: { mainThreadBusy: Math.round(mainThreadBusy * 1000) / 1000, mainThread: null, process: 0 },
+        options: {
+          numProc: options.numProc,
+          writerBatchSize: options.writerBatchSize,
+          testSize: options.testSize,
+          seed: options.seed,
+          images: options.image.mode,
+          quality: options.image.quality,
+          maxSide: options.image.maxSide,
+          maxPixels: options.image.maxPixels,
+          maxShardSize: options.maxShardSize,
+          maxRejectFraction: options.maxRejectFraction,
+          onBadImage: options.onBadImage,
+        },
+      };
+      report.seconds.total = seconds(started);
+      const mainThreadCpu = threadCpuSeconds();
+      report.cpu.process = Math.round((processCpuSeconds() - cpuStarted.process) * 100) / 100;
+      report.cpu.mainThread =
+        mainThreadCpu === null || cpuStarted.mainThread === null ? null : Math.round((mainThreadCpu - cpuStarted.mainThread) * 100) / 100;
+      const threads = threadsSummary(workerThreads);
+      if (threads !== null) report.cpu.threads = threads;
+      await writeFile(path.join(staging, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
+      signal?.throwIfAborted();
+      await publish(staging, output);
+      published = true;
+      yield { type: 'done', report };
+      return report;
+    } finally {
+      if (!published) {
+        await rejects.abort().catch(() => undefined);
+        await writers.abort().catch(() => undefined);
+        await rm(staging, { recursive: true, force: true });
       }
     }
-    await writers.close();
-    await rejects.close();
-    const writeSeconds = Math.round((writeMs + performance.now() - writeStarted) / 10) / 100;
-    const mainThreadBusy = performance.eventLoopUtilization(loopStarted).utilization;
-
-    const rowsOut = (splits.train?.rows ?? 0) + (splits.test?.rows ?? 0);
-    if (rowsOut + rejects.rows !== plan.rows) {
-      throw new AccountingError(
-        `Rows in (${plan.rows}) do not equal rows out (${rowsOut}) plus rows rejected (${rejects.rows}). ` +
-          'This is a bug; the output was not written. Please report it with the command you ran.',
-      );
-    }
-    const bytesOut = Object.values(splits).reduce(
-      (total, report) => total + report.files.reduce((sum, file) => sum + file.size, 0),
-      0,
-    );
-    const fraction = rejects.rows / plan.rows;
-    await writeFile(
-      path.join(staging, 'README.md'),
-      datasetCard({
-        splits: SPLITS.flatMap((name) => {
-          const report = splits[name];
-          return report === undefined ? [] : [{ name, rows: report.rows, numBytes: report.numBytes }];
-        }),
-        downloadSize: bytesOut,
-        seed: options.seed,
-        testSize: options.testSize,
-        image: options.image,
-        maxShardSize: options.maxShardSize,
-        rowsIn: plan.rows,
-        rowsRejected: rejects.rows,
-      }),
-    );
-    const report: ConvertReport = {
-      tool: { name: packageInfo.name, version: packageInfo.version },
-      ok: fraction <= options.maxRejectFraction,
-      input: {
-        ...(source === null
-          ? {}
-          : {
-              dataset: {
-                repo: source.repo,
-                revision: source.revision,
-                commit: source.commit,
-                filesDownloaded: source.files.filter((file) => !file.cached).length,
-              },
-            }),
-        files: plan.files.map((file) => ({ path: file.path, rows: file.rows, bytes: file.size, rowGroups: file.rowGroups.length })),
-        rows: plan.rows,
-        bytes: plan.bytes,
-      },
-      output: { dir: output, rows: rowsOut, bytes: bytesOut, splits },
-      rejected: { rows: rejects.rows, fraction, byCode: rejects.counts, file: rejects.file },
-      images,
-      seconds: {
-        plan: planSeconds,
-        convert: convertSeconds,
-        read: Math.round(readMs / 10) / 100,
-        images: Math.round(workerSeconds.images * 100) / 100,
-        format: Math.round(workerSeconds.format * 100) / 100,
-        write: writeSeconds,
-        total: 0,
-      },
-      cpu: { mainThreadBusy: Math.round(mainThreadBusy * 1000) / 1000, mainThread: null, process: 0 },
-      options: {
-        numProc: options.numProc,
-        writerBatchSize: options.writerBatchSize,
-        testSize: options.testSize,
-        seed: options.seed,
-        images: options.image.mode,
-        quality: options.image.quality,
-        maxSide: options.image.maxSide,
-        maxPixels: options.image.maxPixels,
-        maxShardSize: options.maxShardSize,
-        maxRejectFraction: options.maxRejectFraction,
-        onBadImage: options.onBadImage,
-      },
-    };
-    report.seconds.total = seconds(started);
-    const mainThreadCpu = threadCpuSeconds();
-    report.cpu.process = Math.round((processCpuSeconds() - cpuStarted.process) * 100) / 100;
-    report.cpu.mainThread =
-      mainThreadCpu === null || cpuStarted.mainThread === null ? null : Math.round((mainThreadCpu - cpuStarted.mainThread) * 100) / 100;
-    const threads = threadsSummary(workerThreads);
-    if (threads !== null) report.cpu.threads = threads;
-    await writeFile(path.join(staging, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
-    signal?.throwIfAborted();
-    await publish(staging, output);
-    published = true;
-    yield { type: 'done', report };
-    return report;
   } finally {
-    downloads?.abort();
-    if (!published) {
-      await pool.destroy().catch(() => undefined);
-      await rejects.abort().catch(() => undefined);
-      await writers.abort().catch(() => undefined);
-      await rm(staging, { recursive: true, force: true });
-    }
+    planned?.downloads?.abort();
+    await pool.destroy().catch(() => undefined);
   }
 }
 

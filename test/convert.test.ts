@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { DataType, type Field } from 'apache-arrow';
@@ -10,7 +13,7 @@ import { OutputError } from '../src/errors.js';
 import { outputHuggingfaceMetadata } from '../src/output-features.js';
 import { planShards } from '../src/plan-shards.js';
 import { planSplit } from '../src/plan-split.js';
-import { readParquet, sampleDir, tempDir } from './fixtures.js';
+import { readParquet, ROOT, sampleDir, tempDir } from './fixtures.js';
 
 const ROWS = 450;
 
@@ -265,6 +268,32 @@ describe('convert', () => {
         if (event.type === 'progress') controller.abort();
       }
     }, /abort/i);
+    assert.deepEqual(await readdir(dir), []);
+  });
+  it('stops its workers when planning fails and when the caller stops early', { skip: !existsSync('/proc/self/task') && 'needs Linux /proc to count threads' }, async () => {
+    // The pool starts while the input is planned. Its threads must end with a failed or abandoned run, not linger
+    // in a library user's process.
+    const dir = await tempDir();
+    const library = path.join(ROOT, 'dist', 'src', 'index.js');
+    const script = `
+      import { readdirSync } from 'node:fs';
+      import { readFile } from 'node:fs/promises';
+      import { convert, convertIter } from ${JSON.stringify(library)};
+      await readFile(${JSON.stringify(library)}); // starts libuv's thread pool, so it is in the count already
+      const threads = () => readdirSync('/proc/self/task').length;
+      const settled = async (count) => {
+        // A thread leaves /proc a moment after its worker said it exited.
+        for (let wait = 0; threads() > count && wait < 100; wait++) await new Promise((resolve) => setTimeout(resolve, 50));
+        return threads() - count;
+      };
+      const before = threads();
+      await convert({ input: [${JSON.stringify(path.join(dir, 'missing'))}], output: ${JSON.stringify(path.join(dir, 'a'))} }).catch((error) => console.log(error.code));
+      console.log('left', await settled(before));
+      for await (const event of convertIter({ input: [${JSON.stringify(input)}], output: ${JSON.stringify(path.join(dir, 'b'))} })) { console.log(event.type); break; }
+      console.log('left', await settled(before));
+    `;
+    const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script]);
+    assert.deepEqual(stdout.trim().split('\n'), ['ERR_INPUT_MISSING', 'left 0', 'planned', 'left 0']);
     assert.deepEqual(await readdir(dir), []);
   });
 });
