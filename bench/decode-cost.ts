@@ -14,6 +14,7 @@ import { tableFromIPC } from 'apache-arrow';
 import { ParquetFile } from 'parquet-wasm';
 import { inspectInput } from '../src/inspect-input.js';
 import { pythonWithDatasets } from './python-env.js';
+import { framed } from './read-images.js';
 
 sharp.concurrency(1);
 sharp.cache(false);
@@ -79,8 +80,7 @@ const found = await pythonWithDatasets();
 if ('skip' in found) {
   console.log(`Pillow: skipped (${found.skip})`);
 } else {
-  const framed = Buffer.concat(jpegs.flatMap((image) => [Buffer.from(new Uint32Array([image.bytes.byteLength]).buffer), Buffer.from(image.bytes)]));
   const child = spawn(found.python, ['-c', PILLOW], { stdio: ['pipe', 'inherit', 'inherit'] });
-  child.stdin.end(framed);
+  child.stdin.end(framed(jpegs.map((image) => image.bytes)));
   await new Promise((resolve) => child.on('close', resolve));
 }

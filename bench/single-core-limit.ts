@@ -4,32 +4,16 @@
  *
  * Usage: node dist/bench/single-core-limit.js <input dir or file> [keep|jpeg|png|webp] [quality]
  */
-import { openAsBlob } from 'node:fs';
 import sharp from 'sharp';
-import { tableFromIPC } from 'apache-arrow';
-import { ParquetFile } from 'parquet-wasm';
-import { inspectInput } from '../src/inspect-input.js';
 import type { ImageMode } from '../src/types.js';
 import { prepareImage } from '../workers/prepare-image.js';
+import { readImages } from './read-images.js';
 
 sharp.concurrency(1);
 sharp.cache(false);
 
 const [input = 'sample', mode = 'keep', quality = '90'] = process.argv.slice(2);
-const plan = await inspectInput([input], { maxRowGroupBytes: 3 * 2 ** 30, streamRowGroupBytes: 3 * 2 ** 30 });
-const images: Uint8Array[] = [];
-for (const file of plan.files) {
-  const parquet = await ParquetFile.fromFile(await openAsBlob(file.path));
-  for (const group of file.rowGroups) {
-    const table = tableFromIPC((await parquet.read({ rowGroups: [group.index], columns: ['image'] })).intoIPCStream());
-    const bytes = table.getChild('image')?.getChild('bytes');
-    for (let i = 0; i < table.numRows; i++) {
-      const value: unknown = bytes?.get(i);
-      if (value instanceof Uint8Array) images.push(value.slice());
-    }
-  }
-  parquet.free();
-}
+const images = await readImages(input);
 const policy = { mode: mode as ImageMode, quality: Number(quality), maxSide: null, maxPixels: 89_478_485 };
 const started = performance.now();
 let ok = 0;
