@@ -1,3 +1,4 @@
+import type { Leftover } from './output-dir.js';
 import type { DownloadEvent } from './download-dataset.js';
 import type { ThreadsCpu } from './measure-cpu.js';
 import type { WrittenShard } from './write-split.js';
@@ -60,5 +61,7 @@ export type ConvertEvent =
   | { type: 'source'; repo: string; revision: string; commit: string; files: number; cachedFiles: number; bytes: number; cachedBytes: number }
   | DownloadEvent
   | { type: 'planned'; files: number; rows: number; trainRows: number; testRows: number; workers: number }
+  /** A leftover of a killed run beside the output, removed (or a previous output it had moved aside, restored). */
+  | { type: 'leftover'; leftover: Leftover }
   | { type: 'progress'; stage: 'convert' | 'write'; done: number; total: number }
   | { type: 'done'; report: ConvertReport };

@@ -1,7 +1,7 @@
 import 'sharp'; // loaded in the main thread first, as sharp advises for use from worker threads on glibc
 import { randomUUID } from 'node:crypto';
 import { openAsBlob } from 'node:fs';
-import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Piscina } from 'piscina';
 import { resolveConvertOptions, type ConvertOptions, type ResolvedConvertOptions } from './convert-options.js';
@@ -21,6 +21,7 @@ import { runBatch, startBatch } from './run-batch.js';
 import { RejectSink } from './reject-sink.js';
 import type { ConvertResult, ConvertTask, SplitPart } from './types.js';
 import { rowNbytes, toConversational } from './to-conversational.js';
+import { checkOutputDir, clearLeftovers, publishOutput, runSibling } from './output-dir.js';
 import { outputArrowSchemaValue } from './output-schema.js';
 import { SplitWriters } from './split-writers.js';
 import { keptTableBuffer } from '../workers/image-cache.js';
@@ -49,24 +50,6 @@ const TEXT_CODES = new Set<string>(['missing_text', 'empty_text']);
 
 function seconds(since: number): number {
   return Math.round((performance.now() - since) / 10) / 100;
-}
-
-async function exists(target: string): Promise<boolean> {
-  return stat(target).then(
-    () => true,
-    () => false,
-  );
-}
-
-async function checkOutput(options: ResolvedConvertOptions): Promise<string> {
-  const output = path.resolve(options.output);
-  if ((await exists(output)) && !options.overwrite) {
-    throw new OutputError(
-      'ERR_OUTPUT_EXISTS',
-      `${output} already exists. Pass --overwrite to replace it, or choose another --output.`,
-    );
-  }
-  return output;
 }
 
 /** Per-row bytes every output row has besides its texts and image: roles, part types, list and string offsets. */
@@ -98,15 +81,6 @@ async function* hubSources(source: DatasetSource, settings: HubSettings, onRetry
   }
 }
 
-/** Moves the finished staging directory into place, replacing an existing output only now that the new one is whole. */
-async function publish(staging: string, output: string): Promise<void> {
-  const old = `${output}.old-${process.pid}`;
-  const replacing = await exists(output);
-  if (replacing) await rename(output, old);
-  await rename(staging, output);
-  if (replacing) await rm(old, { recursive: true, force: true });
-}
-
 /** What planning found: the input's plan, where it came from, the output directory and the split. */
 interface Planned {
   plan: InputPlan;
@@ -118,6 +92,14 @@ interface Planned {
   hubEvents: DownloadEvent[];
 }
 
+/**
+ * Clears what killed runs left beside the output, first: a previous output put back is then protected like any other
+ * (replaced only with `overwrite`).
+ */
+async function* leftoversOf(output: string): AsyncGenerator<ConvertEvent> {
+  for (const leftover of await clearLeftovers(path.resolve(output))) yield { type: 'leftover', leftover };
+}
+
 /** Reads the input's footers (resolving and starting the download of a Hub dataset first) and plans the split. */
 async function* planConversion(options: ResolvedConvertOptions, runOptions: ConvertRunOptions): AsyncGenerator<ConvertEvent, Planned> {
   const signal = runOptions.signal;
@@ -125,46 +107,54 @@ async function* planConversion(options: ResolvedConvertOptions, runOptions: Conv
   let downloads: DatasetDownloads | null = null;
   /** Retries of Hub requests, told at the next chance to yield. */
   const hubEvents: DownloadEvent[] = [];
-  let source: DatasetSource | null = null;
-  let plan: InputPlan;
-  if (options.dataset === null) {
-    plan = await inspectInput(options.input, inspectOptions);
-  } else {
-    await checkOutput(options);
-    const settings = runOptions.hub ?? (await hubSettings());
-    const onRetry = (retry: RetryEvent): void => void hubEvents.push({ type: 'retry', retry });
-    try {
-      source = await resolveDataset({ repo: options.dataset.repo, revision: options.dataset.revision, settings, onRetry });
-    } finally {
-      yield* hubEvents.splice(0);
+  // Downloads go on in the background from when they start; on any way out but a finished plan, they stop.
+  let planned = false;
+  try {
+    let source: DatasetSource | null = null;
+    let plan: InputPlan;
+    let output: string;
+    if (options.dataset === null) {
+      plan = await inspectInput(options.input, inspectOptions);
+      yield* leftoversOf(options.output);
+      output = await checkOutputDir(options.output, { overwrite: options.overwrite, inputs: options.input });
+    } else {
+      const settings = runOptions.hub ?? (await hubSettings());
+      // Checked before anything is downloaded; the cache is this run's input.
+      yield* leftoversOf(options.output);
+      output = await checkOutputDir(options.output, { overwrite: options.overwrite, inputs: [settings.cacheDir] });
+      const onRetry = (retry: RetryEvent): void => void hubEvents.push({ type: 'retry', retry });
+      try {
+        source = await resolveDataset({ repo: options.dataset.repo, revision: options.dataset.revision, settings, onRetry });
+      } finally {
+        yield* hubEvents.splice(0);
+      }
+      const cached = source.files.filter((file) => file.cached);
+      yield {
+        type: 'source',
+        repo: source.repo,
+        revision: source.revision,
+        commit: source.commit,
+        files: source.files.length,
+        cachedFiles: cached.length,
+        bytes: source.files.reduce((sum, file) => sum + file.size, 0),
+        cachedBytes: cached.reduce((sum, file) => sum + file.size, 0),
+      };
+      downloads = new DatasetDownloads(source, settings, { signal, onRetry });
+      try {
+        plan = await inspectSources(hubSources(source, settings, onRetry), inspectOptions);
+      } finally {
+        yield* hubEvents.splice(0);
+      }
+      const started = downloads;
+      const files = plan.files;
+      plan.ready = (file) => started.ready(files.indexOf(file));
     }
-    const cached = source.files.filter((file) => file.cached);
-    yield {
-      type: 'source',
-      repo: source.repo,
-      revision: source.revision,
-      commit: source.commit,
-      files: source.files.length,
-      cachedFiles: cached.length,
-      bytes: source.files.reduce((sum, file) => sum + file.size, 0),
-      cachedBytes: cached.reduce((sum, file) => sum + file.size, 0),
-    };
-    downloads = new DatasetDownloads(source, settings, { signal, onRetry });
-    try {
-      plan = await inspectSources(hubSources(source, settings, onRetry), inspectOptions);
-    } catch (error) {
-      downloads.abort();
-      throw error;
-    } finally {
-      yield* hubEvents.splice(0);
-    }
-    const started = downloads;
-    const files = plan.files;
-    plan.ready = (file) => started.ready(files.indexOf(file));
+    const split = planSplit(plan.rows, options.testSize, options.seed);
+    planned = true;
+    return { plan, source, downloads, output, split, hubEvents };
+  } finally {
+    if (!planned) downloads?.abort();
   }
-  const output = await checkOutput(options);
-  const split = planSplit(plan.rows, options.testSize, options.seed);
-  return { plan, source, downloads, output, split, hubEvents };
 }
 
 /**
@@ -207,7 +197,7 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
       workers: options.numProc,
     };
 
-    const staging = `${output}.partial-${process.pid}`;
+    const staging = runSibling(output, 'partial');
     const cacheChannel = `rlaif-v-images-${process.pid}-${randomUUID()}`;
     await rm(staging, { recursive: true, force: true });
     await mkdir(path.join(staging, 'data'), { recursive: true });
@@ -415,11 +405,12 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
       report.cpu.process = Math.round((processCpuSeconds() - cpuStarted.process) * 100) / 100;
       report.cpu.mainThread =
         mainThreadCpu === null || cpuStarted.mainThread === null ? null : Math.round((mainThreadCpu - cpuStarted.mainThread) * 100) / 100;
-      const threads = threadsSummary(workerThreads);
+      const writer = writers.thread;
+      const threads = threadsSummary(workerThreads, writer === null ? new Map() : new Map([[writer.id, writer.cpu]]));
       if (threads !== null) report.cpu.threads = threads;
       await writeFile(path.join(staging, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
       signal?.throwIfAborted();
-      await publish(staging, output);
+      await publishOutput(staging, output);
       published = true;
       yield { type: 'done', report };
       return report;

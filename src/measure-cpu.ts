@@ -64,10 +64,11 @@ export interface ThreadsCpu {
 }
 
 /**
- * The process's CPU by thread. Workers have ended by now, so theirs is what their last results said; every other
- * thread's is the rest of the process's, and the busiest of those still alive is read from /proc. Null without /proc.
+ * The process's CPU by thread. Workers have ended by now, so theirs is what their last results said, as is that of
+ * any other thread that has ended (`ended`: the writer's); every other thread's is the rest of the process's, and the
+ * busiest of them is the busiest of `ended` and of those still alive, read from /proc. Null without /proc.
  */
-export function threadsSummary(workerThreads: Map<number, number>): ThreadsCpu | null {
+export function threadsSummary(workerThreads: Map<number, number>, ended: Map<number, number> = new Map()): ThreadsCpu | null {
   const main = osThreadId();
   const threads = threadsCpuSeconds();
   if (main === null || threads.size === 0) return null;
@@ -75,6 +76,7 @@ export function threadsSummary(workerThreads: Map<number, number>): ThreadsCpu |
   const process = processCpuSeconds();
   const mainCpu = threads.get(main) ?? 0;
   const workers = [...workerThreads.values()];
+  for (const [id, cpu] of ended) threads.set(id, Math.max(cpu, threads.get(id) ?? 0));
   let busiestOther = 0;
   for (const [id, cpu] of threads) if (id !== main && !workerThreads.has(id)) busiestOther = Math.max(busiestOther, cpu);
   const others = process - mainCpu - workers.reduce((sum, cpu) => sum + cpu, 0);

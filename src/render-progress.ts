@@ -69,6 +69,15 @@ export class ProgressRenderer {
             `${count(event.trainRows)} train, ${count(event.testRows)} test`,
         );
         return;
+      case 'leftover': {
+        const { path: where, pid, action } = event.leftover;
+        this.#line(
+          action === 'removed'
+            ? `Removed ${where}, left by an interrupted run (process ${pid})`
+            : `Restored the previous output from ${where}, where an interrupted run (process ${pid}) had moved it`,
+        );
+        return;
+      }
       case 'retry':
         this.#line(
           `Hub: ${event.retry.request} ${event.retry.status === null ? `failed (${event.retry.reason})` : `answered ${event.retry.reason}`}; ` +

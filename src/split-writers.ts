@@ -16,7 +16,8 @@ export type WriterRequest = { type: 'append'; parts: Record<string, SplitPart> }
 export type WriterReply =
   | { type: 'appended' }
   | { type: 'rewritten'; split: string; rows: number }
-  | { type: 'finished'; split: string; result: WrittenSplit }
+  /** `thread`: the writer thread's kernel id and CPU seconds so far (null without /proc), for the report. */
+  | { type: 'finished'; split: string; result: WrittenSplit; thread: { id: number; cpu: number } | null }
   | { type: 'aborted' }
   | { type: 'failed'; code: string; message: string };
 
@@ -44,6 +45,7 @@ export class SplitWriters {
   #pending = 0;
   #failure: OutputError | null = null;
   #wake: (() => void) | null = null;
+  #thread: { id: number; cpu: number } | null = null;
 
   constructor(splits: Record<string, SplitWriterOptions>, url: URL = WRITER_URL) {
     this.#worker = new Worker(url, { workerData: { splits } satisfies WriterSetup });
@@ -58,6 +60,11 @@ export class SplitWriters {
       if (code !== 0) this.#fail(new OutputError('ERR_PARQUET_WRITE', `The writer thread stopped (exit code ${code}).`));
       this.#wake?.();
     });
+  }
+
+  /** The writer thread's kernel id and CPU seconds as of the last split finished; null before, or without /proc. */
+  get thread(): { id: number; cpu: number } | null {
+    return this.#thread;
   }
 
   /** Rows appended to a split so far. */
@@ -87,7 +94,10 @@ export class SplitWriters {
         continue;
       }
       if (reply.type === 'rewritten') yield reply.rows;
-      else if (reply.type === 'finished') return reply.result;
+      else if (reply.type === 'finished') {
+        this.#thread = reply.thread;
+        return reply.result;
+      }
     }
   }
 

@@ -5,6 +5,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { RlaifError } from '../src/errors.js';
+import { osThreadId, threadCpuSeconds } from '../src/measure-cpu.js';
 import type { WriterReply, WriterRequest, WriterSetup } from '../src/split-writers.js';
 import { SplitWriter } from '../src/write-split.js';
 
@@ -32,7 +33,9 @@ async function handle(request: WriterRequest): Promise<void> {
     for (;;) {
       const step = await finishing.next();
       if (step.done === true) {
-        reply({ type: 'finished', split: request.split, result: step.value });
+        const id = osThreadId();
+        const cpu = threadCpuSeconds();
+        reply({ type: 'finished', split: request.split, result: step.value, thread: id === null || cpu === null ? null : { id, cpu } });
         return;
       }
       reply({ type: 'rewritten', split: request.split, rows: step.value });

@@ -1,0 +1,165 @@
+import { readdir, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import path from 'node:path';
+import { OutputError } from './errors.js';
+import { packageInfo } from './package-info.js';
+
+/**
+ * The output directory's safety rules. A conversion writes into `<output>.partial-<pid>` beside the output and moves
+ * it into place at the end; `--overwrite` replaces only what this tool made. Nothing here ever removes a directory
+ * that is not recognisably this tool's: a user's input, home or working directory must survive any typo.
+ */
+
+/**
+ * The name of this run's staging directory (and of a replaced output while it is moved aside): `<output>.partial-`
+ * or `.old-`, then the host and the process id, so a run on another machine sharing the filesystem is never taken for
+ * a dead one here.
+ */
+export function runSibling(output: string, kind: 'partial' | 'old'): string {
+  return `${output}.${kind}-${hostname()}-${process.pid}`;
+}
+
+/** What a leftover of an earlier, killed run was, and what was done with it. */
+export interface Leftover {
+  path: string;
+  pid: number;
+  /** `removed` a staging directory; `restored` a previous output a dead run had moved aside, back to `--output`. */
+  action: 'removed' | 'restored';
+}
+
+async function stats(target: string): Promise<import('node:fs').Stats | null> {
+  return stat(target).catch(() => null);
+}
+
+/** `target` with symbolic links resolved, as far as it exists; the missing rest appended as given. */
+async function resolvedPath(target: string): Promise<string> {
+  const absolute = path.resolve(target);
+  try {
+    return await realpath(absolute);
+  } catch {
+    const parent = path.dirname(absolute);
+    return parent === absolute ? absolute : path.join(await resolvedPath(parent), path.basename(absolute));
+  }
+}
+
+/** Whether `inner` is `outer` or lies inside it. */
+function within(inner: string, outer: string): boolean {
+  const relative = path.relative(outer, inner);
+  return relative === '' || (!relative.startsWith(`..${path.sep}`) && relative !== '..' && !path.isAbsolute(relative));
+}
+
+/** Whether `dir` holds a report.json written by this tool (what every finished conversion leaves). */
+async function isOurOutput(dir: string): Promise<boolean> {
+  try {
+    const report = JSON.parse(await readFile(path.join(dir, 'report.json'), 'utf8')) as { tool?: { name?: unknown } };
+    return report.tool?.name === packageInfo.name;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Checks `--output` before any work is done and returns its absolute path.
+ *
+ * @throws {OutputError} (exit 2) `ERR_OUTPUT_IS_FILE` for an existing file; `ERR_OUTPUT_OVERLAPS_INPUT` when the output
+ * is an input, holds one or lies inside an input directory; `ERR_OUTPUT_HOLDS_CWD` for the working directory or a
+ * parent of it; `ERR_OUTPUT_EXISTS` for an existing directory without `overwrite`; `ERR_OUTPUT_NOT_OURS` for a
+ * non-empty directory this tool did not write, even with `overwrite`.
+ */
+export async function checkOutputDir(output: string, options: { overwrite: boolean; inputs: readonly string[] }): Promise<string> {
+  const absolute = path.resolve(output);
+  const resolved = await resolvedPath(absolute);
+  const info = await stats(absolute);
+  if (info !== null && !info.isDirectory()) {
+    throw new OutputError('ERR_OUTPUT_IS_FILE', `--output ${absolute} is a file, not a directory: choose a directory to write the dataset into.`);
+  }
+  for (const input of options.inputs) {
+    const inputPath = await resolvedPath(input);
+    const inputIsDir = (await stats(inputPath))?.isDirectory() ?? false;
+    if (within(inputPath, resolved) || (inputIsDir && within(resolved, inputPath))) {
+      throw new OutputError(
+        'ERR_OUTPUT_OVERLAPS_INPUT',
+        `--output ${absolute} ${within(inputPath, resolved) ? (inputPath === resolved ? 'is' : 'holds') : 'lies inside'} the input ${input}: ` +
+          'write the dataset to a directory apart from its source.',
+      );
+    }
+  }
+  if (within(await resolvedPath(process.cwd()), resolved)) {
+    throw new OutputError(
+      'ERR_OUTPUT_HOLDS_CWD',
+      `--output ${absolute} is the working directory or a parent of it: choose a new directory for the dataset, such as ./rlaif-v.`,
+    );
+  }
+  if (info === null) return absolute;
+  if (!options.overwrite) {
+    throw new OutputError('ERR_OUTPUT_EXISTS', `${absolute} already exists. Pass --overwrite to replace it, or choose another --output.`);
+  }
+  if ((await readdir(absolute)).length > 0 && !(await isOurOutput(absolute))) {
+    throw new OutputError(
+      'ERR_OUTPUT_NOT_OURS',
+      `${absolute} holds files that are not an output of rlaif-v (it has no report.json written by this tool), so --overwrite ` +
+        'will not replace it. Remove it yourself if it is no longer needed, or choose another --output.',
+    );
+  }
+  return absolute;
+}
+
+/** Whether a process with this id is running (or exists, but belongs to someone else). */
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The host and pid at the end of a leftover's name (no host in the names of version 0.1 runs). */
+const RUN_SUFFIX = /^(?:(.+)-)?(\d+)$/;
+
+/**
+ * Clears what killed runs on this host left beside `output`: their staging directories are removed, and a previous
+ * output that a run had moved aside just before it died is moved back when `output` is missing (removed when a newer
+ * output took its place). Only leftovers of processes no longer running are touched.
+ */
+export async function clearLeftovers(output: string): Promise<Leftover[]> {
+  const dir = path.dirname(output);
+  const name = path.basename(output);
+  const names = await readdir(dir).catch(() => [] as string[]);
+  const done: Leftover[] = [];
+  for (const entry of names.sort()) {
+    const kind = entry.startsWith(`${name}.partial-`) ? 'partial' : entry.startsWith(`${name}.old-`) ? 'old' : null;
+    if (kind === null) continue;
+    const run = RUN_SUFFIX.exec(entry.slice(name.length + kind.length + 2));
+    if (run === null || (run[1] !== undefined && run[1] !== hostname())) continue;
+    const pid = Number(run[2]);
+    if (pid === process.pid || isAlive(pid)) continue;
+    const leftover = path.join(dir, entry);
+    if (!(await stats(leftover))?.isDirectory()) continue;
+    if (kind === 'old' && (await stats(output)) === null && (await isOurOutput(leftover))) {
+      await rename(leftover, output);
+      done.push({ path: leftover, pid, action: 'restored' });
+    } else {
+      await rm(leftover, { recursive: true, force: true });
+      done.push({ path: leftover, pid, action: 'removed' });
+    }
+  }
+  return done;
+}
+
+/**
+ * Moves the finished staging directory into place. An existing output is moved aside first and removed only once the
+ * new one is in place; if that move fails, the old output is put back.
+ */
+export async function publishOutput(staging: string, output: string): Promise<void> {
+  const old = runSibling(output, 'old');
+  const replacing = (await stats(output)) !== null;
+  if (replacing) await rename(output, old);
+  try {
+    await rename(staging, output);
+  } catch (error) {
+    if (replacing) await rename(old, output);
+    throw error;
+  }
+  if (replacing) await rm(old, { recursive: true, force: true });
+}
