@@ -1,7 +1,7 @@
 import 'sharp'; // loaded in the main thread first, as sharp advises for use from worker threads on glibc
 import { randomUUID } from 'node:crypto';
 import { openAsBlob } from 'node:fs';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Piscina } from 'piscina';
 import { resolveConvertOptions, type ConvertOptions, type ResolvedConvertOptions } from './convert-options.js';
@@ -21,7 +21,7 @@ import { runBatch, startBatch } from './run-batch.js';
 import { RejectSink } from './reject-sink.js';
 import type { ConvertResult, ConvertTask, SplitPart } from './types.js';
 import { rowNbytes, toConversational } from './to-conversational.js';
-import { checkOutputDir, clearLeftovers, publishOutput, runSibling } from './output-dir.js';
+import { checkOutputDir, clearLeftovers, makeStaging, publishOutput } from './output-dir.js';
 import { outputArrowSchemaValue } from './output-schema.js';
 import { SplitWriters } from './split-writers.js';
 import { keptTableBuffer } from '../workers/image-cache.js';
@@ -197,10 +197,8 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
       workers: options.numProc,
     };
 
-    const staging = runSibling(output, 'partial');
+    const staging = await makeStaging(output);
     const cacheChannel = `rlaif-v-images-${process.pid}-${randomUUID()}`;
-    await rm(staging, { recursive: true, force: true });
-    await mkdir(path.join(staging, 'data'), { recursive: true });
     const writers = new SplitWriters({
       train: splitWriter('train', split.trainRows, plan, options, staging),
       test: splitWriter('test', split.testRows, plan, options, staging),

@@ -1,8 +1,9 @@
 import { createHash, type Hash } from 'node:crypto';
-import { mkdir, open, readdir, readFile, readlink, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { open, readdir, readFile, readlink, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { datasetInfo, downloadFile, downloadFileToCacheDir, HubApiError, listFiles, type ListFileEntry } from '@huggingface/hub';
 import { HubError } from './errors.js';
+import { makeDirectory } from './output-dir.js';
 import { gitBlobHash, hashFile } from './hash-file.js';
 import { hubError, loginHint } from './hub-error.js';
 import type { HubSettings } from './hub-settings.js';
@@ -115,7 +116,7 @@ export async function resolveDataset(params: { repo: string; revision?: string; 
   }
   if (revision !== commit) {
     // As huggingface_hub does: refs/<revision> names the commit, so later runs of either tool find the snapshot.
-    await mkdir(path.join(storage, 'refs', path.dirname(revision)), { recursive: true });
+    await makeDirectory(path.join(storage, 'refs', path.dirname(revision)), 'the Hugging Face cache');
     await writeFile(path.join(storage, 'refs', revision), commit);
   }
   return { repo, revision, commit, files };
@@ -203,7 +204,7 @@ export async function downloadToCache(params: DownloadFileParams): Promise<strin
   const fetch = retryFetch(settings.fetch, { ...settings.retry, onRetry: params.onRetry ?? settings.retry.onRetry });
   const name = `${source.repo}/${file.path}`;
   if ((await sizeOf(file.blobPath)) !== file.size) {
-    await mkdir(path.dirname(file.blobPath), { recursive: true });
+    await makeDirectory(path.dirname(file.blobPath), 'the Hugging Face cache');
     const incomplete = `${file.blobPath}.incomplete`;
     for (let fresh = 0; ; fresh++) {
       await transfer({ ...params, fetch, incomplete, name });

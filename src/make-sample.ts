@@ -1,7 +1,8 @@
-import { mkdir, rm, stat } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 import { invalidOption, OutputError } from './errors.js';
+import { makeDirectory } from './output-dir.js';
 import type { ParquetSink } from './parquet-sink.js';
 import { openSourceSink, sourceRowsToIPC } from './source-table.js';
 import { createRandom, randomInt } from './random.js';
@@ -218,7 +219,7 @@ async function writeRows(sink: ParquetSink, pending: PendingRow[]): Promise<void
 export async function makeSample(options: SampleOptions): Promise<SampleReport> {
   const resolved = checkOptions(options);
   const random = createRandom(resolved.seed);
-  await mkdir(resolved.output, { recursive: true });
+  await makeDirectory(resolved.output, 'the sample');
   const perFile = Math.ceil(resolved.rows / resolved.files);
   const written: string[] = [];
   // Images are drawn in order (that is what consumes the seeded generator) and encoded concurrently.

@@ -1,4 +1,4 @@
-import { readdir, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { OutputError } from './errors.js';
@@ -42,6 +42,14 @@ async function resolvedPath(target: string): Promise<string> {
   }
 }
 
+/** The nearest of `dir` and its parents that exists. */
+async function existingAncestor(dir: string): Promise<{ path: string; info: import('node:fs').Stats }> {
+  for (let at = dir; ; at = path.dirname(at)) {
+    const info = await stats(at);
+    if (info !== null || path.dirname(at) === at) return { path: at, info: info ?? (await stat(at)) };
+  }
+}
+
 /** Whether `inner` is `outer` or lies inside it. */
 function within(inner: string, outer: string): boolean {
   const relative = path.relative(outer, inner);
@@ -72,6 +80,10 @@ export async function checkOutputDir(output: string, options: { overwrite: boole
   const info = await stats(absolute);
   if (info !== null && !info.isDirectory()) {
     throw new OutputError('ERR_OUTPUT_IS_FILE', `--output ${absolute} is a file, not a directory: choose a directory to write the dataset into.`);
+  }
+  const ancestor = await existingAncestor(path.dirname(absolute));
+  if (!ancestor.info.isDirectory()) {
+    throw new OutputError('ERR_OUTPUT_IS_FILE', `--output ${absolute} cannot be made: ${ancestor.path} is a file, not a directory.`);
   }
   for (const input of options.inputs) {
     const inputPath = await resolvedPath(input);
@@ -145,6 +157,51 @@ export async function clearLeftovers(output: string): Promise<Leftover[]> {
     }
   }
   return done;
+}
+
+/**
+ * Makes `dir` and its missing parents, one level at a time: Node's recursive mkdir loops forever on some filesystems
+ * (/proc answers ENOENT, then EEXIST). An existing directory is fine; another process may be making the same parents.
+ *
+ * @throws {OutputError} `ERR_OUTPUT_UNWRITABLE` (exit 2) naming the directory that could not be made, and why; `what`
+ * says what it was for ("the output", "the sample").
+ */
+export async function makeDirectory(dir: string, what: string): Promise<void> {
+  const missing: string[] = [];
+  for (let at = path.resolve(dir); (await stats(at)) === null && path.dirname(at) !== at; at = path.dirname(at)) missing.unshift(at);
+  for (const level of missing) {
+    try {
+      await mkdir(level);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST' && (await stats(level))?.isDirectory()) continue;
+      throw unwritable(level, what, error);
+    }
+  }
+}
+
+function unwritable(dir: string, what: string, error: unknown): OutputError {
+  const reason = (error as NodeJS.ErrnoException).code ?? String(error);
+  return new OutputError('ERR_OUTPUT_UNWRITABLE', `Cannot write ${what}: making ${dir} failed (${reason}). Choose a directory you can write to.`, {
+    cause: error,
+  });
+}
+
+/**
+ * Makes this run's staging directory beside `output` (and `data/` in it), with the output's missing parents.
+ *
+ * @throws {OutputError} `ERR_OUTPUT_UNWRITABLE` (exit 2), as {@link makeDirectory}.
+ */
+export async function makeStaging(output: string): Promise<string> {
+  const staging = runSibling(output, 'partial');
+  await makeDirectory(path.dirname(output), 'the output');
+  try {
+    await rm(staging, { recursive: true, force: true });
+    await mkdir(staging);
+  } catch (error) {
+    throw unwritable(staging, 'the output', error);
+  }
+  await makeDirectory(path.join(staging, 'data'), 'the output');
+  return staging;
 }
 
 /**

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
@@ -126,5 +127,26 @@ describe('the output directory', () => {
     await assert.rejects(publishOutput(path.join(dir, 'no-such-staging'), output), /ENOENT/);
     assert.deepEqual(await readdir(dir), ['out']);
     assert.deepEqual(await readdir(output), ['report.json']);
+  });
+  it('is made with its missing parents, or refused in one line: under a file, or where nothing can be made', async () => {
+    const dir = await tempDir();
+    const nested = path.join(dir, 'new', 'parents', 'out');
+    await convert({ input: [input], output: nested });
+    assert.ok((await readdir(nested)).includes('report.json'));
+    await writeFile(path.join(dir, 'afile'), 'x');
+    const convertTo = (output: string): string[] => ['convert', '-i', input, '-o', output, '--quiet'];
+    const cases: [string[], RegExp][] = [[convertTo(path.join(dir, 'afile', 'sub')), /cannot be made: .*afile is a file, not a directory/]];
+    // /proc accepts no new directory; Node's recursive mkdir looped there forever (ENOENT, then EEXIST).
+    if (existsSync('/proc/self')) {
+      cases.push([convertTo('/proc/rlaif-v-out'), /^rlaif-v: Cannot write the output: making \/proc\/rlaif-v-out\.partial-\S+ failed \(ENOENT\)/]);
+      cases.push([['sample', '--rows', '4', '--output', '/proc/rlaif-v-sample'], /^rlaif-v: Cannot write the sample: making \/proc\/rlaif-v-sample failed \(ENOENT\)/]);
+    }
+    for (const [args, message] of cases) {
+      const output = args.join(' ');
+      const run = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 60_000 });
+      assert.equal(run.status, 2, `${output}: ${run.stderr}`);
+      assert.match(run.stderr, message);
+      assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);
+    }
   });
 });
