@@ -141,6 +141,14 @@ async function runConvert(argv: {
   if (argv.pushToHub && settings !== undefined) await runPush(report.output.dir, argv.repoId, argv.private, settings, argv.quiet, controller.signal);
 }
 
+// A reader that goes away (`rlaif-v convert ... 2>&1 | head -1`) must not stop the work, which is the dataset on disk,
+// not these lines: once a stream's pipe is closed, what would go to it is dropped and the run goes on to its end.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+  });
+}
+
 // Started by bin.js with a lifeline: if that parent dies (even by SIGKILL), stop as if told to.
 if (process.channel !== undefined) {
   process.channel.unref();
