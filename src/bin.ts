@@ -11,6 +11,7 @@
  * --num-proc 2), six runs each way taken in turn: 10-25% less CPU; the hot loops are still optimized at once.
  */
 import { spawn } from 'node:child_process';
+import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 
@@ -30,8 +31,10 @@ if (process.platform === 'linux' && process.env.MALLOC_ARENA_MAX === undefined) 
   // Ctrl-C reaches the child from the terminal itself; a TERM or HUP sent to this process alone is passed on.
   process.on('SIGINT', () => undefined);
   for (const signal of ['SIGTERM', 'SIGHUP'] as const) process.on(signal, () => child.kill(signal));
+  // A child ended by a signal exits as a shell reports it: 128 + the signal's number (137 when killed, as by the
+  // OOM killer; 134 for V8's abort when out of memory).
   child.on('exit', (code, signal) => {
-    process.exit(code ?? (signal === 'SIGINT' ? 130 : 143));
+    process.exit(code ?? 128 + (signal === null ? 15 : constants.signals[signal]));
   });
 } else {
   // Set before any other module loads, so every function and every worker isolate made afterwards has the budget.

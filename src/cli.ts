@@ -3,7 +3,7 @@ import { hideBin } from 'yargs/helpers';
 import { DEFAULTS } from './convert-options.js';
 import { convertIter } from './convert.js';
 import type { ConvertReport } from './convert-report.js';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, constants } from 'node:os';
 import { OptionError, RlaifError } from './errors.js';
 import { makeSample } from './make-sample.js';
 import { ProgressRenderer, summarize } from './render-progress.js';
@@ -29,11 +29,13 @@ function fail(error: unknown): never {
     process.exit(error.exitCode);
   }
   if (error instanceof Error && error.name === 'AbortError') {
+    const signal = stoppedBy ?? 'SIGINT';
     process.stderr.write(
-      'rlaif-v: interrupted. A conversion leaves no partial output (downloads resume from the cache); ' +
-        'a push resumes where it stopped when run again.\n',
+      `\nrlaif-v: ${signal === 'SIGINT' ? 'interrupted' : `stopped by ${signal}`}. A conversion leaves no partial output ` +
+        '(downloads resume from the cache); a push resumes where it stopped when run again.\n',
     );
-    process.exit(130);
+    // The shell's convention: 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM).
+    process.exit(128 + constants.signals[signal]);
   }
   process.stderr.write(`rlaif-v: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
   process.exit(1);
@@ -63,9 +65,17 @@ async function runPush(dir: string, repoId: string, isPrivate: boolean, settings
   return report;
 }
 
+/** The signal that stopped the run, for its exit code. */
+let stoppedBy: 'SIGINT' | 'SIGTERM' | 'SIGHUP' | null = null;
+
 function interruptible(): AbortController {
   const controller = new AbortController();
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => controller.abort());
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(signal, () => {
+      stoppedBy ??= signal;
+      controller.abort();
+    });
+  }
   return controller;
 }
 
