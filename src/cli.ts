@@ -4,6 +4,7 @@ import { DEFAULTS } from './convert-options.js';
 import { convertIter } from './convert.js';
 import type { ConvertReport } from './convert-report.js';
 import { availableParallelism, constants } from 'node:os';
+import { decimal, paths, testSize, text, wholeNumber } from './cli-options.js';
 import { OptionError, RlaifError } from './errors.js';
 import { makeSample } from './make-sample.js';
 import { ProgressRenderer, summarize } from './render-progress.js';
@@ -16,11 +17,23 @@ import { checkPushAccess, DEFAULT_REPO_ID, pushIter, type PushReport } from './p
 /** Exit codes: 0 done, 1 failed (or too many rows rejected), 2 bad input or usage. */
 const EXIT_USAGE = 2;
 
-/** `numProc` -> `--num-proc`: option errors name the flag the user typed, not the library's option. */
+/**
+ * More workers than this many a core only cost memory (each holds its own batch and decoders): 1,000 on 2 cores ran
+ * out of heap after minutes.
+ */
+const MAX_WORKERS_PER_CORE = 4;
+const numProc = wholeNumber('--num-proc', 1, MAX_WORKERS_PER_CORE * availableParallelism());
+
+/**
+ * `numProc` -> `--num-proc`: the library's option errors name the flag the user typed, not the library's option, and
+ * say nothing of JavaScript types.
+ */
 function asFlags(message: string): string {
-  return message.replace(/\bfor ([a-z]+[A-Z]\w*|[a-z]+) but received/, (_match, name: string) => {
-    return `for --${name.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`)} but received`;
-  });
+  return message
+    .replace(/\bfor ([a-z]+[A-Z]\w*|[a-z]+) but received/, (_match, name: string) => {
+      return `for --${name.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`)} but received`;
+    })
+    .replace(/ of type \w+$/, '');
 }
 
 function fail(error: unknown): never {
@@ -39,12 +52,6 @@ function fail(error: unknown): never {
   }
   process.stderr.write(`rlaif-v: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
   process.exit(1);
-}
-
-function parseTestSize(value: unknown): number {
-  const parsed = Number(value);
-  if (!Number.isFinite(parsed)) throw new Error(`--test-size must be a fraction such as 0.01 or a number of rows, got ${String(value)}`);
-  return parsed;
 }
 
 /** Uploads a dataset directory, drawing progress; resolves with the report. */
@@ -166,6 +173,8 @@ if (process.channel !== undefined) {
 }
 
 await yargs(hideBin(process.argv))
+  // Values stay the text typed; cli-options.ts reads each strictly (yargs would read 0x10 as 16).
+  .parserConfiguration({ 'parse-numbers': false })
   .scriptName('rlaif-v')
   .usage('$0 <command> [options]\n\nConvert openbmb/RLAIF-V-Dataset to the conversational format of TRL\'s DPO trainer.')
   .command(
@@ -173,27 +182,27 @@ await yargs(hideBin(process.argv))
     'Convert source parquet files to a dataset directory that datasets.load_dataset and TRL read',
     (y) =>
       y
-        .option('input', { alias: 'i', type: 'string', array: true, describe: 'Parquet files or directories of them (default: download --dataset)' })
-        .option('dataset', { type: 'string', describe: `A dataset on the Hub to download and convert (default when no --input: ${DEFAULTS.dataset})`, conflicts: 'input' })
-        .option('revision', { type: 'string', describe: 'Branch, tag or commit of --dataset (default main)' })
+        .option('input', { alias: 'i', type: 'string', array: true, coerce: paths('--input'), describe: 'Parquet files or directories of them (default: download --dataset)' })
+        .option('dataset', { requiresArg: true, coerce: text('--dataset'), describe: `A dataset on the Hub to download and convert (default when no --input: ${DEFAULTS.dataset})`, conflicts: 'input' })
+        .option('revision', { requiresArg: true, coerce: text('--revision'), describe: 'Branch, tag or commit of --dataset (default main)' })
         .option('push-to-hub', { type: 'boolean', default: false, describe: 'Push the output to the Hub when done (needs a token: hf auth login, HF_TOKEN or --token)' })
-        .option('repo-id', { type: 'string', default: DEFAULT_REPO_ID, describe: 'Dataset repo to push to' })
+        .option('repo-id', { requiresArg: true, default: DEFAULT_REPO_ID, coerce: text('--repo-id'), describe: 'Dataset repo to push to' })
         .option('private', { type: 'boolean', default: false, describe: 'Create the repo private, if it does not exist' })
-        .option('token', { type: 'string', describe: 'Hugging Face token (default: HF_TOKEN, else the token file of hf auth login)' })
-        .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'Dataset directory to write' })
-        .option('num-proc', { type: 'number', describe: 'Worker threads (default: the available cores)' })
-        .option('writer-batch-size', { type: 'number', default: DEFAULTS.writerBatchSize, describe: 'Rows per task sent to a worker; does not change the output' })
-        .option('test-size', { type: 'string', default: String(DEFAULTS.testSize), coerce: parseTestSize, describe: 'Test split: a fraction (rows = ceil(n × F)) or a whole number of rows' })
-        .option('seed', { type: 'number', default: DEFAULTS.seed, describe: 'Seed of the train/test split' })
-        .option('images', { type: 'string', choices: ['keep', 'jpeg', 'png', 'webp'], default: DEFAULTS.images, describe: 'keep: pass normal images through unchanged; or re-encode every image' })
-        .option('quality', { type: 'number', default: DEFAULTS.quality, describe: 'JPEG/WebP quality when re-encoding with --images jpeg|webp' })
-        .option('max-side', { type: 'number', describe: 'Shrink images whose longest side is larger (pixels)' })
-        .option('max-pixels', { type: 'number', default: DEFAULTS.maxPixels, describe: 'Refuse larger images before decoding (bomb guard)' })
-        .option('max-shard-size', { type: 'string', default: '500MB', describe: 'Largest uncompressed shard, as datasets counts it' })
-        .option('max-reject-fraction', { type: 'number', default: DEFAULTS.maxRejectFraction, describe: 'Exit 1 when more rows than this are rejected' })
-        .option('max-row-group-bytes', { type: 'string', default: '1.5GiB', describe: 'Refuse input row groups larger than this (uncompressed), before reading' })
-        .option('on-bad-image', { type: 'string', choices: ['skip', 'fail'], default: 'skip', describe: 'skip: put rows with a bad image in rejects/ and go on; fail: stop the run' })
-        .option('image-timeout', { type: 'number', default: DEFAULTS.imageTimeout, describe: 'Seconds one image may take before its worker is stopped and the row retried, then rejected' })
+        .option('token', { requiresArg: true, coerce: text('--token'), describe: 'Hugging Face token (default: HF_TOKEN, else the token file of hf auth login)' })
+        .option('output', { alias: 'o', requiresArg: true, demandOption: true, coerce: text('--output'), describe: 'Dataset directory to write' })
+        .option('num-proc', { requiresArg: true, coerce: numProc, describe: `Worker threads, 1 to ${MAX_WORKERS_PER_CORE} × the cores (default: the available cores)` })
+        .option('writer-batch-size', { requiresArg: true, default: DEFAULTS.writerBatchSize, coerce: wholeNumber('--writer-batch-size', 1, 1_000_000), describe: 'Rows per task sent to a worker; does not change the output' })
+        .option('test-size', { requiresArg: true, default: String(DEFAULTS.testSize), coerce: testSize, describe: 'Test split: a fraction below 1 with a decimal point (rows = ceil(n × F)), or whole digits for a number of rows' })
+        .option('seed', { requiresArg: true, default: DEFAULTS.seed, coerce: wholeNumber('--seed', 0, 0xffffffff), describe: 'Seed of the train/test split, 0 to 4294967295' })
+        .option('images', { requiresArg: true, choices: ['keep', 'jpeg', 'png', 'webp'], default: DEFAULTS.images, coerce: text('--images'), describe: 'keep: pass normal images through unchanged; or re-encode every image' })
+        .option('quality', { requiresArg: true, default: DEFAULTS.quality, coerce: wholeNumber('--quality', 1, 100), describe: 'JPEG/WebP quality, 1 to 100, when re-encoding with --images jpeg|webp' })
+        .option('max-side', { requiresArg: true, coerce: wholeNumber('--max-side', 1), describe: 'Shrink images whose longest side is larger (pixels)' })
+        .option('max-pixels', { requiresArg: true, default: DEFAULTS.maxPixels, coerce: wholeNumber('--max-pixels', 1), describe: 'Refuse larger images before decoding (bomb guard)' })
+        .option('max-shard-size', { requiresArg: true, default: '500MB', coerce: text('--max-shard-size'), describe: 'Largest uncompressed shard, as datasets counts it' })
+        .option('max-reject-fraction', { requiresArg: true, default: DEFAULTS.maxRejectFraction, coerce: decimal('--max-reject-fraction', 0, 1), describe: 'Exit 1 when more than this fraction of the rows (0 to 1) is rejected' })
+        .option('max-row-group-bytes', { requiresArg: true, default: '1.5GiB', coerce: text('--max-row-group-bytes'), describe: 'Refuse input row groups larger than this (uncompressed), before reading' })
+        .option('on-bad-image', { requiresArg: true, choices: ['skip', 'fail'], default: 'skip', coerce: text('--on-bad-image'), describe: 'skip: put rows with a bad image in rejects/ and go on; fail: stop the run' })
+        .option('image-timeout', { requiresArg: true, default: DEFAULTS.imageTimeout, coerce: decimal('--image-timeout', 0.001), describe: 'Seconds one image may take before its worker is stopped and the row retried, then rejected' })
         .option('overwrite', { type: 'boolean', default: false, describe: 'Replace an existing output of this tool (never a directory of other files)' })
         .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'No progress or summary on stderr' })
         .option('json', { type: 'boolean', default: false, describe: 'Print the report as JSON on stdout' })
@@ -211,9 +220,9 @@ await yargs(hideBin(process.argv))
     (y) =>
       y
         .positional('dir', { type: 'string', demandOption: true, describe: 'An output directory of convert' })
-        .option('repo-id', { type: 'string', default: DEFAULT_REPO_ID, describe: 'Dataset repo to push to (created if missing)' })
+        .option('repo-id', { requiresArg: true, default: DEFAULT_REPO_ID, coerce: text('--repo-id'), describe: 'Dataset repo to push to (created if missing)' })
         .option('private', { type: 'boolean', default: false, describe: 'Create the repo private, if it does not exist' })
-        .option('token', { type: 'string', describe: 'Hugging Face token (default: HF_TOKEN, else the token file of hf auth login)' })
+        .option('token', { requiresArg: true, coerce: text('--token'), describe: 'Hugging Face token (default: HF_TOKEN, else the token file of hf auth login)' })
         .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'No progress on stderr' })
         .option('json', { type: 'boolean', default: false, describe: 'Print the push report as JSON on stdout' })
         .example('$0 push rlaif-v --repo-id me/rlaif-v', 'Upload data/*.parquet, then README.md'),
@@ -228,14 +237,14 @@ await yargs(hideBin(process.argv))
     'Write a synthetic dataset with the exact source schema (for demos, tests and benchmarks)',
     (y) =>
       y
-        .option('rows', { type: 'number', demandOption: true, describe: 'Rows in all' })
-        .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'Directory for RLAIF-V-Dataset_NNN.parquet files' })
-        .option('seed', { type: 'number', default: 42, describe: 'The same seed gives the same bytes' })
-        .option('files', { type: 'number', default: 1, describe: 'Files to spread the rows over' })
-        .option('row-group-size', { type: 'number', describe: 'Rows per row group (default: one row group per file, like the source)' })
-        .option('image-side', { type: 'number', default: 640, describe: 'Longest side of the generated images' })
+        .option('rows', { requiresArg: true, demandOption: true, coerce: wholeNumber('--rows', 1), describe: 'Rows in all' })
+        .option('output', { alias: 'o', requiresArg: true, demandOption: true, coerce: text('--output'), describe: 'Directory for RLAIF-V-Dataset_NNN.parquet files' })
+        .option('seed', { requiresArg: true, default: 42, coerce: wholeNumber('--seed', 0), describe: 'The same seed gives the same bytes' })
+        .option('files', { requiresArg: true, default: 1, coerce: wholeNumber('--files', 1), describe: 'Files to spread the rows over' })
+        .option('row-group-size', { requiresArg: true, coerce: wholeNumber('--row-group-size', 1), describe: 'Rows per row group (default: one row group per file, like the source)' })
+        .option('image-side', { requiresArg: true, default: 640, coerce: wholeNumber('--image-side', 8), describe: 'Longest side of the generated images, in pixels (8 or more)' })
         .option('overwrite', { type: 'boolean', default: false, describe: 'Replace existing sample files' })
-        .option('quiet', { alias: 'q', type: 'boolean', default: false }),
+        .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'No summary on stderr' }),
     async (argv) => {
       const report = await makeSample({
         rows: argv.rows,
@@ -258,16 +267,16 @@ await yargs(hideBin(process.argv))
     'Benchmark worker counts and batch sizes (and, with --reference, the Python reference) on one input',
     (y) =>
       y
-        .option('input', { alias: 'i', type: 'string', describe: 'Input to convert (default: a generated sample of --rows rows)' })
-        .option('rows', { type: 'number', default: 2000, describe: 'Rows of the generated sample' })
-        .option('num-proc', { type: 'string', describe: 'Worker counts to try, comma-separated (default: 1 … the cores)' })
-        .option('writer-batch-size', { type: 'string', default: '16,32,64,128,256', describe: 'Batch sizes to try, comma-separated' })
-        .option('repeats', { type: 'number', default: 3, describe: 'Runs per point' })
-        .option('images', { type: 'string', choices: ['keep', 'jpeg', 'png', 'webp'], default: 'keep' })
-        .option('quality', { type: 'number', describe: 'Quality for --images jpeg|webp (default 75)' })
+        .option('input', { alias: 'i', requiresArg: true, coerce: text('--input'), describe: 'Input to convert (default: a generated sample of --rows rows)' })
+        .option('rows', { requiresArg: true, default: 2000, coerce: wholeNumber('--rows', 1), describe: 'Rows of the generated sample' })
+        .option('num-proc', { requiresArg: true, coerce: text('--num-proc'), describe: 'Worker counts to try, comma-separated (default: 1 … the cores)' })
+        .option('writer-batch-size', { requiresArg: true, coerce: text('--writer-batch-size'), default: '16,32,64,128,256', describe: 'Batch sizes to try, comma-separated' })
+        .option('repeats', { requiresArg: true, default: 3, coerce: wholeNumber('--repeats', 1), describe: 'Runs per point' })
+        .option('images', { requiresArg: true, choices: ['keep', 'jpeg', 'png', 'webp'], default: 'keep', coerce: text('--images'), describe: 'The image mode of every run' })
+        .option('quality', { requiresArg: true, coerce: wholeNumber('--quality', 1, 100), describe: 'Quality for --images jpeg|webp, 1 to 100 (default 75)' })
         .option('reference', { type: 'boolean', default: false, describe: 'Also run the Python reference and --images jpeg --quality 75' })
         .option('quick', { type: 'boolean', default: false, describe: 'A small grid: 500 rows, 1 and all cores, batch 32 and 128, one run each' })
-        .option('results-dir', { type: 'string', describe: 'Where to write <timestamp>.json, .md and .svg (default bench/results)' }),
+        .option('results-dir', { requiresArg: true, coerce: text('--results-dir'), describe: 'Where to write <timestamp>.json, .md and .svg (default bench/results)' }),
     async (argv) => {
       const { runBench } = await import('../bench/run-bench.js');
       const list = (value: string | undefined, name: string): number[] | undefined => {
@@ -301,8 +310,11 @@ await yargs(hideBin(process.argv))
   .help()
   .alias('h', 'help')
   .wrap(Math.min(110, process.stdout.columns ?? 110))
-  .fail((message, error) => {
-    if (error !== undefined && error !== null) fail(error);
+  .fail((message: string, error: Error | undefined) => {
+    // An option's reader threw (yargs wraps what a coerce throws): a usage error like any other.
+    if (error?.name === 'YError') message = error.message;
+    else if (error !== undefined && error !== null) fail(error);
+    message = message.replace(/^Not enough arguments following: (\S+)$/, (_match, flag: string) => `--${flag} needs a value`);
     process.stderr.write(`rlaif-v: ${message}\nRun 'rlaif-v --help' for usage.\n`);
     process.exit(EXIT_USAGE);
   })

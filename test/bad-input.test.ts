@@ -97,7 +97,48 @@ describe('CLI usage errors', () => {
     const dir = await sampleDir(4);
     const result = await runCli(['convert', '--input', dir, '--output', path.join(dir, 'o'), '--num-proc', '0']);
     assert.equal(result.code, 2);
-    assert.match(result.stderr, /Expected positive integer for --num-proc but received 0/);
+    assert.match(result.stderr, /^rlaif-v: --num-proc takes a whole number from 1 to \d+, got "0"$/m);
+  });
+
+  it('reads every option strictly: one value of its form, given once, or exit 2 and one line that names it', async () => {
+    const dir = await sampleDir(4);
+    const out = path.join(await tempDir(), 'out');
+    const cases: [string[], RegExp][] = [
+      [['--test-size', 'abc'], /--test-size takes a fraction of the rows with a decimal point .* got "abc"/],
+      [['--test-size', '50%'], /--test-size takes .* got "50%"/],
+      [['--test-size', '0x10'], /--test-size takes .* got "0x10"/],
+      [['--test-size', '1.0'], /--test-size 1\.0 is a fraction of the rows that leaves none to train on/],
+      [['--test-size', ''], /--test-size needs a value/],
+      [['--test-size'], /--test-size needs a value/],
+      [['--test-size', '--seed', '3'], /--test-size needs a value/],
+      [['--num-proc', '2', '--num-proc', '1'], /--num-proc was given 2 times \(2, 1\); give it once/],
+      [['--num-proc', '1000'], /--num-proc takes a whole number from 1 to \d+, got "1000"/],
+      [['--num-proc'], /--num-proc needs a value/],
+      [['--seed', '-1'], /--seed takes a whole number from 0 to 4294967295, got "-1"/],
+      [['--quality', 'abc'], /--quality takes a whole number from 1 to 100, got "abc"/],
+      [['--writer-batch-size', '1e3'], /--writer-batch-size takes a whole number .* got "1e3"/],
+      [['--max-reject-fraction', '2'], /--max-reject-fraction takes a number from 0 to 1 .* got "2"/],
+      [['--image-timeout', 'soon'], /--image-timeout takes a number .* got "soon"/],
+      [['--images', 'png', '--images', 'jpeg'], /--images was given 2 times/],
+      [['--output', 'elsewhere'], /--output was given 2 times/],
+      [['--max-shard-size', 'abc'], /for --max-shard-size but received "abc"$/m],
+    ];
+    for (const [args, message] of cases) {
+      const result = await runCli(['convert', '--input', dir, '--output', out, ...args]);
+      assert.equal(result.code, 2, `${args.join(' ')}: ${result.stderr}`);
+      assert.match(result.stderr, message, args.join(' '));
+      assert.doesNotMatch(result.stderr, /\bat |of type/, `${args.join(' ')}: no stack, no JavaScript types`);
+    }
+    // An empty --input would have meant "download the dataset".
+    const noInput = await runCli(['convert', '--output', out, '--input']);
+    assert.equal(noInput.code, 2);
+    assert.match(noInput.stderr, /--input needs a value/);
+    // Accepted: a fraction with a decimal point, a number of rows.
+    for (const testSize of ['0.25', '.25', '1']) {
+      const result = await runCli(['convert', '--input', dir, '--output', out, '--overwrite', '--quiet', '--json', '--test-size', testSize]);
+      assert.equal(result.code, 0, result.stderr);
+      assert.equal((JSON.parse(result.stdout) as { output: { splits: { test: { rows: number } } } }).output.splits.test.rows, 1);
+    }
   });
 
   it('exits 2 for an unknown option and for a missing command', async () => {
