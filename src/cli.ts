@@ -117,8 +117,10 @@ async function runConvert(argv: {
   // Local input without a push never touches the Hub, nor reads its token.
   const settings = local && !argv.pushToHub ? undefined : await hubSettings({ token: argv.token });
   // A push at the end needs a token the Hub accepts: find out now, not after hours of conversion.
-  if (argv.pushToHub && settings !== undefined) await checkPushAccess(settings, argv.repoId);
   const renderer = argv.quiet ? null : new ProgressRenderer({ stream: process.stderr });
+  if (argv.pushToHub && settings !== undefined) {
+    await checkPushAccess(settings, argv.repoId, { signal: controller.signal, onRetry: (retry) => renderer?.render({ type: 'retry', retry }) });
+  }
   let report: ConvertReport | undefined;
   for await (const event of convertIter({
     ...(local ? { input: argv.input } : { dataset: argv.dataset, revision: argv.revision }),

@@ -8,7 +8,8 @@ import { resolveConvertOptions, type ConvertOptions, type ResolvedConvertOptions
 import { datasetCard } from './dataset-card.js';
 import { AccountingError, OutputError, RlaifError } from './errors.js';
 import { DatasetDownloads, remoteBlob, resolveDataset, type DatasetSource, type DownloadEvent } from './download-dataset.js';
-import { hubSettings, type HubSettings } from './hub-settings.js';
+import { EventQueue } from './event-queue.js';
+import { hubSettings, withSignal, type HubSettings } from './hub-settings.js';
 import type { RetryEvent } from './retry-fetch.js';
 import { inspectInput, inspectSources, type InputPlan, type InputSource } from './inspect-input.js';
 import { processCpuSeconds, threadCpuSeconds, threadsSummary } from './measure-cpu.js';
@@ -89,7 +90,7 @@ interface Planned {
   output: string;
   split: SplitPlan;
   /** Where retries of Hub requests go, to be told at the next chance to yield (downloads go on while converting). */
-  hubEvents: DownloadEvent[];
+  hubEvents: EventQueue<DownloadEvent>;
 }
 
 /**
@@ -105,8 +106,8 @@ async function* planConversion(options: ResolvedConvertOptions, runOptions: Conv
   const signal = runOptions.signal;
   const inspectOptions = { maxRowGroupBytes: options.maxRowGroupBytes, streamRowGroupBytes: options.streamRowGroupBytes };
   let downloads: DatasetDownloads | null = null;
-  /** Retries of Hub requests, told at the next chance to yield. */
-  const hubEvents: DownloadEvent[] = [];
+  /** Retries of Hub requests, told as they happen. */
+  const hubEvents = new EventQueue<DownloadEvent>();
   // Downloads go on in the background from when they start; on any way out but a finished plan, they stop.
   let planned = false;
   try {
@@ -118,16 +119,12 @@ async function* planConversion(options: ResolvedConvertOptions, runOptions: Conv
       yield* leftoversOf(options.output);
       output = await checkOutputDir(options.output, { overwrite: options.overwrite, inputs: options.input });
     } else {
-      const settings = runOptions.hub ?? (await hubSettings());
+      const settings = withSignal(runOptions.hub ?? (await hubSettings()), signal);
       // Checked before anything is downloaded; the cache is this run's input.
       yield* leftoversOf(options.output);
       output = await checkOutputDir(options.output, { overwrite: options.overwrite, inputs: [settings.cacheDir] });
       const onRetry = (retry: RetryEvent): void => void hubEvents.push({ type: 'retry', retry });
-      try {
-        source = await resolveDataset({ repo: options.dataset.repo, revision: options.dataset.revision, settings, onRetry });
-      } finally {
-        yield* hubEvents.splice(0);
-      }
+      source = yield* hubEvents.during(resolveDataset({ repo: options.dataset.repo, revision: options.dataset.revision, settings, onRetry }));
       const cached = source.files.filter((file) => file.cached);
       yield {
         type: 'source',
@@ -140,11 +137,7 @@ async function* planConversion(options: ResolvedConvertOptions, runOptions: Conv
         cachedBytes: cached.reduce((sum, file) => sum + file.size, 0),
       };
       downloads = new DatasetDownloads(source, settings, { signal, onRetry });
-      try {
-        plan = await inspectSources(hubSources(source, settings, onRetry), inspectOptions);
-      } finally {
-        yield* hubEvents.splice(0);
-      }
+      plan = yield* hubEvents.during(inspectSources(hubSources(source, settings, onRetry), inspectOptions));
       const started = downloads;
       const files = plan.files;
       plan.ready = (file) => started.ready(files.indexOf(file));
@@ -276,10 +269,10 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
         const pending = batches.next();
         // While the next file is still downloading, report the download instead of sitting silent.
         while (downloads !== null && !downloads.finished && (await Promise.race([pending.then(() => false), downloads.changed().then(() => true)]))) {
-          yield* hubEvents.splice(0);
+          yield* hubEvents.take();
           yield downloads.event();
         }
-        yield* hubEvents.splice(0);
+        yield* hubEvents.take();
         const next = await pending;
         readMs += performance.now() - readStarted;
         if (next.done === true) break;
@@ -290,7 +283,7 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
         inFlight.push({ batch: { ...batch, data: [], imagePages: undefined }, result });
         while (inFlight.length >= options.numProc * TASKS_PER_WORKER) {
           await take();
-          yield* hubEvents.splice(0);
+          yield* hubEvents.take();
           if (downloads !== null && !downloads.finished) yield downloads.event();
           yield { type: 'progress', stage: 'convert', done: rowsDone, total: plan.rows };
         }

@@ -1,21 +1,29 @@
 import { HubApiError } from '@huggingface/hub';
 import { HubError } from './errors.js';
 import type { HubSettings } from './hub-settings.js';
+import { errorCode } from './retry-fetch.js';
 
 /** What to add to a "not found": a private or gated repo looks absent to a caller without a token. */
 export function loginHint(settings: HubSettings): string {
   return settings.accessToken === undefined ? ' If it is private or gated, log in (`hf auth login`) or set HF_TOKEN.' : '';
 }
 
-/** Turns the library's API errors into messages that say what to do. */
-export function hubError(error: unknown, what: string, settings: HubSettings): unknown {
+/**
+ * Turns the library's API errors into messages that say what to do. `task` picks the advice for a Hub that cannot be
+ * reached: a download can do without it (HF_HUB_OFFLINE=1 converts what the cache holds), a push cannot.
+ */
+export function hubError(error: unknown, what: string, settings: HubSettings, task: 'download' | 'push' = 'download'): unknown {
   if (error instanceof TypeError && /fetch failed/.test(error.message)) {
-    return new HubError(
-      'ERR_HUB_UNREACHABLE',
-      `${what}: cannot reach the Hub at ${settings.hubUrl} (${error.message.replace(/^fetch failed:?\s*/, '') || 'no answer'}), after retries. ` +
-        'Check the connection and HF_ENDPOINT; to convert files already in the Hugging Face cache without the network, set HF_HUB_OFFLINE=1.',
-      { cause: error },
-    );
+    const unresolved = errorCode(error) === 'ENOTFOUND';
+    const host = URL.canParse(settings.hubUrl) ? new URL(settings.hubUrl).hostname : settings.hubUrl;
+    const problem = unresolved
+      ? `the name ${host} does not resolve (ENOTFOUND): no network, or a typo in HF_ENDPOINT (${settings.hubUrl})`
+      : `${error.message.replace(/^fetch failed:?\s*/, '') || 'no answer'}, after retries`;
+    const advice =
+      task === 'push'
+        ? 'A push needs the Hub: check the connection and HF_ENDPOINT, then run the same command again (it resumes).'
+        : 'Check the connection and HF_ENDPOINT; to convert files already in the Hugging Face cache without the network, set HF_HUB_OFFLINE=1.';
+    return new HubError('ERR_HUB_UNREACHABLE', `${what}: cannot reach the Hub at ${settings.hubUrl} (${problem}). ${advice}`, { cause: error });
   }
   if (!(error instanceof HubApiError)) return error;
   const status = error.statusCode;

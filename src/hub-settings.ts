@@ -103,3 +103,14 @@ export function requireToken(settings: HubSettings, action: string, env: NodeJS.
     { exitCode: 2 },
   );
 }
+
+/**
+ * The same settings with every Hub request tied to `signal`: aborting it stops a request in flight and the wait
+ * before a retry at once (Ctrl-C was ignored for as long as the retries of a Hub that cannot be reached lasted).
+ */
+export function withSignal(settings: HubSettings, signal: AbortSignal | undefined): HubSettings {
+  if (signal === undefined) return settings;
+  const fetch = (input: string | URL | Request, init?: RequestInit): Promise<Response> =>
+    settings.fetch(input, { ...init, signal: init?.signal == null ? signal : AbortSignal.any([init.signal, signal]) });
+  return { ...settings, fetch: fetch as typeof globalThis.fetch };
+}

@@ -6,7 +6,8 @@ import { commitIter, createRepo, datasetInfo, HubApiError, listFiles, whoAmI, ty
 import { hubError } from './hub-error.js';
 import { HubError, InputError, invalidOption } from './errors.js';
 import { gitBlobHash, hashFile } from './hash-file.js';
-import { requireToken, type HubSettings } from './hub-settings.js';
+import { requireToken, withSignal, type HubSettings } from './hub-settings.js';
+import { EventQueue } from './event-queue.js';
 import { retryFetch, type RetryEvent } from './retry-fetch.js';
 
 export interface PushOptions {
@@ -87,18 +88,24 @@ function refuseOffline(settings: HubSettings, repoId: string): void {
 
 /**
  * Checks, before any work, that a push can happen: a token is there and the Hub accepts it. Run it before a long
- * conversion that ends in a push.
+ * conversion that ends in a push. `onRetry` is told of each retried request as it happens; `signal` stops it.
  *
  * @throws {HubError} `ERR_HUB_NO_TOKEN` (saying how to log in) or `ERR_HUB_UNAUTHORIZED`.
  */
-export async function checkPushAccess(settings: HubSettings, repoId: string = DEFAULT_REPO_ID): Promise<void> {
+export async function checkPushAccess(
+  given: HubSettings,
+  repoId: string = DEFAULT_REPO_ID,
+  options: { signal?: AbortSignal; onRetry?: (event: RetryEvent) => void } = {},
+): Promise<void> {
   checkRepoId(repoId);
+  const settings = withSignal(given, options.signal);
   refuseOffline(settings, repoId);
   const accessToken = requireToken(settings, `Pushing to ${repoId}`);
+  const onRetry = options.onRetry ?? settings.retry.onRetry;
   try {
-    await whoAmI({ accessToken, hubUrl: settings.hubUrl, fetch: retryFetch(settings.fetch, settings.retry) });
+    await whoAmI({ accessToken, hubUrl: settings.hubUrl, fetch: retryFetch(settings.fetch, { ...settings.retry, ...(onRetry === undefined ? {} : { onRetry }) }) });
   } catch (error) {
-    throw hubError(error, `Checking the token for ${repoId}`, settings);
+    throw hubError(error, `Checking the token for ${repoId}`, settings, 'push');
   }
 }
 
@@ -113,7 +120,8 @@ export async function checkPushAccess(settings: HubSettings, repoId: string = DE
  * @throws {HubError} for a missing or refused token or a failed request; {@link InputError} when `dir` is not an output.
  */
 export async function* pushIter(options: PushOptions): AsyncGenerator<PushEvent, PushReport> {
-  const { settings, signal } = options;
+  const { signal } = options;
+  const settings = withSignal(options.settings, signal);
   const repoId = checkRepoId(options.repoId ?? DEFAULT_REPO_ID);
   const filesPerCommit = options.filesPerCommit ?? FILES_PER_COMMIT;
   if (!Number.isSafeInteger(filesPerCommit) || filesPerCommit < 1 || filesPerCommit > 99) {
@@ -122,47 +130,49 @@ export async function* pushIter(options: PushOptions): AsyncGenerator<PushEvent,
   refuseOffline(settings, repoId);
   const accessToken = requireToken(settings, `Pushing to ${repoId}`);
   const { data, card } = await localFiles(options.dir);
-  const retries: RetryEvent[] = [];
+  /** Retries, told as they happen while a request is awaited. */
+  const retries = new EventQueue<PushEvent>();
   const fetch = retryFetch(settings.fetch, {
     ...settings.retry,
     onRetry: (event) => {
-      retries.push(event);
+      retries.push({ type: 'retry', retry: event });
       settings.retry.onRetry?.(event);
     },
   });
   const credentials = { hubUrl: settings.hubUrl, accessToken, fetch };
   const repo = { type: 'dataset' as const, name: repoId };
-  const flushRetries = function* (): Generator<PushEvent> {
-    for (const retry of retries.splice(0)) yield { type: 'retry', retry };
-  };
 
-  let exists = true;
-  try {
-    await datasetInfo({ name: repoId, ...credentials });
-  } catch (error) {
-    if (!(error instanceof HubApiError) || error.statusCode !== 404) throw hubError(error, `Looking up ${repoId}`, settings);
-    exists = false;
-  }
-  yield* flushRetries();
+  const exists = yield* retries.during(
+    datasetInfo({ name: repoId, ...credentials }).then(
+      () => true,
+      (error: unknown) => {
+        if (!(error instanceof HubApiError) || error.statusCode !== 404) throw hubError(error, `Looking up ${repoId}`, settings, 'push');
+        return false;
+      },
+    ),
+  );
   if (!exists) {
     yield { type: 'push-phase', message: `Creating the ${options.private === true ? 'private' : 'public'} dataset repo ${repoId}` };
-    try {
-      await createRepo({ repo, private: options.private ?? false, ...credentials });
-    } catch (error) {
-      // Created meanwhile (by an earlier attempt whose answer was lost): carry on.
-      if (!(error instanceof HubApiError) || error.statusCode !== 409) throw hubError(error, `Creating ${repoId}`, settings);
-    }
+    yield* retries.during(
+      createRepo({ repo, private: options.private ?? false, ...credentials }).catch((error: unknown) => {
+        // Created meanwhile (by an earlier attempt whose answer was lost): carry on.
+        if (!(error instanceof HubApiError) || error.statusCode !== 409) throw hubError(error, `Creating ${repoId}`, settings, 'push');
+      }),
+    );
   }
 
-  const remote = new Map<string, { oid: string | undefined; lfs: string | undefined; size: number }>();
-  try {
-    for await (const entry of listFiles({ repo, recursive: true, ...credentials })) {
-      if (entry.type === 'file') remote.set(entry.path, { oid: entry.oid, lfs: entry.lfs?.oid, size: entry.size });
+  const listRemote = async (): Promise<Map<string, { oid: string | undefined; lfs: string | undefined; size: number }>> => {
+    const remote = new Map<string, { oid: string | undefined; lfs: string | undefined; size: number }>();
+    try {
+      for await (const entry of listFiles({ repo, recursive: true, ...credentials })) {
+        if (entry.type === 'file') remote.set(entry.path, { oid: entry.oid, lfs: entry.lfs?.oid, size: entry.size });
+      }
+    } catch (error) {
+      throw hubError(error, `Listing ${repoId}`, settings, 'push');
     }
-  } catch (error) {
-    throw hubError(error, `Listing ${repoId}`, settings);
-  }
-  yield* flushRetries();
+    return remote;
+  };
+  const remote = yield* retries.during(listRemote());
 
   yield { type: 'push-phase', message: `Checking ${data.length} shard(s) against what ${repoId} already holds` };
   const missing: LocalFile[] = [];
@@ -197,13 +207,11 @@ export async function* pushIter(options: PushOptions): AsyncGenerator<PushEvent,
   const runCommit = async function* (title: string, operations: CommitOperation[], sizes: Map<string, number>): AsyncGenerator<PushEvent> {
     const iterator = commitIter({ repo, title, operations, useXet: false, abortSignal: signal, ...credentials });
     for (;;) {
-      let step;
-      try {
-        step = await iterator.next();
-      } catch (error) {
-        throw hubError(error, `Committing to ${repoId} (${title})`, settings);
-      }
-      yield* flushRetries();
+      const step = yield* retries.during(
+        iterator.next().catch((error: unknown) => {
+          throw hubError(error, `Committing to ${repoId} (${title})`, settings, 'push');
+        }),
+      );
       if (step.done === true) {
         if (step.value !== undefined) commits.push({ oid: step.value.commit.oid, title, files: operations.length });
         return;

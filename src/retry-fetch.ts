@@ -52,6 +52,15 @@ export function retryAfterMs(value: string | null, now = Date.now()): number | n
   return Number.isNaN(date) ? null : Math.max(0, date - now);
 }
 
+/** The system error code of a failed request (`ENOTFOUND`, `ECONNREFUSED`...), on the error or its cause. */
+export function errorCode(error: unknown): string | undefined {
+  for (let at: unknown = error; at instanceof Error; at = at.cause) {
+    const code = (at as NodeJS.ErrnoException).code;
+    if (typeof code === 'string' && /^E[A-Z_]+$/.test(code)) return code;
+  }
+  return undefined;
+}
+
 /** Request bodies that can be sent again: a stream is spent by the first attempt. */
 function replayable(body: unknown): boolean {
   return !(body instanceof ReadableStream);
@@ -64,8 +73,8 @@ function describe(input: string | URL | Request, init: RequestInit | undefined):
 
 /**
  * Wraps a fetch so that 429 and 5xx answers and dropped connections are tried again with exponential backoff,
- * waiting as long as a `Retry-After` header asks (up to `maxDelayMs`). Requests whose body is a stream, and aborted
- * requests, are not retried. The last failed response is returned as it came, for the caller's own error handling.
+ * waiting as long as a `Retry-After` header asks (up to `maxDelayMs`). Requests whose body is a stream, aborted
+ * requests and a host name that does not resolve are not retried. The last failed response is returned as it came, for the caller's own error handling.
  */
 export function retryFetch(base: Fetch, options: RetryOptions = {}): Fetch {
   const retries = options.retries ?? 6;
@@ -84,6 +93,8 @@ export function retryFetch(base: Fetch, options: RetryOptions = {}): Fetch {
         await response.body?.cancel().catch(() => undefined);
       } catch (error) {
         if (last || init?.signal?.aborted === true || (error as Error).name === 'AbortError') throw error;
+        // A name that does not resolve will not resolve in a minute either: a typo in HF_ENDPOINT, or no network.
+        if (errorCode(error) === 'ENOTFOUND') throw error;
         reason = (error as Error).message;
       }
       const delayMs = hinted === null ? backoffMs(options, attempt) : Math.min(options.maxDelayMs ?? 120_000, hinted);

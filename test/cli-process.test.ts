@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { CLI, sampleDir, tempDir } from './fixtures.js';
@@ -62,6 +64,36 @@ describe('the rlaif-v process', () => {
         process.kill(Number(pid), 'SIGKILL');
       });
       assert.equal(killed.code, 137);
+    }
+  });
+  it('shows each Hub retry as it happens and stops at once on Ctrl-C; a name that does not resolve fails at once', async () => {
+    // A port nothing listens on: every connection is refused, and retried with backoff for over a minute.
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    await new Promise((resolve) => server.close(resolve));
+    const dir = await tempDir();
+    const env = { ...process.env, HF_ENDPOINT: `http://127.0.0.1:${port}`, HF_HOME: dir, HF_TOKEN: 'hf_test' };
+    const converted = path.join(dir, 'converted');
+    assert.equal(spawnSync(process.execPath, [CLI, 'convert', '-i', input, '-o', converted, '--quiet']).status, 0);
+    for (const args of [['convert', '-o', path.join(dir, 'out')], ['push', converted]]) {
+      const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'], detached: true, env });
+      let stderr = '';
+      child.stderr?.on('data', (chunk: Buffer) => {
+        stderr += String(chunk);
+        // The first retry is shown while the run is still waiting to try again: then Ctrl-C.
+        if (/trying again in/.test(stderr)) process.kill(-(child.pid ?? 0), 'SIGINT');
+      });
+      const { code } = await ended(child);
+      assert.equal(code, 130, `${args[0]}: ${stderr}`);
+      assert.match(stderr, /^Hub: GET http:\/\/127\.0\.0\.1:\d+\/api\/\S+ failed \(.*ECONNREFUSED.*\); trying again in \d+s \(attempt 2\)$/m);
+    }
+    for (const args of [['convert', '-o', path.join(dir, 'out')], ['push', converted]]) {
+      const run = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...env, HF_ENDPOINT: 'http://no-such-host.invalid' } });
+      assert.equal(run.status, 1, run.stderr);
+      assert.doesNotMatch(run.stderr, /trying again/);
+      assert.match(run.stderr, /the name no-such-host\.invalid does not resolve \(ENOTFOUND\): no network, or a typo in HF_ENDPOINT/);
+      assert.match(run.stderr, args[0] === 'push' ? /A push needs the Hub/ : /set HF_HUB_OFFLINE=1/);
     }
   });
 });

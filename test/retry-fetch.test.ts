@@ -59,6 +59,15 @@ describe('retryFetch', () => {
     assert.equal(aborted.calls(), 1);
   });
 
+  it('does not retry a host name that does not resolve', async () => {
+    const cause = Object.assign(new Error('getaddrinfo ENOTFOUND hub.invalid'), { code: 'ENOTFOUND' });
+    const unresolved = scripted([new TypeError('fetch failed: getaddrinfo ENOTFOUND hub.invalid', { cause }), 200]);
+    const record = recorder();
+    await assert.rejects(retryFetch(unresolved.fetch, { sleep: record.sleep })('http://hub.invalid/x'), /ENOTFOUND/);
+    assert.equal(unresolved.calls(), 1);
+    assert.deepEqual(record.delays, []);
+  });
+
   it('returns 4xx answers at once, and the last failure when retries run out', async () => {
     const notFound = scripted([404, 200]);
     assert.equal((await retryFetch(notFound.fetch)('http://hub/x')).status, 404);
