@@ -9,14 +9,33 @@ export interface RunBatchOptions {
   task: (batch: SourceBatch) => ConvertTask;
   /** Reads a batch again from its source: its data went to the worker that failed on it. */
   reread: (batch: SourceBatch) => Promise<SourceBatch>;
-  /** Milliseconds one image may take; a task may take this times its rows before its worker is stopped. */
+  /** Milliseconds one image may take: a worker that has not moved on to its next image for this long is stopped. */
   imageTimeoutMs: number;
+}
+
+/**
+ * Runs a task in the pool, stopping its worker when the task's heartbeat (set by the worker at the start and before
+ * each image) is older than `timeoutMs`: one image is bounded, whatever the batch size. A task still waiting for a
+ * worker has no heartbeat and no deadline: it starts when a worker is free (a hung one is stopped in time).
+ */
+export function runWatched(pool: Piscina<ConvertTask, ConvertResult>, task: ConvertTask, transferList: ArrayBuffer[], timeoutMs: number): Promise<ConvertResult> {
+  const heartbeat = new BigInt64Array(new SharedArrayBuffer(8));
+  const controller = new AbortController();
+  const watchdog = setInterval(() => {
+    const last = Number(Atomics.load(heartbeat, 0));
+    if (last !== 0 && Date.now() - last > timeoutMs) {
+      controller.abort(new DOMException(`no progress for ${timeoutMs} ms`, 'TimeoutError'));
+    }
+  }, Math.max(10, Math.min(1000, timeoutMs / 4)));
+  watchdog.unref();
+  const result = pool.run({ ...task, heartbeat }, { transferList, signal: controller.signal });
+  return result.finally(() => clearInterval(watchdog));
 }
 
 /** Sends a batch to the pool; its buffers are transferred, so the batch's data is gone from here afterwards. */
 function send(pool: Piscina<ConvertTask, ConvertResult>, batch: SourceBatch, options: RunBatchOptions): Promise<ConvertResult> {
   const transferList = [...new Set(batch.data.flatMap((row) => (row.image?.bytes == null ? [] : [row.image.bytes.buffer as ArrayBuffer])))];
-  return pool.run(options.task(batch), { transferList, signal: AbortSignal.timeout(options.imageTimeoutMs * Math.max(1, batch.rows)) });
+  return runWatched(pool, options.task(batch), transferList, options.imageTimeoutMs);
 }
 
 /** Row `index` of a batch as a batch of its own (its image copied, so it can be transferred alone). */

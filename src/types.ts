@@ -54,6 +54,12 @@ export interface ConvertTask {
   cacheChannel: string;
   /** The run's table of images found whole and kept, in memory every worker shares (see workers/image-cache). */
   keptImages: SharedArrayBuffer;
+  /**
+   * Shared with the main thread: the worker stores `Date.now()` here when it starts the task and before each image,
+   * and the main thread stops a worker that has not moved on for `--image-timeout` (see run-batch.ts). Unset (0)
+   * while the task waits for a worker.
+   */
+  heartbeat?: BigInt64Array | undefined;
 }
 
 /** The rows of one split out of one batch. */

@@ -3,10 +3,13 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
+import type { Piscina } from 'piscina';
 import { convert } from '../src/convert.js';
 import type { ConvertReport } from '../src/convert-report.js';
 import { writeSourceFile } from '../src/source-table.js';
-import type { SourceRow } from '../src/types.js';
+import { runWatched } from '../src/run-batch.js';
+import type { ConvertResult, ConvertTask, SourceRow } from '../src/types.js';
+import { beat } from '../workers/convert-batch.js';
 import { makeImage, readParquet, sourceRow, tempDir } from './fixtures.js';
 
 const FAULTY_WORKER = pathToFileURL(path.join(path.dirname(new URL(import.meta.url).pathname), 'fixtures', 'faulty-worker.js'));
@@ -28,9 +31,9 @@ describe('a worker that crashes or hangs does not sink the run', () => {
     faulty = await convert({
       input: [input],
       output: path.join(dir, 'faulty'),
-      // Small batches keep the hung batch's timeout (rows x imageTimeout) short while each image gets a generous
-      // 2 s, so a slow machine does not time out a healthy row.
-      writerBatchSize: 4,
+      // Each image gets a generous 2 s, so a slow machine does not time out a healthy row; the hung batch is stopped
+      // 2 s after its worker last moved on, however many rows it has.
+      writerBatchSize: 16,
       numProc: 2,
       imageTimeout: 2,
       maxRejectFraction: 1,
@@ -61,5 +64,34 @@ describe('a worker that crashes or hangs does not sink the run', () => {
     for (const file of ['README.md', ...(faulty.output.splits.train?.files ?? []).map((shard) => shard.file)]) {
       assert.ok((await readFile(path.join(dir, 'faulty', file))).equals(await readFile(path.join(dir, 'clean', file))), file);
     }
+  });
+});
+
+describe('the image timeout', () => {
+  /** A stand-in pool whose worker beats `beats` times, `everyMs` apart, then either finishes or hangs. */
+  function pool(beats: number, everyMs: number, hangs: boolean): Piscina<ConvertTask, ConvertResult> {
+    const run = (task: ConvertTask, options: { signal?: AbortSignal }): Promise<ConvertResult> =>
+      new Promise((resolve, reject) => {
+        options.signal?.addEventListener('abort', () => reject(options.signal?.reason));
+        let beaten = 0;
+        const timer = setInterval(() => {
+          if (beaten++ < beats) beat(task);
+          else if (!hangs) {
+            clearInterval(timer);
+            resolve({ seq: task.seq } as ConvertResult);
+          }
+        }, everyMs);
+        options.signal?.addEventListener('abort', () => clearInterval(timer));
+      });
+    return { run } as unknown as Piscina<ConvertTask, ConvertResult>;
+  }
+  const task = { seq: 7 } as ConvertTask;
+
+  it('bounds one image, not the batch: a worker that stops moving on is stopped, one that keeps going is not', { timeout: 30_000 }, async () => {
+    // 40 images at 25 ms each take a second, ten times the timeout: that is fine while each one is quick.
+    assert.equal((await runWatched(pool(40, 25, false), task, [], 100)).seq, 7);
+    // Two images, then a hang: stopped about 100 ms after the last heartbeat (under the old rows x timeout rule, a
+    // 1,000-row batch would have waited 100 s: longer than this test may take).
+    await assert.rejects(runWatched(pool(2, 25, true), task, [], 100), (error: unknown) => error instanceof DOMException && error.name === 'TimeoutError');
   });
 });

@@ -24,12 +24,18 @@ function detached(row: SourceRow): SourceRow {
   return { ...row, image: { ...row.image, bytes: row.image.bytes.slice() } };
 }
 
+/** Tells the main thread this task is moving on (see ConvertTask.heartbeat). */
+export function beat(task: ConvertTask): void {
+  if (task.heartbeat !== undefined) Atomics.store(task.heartbeat, 0, BigInt(Date.now()));
+}
+
 /**
  * Converts one batch of source rows: validates and prepares every image, builds the conversational rows, and returns
  * them per split, their image buffers transferred, not copied. Rows that cannot be converted come back as data with a
  * stable code.
  */
 export default async function convertBatch(task: ConvertTask): Promise<ConvertResult> {
+  beat(task);
   const source = readTaskRows(task);
   const train: ConversationalRow[] = [];
   const test: ConversationalRow[] = [];
@@ -58,6 +64,7 @@ export default async function convertBatch(task: ConvertTask): Promise<ConvertRe
       continue;
     }
     stats.imageBytesIn += row.image.bytes.byteLength;
+    beat(task);
     const started = performance.now();
     const key = imageKey(row.image.bytes);
     imageKeys.push(key);
