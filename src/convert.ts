@@ -156,7 +156,8 @@ async function* planConversion(options: ResolvedConvertOptions, runOptions: Conv
  *
  * @throws {OptionError} for a bad option, {@link InputError} for input that cannot be converted (before any work),
  * {@link OutputError} when the output exists or cannot be written, {@link RlaifError} `ERR_BAD_IMAGE` at the first
- * bad image with `onBadImage: 'fail'`. A worker that dies or hangs does not fail the run: its rows are retried and the
+ * bad image with `onBadImage: 'fail'` (`ERR_WORKER_FAILED` or `ERR_IMAGE_TIMEOUT` when a worker died or hung on the
+ * row instead). A worker that dies or hangs does not fail the run: its rows are retried and the
  * culprit rejected.
  * A run that throws leaves no output directory behind.
  */
@@ -233,11 +234,16 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
       const collect = async (result: ConvertResult): Promise<void> => {
         const badImage = options.onBadImage === 'fail' ? result.rejects.find((row) => !TEXT_CODES.has(row.code)) : undefined;
         if (badImage !== undefined) {
-          throw new RlaifError(
-            'ERR_BAD_IMAGE',
-            `Row ${badImage.index} (idx ${JSON.stringify(badImage.row.idx)}) has a bad image: ${badImage.code}: ${badImage.message}. ` +
-              'Stopped because of --on-bad-image fail; with --on-bad-image skip such rows go to rejects/ and the run goes on.',
-          );
+          const row = `Row ${badImage.index} (idx ${JSON.stringify(badImage.row.idx)})`;
+          const then = 'Stopped because of --on-bad-image fail; with --on-bad-image skip such rows go to rejects/ and the run goes on.';
+          // A worker that died or hung on the row, on a fresh worker too: most likely its image, but not known to be.
+          if (badImage.code === 'worker_failed') {
+            throw new RlaifError('ERR_WORKER_FAILED', `${row}: ${badImage.message}, twice (the second time on a fresh worker). ${then}`);
+          }
+          if (badImage.code === 'image_timeout') {
+            throw new RlaifError('ERR_IMAGE_TIMEOUT', `${row}: ${badImage.message}, twice (the second time on a fresh worker). ${then}`);
+          }
+          throw new RlaifError('ERR_BAD_IMAGE', `${row} has a bad image: ${badImage.code}: ${badImage.message}. ${then}`);
         }
         const writeStarted = performance.now();
         const parts: Partial<Record<SplitName, SplitPart>> = {};

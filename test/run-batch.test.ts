@@ -5,6 +5,7 @@ import { before, describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import type { Piscina } from 'piscina';
 import { convert } from '../src/convert.js';
+import { RlaifError } from '../src/errors.js';
 import type { ConvertReport } from '../src/convert-report.js';
 import { writeSourceFile } from '../src/source-table.js';
 import { runWatched } from '../src/run-batch.js';
@@ -64,6 +65,22 @@ describe('a worker that crashes or hangs does not sink the run', () => {
     for (const file of ['README.md', ...(faulty.output.splits.train?.files ?? []).map((shard) => shard.file)]) {
       assert.ok((await readFile(path.join(dir, 'faulty', file))).equals(await readFile(path.join(dir, 'clean', file))), file);
     }
+  });
+});
+
+describe('--on-bad-image fail', () => {
+  it('names a worker that died on a row for what it was, not a bad image', async () => {
+    const dir = await tempDir();
+    const rows: SourceRow[] = [];
+    for (let i = 0; i < 6; i++) rows.push(sourceRow(i, { bytes: await makeImage(20 + i, 20), path: `${i}.jpg` }));
+    rows[3] = sourceRow(3, { bytes: new TextEncoder().encode('CRASH-WORKER'), path: null });
+    const input = path.join(dir, 'input.parquet');
+    await writeSourceFile(input, rows);
+    await assert.rejects(
+      convert({ input: [input], output: path.join(dir, 'out'), numProc: 1, onBadImage: 'fail', workerUrl: FAULTY_WORKER }),
+      (error: unknown) =>
+        error instanceof RlaifError && error.code === 'ERR_WORKER_FAILED' && /^Row 3 \(idx "3"\): the worker died on this row: .*, twice/.test(error.message),
+    );
   });
 });
 
