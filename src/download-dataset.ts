@@ -245,7 +245,10 @@ async function pause(params: DownloadFileParams, failures: number, request: stri
   await waitBeforeRetry(retry, delayMs, params.signal);
 }
 
-/** Fetches what `incomplete` lacks, appending; tries again from where it stopped when the connection drops. */
+/**
+ * Fetches what `incomplete` lacks, appending; tries again from where it stopped when the connection drops mid-body
+ * (at most TRANSFER_ATTEMPTS times in a row without progress). Connecting is retried by `params.fetch` alone.
+ */
 async function transfer(params: DownloadFileParams & { fetch: typeof fetch; incomplete: string; name: string }): Promise<void> {
   const { source, file, settings, signal, incomplete, name } = params;
   const url = `${settings.hubUrl}/datasets/${source.repo}/resolve/${source.commit}/${file.path.split('/').map(encodeURIComponent).join('/')}`;
@@ -266,10 +269,9 @@ async function transfer(params: DownloadFileParams & { fetch: typeof fetch; inco
     try {
       response = await params.fetch(url, { headers, signal: signal ?? null });
     } catch (error) {
+      // params.fetch has retried the connection already: one layer of retries, not one inside another.
       if (signal?.aborted === true) throw error;
-      if (++failures >= TRANSFER_ATTEMPTS) throw new HubError('ERR_HUB_DOWNLOAD', `${name}: the download failed ${failures} times (${(error as Error).message}).`, { cause: error });
-      await pause(params, failures, `GET ${url}`, (error as Error).message);
-      continue;
+      throw hubError(error, name, settings);
     }
     if (!response.ok) {
       const text = await response.text().catch(() => '');

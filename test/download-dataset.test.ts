@@ -179,6 +179,19 @@ describe('DatasetDownloads', () => {
     await assert.rejects(resolveDataset({ repo: 'someone/elsewhere', settings: offline }), (error: unknown) => error instanceof HubError && error.code === 'ERR_HUB_OFFLINE_MISSING' && /Unset HF_HUB_OFFLINE/.test(error.message));
   });
 
+  it('retries a download that cannot connect in one layer of retries, not one inside another', async () => {
+    const config = await settings();
+    const source = await resolveDataset({ repo: REPO, settings: config });
+    const file = source.files[0];
+    assert.ok(file !== undefined);
+    const sleeps: number[] = [];
+    // The Hub went away after the listing: every connection for the file's bytes is refused.
+    const gone: HubSettings = { ...config, cacheDir: path.join(await tempDir(), 'hub'), hubUrl: 'http://127.0.0.1:1', retry: { retries: 2, sleep: async (ms) => void sleeps.push(ms) } };
+    const local = { ...file, blobPath: path.join(gone.cacheDir, 'blob'), localPath: path.join(gone.cacheDir, 'snapshot', file.path), cached: false };
+    await assert.rejects(downloadToCache({ source, file: local, settings: gone }), (error: unknown) => error instanceof HubError && error.code === 'ERR_HUB_UNREACHABLE');
+    assert.equal(sleeps.length, 2);
+  });
+
   it('says the Hub cannot be reached, and how to work offline, after retrying', async () => {
     const retries: number[] = [];
     const unreachable = await hubSettings({ env: { HF_HOME: await tempDir(), HF_ENDPOINT: 'http://127.0.0.1:1' }, retry: { retries: 2, sleep: async (ms) => void retries.push(ms) } });
