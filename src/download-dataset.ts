@@ -135,9 +135,17 @@ async function resolveFromCache(repo: string, revision: string, settings: HubSet
   for (const entry of entries.filter((item) => item.name.endsWith('.parquet')).sort((a, b) => path.join(a.parentPath, a.name).localeCompare(path.join(b.parentPath, b.name)))) {
     const localPath = path.join(entry.parentPath, entry.name);
     const size = await sizeOf(localPath);
-    if (size === null) continue;
     const target = await readlink(localPath).catch(() => null);
     const blobPath = target === null ? localPath : path.resolve(path.dirname(localPath), target);
+    if (size === null) {
+      // A snapshot link whose blob is gone: skipping it would convert the dataset without that file.
+      throw new HubError(
+        'ERR_HUB_CACHE_BROKEN',
+        `HF_HUB_OFFLINE is set, and the Hugging Face cache has ${repo}/${path.relative(snapshot, localPath)} at ${revision} but not its ` +
+          `content (${blobPath} is missing). Unset HF_HUB_OFFLINE to download it again.`,
+        { exitCode: 2 },
+      );
+    }
     files.push({ path: path.relative(snapshot, localPath).split(path.sep).join('/'), size, etag: path.basename(blobPath), localPath, blobPath, cached: true });
   }
   if (files.length === 0) {

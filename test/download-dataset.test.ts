@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, readlink, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DatasetDownloads, downloadToCache, resolveDataset } from '../src/download-dataset.js';
@@ -177,6 +177,33 @@ describe('DatasetDownloads', () => {
     await new DatasetDownloads(cached, offline).ready(1);
     assert.equal(hub.requests.length, mark, 'no request');
     await assert.rejects(resolveDataset({ repo: 'someone/elsewhere', settings: offline }), (error: unknown) => error instanceof HubError && error.code === 'ERR_HUB_OFFLINE_MISSING' && /Unset HF_HUB_OFFLINE/.test(error.message));
+  });
+
+  it('mends a cache whose snapshot link or blob went missing, and offline says which file lacks its content', async () => {
+    const home = await tempDir('rlaif-v-hf-home-');
+    const online = await hubSettings({ env: { HF_HOME: home, HF_ENDPOINT: hub.url }, retry: { baseDelayMs: 1 } });
+    const dataset = await resolveDataset({ repo: REPO, settings: online });
+    await new DatasetDownloads(dataset, online).ready(1);
+    const [first, second] = dataset.files;
+    assert.ok(first !== undefined && second !== undefined);
+    // The first file's snapshot link is gone (its blob is there); the second's blob is gone (its link dangles).
+    await rm(first.localPath);
+    await rm(second.blobPath);
+    const mark = hub.requests.length;
+    const again = await resolveDataset({ repo: REPO, settings: online });
+    assert.deepEqual(again.files.map((file) => file.cached), [true, false]);
+    await new DatasetDownloads(again, online).ready(1);
+    for (const file of again.files) assert.deepEqual(await readFile(file.localPath), await readFile(path.join(source, file.path)));
+    assert.deepEqual(hub.bodyDownloads(mark).length, 1, 'only the missing blob is downloaded again');
+
+    await rm(second.blobPath);
+    const offline = await hubSettings({ env: { HF_HOME: home, HF_ENDPOINT: hub.url, HF_HUB_OFFLINE: '1' } });
+    await assert.rejects(resolveDataset({ repo: REPO, settings: offline }), (error: unknown) => {
+      assert.ok(error instanceof HubError);
+      assert.equal(error.code, 'ERR_HUB_CACHE_BROKEN');
+      assert.match(error.message, new RegExp(`${second.path.replace('.', '\\.')} at main but not its content .* Unset HF_HUB_OFFLINE`));
+      return true;
+    });
   });
 
   it('retries a download that cannot connect in one layer of retries, not one inside another', async () => {
