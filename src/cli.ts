@@ -44,8 +44,8 @@ function fail(error: unknown): never {
   if (error instanceof Error && error.name === 'AbortError') {
     const signal = stoppedBy ?? 'SIGINT';
     process.stderr.write(
-      `\nrlaif-v: ${signal === 'SIGINT' ? 'interrupted' : `stopped by ${signal}`}. A conversion leaves no partial output ` +
-        '(downloads resume from the cache); a push resumes where it stopped when run again.\n',
+      `\nrlaif-v: ${signal === 'SIGINT' ? 'interrupted' : `stopped by ${signal}`}. Nothing half-written is left behind; ` +
+        'run the same command again (downloads resume from the cache, a push where it stopped).\n',
     );
     // The shell's convention: 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM).
     process.exit(128 + constants.signals[signal]);
@@ -256,6 +256,7 @@ await yargs(hideBin(process.argv))
         rowGroupSize: argv.rowGroupSize,
         imageSide: argv.imageSide,
         overwrite: argv.overwrite,
+        signal: interruptible().signal,
       });
       if (!argv.quiet) {
         process.stderr.write(

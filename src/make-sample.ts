@@ -25,6 +25,8 @@ export interface SampleOptions {
   repeatFraction?: number;
   /** Replace existing sample files. Default false. */
   overwrite?: boolean;
+  /** Stops the run; the file being written is removed (files already finished stay). */
+  signal?: AbortSignal;
 }
 
 export interface SampleReport {
@@ -171,7 +173,7 @@ async function encodeImage(drawn: DrawnImage): Promise<Uint8Array> {
   return new Uint8Array(encoded);
 }
 
-function checkOptions(options: SampleOptions): Required<Omit<SampleOptions, 'rowGroupSize'>> & { rowGroupSize: number | null } {
+function checkOptions(options: SampleOptions): Required<Omit<SampleOptions, 'rowGroupSize' | 'signal'>> & { rowGroupSize: number | null } {
   const integer = (value: unknown, name: string, min: number): number => {
     if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
       throw invalidOption(name, min === 0 ? 'non-negative integer' : 'positive integer', value);
@@ -265,10 +267,12 @@ export async function makeSample(options: SampleOptions): Promise<SampleReport> 
           image_path: `${origin}/${image.path}`,
         });
         if (pending.length === 64) {
+          options.signal?.throwIfAborted();
           await writeRows(sink, pending);
           pending = [];
         }
       }
+      options.signal?.throwIfAborted();
       if (pending.length > 0) await writeRows(sink, pending);
       await sink.close();
     } catch (error) {

@@ -50,7 +50,7 @@ describe('the rlaif-v process', () => {
     // Ctrl-C reaches the whole foreground process group; the others are sent to the process alone.
     const ctrlC = await stopped(group('SIGINT'));
     assert.equal(ctrlC.code, 130, ctrlC.stderr);
-    assert.match(ctrlC.stderr, /rlaif-v: interrupted\./);
+    assert.match(ctrlC.stderr, /rlaif-v: interrupted\. Nothing half-written is left behind/);
     for (const [signal, code] of [['SIGTERM', 143], ['SIGHUP', 129]] as const) {
       const run = await stopped((child) => child.kill(signal));
       assert.equal(run.code, code, run.stderr);
@@ -95,5 +95,14 @@ describe('the rlaif-v process', () => {
       assert.match(run.stderr, /the name no-such-host\.invalid does not resolve \(ENOTFOUND\): no network, or a typo in HF_ENDPOINT/);
       assert.match(run.stderr, args[0] === 'push' ? /A push needs the Hub/ : /set HF_HUB_OFFLINE=1/);
     }
+  });
+  it('sample, stopped by Ctrl-C, leaves no partial file', async () => {
+    const dir = await tempDir();
+    const child = spawn(process.execPath, [CLI, 'sample', '--rows', '20000', '--output', dir], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+    // Once the file is being written, Ctrl-C.
+    while (!(await readdir(dir)).some((name) => name.endsWith('.partial'))) await new Promise((resolve) => setTimeout(resolve, 20));
+    process.kill(-(child.pid ?? 0), 'SIGINT');
+    assert.deepEqual(await ended(child), { code: 130, signal: null });
+    assert.deepEqual(await readdir(dir), []);
   });
 });
