@@ -81,6 +81,80 @@ export function mutateImages(images: Uint8Array[], count: number, seed = 1): Mut
   return mutants;
 }
 
+/** A header structure to aim at: where it starts, how long it is, and where its length (and, for PNG, CRC) field is. */
+interface Structure {
+  name: string;
+  start: number;
+  end: number;
+  lengthAt: number;
+  lengthBytes: number;
+  crcAt?: number;
+}
+
+/** JPEG marker segments up to and including the SOS header (APPn, DQT, DHT, SOF, DRI, SOS); PNG chunks. */
+function structures(bytes: Uint8Array): Structure[] {
+  const found: Structure[] = [];
+  if (bytes[0] === 0xff && bytes[1] === 0xd8) {
+    for (let at = 2; at + 4 <= bytes.length && bytes[at] === 0xff; ) {
+      const marker = bytes[at + 1] ?? 0;
+      const length = ((bytes[at + 2] ?? 0) << 8) | (bytes[at + 3] ?? 0);
+      const names: Record<number, string> = { 0xdb: 'DQT', 0xc4: 'DHT', 0xc0: 'SOF0', 0xc2: 'SOF2', 0xdd: 'DRI', 0xda: 'SOS' };
+      found.push({ name: names[marker] ?? `FF${marker.toString(16).toUpperCase()}`, start: at + 4, end: Math.min(bytes.length, at + 2 + length), lengthAt: at + 2, lengthBytes: 2 });
+      if (marker === 0xda) break;
+      at += 2 + length;
+    }
+  } else if (bytes[0] === 0x89 && bytes[1] === 0x50) {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    for (let at = 8; at + 12 <= bytes.length; ) {
+      const length = view.getUint32(at);
+      const type = String.fromCharCode(...bytes.subarray(at + 4, at + 8));
+      found.push({ name: type, start: at + 8, end: Math.min(bytes.length, at + 8 + length), lengthAt: at, lengthBytes: 4, crcAt: at + 8 + length });
+      at += 12 + length;
+    }
+  }
+  return found;
+}
+
+/**
+ * `count` mutants of `images` aimed at their structure rather than their pixels: a byte of a JPEG marker segment
+ * (quantization and Huffman tables, frame and scan headers, APPn) or a PNG chunk (IHDR, PLTE, IDAT...) changed, its
+ * length field off by a little or a lot, a PNG chunk's CRC broken. Images without such structures (WebP, GIF) get
+ * the data mutations of {@link mutateImages}.
+ */
+export function mutateStructure(images: Uint8Array[], count: number, seed = 1): Mutant[] {
+  const random = createRandom(seed);
+  const mutants: Mutant[] = [];
+  for (let i = 0; i < count && images.length > 0; i++) {
+    const index = i % images.length;
+    const image = images[index] as Uint8Array;
+    const parts = structures(image);
+    const part = parts[randomInt(random, Math.max(1, parts.length))];
+    if (part === undefined) {
+      mutants.push(...mutateImages([image], 1, seed * 1000 + i).map((mutant) => ({ ...mutant, name: `${index}:${mutant.name.slice(2)}` })));
+      continue;
+    }
+    const out = image.slice();
+    const choice = randomInt(random, part.crcAt === undefined ? 2 : 3);
+    let what: string;
+    if (choice === 0 && part.end > part.start) {
+      const where = part.start + randomInt(random, part.end - part.start);
+      out[where] = (out[where] ?? 0) ^ (1 + randomInt(random, 255));
+      what = `${part.name}-byte@${where}`;
+    } else if (choice <= 1) {
+      const delta = [1, -1, 2, -2, 16, -16, 255][randomInt(random, 7)] ?? 1;
+      const last = part.lengthAt + part.lengthBytes - 1;
+      out[last] = ((out[last] ?? 0) + delta) & 0xff;
+      what = `${part.name}-length${delta > 0 ? '+' : ''}${delta}`;
+    } else {
+      const where = (part.crcAt ?? 0) + randomInt(random, 4);
+      out[where] = (out[where] ?? 0) ^ 0xff;
+      what = `${part.name}-crc@${where}`;
+    }
+    mutants.push({ name: `${index}:${what}`, bytes: out });
+  }
+  return mutants;
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
   const args = process.argv.slice(2);
   const option = (name: string, fallback: string): string => {
