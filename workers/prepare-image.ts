@@ -63,6 +63,29 @@ async function validate(bytes: Uint8Array, policy: ImagePolicy): Promise<void> {
   await decoder(await loadSharp(), bytes, policy).raw().toBuffer();
 }
 
+/**
+ * A CMYK image without an ICC profile, turned to RGB as Pillow's `Image.convert("RGB")` turns it (what everyone who
+ * opens the source in Python sees): R = (255 - C) × (255 - K) / 255, rounded as Pillow rounds, and likewise G and B.
+ * libvips would use a generic press profile instead, 18-24/255 off on average. Adobe's inverted CMYK is undone by the
+ * JPEG decoder in both. Images with a profile still go through their profile.
+ */
+async function cmykAsPillowSeesIt(sharp: SharpFunction, pipeline: Sharp): Promise<Sharp> {
+  // Kept in CMYK throughout: sharp's default sRGB pipeline would take it through a profile and back.
+  const { data, info } = await pipeline.pipelineColourspace('cmyk').toColourspace('cmyk').raw().toBuffer({ resolveWithObject: true });
+  if (info.channels !== 4) return sharp(data, { raw: { width: info.width, height: info.height, channels: info.channels } });
+  const rgb = Buffer.alloc(info.width * info.height * 3);
+  // Pillow's MULDIV255(a, b) = ((a·b + 128) >> 8 + a·b + 128) >> 8.
+  const muldiv255 = (a: number, b: number): number => {
+    const product = a * b + 128;
+    return ((product >> 8) + product) >> 8;
+  };
+  for (let pixel = 0, at = 0; at < data.length; pixel += 3, at += 4) {
+    const white = 255 - (data[at + 3] ?? 0);
+    for (let channel = 0; channel < 3; channel++) rgb[pixel + channel] = Math.max(0, white - muldiv255(data[at + channel] ?? 0, white));
+  }
+  return sharp(rgb, { raw: { width: info.width, height: info.height, channels: 3 } });
+}
+
 /** Whether any pixel of an interleaved 8-bit buffer with an alpha channel is not fully opaque. */
 function hasTransparency(data: Buffer, channels: number): boolean {
   for (let i = channels - 1; i < data.length; i += channels) if (data[i] !== 255) return true;
@@ -75,7 +98,8 @@ function hasTransparency(data: Buffer, channels: number): boolean {
  */
 async function reencode(bytes: Uint8Array, metadata: Metadata, policy: ImagePolicy): Promise<Uint8Array> {
   const sharp = await loadSharp();
-  const pipeline = decoder(sharp, bytes, policy).rotate();
+  let pipeline = decoder(sharp, bytes, policy).rotate();
+  if (metadata.space === 'cmyk' && metadata.icc === undefined) pipeline = await cmykAsPillowSeesIt(sharp, pipeline);
   if (policy.maxSide !== null) {
     pipeline.resize({ width: policy.maxSide, height: policy.maxSide, fit: 'inside', withoutEnlargement: true });
   }
