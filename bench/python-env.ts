@@ -35,11 +35,12 @@ export async function findWheels(): Promise<string | null> {
   return null;
 }
 
-/** Installs `packages` into the virtualenv from the wheel folder; throws with pip's first line of error. */
-export async function pipInstall(wheels: string, packages: string[], options: { noDeps?: boolean } = {}): Promise<void> {
+/** Installs `packages` into the virtualenv from the wheel folder(s); throws with pip's first line of error. */
+export async function pipInstall(wheels: string | string[], packages: string[], options: { noDeps?: boolean } = {}): Promise<void> {
+  const links = (Array.isArray(wheels) ? wheels : [wheels]).flatMap((dir) => ['--find-links', dir]);
   await run(
     VENV_PYTHON,
-    ['-m', 'pip', 'install', '--quiet', '--no-index', '--find-links', wheels, ...(options.noDeps === true ? ['--no-deps'] : []), ...packages],
+    ['-m', 'pip', 'install', '--quiet', '--no-index', ...links, ...(options.noDeps === true ? ['--no-deps'] : []), ...packages],
     { maxBuffer: 64 * 1024 * 1024 },
   );
 }

@@ -3,14 +3,15 @@
  * into a private virtualenv, without network. Skipped, with the reason printed, where Python or the wheels are absent.
  */
 import assert from 'node:assert/strict';
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { convert } from '../src/convert.js';
 import type { ConvertReport } from '../src/convert-report.js';
-import { findWheels, pipInstall, pythonWithDatasets, run } from '../bench/python-env.js';
+import { findWheels, pipInstall, pythonWithDatasets, run, WHEEL_DIRS } from '../bench/python-env.js';
 import { imageCases } from '../scripts/bad-corpus.js';
 import { writeSourceFile } from '../src/source-table.js';
-import { sampleDir, sourceRow, tempDir } from './fixtures.js';
+import { ROOT, sampleDir, sourceRow, tempDir } from './fixtures.js';
 
 const CHECK = String.raw`
 import json, sys
@@ -83,6 +84,34 @@ async function installTrl(python: string): Promise<string | null> {
     return null;
   } catch (error) {
     return `could not install trl and transformers from ${wheels}: ${(error as Error).message.split('\n')[0] ?? ''}`;
+  }
+}
+
+/**
+ * torch (the CPU build) and accelerate, for TRL's DPOTrainer: torch from a `+cpu` wheel on disk (its only
+ * dependencies are small pure-Python ones; a plain torch wheel would pull in the GPU stack), the rest from the
+ * same wheel folders.
+ */
+async function installTorch(python: string): Promise<string | null> {
+  const ok = await run(python, ['-c', 'import torch, accelerate, trl']).then(
+    () => true,
+    () => false,
+  );
+  if (ok) return null;
+  const installed = await installTrl(python);
+  if (installed !== null) return installed;
+  let wheel: string | null = null;
+  for (const dir of WHEEL_DIRS) {
+    const name = (await readdir(dir).catch(() => [] as string[])).find((file) => /^torch-[^-]+\+cpu-cp311-.*\.whl$/.test(file));
+    if (name !== undefined) wheel = path.join(dir, name);
+  }
+  if (wheel === null) return `no CPU build of torch for Python 3.11 in ${WHEEL_DIRS.join(', ')}`;
+  try {
+    await pipInstall(WHEEL_DIRS, [wheel, 'accelerate']);
+    await run(python, ['-c', 'import torch, accelerate; from trl import DPOTrainer']);
+    return null;
+  } catch (error) {
+    return `could not install torch and accelerate: ${(error as Error).message.split('\n')[0] ?? ''}`;
   }
 }
 
@@ -159,5 +188,29 @@ describe('Python datasets reads the output', () => {
     assert.equal(result.prompt, result.expected_prompt);
     // TRL renders prompt + answer and keeps what follows the prompt: the answer alone.
     assert.equal(result.chosen, result.expected_chosen);
+  });
+
+  it("trains in TRL's DPOTrainer: a tiny random LLaVA takes a few steps on the output, with a finite loss", { timeout: 600_000 }, async (t) => {
+    if (python === null) {
+      t.skip(skip);
+      return;
+    }
+    const missing = await installTorch(python);
+    if (missing !== null) {
+      console.log(`# skipping the DPOTrainer run: ${missing}`);
+      t.skip(missing);
+      return;
+    }
+    // test/fixtures/dpo_smoke.py builds everything from the output itself (tokenizer, chat template, processor, model).
+    const script = path.join(ROOT, 'test', 'fixtures', 'dpo_smoke.py');
+    const { stdout } = await run(python, [script, output, '--steps', '2', '--rows', '8'], { maxBuffer: 16 * 1024 * 1024 });
+    const result = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as { steps: number; loss: number; finite: boolean; rows: number; pixel_values: number[]; image_tokens_per_row: number[] };
+    assert.equal(result.steps, 2);
+    assert.equal(result.rows, 8);
+    assert.ok(result.finite, `loss ${result.loss}`);
+    // A batch as the trainer feeds it: the images went through the image processor, and every sequence holds the
+    // 16 placeholders the vision tower's features go into.
+    assert.deepEqual(result.pixel_values.slice(1), [3, 32, 32]);
+    assert.ok(result.image_tokens_per_row.length > 0 && result.image_tokens_per_row.every((count) => count === 16), result.image_tokens_per_row.join(' '));
   });
 });
