@@ -126,4 +126,21 @@ describe('convertIter from the Hub', () => {
     const done = events.at(-1);
     assert.equal(done?.type === 'done' ? done.report.output.rows + done.report.rejected.rows : 0, 120);
   });
+
+  it('stops the downloads it started when the run fails before converting', async () => {
+    let release = (): void => undefined;
+    const until = new Promise<void>((resolve) => (release = resolve));
+    hub.fail({ match: /^GET \/datasets\/openbmb\/.*\/resolve\/.*_002\.parquet$/, kind: 'stall', until, ranged: false });
+    const home = await tempDir();
+    const settings = await hubSettings({ env: { HF_ENDPOINT: hub.url, HF_HOME: home }, retry: { baseDelayMs: 1 } });
+    // Planning fails after the footers are read, with the downloads already under way: more test rows than rows.
+    await assert.rejects(async () => {
+      for await (const event of convertIter({ dataset: REPO, output: path.join(await tempDir(), 'out'), hub: settings, testSize: 100_000 })) void event;
+    }, /test/i);
+    // Were the downloads still running, the third file would land in the cache once its request is let go.
+    release();
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const blobs = await readdir(path.join(home, 'hub', 'datasets--openbmb--RLAIF-V-Dataset', 'blobs')).catch(() => [] as string[]);
+    assert.equal(blobs.filter((name) => !name.endsWith('.incomplete')).length < 3, true, blobs.join(' '));
+  });
 });
