@@ -3,7 +3,6 @@ import { randomUUID } from 'node:crypto';
 import { openAsBlob } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Piscina } from 'piscina';
 import { resolveConvertOptions, type ConvertOptions, type ResolvedConvertOptions } from './convert-options.js';
 import { datasetCard } from './dataset-card.js';
 import { AccountingError, OutputError, RlaifError } from './errors.js';
@@ -14,6 +13,7 @@ import type { RetryEvent } from './retry-fetch.js';
 import { inspectInput, inspectSources, type InputPlan, type InputSource } from './inspect-input.js';
 import { processCpuSeconds, threadCpuSeconds, threadsSummary } from './measure-cpu.js';
 import { workerUrl } from './worker-url.js';
+import { createPool } from './worker-pool.js';
 import type { ConvertEvent, ConvertReport, SplitName, SplitReport } from './convert-report.js';
 import { packageInfo } from './package-info.js';
 import { planSplit, type SplitPlan } from './plan-split.js';
@@ -167,7 +167,7 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
   const options = resolveConvertOptions(runOptions);
   const signal = runOptions.signal;
   // Started first: the workers load their modules and compile the check while the input is planned.
-  const pool = new Piscina<ConvertTask, ConvertResult>({
+  const pool = createPool({
     filename: (runOptions.workerUrl ?? WORKER_URL).href,
     minThreads: options.numProc,
     maxThreads: options.numProc,
