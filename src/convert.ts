@@ -13,14 +13,14 @@ import type { RetryEvent } from './retry-fetch.js';
 import { inspectInput, inspectSources, type InputPlan, type InputSource } from './inspect-input.js';
 import { processCpuSeconds, threadCpuSeconds, threadsSummary } from './measure-cpu.js';
 import { workerUrl } from './worker-url.js';
-import { createPool } from './worker-pool.js';
+import { createPool, type ConvertPool } from './worker-pool.js';
 import type { ConvertEvent, ConvertReport, SplitName, SplitReport } from './convert-report.js';
 import { packageInfo } from './package-info.js';
 import { planSplit, type SplitPlan } from './plan-split.js';
 import { readBatches, rereadBatch, type SourceBatch } from './read-batches.js';
 import { runBatch, startBatch } from './run-batch.js';
 import { RejectSink } from './reject-sink.js';
-import type { ConvertResult, ConvertTask, SplitPart } from './types.js';
+import type { ConvertResult, ConvertTask, RejectedRow, SplitPart } from './types.js';
 import { rowNbytes, toConversational } from './to-conversational.js';
 import { checkOutputDir, clearLeftovers, makeStaging, publishOutput } from './output-dir.js';
 import { outputArrowSchemaValue } from './output-schema.js';
@@ -150,6 +150,242 @@ async function* planConversion(options: ResolvedConvertOptions, runOptions: Conv
   }
 }
 
+/** What the conversion counts as it goes, for the report. */
+class Tally {
+  readonly images = { kept: 0, reencoded: 0, distinct: 0, reused: 0, bytesIn: 0 };
+  readonly workerSeconds = { images: 0, format: 0 };
+  /** Each worker thread's CPU seconds, by kernel thread id, as its last result said. */
+  readonly workerThreads = new Map<number, number>();
+  readonly #distinct = new Set<string>();
+  rows = 0;
+  readMs = 0;
+  writeMs = 0;
+
+  add(result: ConvertResult): void {
+    this.images.kept += result.stats.imagesKept;
+    this.images.reencoded += result.stats.imagesReencoded;
+    this.images.reused += result.stats.imagesReused;
+    for (const key of result.imageKeys) this.#distinct.add(key);
+    this.images.distinct = this.#distinct.size;
+    this.images.bytesIn += result.stats.imageBytesIn;
+    this.workerSeconds.images += result.stats.imageMs / 1000;
+    this.workerSeconds.format += result.stats.formatMs / 1000;
+    if (result.stats.thread !== null) {
+      const { id, cpu } = result.stats.thread;
+      this.workerThreads.set(id, Math.max(cpu, this.workerThreads.get(id) ?? 0));
+    }
+    this.rows += result.rows;
+  }
+}
+
+/** The error `--on-bad-image fail` stops the run with at the first row rejected for its image; null when none was. */
+function badImageError(rejects: readonly RejectedRow[]): RlaifError | null {
+  const bad = rejects.find((row) => !TEXT_CODES.has(row.code));
+  if (bad === undefined) return null;
+  const row = `Row ${bad.index} (idx ${JSON.stringify(bad.row.idx)})`;
+  const then = 'Stopped because of --on-bad-image fail; with --on-bad-image skip such rows go to rejects/ and the run goes on.';
+  // A worker that died or hung on the row, on a fresh worker too: most likely its image, but not known to be.
+  if (bad.code === 'worker_failed') return new RlaifError('ERR_WORKER_FAILED', `${row}: ${bad.message}, twice (the second time on a fresh worker). ${then}`);
+  if (bad.code === 'image_timeout') return new RlaifError('ERR_IMAGE_TIMEOUT', `${row}: ${bad.message}, twice (the second time on a fresh worker). ${then}`);
+  return new RlaifError('ERR_BAD_IMAGE', `${row} has a bad image: ${bad.code}: ${bad.message}. ${then}`);
+}
+
+/** A run under way: its plan and the threads and sinks it works with. */
+interface Run extends Planned {
+  options: ResolvedConvertOptions;
+  signal: AbortSignal | undefined;
+  pool: ConvertPool;
+  writers: SplitWriters;
+  rejects: RejectSink;
+  tally: Tally;
+}
+
+/**
+ * Reads the input a batch at a time, converts the batches in the pool and hands their rows to the writers, in input
+ * order. Results are taken from a FIFO of at most TASKS_PER_WORKER × workers tasks: the head is awaited before another
+ * batch is read, which bounds memory however slow one batch is.
+ */
+async function* convertRows(run: Run): AsyncGenerator<ConvertEvent> {
+  const { options, plan, split, pool, writers, rejects, tally, downloads, hubEvents, signal } = run;
+  const cacheChannel = `rlaif-v-images-${process.pid}-${randomUUID()}`;
+  const keptImages = keptTableBuffer(plan.rows);
+  const batchOptions = {
+    imageTimeoutMs: options.imageTimeoutMs,
+    reread: rereadBatch,
+    task: (batch: SourceBatch): ConvertTask => ({
+      seq: batch.firstRow,
+      firstRow: batch.firstRow,
+      data: batch.data,
+      imagePages: batch.imagePages,
+      testMask: split.testMask.slice(batch.firstRow, batch.firstRow + batch.rows),
+      image: options.image,
+      cacheChannel,
+      keptImages,
+    }),
+  };
+  const collect = async (result: ConvertResult): Promise<void> => {
+    const failure = options.onBadImage === 'fail' ? badImageError(result.rejects) : null;
+    if (failure !== null) throw failure;
+    const writeStarted = performance.now();
+    const parts: Partial<Record<SplitName, SplitPart>> = {};
+    if (result.train !== null) parts.train = result.train;
+    if (result.test !== null) parts.test = result.test;
+    await writers.append(parts);
+    tally.writeMs += performance.now() - writeStarted;
+    await rejects.write(result.rejects);
+    tally.add(result);
+  };
+  const inFlight: { batch: SourceBatch; result: Promise<ConvertResult> }[] = [];
+  const take = async (): Promise<void> => {
+    const head = inFlight.shift();
+    if (head === undefined) return;
+    for (const result of await runBatch(pool, head.batch, batchOptions, head.result)) await collect(result);
+  };
+  const progress = (): ConvertEvent => ({ type: 'progress', stage: 'convert', done: tally.rows, total: plan.rows });
+
+  const batches = readBatches(plan, options.writerBatchSize);
+  for (;;) {
+    const readStarted = performance.now();
+    const pending = batches.next();
+    // While the next file is still downloading, report the download instead of sitting silent.
+    while (downloads !== null && !downloads.finished && (await Promise.race([pending.then(() => false), downloads.changed().then(() => true)]))) {
+      yield* hubEvents.take();
+      yield downloads.event();
+    }
+    yield* hubEvents.take();
+    const next = await pending;
+    tally.readMs += performance.now() - readStarted;
+    if (next.done === true) break;
+    signal?.throwIfAborted();
+    const batch = next.value;
+    const result = startBatch(pool, batch, batchOptions);
+    // Only where the batch came from stays here: its data went to the worker, and is read again if that worker dies.
+    inFlight.push({ batch: { ...batch, data: [], imagePages: undefined }, result });
+    while (inFlight.length >= options.numProc * TASKS_PER_WORKER) {
+      await take();
+      yield* hubEvents.take();
+      if (downloads !== null && !downloads.finished) yield downloads.event();
+      yield progress();
+    }
+  }
+  while (inFlight.length > 0) {
+    await take();
+    signal?.throwIfAborted();
+    yield progress();
+  }
+}
+
+/** Closes every split's shards (cutting them again where their plan did not hold), telling rows rewritten. */
+async function* finishSplits(writers: SplitWriters, signal: AbortSignal | undefined): AsyncGenerator<ConvertEvent, Partial<Record<SplitName, SplitReport>>> {
+  const splits: Partial<Record<SplitName, SplitReport>> = {};
+  let rewritten = 0;
+  const toRewrite = writers.rows('train') + writers.rows('test');
+  for (const name of SPLITS) {
+    const finishing = writers.finish(name);
+    for (;;) {
+      const step = await finishing.next();
+      if (step.done === true) {
+        if (step.value.rows > 0) splits[name] = { rows: step.value.rows, numBytes: step.value.nbytes, files: step.value.files, resharded: step.value.resharded };
+        break;
+      }
+      rewritten += step.value;
+      signal?.throwIfAborted();
+      yield { type: 'progress', stage: 'write', done: rewritten, total: toRewrite };
+    }
+  }
+  return splits;
+}
+
+/** Rows in must equal rows out plus rows rejected: anything else is a bug, and no output is published. */
+function checkAccounting(rowsIn: number, rowsOut: number, rowsRejected: number): void {
+  if (rowsOut + rowsRejected === rowsIn) return;
+  throw new AccountingError(
+    `Rows in (${rowsIn}) do not equal rows out (${rowsOut}) plus rows rejected (${rowsRejected}). ` +
+      'This is a bug; the output was not written. Please report it with the command you ran.',
+  );
+}
+
+/** The dataset card: what the splits hold, and how they were made. */
+function card(run: Run, splits: Partial<Record<SplitName, SplitReport>>, bytesOut: number): string {
+  const { options, plan, rejects } = run;
+  return datasetCard({
+    splits: SPLITS.flatMap((name) => {
+      const report = splits[name];
+      return report === undefined ? [] : [{ name, rows: report.rows, numBytes: report.numBytes }];
+    }),
+    downloadSize: bytesOut,
+    seed: options.seed,
+    testSize: options.testSize,
+    image: options.image,
+    maxShardSize: options.maxShardSize,
+    rowsIn: plan.rows,
+    rowsRejected: rejects.rows,
+  });
+}
+
+/** Seconds and CPU a run took, measured by convertIter. */
+interface RunTimes {
+  started: number;
+  cpuStarted: { process: number; mainThread: number | null };
+  planSeconds: number;
+  convertSeconds: number;
+  writeSeconds: number;
+  mainThreadBusy: number;
+}
+
+function report(run: Run, splits: Partial<Record<SplitName, SplitReport>>, bytesOut: number, times: RunTimes): ConvertReport {
+  const { options, plan, source, rejects, tally, output } = run;
+  const rowsOut = (splits.train?.rows ?? 0) + (splits.test?.rows ?? 0);
+  const fraction = rejects.rows / plan.rows;
+  const round = (value: number): number => Math.round(value * 100) / 100;
+  const mainThreadCpu = threadCpuSeconds();
+  const writer = run.writers.thread;
+  const threads = threadsSummary(tally.workerThreads, writer === null ? new Map() : new Map([[writer.id, writer.cpu]]));
+  return {
+    tool: { name: packageInfo.name, version: packageInfo.version },
+    ok: fraction <= options.maxRejectFraction,
+    input: {
+      ...(source === null
+        ? {}
+        : { dataset: { repo: source.repo, revision: source.revision, commit: source.commit, filesDownloaded: source.files.filter((file) => !file.cached).length } }),
+      files: plan.files.map((file) => ({ path: file.path, rows: file.rows, bytes: file.size, rowGroups: file.rowGroups.length })),
+      rows: plan.rows,
+      bytes: plan.bytes,
+    },
+    output: { dir: output, rows: rowsOut, bytes: bytesOut, splits },
+    rejected: { rows: rejects.rows, fraction, byCode: rejects.counts, file: rejects.file },
+    images: tally.images,
+    seconds: {
+      plan: times.planSeconds,
+      convert: times.convertSeconds,
+      read: round(tally.readMs / 1000),
+      images: round(tally.workerSeconds.images),
+      format: round(tally.workerSeconds.format),
+      write: times.writeSeconds,
+      total: seconds(times.started),
+    },
+    cpu: {
+      mainThreadBusy: Math.round(times.mainThreadBusy * 1000) / 1000,
+      mainThread: mainThreadCpu === null || times.cpuStarted.mainThread === null ? null : round(mainThreadCpu - times.cpuStarted.mainThread),
+      process: round(processCpuSeconds() - times.cpuStarted.process),
+      ...(threads === null ? {} : { threads }),
+    },
+    options: {
+      numProc: options.numProc,
+      writerBatchSize: options.writerBatchSize,
+      testSize: options.testSize,
+      seed: options.seed,
+      images: options.image.mode,
+      quality: options.image.quality,
+      maxSide: options.image.maxSide,
+      maxPixels: options.image.maxPixels,
+      maxShardSize: options.maxShardSize,
+      maxRejectFraction: options.maxRejectFraction,
+      onBadImage: options.onBadImage,
+    },
+  };
+}
+
 /**
  * Converts the input to TRL's conversational format, yielding typed progress events and, last, a `done` event with
  * the report. {@link convert} drains it; the CLI renders it.
@@ -180,240 +416,44 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
   let planned: Planned | null = null;
   try {
     planned = yield* planConversion(options, runOptions);
-    const { plan, source, downloads, output, split, hubEvents } = planned;
+    const { plan, split, output } = planned;
     const planSeconds = seconds(started);
-    yield {
-      type: 'planned',
-      files: plan.files.length,
-      rows: plan.rows,
-      trainRows: split.trainRows,
-      testRows: split.testRows,
-      workers: options.numProc,
-    };
+    yield { type: 'planned', files: plan.files.length, rows: plan.rows, trainRows: split.trainRows, testRows: split.testRows, workers: options.numProc };
 
     const staging = await makeStaging(output);
-    const cacheChannel = `rlaif-v-images-${process.pid}-${randomUUID()}`;
     const writers = new SplitWriters({
       train: splitWriter('train', split.trainRows, plan, options, staging),
       test: splitWriter('test', split.testRows, plan, options, staging),
     });
-    const rejects = new RejectSink(staging);
+    const run: Run = { ...planned, options, signal, pool, writers, rejects: new RejectSink(staging), tally: new Tally() };
     let published = false;
     try {
-      let writeMs = 0;
-      const images = { kept: 0, reencoded: 0, distinct: 0, reused: 0, bytesIn: 0 };
-      const distinctImages = new Set<string>();
-      const workerThreads = new Map<number, number>();
-      const workerSeconds = { images: 0, format: 0 };
-      let readMs = 0;
-      let rowsDone = 0;
-
-      // Results are taken in input order from a FIFO of at most TASKS_PER_WORKER × workers tasks: the head is awaited
-      // before another batch is read, which bounds memory however slow one batch is.
-      const inFlight: { batch: SourceBatch; result: Promise<ConvertResult> }[] = [];
-      const keptImages = keptTableBuffer(plan.rows);
-      const batchOptions = {
-        imageTimeoutMs: options.imageTimeoutMs,
-        reread: rereadBatch,
-        task: (batch: SourceBatch): ConvertTask => ({
-          seq: batch.firstRow,
-          firstRow: batch.firstRow,
-          data: batch.data,
-          imagePages: batch.imagePages,
-          testMask: split.testMask.slice(batch.firstRow, batch.firstRow + batch.rows),
-          image: options.image,
-          cacheChannel,
-          keptImages,
-        }),
-      };
-      const take = async (): Promise<void> => {
-        const head = inFlight.shift();
-        if (head === undefined) return;
-        for (const result of await runBatch(pool, head.batch, batchOptions, head.result)) await collect(result);
-      };
-      const collect = async (result: ConvertResult): Promise<void> => {
-        const badImage = options.onBadImage === 'fail' ? result.rejects.find((row) => !TEXT_CODES.has(row.code)) : undefined;
-        if (badImage !== undefined) {
-          const row = `Row ${badImage.index} (idx ${JSON.stringify(badImage.row.idx)})`;
-          const then = 'Stopped because of --on-bad-image fail; with --on-bad-image skip such rows go to rejects/ and the run goes on.';
-          // A worker that died or hung on the row, on a fresh worker too: most likely its image, but not known to be.
-          if (badImage.code === 'worker_failed') {
-            throw new RlaifError('ERR_WORKER_FAILED', `${row}: ${badImage.message}, twice (the second time on a fresh worker). ${then}`);
-          }
-          if (badImage.code === 'image_timeout') {
-            throw new RlaifError('ERR_IMAGE_TIMEOUT', `${row}: ${badImage.message}, twice (the second time on a fresh worker). ${then}`);
-          }
-          throw new RlaifError('ERR_BAD_IMAGE', `${row} has a bad image: ${badImage.code}: ${badImage.message}. ${then}`);
-        }
-        const writeStarted = performance.now();
-        const parts: Partial<Record<SplitName, SplitPart>> = {};
-        if (result.train !== null) parts.train = result.train;
-        if (result.test !== null) parts.test = result.test;
-        await writers.append(parts);
-        writeMs += performance.now() - writeStarted;
-        await rejects.write(result.rejects);
-        images.kept += result.stats.imagesKept;
-        images.reencoded += result.stats.imagesReencoded;
-        images.reused += result.stats.imagesReused;
-        for (const key of result.imageKeys) distinctImages.add(key);
-        images.distinct = distinctImages.size;
-        images.bytesIn += result.stats.imageBytesIn;
-        workerSeconds.images += result.stats.imageMs / 1000;
-        workerSeconds.format += result.stats.formatMs / 1000;
-        if (result.stats.thread !== null) {
-          const { id, cpu } = result.stats.thread;
-          workerThreads.set(id, Math.max(cpu, workerThreads.get(id) ?? 0));
-        }
-        rowsDone += result.rows;
-      };
-
       const convertStarted = performance.now();
       const loopStarted = performance.eventLoopUtilization();
-      const batches = readBatches(plan, options.writerBatchSize);
-      for (;;) {
-        const readStarted = performance.now();
-        const pending = batches.next();
-        // While the next file is still downloading, report the download instead of sitting silent.
-        while (downloads !== null && !downloads.finished && (await Promise.race([pending.then(() => false), downloads.changed().then(() => true)]))) {
-          yield* hubEvents.take();
-          yield downloads.event();
-        }
-        yield* hubEvents.take();
-        const next = await pending;
-        readMs += performance.now() - readStarted;
-        if (next.done === true) break;
-        signal?.throwIfAborted();
-        const batch = next.value;
-        const result = startBatch(pool, batch, batchOptions);
-        // Only where the batch came from stays here: its data went to the worker, and is read again if that worker dies.
-        inFlight.push({ batch: { ...batch, data: [], imagePages: undefined }, result });
-        while (inFlight.length >= options.numProc * TASKS_PER_WORKER) {
-          await take();
-          yield* hubEvents.take();
-          if (downloads !== null && !downloads.finished) yield downloads.event();
-          yield { type: 'progress', stage: 'convert', done: rowsDone, total: plan.rows };
-        }
-      }
-      while (inFlight.length > 0) {
-        await take();
-        signal?.throwIfAborted();
-        yield { type: 'progress', stage: 'convert', done: rowsDone, total: plan.rows };
-      }
+      yield* convertRows(run);
       const convertSeconds = seconds(convertStarted);
       await pool.destroy();
 
       const writeStarted = performance.now();
-      const splits: Partial<Record<SplitName, SplitReport>> = {};
-      let rewritten = 0;
-      const toRewrite = writers.rows('train') + writers.rows('test');
-      for (const name of SPLITS) {
-        const finishing = writers.finish(name);
-        for (;;) {
-          const step = await finishing.next();
-          if (step.done === true) {
-            if (step.value.rows > 0) splits[name] = { rows: step.value.rows, numBytes: step.value.nbytes, files: step.value.files, resharded: step.value.resharded };
-            break;
-          }
-          rewritten += step.value;
-          signal?.throwIfAborted();
-          yield { type: 'progress', stage: 'write', done: rewritten, total: toRewrite };
-        }
-      }
+      const splits = yield* finishSplits(writers, signal);
       await writers.close();
-      await rejects.close();
-      const writeSeconds = Math.round((writeMs + performance.now() - writeStarted) / 10) / 100;
+      await run.rejects.close();
+      const writeSeconds = Math.round((run.tally.writeMs + performance.now() - writeStarted) / 10) / 100;
       const mainThreadBusy = performance.eventLoopUtilization(loopStarted).utilization;
 
-      const rowsOut = (splits.train?.rows ?? 0) + (splits.test?.rows ?? 0);
-      if (rowsOut + rejects.rows !== plan.rows) {
-        throw new AccountingError(
-          `Rows in (${plan.rows}) do not equal rows out (${rowsOut}) plus rows rejected (${rejects.rows}). ` +
-            'This is a bug; the output was not written. Please report it with the command you ran.',
-        );
-      }
-      const bytesOut = Object.values(splits).reduce(
-        (total, report) => total + report.files.reduce((sum, file) => sum + file.size, 0),
-        0,
-      );
-      const fraction = rejects.rows / plan.rows;
-      await writeFile(
-        path.join(staging, 'README.md'),
-        datasetCard({
-          splits: SPLITS.flatMap((name) => {
-            const report = splits[name];
-            return report === undefined ? [] : [{ name, rows: report.rows, numBytes: report.numBytes }];
-          }),
-          downloadSize: bytesOut,
-          seed: options.seed,
-          testSize: options.testSize,
-          image: options.image,
-          maxShardSize: options.maxShardSize,
-          rowsIn: plan.rows,
-          rowsRejected: rejects.rows,
-        }),
-      );
-      const report: ConvertReport = {
-        tool: { name: packageInfo.name, version: packageInfo.version },
-        ok: fraction <= options.maxRejectFraction,
-        input: {
-          ...(source === null
-            ? {}
-            : {
-                dataset: {
-                  repo: source.repo,
-                  revision: source.revision,
-                  commit: source.commit,
-                  filesDownloaded: source.files.filter((file) => !file.cached).length,
-                },
-              }),
-          files: plan.files.map((file) => ({ path: file.path, rows: file.rows, bytes: file.size, rowGroups: file.rowGroups.length })),
-          rows: plan.rows,
-          bytes: plan.bytes,
-        },
-        output: { dir: output, rows: rowsOut, bytes: bytesOut, splits },
-        rejected: { rows: rejects.rows, fraction, byCode: rejects.counts, file: rejects.file },
-        images,
-        seconds: {
-          plan: planSeconds,
-          convert: convertSeconds,
-          read: Math.round(readMs / 10) / 100,
-          images: Math.round(workerSeconds.images * 100) / 100,
-          format: Math.round(workerSeconds.format * 100) / 100,
-          write: writeSeconds,
-          total: 0,
-        },
-        cpu: { mainThreadBusy: Math.round(mainThreadBusy * 1000) / 1000, mainThread: null, process: 0 },
-        options: {
-          numProc: options.numProc,
-          writerBatchSize: options.writerBatchSize,
-          testSize: options.testSize,
-          seed: options.seed,
-          images: options.image.mode,
-          quality: options.image.quality,
-          maxSide: options.image.maxSide,
-          maxPixels: options.image.maxPixels,
-          maxShardSize: options.maxShardSize,
-          maxRejectFraction: options.maxRejectFraction,
-          onBadImage: options.onBadImage,
-        },
-      };
-      report.seconds.total = seconds(started);
-      const mainThreadCpu = threadCpuSeconds();
-      report.cpu.process = Math.round((processCpuSeconds() - cpuStarted.process) * 100) / 100;
-      report.cpu.mainThread =
-        mainThreadCpu === null || cpuStarted.mainThread === null ? null : Math.round((mainThreadCpu - cpuStarted.mainThread) * 100) / 100;
-      const writer = writers.thread;
-      const threads = threadsSummary(workerThreads, writer === null ? new Map() : new Map([[writer.id, writer.cpu]]));
-      if (threads !== null) report.cpu.threads = threads;
-      await writeFile(path.join(staging, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
+      checkAccounting(plan.rows, (splits.train?.rows ?? 0) + (splits.test?.rows ?? 0), run.rejects.rows);
+      const bytesOut = Object.values(splits).reduce((total, split) => total + split.files.reduce((sum, file) => sum + file.size, 0), 0);
+      await writeFile(path.join(staging, 'README.md'), card(run, splits, bytesOut));
+      const done = report(run, splits, bytesOut, { started, cpuStarted, planSeconds, convertSeconds, writeSeconds, mainThreadBusy });
+      await writeFile(path.join(staging, 'report.json'), `${JSON.stringify(done, null, 2)}\n`);
       signal?.throwIfAborted();
       await publishOutput(staging, output);
       published = true;
-      yield { type: 'done', report };
-      return report;
+      yield { type: 'done', report: done };
+      return done;
     } finally {
       if (!published) {
-        await rejects.abort().catch(() => undefined);
+        await run.rejects.abort().catch(() => undefined);
         await writers.abort().catch(() => undefined);
         await rm(staging, { recursive: true, force: true });
       }
