@@ -6,7 +6,7 @@ import type { ConvertReport } from './convert-report.js';
 import { availableParallelism, constants } from 'node:os';
 import { decimal, paths, testSize, text, wholeNumber } from './cli-options.js';
 import { OptionError, RlaifError } from './errors.js';
-import { makeSample } from './make-sample.js';
+import { makeSample, SAMPLE_DEFAULTS } from './make-sample.js';
 import { ProgressRenderer, summarize } from './render-progress.js';
 import { formatBytes } from './inspect-input.js';
 import { packageInfo } from './package-info.js';
@@ -200,10 +200,10 @@ await yargs(hideBin(process.argv))
         .option('quality', { requiresArg: true, default: DEFAULTS.quality, coerce: wholeNumber('--quality', 1, 100), describe: 'JPEG/WebP quality, 1 to 100, when re-encoding with --images jpeg|webp' })
         .option('max-side', { requiresArg: true, coerce: wholeNumber('--max-side', 1), describe: 'Shrink images whose longest side is larger (pixels)' })
         .option('max-pixels', { requiresArg: true, default: DEFAULTS.maxPixels, coerce: wholeNumber('--max-pixels', 1), describe: 'Refuse larger images before decoding (bomb guard)' })
-        .option('max-shard-size', { requiresArg: true, default: '500MB', coerce: text('--max-shard-size'), describe: 'Largest uncompressed shard, as datasets counts it' })
+        .option('max-shard-size', { requiresArg: true, default: DEFAULTS.maxShardSize, coerce: text('--max-shard-size'), describe: 'Largest uncompressed shard, as datasets counts it' })
         .option('max-reject-fraction', { requiresArg: true, default: DEFAULTS.maxRejectFraction, coerce: decimal('--max-reject-fraction', 0, 1), describe: 'Exit 1 when more than this fraction of the rows (0 to 1) is rejected' })
-        .option('max-row-group-bytes', { requiresArg: true, default: '1.5GiB', coerce: text('--max-row-group-bytes'), describe: 'Refuse input row groups larger than this (uncompressed), before reading' })
-        .option('on-bad-image', { requiresArg: true, choices: ['skip', 'fail'], default: 'skip', coerce: text('--on-bad-image'), describe: 'skip: put rows with a bad image in rejects/ and go on; fail: stop the run' })
+        .option('max-row-group-bytes', { requiresArg: true, default: DEFAULTS.maxRowGroupBytes, coerce: text('--max-row-group-bytes'), describe: 'Refuse input row groups larger than this (uncompressed), before reading' })
+        .option('on-bad-image', { requiresArg: true, choices: ['skip', 'fail'], default: DEFAULTS.onBadImage, coerce: text('--on-bad-image'), describe: 'skip: put rows with a bad image in rejects/ and go on; fail: stop the run' })
         .option('image-timeout', { requiresArg: true, default: DEFAULTS.imageTimeout, coerce: decimal('--image-timeout', 0.001), describe: 'Seconds one image may take before its worker is stopped and the row retried, then rejected' })
         .option('overwrite', { type: 'boolean', default: false, describe: 'Replace an existing output of this tool (never a directory of other files)' })
         .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'No progress or summary on stderr' })
@@ -241,10 +241,10 @@ await yargs(hideBin(process.argv))
       y
         .option('rows', { requiresArg: true, demandOption: true, coerce: wholeNumber('--rows', 1), describe: 'Rows in all' })
         .option('output', { alias: 'o', requiresArg: true, demandOption: true, coerce: text('--output'), describe: 'Directory for RLAIF-V-Dataset_NNN.parquet files' })
-        .option('seed', { requiresArg: true, default: 42, coerce: wholeNumber('--seed', 0), describe: 'The same seed gives the same bytes' })
-        .option('files', { requiresArg: true, default: 1, coerce: wholeNumber('--files', 1), describe: 'Files to spread the rows over' })
+        .option('seed', { requiresArg: true, default: SAMPLE_DEFAULTS.seed, coerce: wholeNumber('--seed', 0), describe: 'The same seed gives the same bytes' })
+        .option('files', { requiresArg: true, default: SAMPLE_DEFAULTS.files, coerce: wholeNumber('--files', 1), describe: 'Files to spread the rows over' })
         .option('row-group-size', { requiresArg: true, coerce: wholeNumber('--row-group-size', 1), describe: 'Rows per row group (default: one row group per file, like the source)' })
-        .option('image-side', { requiresArg: true, default: 640, coerce: wholeNumber('--image-side', 8), describe: 'Longest side of the generated images, in pixels (8 or more)' })
+        .option('image-side', { requiresArg: true, default: SAMPLE_DEFAULTS.imageSide, coerce: wholeNumber('--image-side', 8), describe: 'Longest side of the generated images, in pixels (8 or more)' })
         .option('overwrite', { type: 'boolean', default: false, describe: 'Replace existing sample files' })
         .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'No summary on stderr' }),
     async (argv) => {

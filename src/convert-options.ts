@@ -82,12 +82,14 @@ export const DEFAULTS = {
   images: 'keep' as ImageMode,
   quality: 90,
   maxPixels: 89_478_485,
-  maxShardSize: 500_000_000,
+  /** As `datasets` writes it: 500×10⁶ bytes. */
+  maxShardSize: '500MB',
   maxRejectFraction: 0.001,
-  maxRowGroupBytes: 1.5 * 2 ** 30,
+  maxRowGroupBytes: '1.5GiB',
   streamRowGroupBytes: 1,
   imageTimeout: 60,
   rowGroupSize: 100,
+  onBadImage: 'skip' as 'skip' | 'fail',
 };
 
 const IMAGE_MODES: readonly ImageMode[] = ['keep', 'jpeg', 'png', 'webp'];
@@ -177,7 +179,7 @@ export function resolveConvertOptions(options: ConvertOptions): ResolvedConvertO
     maxShardSize: parseSize(options.maxShardSize ?? DEFAULTS.maxShardSize, 'maxShardSize'),
     overwrite: options.overwrite ?? false,
     maxRejectFraction: fraction(options.maxRejectFraction ?? DEFAULTS.maxRejectFraction, 'maxRejectFraction'),
-    onBadImage: oneOf(options.onBadImage ?? 'skip', 'onBadImage', ['skip', 'fail'] as const),
+    onBadImage: oneOf(options.onBadImage ?? DEFAULTS.onBadImage, 'onBadImage', ['skip', 'fail'] as const),
     maxRowGroupBytes,
     streamRowGroupBytes: parseSize(options.streamRowGroupBytes ?? DEFAULTS.streamRowGroupBytes, 'streamRowGroupBytes'),
     imageTimeoutMs: positiveNumber(options.imageTimeout ?? DEFAULTS.imageTimeout, 'imageTimeout') * 1000,

@@ -173,6 +173,9 @@ async function encodeImage(drawn: DrawnImage): Promise<Uint8Array> {
   return new Uint8Array(encoded);
 }
 
+/** What `makeSample` does when an option is not given. */
+export const SAMPLE_DEFAULTS = { seed: 42, files: 1, imageSide: 640 };
+
 function checkOptions(options: SampleOptions): Required<Omit<SampleOptions, 'rowGroupSize' | 'signal'>> & { rowGroupSize: number | null } {
   const integer = (value: unknown, name: string, min: number): number => {
     if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
@@ -180,7 +183,7 @@ function checkOptions(options: SampleOptions): Required<Omit<SampleOptions, 'row
     }
     return value;
   };
-  const files = integer(options.files ?? 1, 'files', 1);
+  const files = integer(options.files ?? SAMPLE_DEFAULTS.files, 'files', 1);
   const rows = integer(options.rows, 'rows', 1);
   if (files > rows) throw invalidOption('files', `at most rows (${rows})`, files);
   const repeatFraction = options.repeatFraction ?? 0.2;
@@ -190,10 +193,10 @@ function checkOptions(options: SampleOptions): Required<Omit<SampleOptions, 'row
   return {
     rows,
     output: options.output,
-    seed: integer(options.seed ?? 42, 'seed', 0),
+    seed: integer(options.seed ?? SAMPLE_DEFAULTS.seed, 'seed', 0),
     files,
     rowGroupSize: options.rowGroupSize === undefined ? null : integer(options.rowGroupSize, 'rowGroupSize', 1),
-    imageSide: integer(options.imageSide ?? 640, 'imageSide', 8),
+    imageSide: integer(options.imageSide ?? SAMPLE_DEFAULTS.imageSide, 'imageSide', 8),
     repeatFraction,
     overwrite: options.overwrite ?? false,
   };
