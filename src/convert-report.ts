@@ -21,10 +21,15 @@ export interface ConvertReport {
   tool: { name: string; version: string };
   /** False when more rows were rejected than `maxRejectFraction` allows. */
   ok: boolean;
+  /**
+   * SHA-256 of the input (files' names, sizes, rows and footers) and of the options that shape the data: runs with the
+   * same fingerprint write the same data files and card, whatever the worker count or batch size (see run-fingerprint).
+   */
+  fingerprint: string;
   input: {
     /** The Hub dataset read, when the input came from the Hub. */
     dataset?: { repo: string; revision: string; commit: string; filesDownloaded: number };
-    files: { path: string; rows: number; bytes: number; rowGroups: number }[];
+    files: { path: string; rows: number; bytes: number; rowGroups: number; footerSha256: string }[];
     rows: number;
     bytes: number;
   };

@@ -22,6 +22,7 @@ import { runBatch, startBatch } from './run-batch.js';
 import { RejectSink } from './reject-sink.js';
 import type { ConvertResult, ConvertTask, RejectedRow, SplitPart } from './types.js';
 import { rowNbytes, toConversational } from './to-conversational.js';
+import { runFingerprint } from './run-fingerprint.js';
 import { checkOutputDir, clearLeftovers, makeStaging, publishOutput } from './output-dir.js';
 import { outputArrowSchemaValue } from './output-schema.js';
 import { SplitWriters } from './split-writers.js';
@@ -344,11 +345,12 @@ function report(run: Run, splits: Partial<Record<SplitName, SplitReport>>, bytes
   return {
     tool: { name: packageInfo.name, version: packageInfo.version },
     ok: fraction <= options.maxRejectFraction,
+    fingerprint: runFingerprint(plan, options),
     input: {
       ...(source === null
         ? {}
         : { dataset: { repo: source.repo, revision: source.revision, commit: source.commit, filesDownloaded: source.files.filter((file) => !file.cached).length } }),
-      files: plan.files.map((file) => ({ path: file.path, rows: file.rows, bytes: file.size, rowGroups: file.rowGroups.length })),
+      files: plan.files.map((file) => ({ path: file.path, rows: file.rows, bytes: file.size, rowGroups: file.rowGroups.length, footerSha256: file.footerSha256 })),
       rows: plan.rows,
       bytes: plan.bytes,
     },

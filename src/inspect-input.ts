@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readdir, stat } from 'node:fs/promises';
 import { openAsBlob } from 'node:fs';
 import path from 'node:path';
@@ -29,6 +30,8 @@ export interface InputFile {
   /** Global index of the file's first row. */
   firstRow: number;
   rowGroups: InputRowGroup[];
+  /** SHA-256 of the file's footer (its parquet metadata), hex: what identifies its content without reading it all. */
+  footerSha256: string;
 }
 
 export interface InputPlan {
@@ -110,6 +113,17 @@ async function expandInputs(inputs: readonly string[]): Promise<string[]> {
     }
   }
   return files;
+}
+
+/** SHA-256 of a parquet file's footer: the metadata between its last row group and the closing length and PAR1. */
+async function footerSha256(file: string, blob: Blob): Promise<string> {
+  try {
+    const length = Buffer.from(await blob.slice(blob.size - 8, blob.size - 4).arrayBuffer()).readUInt32LE(0);
+    const footer = new Uint8Array(await blob.slice(Math.max(0, blob.size - 8 - length), blob.size - 8).arrayBuffer());
+    return createHash('sha256').update(footer).digest('hex');
+  } catch (error) {
+    throw new InputError('ERR_INPUT_UNREADABLE', `${file}: cannot be read (${(error as Error).message}).`, { cause: error, file });
+  }
 }
 
 async function checkMagic(file: string, blob: Blob): Promise<void> {
@@ -243,7 +257,7 @@ async function inspectSource(source: InputSource, firstRow: number, options: Ins
       rows += groupRows;
     }
     metadata.free();
-    return { path: source.path, size, rows, firstRow, rowGroups };
+    return { path: source.path, size, rows, firstRow, rowGroups, footerSha256: await footerSha256(file, source.blob) };
   } finally {
     parquet.free();
   }

@@ -162,6 +162,28 @@ describe('convert', () => {
     assert.equal(card.match(/^---$/gm)?.length, 2);
   });
 
+  it('fingerprints the input and the options that shape the data, not the worker count or batch size', async () => {
+    const dir = await tempDir();
+    const fingerprint = async (options: Partial<Parameters<typeof convert>[0]>, from = input): Promise<string> =>
+      (await convert({ input: [from], output: path.join(dir, 'out'), overwrite: true, ...options })).fingerprint;
+    const base = await fingerprint({ numProc: 1, writerBatchSize: 16 });
+    assert.match(base, /^[0-9a-f]{64}$/);
+    assert.equal(await fingerprint({ numProc: 2, writerBatchSize: 128 }), base);
+    // A copy of the input elsewhere is the same input.
+    const copy = path.join(dir, 'copy');
+    await mkdir(copy);
+    for (const name of await readdir(input)) await writeFile(path.join(copy, name), await readFile(path.join(input, name)));
+    assert.equal(await fingerprint({ numProc: 1 }, copy), base);
+    const others = [await fingerprint({ seed: 7 }), await fingerprint({ testSize: 0.05 }), await fingerprint({ images: 'png' }), await fingerprint({ maxShardSize: '1MB' })];
+    assert.equal(new Set([base, ...others]).size, 5);
+    // Other content: one file fewer.
+    const fewer = path.join(dir, 'fewer');
+    await mkdir(fewer);
+    const [first] = (await readdir(input)).filter((name) => name.endsWith('.parquet')).sort();
+    await writeFile(path.join(fewer, first ?? ''), await readFile(path.join(input, first ?? '')));
+    assert.notEqual(await fingerprint({}, fewer), base);
+  });
+
   it('gives byte-identical output for any worker count and batch size', async () => {
     // Images large enough that data pages fill up inside a batch: that is where batching could change the bytes.
     const big = await tempDir();
