@@ -112,3 +112,26 @@ export async function imageDistance(a: Uint8Array, b: Uint8Array): Promise<numbe
 export async function readJson<T>(file: string): Promise<T> {
   return JSON.parse(await readFile(file, 'utf8')) as T;
 }
+
+/** The distinct images of the bundled sample, in row order. */
+export async function sampleImages(): Promise<Uint8Array[]> {
+  const { table } = await readParquet(path.join(ROOT, 'sample', 'RLAIF-V-Dataset_000.parquet'));
+  const bytes = table.getChild('image')?.getChild('bytes');
+  const images = new Map<string, Uint8Array>();
+  for (let i = 0; i < table.numRows; i++) {
+    const value: unknown = bytes?.get(i);
+    if (value instanceof Uint8Array) images.set(Buffer.from(value).toString('base64').slice(0, 200) + value.length, value.slice());
+  }
+  return [...images.values()];
+}
+
+/** The first image of each kind among `images` (format, channels, progressive, palette): the seeds of mutants. */
+export async function oneOfEachKind(images: Uint8Array[]): Promise<Uint8Array[]> {
+  const kinds = new Map<string, Uint8Array>();
+  for (const bytes of images) {
+    const metadata = await sharp(bytes).metadata();
+    const kind = `${metadata.format}-${metadata.channels}-${metadata.isProgressive === true}-${metadata.isPalette === true}`;
+    if (!kinds.has(kind)) kinds.set(kind, bytes);
+  }
+  return [...kinds.values()];
+}

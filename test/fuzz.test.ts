@@ -13,7 +13,7 @@ import { pythonWithDatasets, run } from '../bench/python-env.js';
 import { mutateImages, mutateStructure } from '../scripts/mutate-images.js';
 import { convert } from '../src/convert.js';
 import { writeSourceFile } from '../src/source-table.js';
-import { readParquet, ROOT, sourceRow, tempDir } from './fixtures.js';
+import { oneOfEachKind, sampleImages, sourceRow, tempDir } from './fixtures.js';
 
 /** Loads every image of the given parquet files' `images` (output) or `image` (source) column in Pillow. */
 const PILLOW = String.raw`
@@ -38,21 +38,14 @@ print(json.dumps({"loaded": loaded, "refused": refused}))
 
 /** One seed image of each kind: from the bundled sample (JPEG and PNG kinds), and WebP and GIF made from it. */
 async function seeds(): Promise<Uint8Array[]> {
-  const { table } = await readParquet(path.join(ROOT, 'sample', 'RLAIF-V-Dataset_000.parquet'));
-  const column = table.getChild('image')?.getChild('bytes');
-  const kinds = new Map<string, Uint8Array>();
-  for (let i = 0; i < table.numRows; i++) {
-    const bytes: unknown = column?.get(i);
-    if (!(bytes instanceof Uint8Array)) continue;
-    const metadata = await sharp(bytes).metadata();
-    const kind = `${metadata.format}-${metadata.channels}-${metadata.isProgressive === true}-${metadata.isPalette === true}`;
-    if (!kinds.has(kind)) kinds.set(kind, bytes.slice());
-  }
-  const photo = [...kinds.values()].find((bytes) => bytes[0] === 0xff) ?? new Uint8Array();
-  kinds.set('webp-lossy', new Uint8Array(await sharp(photo).webp({ quality: 80 }).toBuffer()));
-  kinds.set('webp-lossless', new Uint8Array(await sharp(photo).webp({ lossless: true }).toBuffer()));
-  kinds.set('gif', new Uint8Array(await sharp(photo).gif().toBuffer()));
-  return [...kinds.values()];
+  const kinds = await oneOfEachKind(await sampleImages());
+  const photo = kinds.find((bytes) => bytes[0] === 0xff) ?? new Uint8Array();
+  return [
+    ...kinds,
+    new Uint8Array(await sharp(photo).webp({ quality: 80 }).toBuffer()),
+    new Uint8Array(await sharp(photo).webp({ lossless: true }).toBuffer()),
+    new Uint8Array(await sharp(photo).gif().toBuffer()),
+  ];
 }
 
 describe('a fuzz corpus through the whole pipeline', () => {

@@ -16,7 +16,7 @@ import type { ImagePolicy } from '../src/types.js';
 import { checkJpeg } from '../workers/check-jpeg.js';
 import { readImageHeader } from '../workers/image-header.js';
 import { prepareImage } from '../workers/prepare-image.js';
-import { readParquet, ROOT, tempDir } from './fixtures.js';
+import { oneOfEachKind, sampleImages, tempDir } from './fixtures.js';
 
 const KEEP: ImagePolicy = { mode: 'keep', quality: 90, maxSide: null, maxPixels: 89_478_485 };
 
@@ -39,17 +39,6 @@ interface Subject {
   bytes: Uint8Array;
 }
 
-async function sampleImages(): Promise<Uint8Array[]> {
-  const { table } = await readParquet(path.join(ROOT, 'sample', 'RLAIF-V-Dataset_000.parquet'));
-  const bytes = table.getChild('image')?.getChild('bytes');
-  const images = new Map<string, Uint8Array>();
-  for (let i = 0; i < table.numRows; i++) {
-    const value: unknown = bytes?.get(i);
-    if (value instanceof Uint8Array) images.set(Buffer.from(value).toString('base64').slice(0, 200) + value.length, value.slice());
-  }
-  return [...images.values()];
-}
-
 async function sharpDecodes(bytes: Uint8Array): Promise<boolean> {
   try {
     await sharp(bytes, { failOn: 'error', limitInputPixels: KEEP.maxPixels }).raw().toBuffer();
@@ -68,13 +57,7 @@ describe('the fast image check', () => {
     for (const [i, bytes] of sample.entries()) subjects.push({ name: `sample-${i}`, bytes });
     for (const entry of await imageCases()) if (entry.bytes !== null) subjects.push({ name: `corpus-${entry.name}`, bytes: entry.bytes });
     // Mutate one image of each kind the sample holds: baseline, progressive and grey JPEG; RGB, RGBA, grey, palette PNG.
-    const kinds = new Map<string, Uint8Array>();
-    for (const bytes of sample) {
-      const metadata = await sharp(bytes).metadata();
-      const kind = `${metadata.format}-${metadata.channels}-${metadata.isProgressive === true}-${metadata.isPalette === true}`;
-      if (!kinds.has(kind)) kinds.set(kind, bytes);
-    }
-    seeds = [...kinds.values()];
+    seeds = await oneOfEachKind(sample);
     for (const mutant of mutateImages(seeds, 420, 7)) subjects.push({ name: `mutant-${mutant.name}`, bytes: mutant.bytes });
   });
 
