@@ -1,29 +1,25 @@
 import 'sharp'; // loaded in the main thread first, as sharp advises for use from worker threads on glibc
 import { randomUUID } from 'node:crypto';
-import { openAsBlob } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { resolveConvertOptions, type ConvertOptions, type ResolvedConvertOptions } from './convert-options.js';
 import { datasetCard } from './dataset-card.js';
 import { AccountingError, OutputError, RlaifError } from './errors.js';
-import { DatasetDownloads, remoteBlob, resolveDataset, type DatasetSource, type DownloadEvent } from './download-dataset.js';
-import { EventQueue } from './event-queue.js';
-import { hubSettings, withSignal, type HubSettings } from './hub-settings.js';
-import type { RetryEvent } from './retry-fetch.js';
-import { inspectInput, inspectSources, type InputPlan, type InputSource } from './inspect-input.js';
+import type { HubSettings } from './hub-settings.js';
+import type { InputPlan } from './inspect-input.js';
 import { processCpuSeconds, threadCpuSeconds, threadsSummary } from './measure-cpu.js';
 import { workerUrl } from './worker-url.js';
 import { createPool, type ConvertPool } from './worker-pool.js';
 import type { ConvertEvent, ConvertReport, SplitName, SplitReport } from './convert-report.js';
 import { packageInfo } from './package-info.js';
-import { planSplit, type SplitPlan } from './plan-split.js';
+import { planConversion, type Planned } from './plan-conversion.js';
 import { readBatches, rereadBatch, type SourceBatch } from './read-batches.js';
 import { runBatch, startBatch } from './run-batch.js';
 import { RejectSink } from './reject-sink.js';
 import type { ConvertResult, ConvertTask, RejectedRow, SplitPart } from './types.js';
 import { rowNbytes, toConversational } from './to-conversational.js';
 import { runFingerprint } from './run-fingerprint.js';
-import { checkOutputDir, clearLeftovers, makeStaging, publishOutput } from './output-dir.js';
+import { makeStaging, publishOutput } from './output-dir.js';
 import { outputArrowSchemaValue } from './output-schema.js';
 import { SplitWriters } from './split-writers.js';
 import { keptTableBuffer } from '../workers/image-cache.js';
@@ -72,83 +68,6 @@ function splitWriter(name: SplitName, rows: number, plan: InputPlan, options: Re
     rowGroupSize: options.rowGroupSize,
     arrowSchema: outputArrowSchemaValue(),
   };
-}
-
-/** The dataset's files for planning: footers of cached files read from disk, of the others from the Hub. */
-async function* hubSources(source: DatasetSource, settings: HubSettings, onRetry: (event: RetryEvent) => void): AsyncGenerator<InputSource> {
-  for (const file of source.files) {
-    const name = `${source.repo}/${file.path}`;
-    const blob = file.cached ? await openAsBlob(file.blobPath) : await remoteBlob(source, file, settings, onRetry);
-    yield { name, path: file.localPath, blob };
-  }
-}
-
-/** What planning found: the input's plan, where it came from, the output directory and the split. */
-interface Planned {
-  plan: InputPlan;
-  source: DatasetSource | null;
-  downloads: DatasetDownloads | null;
-  output: string;
-  split: SplitPlan;
-  /** Where retries of Hub requests go, to be told at the next chance to yield (downloads go on while converting). */
-  hubEvents: EventQueue<DownloadEvent>;
-}
-
-/**
- * Clears what killed runs left beside the output, first: a previous output put back is then protected like any other
- * (replaced only with `overwrite`).
- */
-async function* leftoversOf(output: string): AsyncGenerator<ConvertEvent> {
-  for (const leftover of await clearLeftovers(path.resolve(output))) yield { type: 'leftover', leftover };
-}
-
-/** Reads the input's footers (resolving and starting the download of a Hub dataset first) and plans the split. */
-async function* planConversion(options: ResolvedConvertOptions, runOptions: ConvertRunOptions): AsyncGenerator<ConvertEvent, Planned> {
-  const signal = runOptions.signal;
-  const inspectOptions = { maxRowGroupBytes: options.maxRowGroupBytes, streamRowGroupBytes: options.streamRowGroupBytes };
-  let downloads: DatasetDownloads | null = null;
-  /** Retries of Hub requests, told as they happen. */
-  const hubEvents = new EventQueue<DownloadEvent>();
-  // Downloads go on in the background from when they start; on any way out but a finished plan, they stop.
-  let planned = false;
-  try {
-    let source: DatasetSource | null = null;
-    let plan: InputPlan;
-    let output: string;
-    if (options.dataset === null) {
-      plan = await inspectInput(options.input, inspectOptions);
-      yield* leftoversOf(options.output);
-      output = await checkOutputDir(options.output, { overwrite: options.overwrite, inputs: options.input });
-    } else {
-      const settings = withSignal(runOptions.hub ?? (await hubSettings()), signal);
-      // Checked before anything is downloaded; the cache is this run's input.
-      yield* leftoversOf(options.output);
-      output = await checkOutputDir(options.output, { overwrite: options.overwrite, inputs: [settings.cacheDir] });
-      const onRetry = (retry: RetryEvent): void => void hubEvents.push({ type: 'retry', retry });
-      source = yield* hubEvents.during(resolveDataset({ repo: options.dataset.repo, revision: options.dataset.revision, settings, onRetry }));
-      const cached = source.files.filter((file) => file.cached);
-      yield {
-        type: 'source',
-        repo: source.repo,
-        revision: source.revision,
-        commit: source.commit,
-        files: source.files.length,
-        cachedFiles: cached.length,
-        bytes: source.files.reduce((sum, file) => sum + file.size, 0),
-        cachedBytes: cached.reduce((sum, file) => sum + file.size, 0),
-      };
-      downloads = new DatasetDownloads(source, settings, { signal, onRetry });
-      plan = yield* hubEvents.during(inspectSources(hubSources(source, settings, onRetry), inspectOptions));
-      const started = downloads;
-      const files = plan.files;
-      plan.ready = (file) => started.ready(files.indexOf(file));
-    }
-    const split = planSplit(plan.rows, options.testSize, options.seed);
-    planned = true;
-    return { plan, source, downloads, output, split, hubEvents };
-  } finally {
-    if (!planned) downloads?.abort();
-  }
 }
 
 /** What the conversion counts as it goes, for the report. */

@@ -1,0 +1,96 @@
+import { openAsBlob } from 'node:fs';
+import path from 'node:path';
+import type { ResolvedConvertOptions } from './convert-options.js';
+import type { ConvertEvent } from './convert-report.js';
+import { DatasetDownloads, remoteBlob, resolveDataset, type DatasetSource, type DownloadEvent } from './download-dataset.js';
+import { EventQueue } from './event-queue.js';
+import { hubSettings, withSignal, type HubSettings } from './hub-settings.js';
+import { inspectInput, inspectSources, type InputPlan, type InputSource } from './inspect-input.js';
+import { checkOutputDir, clearLeftovers } from './output-dir.js';
+import { planSplit, type SplitPlan } from './plan-split.js';
+import type { RetryEvent } from './retry-fetch.js';
+
+/**
+ * Planning a conversion, before any image is read: the input's footers (a Hub dataset resolved and its download
+ * started first), the output directory checked and cleared of killed runs' leftovers, and the split.
+ */
+
+/** The dataset's files for planning: footers of cached files read from disk, of the others from the Hub. */
+async function* hubSources(source: DatasetSource, settings: HubSettings, onRetry: (event: RetryEvent) => void): AsyncGenerator<InputSource> {
+  for (const file of source.files) {
+    const name = `${source.repo}/${file.path}`;
+    const blob = file.cached ? await openAsBlob(file.blobPath) : await remoteBlob(source, file, settings, onRetry);
+    yield { name, path: file.localPath, blob };
+  }
+}
+
+/** What planning found: the input's plan, where it came from, the output directory and the split. */
+export interface Planned {
+  plan: InputPlan;
+  source: DatasetSource | null;
+  downloads: DatasetDownloads | null;
+  output: string;
+  split: SplitPlan;
+  /** Where retries of Hub requests go, to be told at the next chance to yield (downloads go on while converting). */
+  hubEvents: EventQueue<DownloadEvent>;
+}
+
+/**
+ * Clears what killed runs left beside the output, first: a previous output put back is then protected like any other
+ * (replaced only with `overwrite`).
+ */
+async function* leftoversOf(output: string): AsyncGenerator<ConvertEvent> {
+  for (const leftover of await clearLeftovers(path.resolve(output))) yield { type: 'leftover', leftover };
+}
+
+/** Reads the input's footers (resolving and starting the download of a Hub dataset first) and plans the split. */
+export async function* planConversion(
+  options: ResolvedConvertOptions,
+  runOptions: { signal?: AbortSignal | undefined; hub?: HubSettings | undefined },
+): AsyncGenerator<ConvertEvent, Planned> {
+  const signal = runOptions.signal;
+  const inspectOptions = { maxRowGroupBytes: options.maxRowGroupBytes, streamRowGroupBytes: options.streamRowGroupBytes };
+  let downloads: DatasetDownloads | null = null;
+  /** Retries of Hub requests, told as they happen. */
+  const hubEvents = new EventQueue<DownloadEvent>();
+  // Downloads go on in the background from when they start; on any way out but a finished plan, they stop.
+  let planned = false;
+  try {
+    let source: DatasetSource | null = null;
+    let plan: InputPlan;
+    let output: string;
+    if (options.dataset === null) {
+      plan = await inspectInput(options.input, inspectOptions);
+      yield* leftoversOf(options.output);
+      output = await checkOutputDir(options.output, { overwrite: options.overwrite, inputs: options.input });
+    } else {
+      const settings = withSignal(runOptions.hub ?? (await hubSettings()), signal);
+      // Checked before anything is downloaded; the cache is this run's input.
+      yield* leftoversOf(options.output);
+      output = await checkOutputDir(options.output, { overwrite: options.overwrite, inputs: [settings.cacheDir] });
+      const onRetry = (retry: RetryEvent): void => void hubEvents.push({ type: 'retry', retry });
+      source = yield* hubEvents.during(resolveDataset({ repo: options.dataset.repo, revision: options.dataset.revision, settings, onRetry }));
+      const cached = source.files.filter((file) => file.cached);
+      yield {
+        type: 'source',
+        repo: source.repo,
+        revision: source.revision,
+        commit: source.commit,
+        files: source.files.length,
+        cachedFiles: cached.length,
+        bytes: source.files.reduce((sum, file) => sum + file.size, 0),
+        cachedBytes: cached.reduce((sum, file) => sum + file.size, 0),
+      };
+      downloads = new DatasetDownloads(source, settings, { signal, onRetry });
+      plan = yield* hubEvents.during(inspectSources(hubSources(source, settings, onRetry), inspectOptions));
+      const started = downloads;
+      const files = plan.files;
+      plan.ready = (file) => started.ready(files.indexOf(file));
+    }
+    const split = planSplit(plan.rows, options.testSize, options.seed);
+    planned = true;
+    return { plan, source, downloads, output, split, hubEvents };
+  } finally {
+    if (!planned) downloads?.abort();
+  }
+}
