@@ -165,7 +165,7 @@ export async function prepareImage(bytes: Uint8Array, policy: ImagePolicy): Prom
   try {
     metadata = await (await loadSharp())(bytes, { failOn: 'none', limitInputPixels: false }).metadata();
   } catch (error) {
-    return reject('unsupported_image', `not a readable image: ${(error as Error).message}`);
+    return reject('unsupported_image', `not a readable image: ${libvipsReason(error)}`);
   }
   const format = metadata.format ?? 'unknown';
   if (!READABLE_FORMATS.has(format)) {
@@ -180,6 +180,18 @@ export async function prepareImage(bytes: Uint8Array, policy: ImagePolicy): Prom
     }
     return { ok: true, bytes: await reencode(bytes, metadata, policy), reencoded: true };
   } catch (error) {
-    return reject('corrupt_image', `the ${format} image does not decode: ${(error as Error).message}`);
+    return reject('corrupt_image', `the ${format} image does not decode: ${libvipsReason(error)}`);
   }
+}
+
+/**
+ * What sharp said of an image it could not read, without libvips' error log: libvips keeps one log for the process,
+ * and sharp reports all of it, so a message held what other images had failed with before, in whatever order the
+ * threads ran (two runs wrote different rejects files). Only sharp's own part is kept: the same image always gets
+ * the same message.
+ */
+function libvipsReason(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const own = message.split('\n')[0]?.split(':')[0]?.trim() ?? '';
+  return own === '' || own.startsWith('Vips') ? 'libvips cannot decode it' : own;
 }
