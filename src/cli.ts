@@ -3,7 +3,11 @@ import { hideBin } from 'yargs/helpers';
 import { DEFAULTS } from './convert-options.js';
 import { convertIter } from './convert.js';
 import type { ConvertReport } from './convert-report.js';
+import { existsSync } from 'node:fs';
 import { availableParallelism, constants } from 'node:os';
+import path from 'node:path';
+import { CHECKPOINT_FILE } from './checkpoint.js';
+import { stagingDir } from './output-dir.js';
 import { decimal, paths, testSize, text, wholeNumber } from './cli-options.js';
 import { OptionError, RlaifError } from './errors.js';
 import { makeSample, SAMPLE_DEFAULTS } from './make-sample.js';
@@ -36,6 +40,9 @@ function asFlags(message: string): string {
     .replace(/ of type \w+$/, '');
 }
 
+/** The staging directory of the conversion under way, if any: what an interrupted run may leave to be taken up. */
+let convertStaging: string | null = null;
+
 function fail(error: unknown): never {
   if (error instanceof RlaifError) {
     process.stderr.write(`rlaif-v: ${error.code === 'ERR_INVALID_OPTION' ? asFlags(error.message) : error.message}\n`);
@@ -43,9 +50,14 @@ function fail(error: unknown): never {
   }
   if (error instanceof Error && error.name === 'AbortError') {
     const signal = stoppedBy ?? 'SIGINT';
+    const stopped = signal === 'SIGINT' ? 'interrupted' : `stopped by ${signal}`;
+    const kept = convertStaging !== null && existsSync(path.join(convertStaging, CHECKPOINT_FILE));
     process.stderr.write(
-      `\nrlaif-v: ${signal === 'SIGINT' ? 'interrupted' : `stopped by ${signal}`}. Nothing half-written is left behind; ` +
-        'run the same command again (downloads resume from the cache, a push where it stopped).\n',
+      kept
+        ? `\nrlaif-v: ${stopped}. The work done up to the last checkpoint is kept in ${convertStaging}: run the same command ` +
+            'again to take it up from there (--no-resume to start over).\n'
+        : `\nrlaif-v: ${stopped}. Nothing half-written is left behind; ` +
+            'run the same command again (downloads resume from the cache, a push where it stopped).\n',
     );
     // The shell's convention: 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM).
     process.exit(128 + constants.signals[signal]);
@@ -109,10 +121,13 @@ async function runConvert(argv: {
   imageTimeout: number;
   onBadImage: string;
   overwrite: boolean;
+  resume: boolean;
+  checkpointEvery: string;
   quiet: boolean;
   json: boolean;
 }): Promise<void> {
   const controller = interruptible();
+  convertStaging = stagingDir(path.resolve(argv.output));
   const local = argv.input !== undefined && argv.input.length > 0;
   // Local input without a push never touches the Hub, nor reads its token.
   const settings = local && !argv.pushToHub ? undefined : await hubSettings({ token: argv.token });
@@ -140,6 +155,8 @@ async function runConvert(argv: {
     imageTimeout: argv.imageTimeout,
     onBadImage: argv.onBadImage as 'skip' | 'fail',
     overwrite: argv.overwrite,
+    resume: argv.resume,
+    checkpointEvery: argv.checkpointEvery,
     signal: controller.signal,
   })) {
     renderer?.render(event);
@@ -206,6 +223,8 @@ await yargs(hideBin(process.argv))
         .option('on-bad-image', { requiresArg: true, choices: ['skip', 'fail'], default: DEFAULTS.onBadImage, coerce: text('--on-bad-image'), describe: 'skip: put rows with a bad image in rejects/ and go on; fail: stop the run' })
         .option('image-timeout', { requiresArg: true, default: DEFAULTS.imageTimeout, coerce: decimal('--image-timeout', 0.001), describe: 'Seconds one image may take before its worker is stopped and the row retried, then rejected' })
         .option('overwrite', { type: 'boolean', default: false, describe: 'Replace an existing output of this tool (never a directory of other files)' })
+        .option('resume', { type: 'boolean', default: true, describe: 'Take up an interrupted run of the same command from its checkpoint in <output>.partial (--no-resume: start over)' })
+        .option('checkpoint-every', { requiresArg: true, default: DEFAULTS.checkpointEvery, coerce: text('--checkpoint-every'), describe: 'Take a checkpoint after each stretch of this much input (uncompressed)' })
         .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'No progress or summary on stderr' })
         .option('json', { type: 'boolean', default: false, describe: 'Print the report as JSON on stdout' })
         .example('$0 convert --output rlaif-v', 'Download openbmb/RLAIF-V-Dataset into the Hugging Face cache and convert it')

@@ -50,6 +50,13 @@ export interface ConvertOptions {
    * (`image_timeout`). Default 60.
    */
   imageTimeout?: number;
+  /**
+   * Take up the work of an interrupted run with the same input and options, left in `<output>.partial`: what it
+   * wrote is checked and kept, the rest converted. `false` starts over. Default true.
+   */
+  resume?: boolean;
+  /** A checkpoint is taken after each stretch of this much input (uncompressed): bytes or `32MB`. Default 32MB. */
+  checkpointEvery?: number | string;
 }
 
 export interface ResolvedConvertOptions {
@@ -69,6 +76,8 @@ export interface ResolvedConvertOptions {
   maxRowGroupBytes: number;
   streamRowGroupBytes: number;
   imageTimeoutMs: number;
+  resume: boolean;
+  checkpointBytes: number;
   /** Rows per output row group: what `datasets` writes for image data. Not an option: it is part of the format. */
   rowGroupSize: number;
 }
@@ -89,6 +98,7 @@ export const DEFAULTS = {
   streamRowGroupBytes: 1,
   imageTimeout: 60,
   rowGroupSize: 100,
+  checkpointEvery: '32MB',
   onBadImage: 'skip' as 'skip' | 'fail',
 };
 
@@ -183,6 +193,8 @@ export function resolveConvertOptions(options: ConvertOptions): ResolvedConvertO
     maxRowGroupBytes,
     streamRowGroupBytes: parseSize(options.streamRowGroupBytes ?? DEFAULTS.streamRowGroupBytes, 'streamRowGroupBytes'),
     imageTimeoutMs: positiveNumber(options.imageTimeout ?? DEFAULTS.imageTimeout, 'imageTimeout') * 1000,
+    resume: options.resume ?? true,
+    checkpointBytes: parseSize(options.checkpointEvery ?? DEFAULTS.checkpointEvery, 'checkpointEvery'),
     rowGroupSize: DEFAULTS.rowGroupSize,
   };
 }

@@ -35,6 +35,11 @@ export interface ConvertReport {
   };
   output: { dir: string; rows: number; bytes: number; splits: Partial<Record<SplitName, SplitReport>> };
   rejected: { rows: number; fraction: number; byCode: Record<string, number>; file: string | null };
+  /**
+   * Set when the run took up an interrupted one's work: the input rows it found already done (written, or rejected)
+   * at the checkpoint, which this run did not convert again; or, with `resumed` false, why the work could not be used.
+   */
+  resume?: { resumed: true; rowsReused: number } | { resumed: false; reason: string };
   /** Images kept byte for byte and re-encoded (counted per row), distinct images, and rows whose image was reused. */
   images: { kept: number; reencoded: number; distinct: number; reused: number; bytesIn: number };
   /** Wall-clock seconds of each stage; `images` and `format` add up the workers' time. */
@@ -68,5 +73,11 @@ export type ConvertEvent =
   | { type: 'planned'; files: number; rows: number; trainRows: number; testRows: number; workers: number }
   /** A leftover of a killed run beside the output, removed (or a previous output it had moved aside, restored). */
   | { type: 'leftover'; leftover: Leftover }
+  /**
+   * An interrupted run's staging directory was found: taken up from its checkpoint (`rowsReused` input rows found
+   * done, not read again), or started over, and why.
+   */
+  | { type: 'resume'; resumed: true; staging: string; rowsReused: number }
+  | { type: 'resume'; resumed: false; staging: string; reason: string }
   | { type: 'progress'; stage: 'convert' | 'write'; done: number; total: number }
   | { type: 'done'; report: ConvertReport };

@@ -1,6 +1,6 @@
 import 'sharp'; // loaded in the main thread first, as sharp advises for use from worker threads on glibc
 import { randomUUID } from 'node:crypto';
-import { rm, writeFile } from 'node:fs/promises';
+import { rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { resolveConvertOptions, type ConvertOptions, type ResolvedConvertOptions } from './convert-options.js';
 import { datasetCard } from './dataset-card.js';
@@ -19,11 +19,13 @@ import { RejectSink } from './reject-sink.js';
 import type { ConvertResult, ConvertTask, RejectedRow, SplitPart } from './types.js';
 import { rowNbytes, toConversational } from './to-conversational.js';
 import { runFingerprint } from './run-fingerprint.js';
-import { makeStaging, publishOutput } from './output-dir.js';
+import { openStaging, publishOutput } from './output-dir.js';
+import { clearStaging, CHECKPOINT_FILE, findCheckpoint, writeCheckpoint, type Checkpoint } from './checkpoint.js';
+import { planUnits } from './plan-units.js';
 import { outputArrowSchemaValue } from './output-schema.js';
 import { SplitWriters } from './split-writers.js';
 import { keptTableBuffer } from '../workers/image-cache.js';
-import type { SplitWriterOptions } from './write-split.js';
+import type { SplitWriterOptions, SplitWriterState } from './write-split.js';
 
 export type { ConvertOptions } from './convert-options.js';
 
@@ -118,6 +120,59 @@ interface Run extends Planned {
   writers: SplitWriters;
   rejects: RejectSink;
   tally: Tally;
+  staging: string;
+  fingerprint: string;
+  /** The checkpoint of the interrupted run this one takes up, or null. */
+  resumed: Checkpoint | null;
+  /** What the report says of it. */
+  resumeNote: ConvertReport['resume'];
+}
+
+/**
+ * The rows a run taking up `checkpoint` reads: those its files do not hold yet. Before the checkpoint's row, only the
+ * rows of each split from the first one still pending (and not rejected); then all of them.
+ */
+function rowsToRead(checkpoint: Checkpoint | null, split: Planned['split'], rows: number): [number, number][] {
+  if (checkpoint === null) return [[0, rows]];
+  const rejected = new Set(checkpoint.rejects.segments.flatMap((segment) => segment.indices));
+  const pending = Object.values(checkpoint.pendingFrom).filter((row): row is number => row !== null);
+  const ranges: [number, number][] = [];
+  const add = (start: number, end: number): void => {
+    const last = ranges.at(-1);
+    if (last !== undefined && last[1] === start) last[1] = end;
+    else ranges.push([start, end]);
+  };
+  for (let row = Math.min(checkpoint.row, ...pending); row < checkpoint.row; row++) {
+    const from = checkpoint.pendingFrom[split.testMask[row] === 1 ? 'test' : 'train'] ?? null;
+    if (from !== null && row >= from && !rejected.has(row)) add(row, row + 1);
+  }
+  add(checkpoint.row, rows);
+  return ranges;
+}
+
+/** The input rows of the last rows appended to each split, enough to name the first of those not yet in its files. */
+class RecentRows {
+  readonly #rows: Record<SplitName, number[]> = { train: [], test: [] };
+  readonly #keep: number;
+
+  constructor(keep: number) {
+    this.#keep = keep;
+  }
+
+  add(split: SplitName, row: number): void {
+    const rows = this.#rows[split];
+    rows.push(row);
+    if (rows.length > 2 * this.#keep) rows.splice(0, rows.length - this.#keep);
+  }
+
+  /** The input row of the first of the last `pending` rows of `split`, or null when none is pending. */
+  firstOfLast(split: SplitName, pending: number): number | null {
+    if (pending === 0) return null;
+    const rows = this.#rows[split];
+    const row = rows[rows.length - pending];
+    if (row === undefined) throw new Error(`${pending} rows of ${split} pending, but only ${rows.length} known`);
+    return row;
+  }
 }
 
 /**
@@ -129,6 +184,7 @@ async function* convertRows(run: Run): AsyncGenerator<ConvertEvent> {
   const { options, plan, split, pool, writers, rejects, tally, downloads, hubEvents, signal } = run;
   const cacheChannel = `rlaif-v-images-${process.pid}-${randomUUID()}`;
   const keptImages = keptTableBuffer(plan.rows);
+  const ranges = rowsToRead(run.resumed, split, plan.rows);
   const batchOptions = {
     imageTimeoutMs: options.imageTimeoutMs,
     reread: rereadBatch,
@@ -143,7 +199,34 @@ async function* convertRows(run: Run): AsyncGenerator<ConvertEvent> {
       keptImages,
     }),
   };
-  const collect = async (result: ConvertResult): Promise<void> => {
+  // Checkpoints are taken where units of work end; the input is read in batches that never cross one.
+  const unitEnds = planUnits(plan, options.checkpointBytes).map((unit) => unit.firstRow + unit.rows);
+  const recent = new RecentRows(options.rowGroupSize);
+  let position = run.resumed?.row ?? 0;
+  let nextCut = 0;
+
+  const checkpoint = async (row: number): Promise<void> => {
+    const segments = await rejects.cut();
+    const states = await writers.checkpoint();
+    const splits: Record<string, SplitWriterState> = {};
+    const pendingFrom: Record<string, number | null> = {};
+    for (const name of SPLITS) {
+      const state = states[name];
+      if (state === undefined) continue;
+      splits[name] = state.state;
+      pendingFrom[name] = recent.firstOfLast(name, state.pending);
+    }
+    await writeCheckpoint(run.staging, {
+      version: 1,
+      fingerprint: run.fingerprint,
+      row,
+      splits,
+      pendingFrom,
+      rejects: { segments, counts: rejects.counts },
+    });
+  };
+  /** Takes one result, whose rows start at input row `first`. */
+  const collect = async (result: ConvertResult, first: number): Promise<void> => {
     const failure = options.onBadImage === 'fail' ? badImageError(result.rejects) : null;
     if (failure !== null) throw failure;
     const writeStarted = performance.now();
@@ -153,17 +236,30 @@ async function* convertRows(run: Run): AsyncGenerator<ConvertEvent> {
     await writers.append(parts);
     tally.writeMs += performance.now() - writeStarted;
     await rejects.write(result.rejects);
+    // Which input row each appended row came from: those not rejected.
+    const rejected = new Set(result.rejects.map((row) => row.index));
+    for (let row = first; row < first + result.rows; row++) if (!rejected.has(row)) recent.add(split.testMask[row] === 1 ? 'test' : 'train', row);
     tally.add(result);
+    position = Math.max(position, first + result.rows);
   };
   const inFlight: { batch: SourceBatch; result: Promise<ConvertResult> }[] = [];
   const take = async (): Promise<void> => {
     const head = inFlight.shift();
     if (head === undefined) return;
-    for (const result of await runBatch(pool, head.batch, batchOptions, head.result)) await collect(result);
+    let first = head.batch.firstRow;
+    for (const result of await runBatch(pool, head.batch, batchOptions, head.result)) {
+      await collect(result, first);
+      first += result.rows;
+    }
+    while (nextCut < unitEnds.length && (unitEnds[nextCut] ?? 0) <= (run.resumed?.row ?? 0)) nextCut++;
+    if (unitEnds[nextCut] === position) {
+      nextCut++;
+      await checkpoint(position);
+    }
   };
-  const progress = (): ConvertEvent => ({ type: 'progress', stage: 'convert', done: tally.rows, total: plan.rows });
+  const progress = (): ConvertEvent => ({ type: 'progress', stage: 'convert', done: position, total: plan.rows });
 
-  const batches = readBatches(plan, options.writerBatchSize);
+  const batches = readBatches(plan, options.writerBatchSize, { ranges, cuts: unitEnds });
   for (;;) {
     const readStarted = performance.now();
     const pending = batches.next();
@@ -264,7 +360,7 @@ function report(run: Run, splits: Partial<Record<SplitName, SplitReport>>, bytes
   return {
     tool: { name: packageInfo.name, version: packageInfo.version },
     ok: fraction <= options.maxRejectFraction,
-    fingerprint: runFingerprint(plan, options),
+    fingerprint: run.fingerprint,
     input: {
       ...(source === null
         ? {}
@@ -275,6 +371,7 @@ function report(run: Run, splits: Partial<Record<SplitName, SplitReport>>, bytes
     },
     output: { dir: output, rows: rowsOut, bytes: bytesOut, splits },
     rejected: { rows: rejects.rows, fraction, byCode: rejects.counts, file: rejects.file },
+    ...(run.resumeNote === undefined ? {} : { resume: run.resumeNote }),
     images: tally.images,
     seconds: {
       plan: times.planSeconds,
@@ -316,7 +413,8 @@ function report(run: Run, splits: Partial<Record<SplitName, SplitReport>>, bytes
  * bad image with `onBadImage: 'fail'` (`ERR_WORKER_FAILED` or `ERR_IMAGE_TIMEOUT` when a worker died or hung on the
  * row instead). A worker that dies or hangs does not fail the run: its rows are retried and the
  * culprit rejected.
- * A run that throws leaves no output directory behind.
+ * A run that throws leaves no output directory behind. One stopped by `signal` after a checkpoint leaves
+ * `<output>.partial`, which the same call (same input and options) takes up (see README, "Resume after a crash").
  */
 export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerator<ConvertEvent, ConvertReport> {
   const started = performance.now();
@@ -341,12 +439,40 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
     const planSeconds = seconds(started);
     yield { type: 'planned', files: plan.files.length, rows: plan.rows, trainRows: split.trainRows, testRows: split.testRows, workers: options.numProc };
 
-    const staging = await makeStaging(output);
-    const writers = new SplitWriters({
-      train: splitWriter('train', split.trainRows, plan, options, staging),
-      test: splitWriter('test', split.testRows, plan, options, staging),
-    });
-    const run: Run = { ...planned, options, signal, pool, writers, rejects: new RejectSink(staging), tally: new Tally() };
+    const fingerprint = runFingerprint(plan, options);
+    const staging = await openStaging(output);
+    let resumed: Checkpoint | null = null;
+    let resumeNote: ConvertReport['resume'];
+    if (staging.adopted) {
+      const found = options.resume ? await findCheckpoint(staging.dir, fingerprint) : { checkpoint: null, reason: 'resume is off (--no-resume)' };
+      resumed = found.checkpoint;
+        const toRead = rowsToRead(found.checkpoint, split, plan.rows).reduce((sum, [start, end]) => sum + end - start, 0);
+      resumeNote = found.checkpoint === null ? { resumed: false, reason: found.reason } : { resumed: true, rowsReused: plan.rows - toRead };
+      yield found.checkpoint === null
+        ? { type: 'resume', resumed: false, staging: staging.dir, reason: found.reason }
+        : { type: 'resume', resumed: true, staging: staging.dir, rowsReused: plan.rows - toRead };
+    }
+    await clearStaging(staging.dir, resumed);
+    const writers = new SplitWriters(
+      {
+        train: splitWriter('train', split.trainRows, plan, options, staging.dir),
+        test: splitWriter('test', split.testRows, plan, options, staging.dir),
+      },
+      resumed?.splits,
+    );
+    const run: Run = {
+      ...planned,
+      options,
+      signal,
+      pool,
+      writers,
+      rejects: new RejectSink(staging.dir, resumed?.rejects),
+      tally: new Tally(),
+      staging: staging.dir,
+      fingerprint,
+      resumed,
+      resumeNote,
+    };
     let published = false;
     try {
       const convertStarted = performance.now();
@@ -358,25 +484,36 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
       const writeStarted = performance.now();
       const splits = yield* finishSplits(writers, signal);
       await writers.close();
-      await run.rejects.close();
+      await run.rejects.finish();
       const writeSeconds = Math.round((run.tally.writeMs + performance.now() - writeStarted) / 10) / 100;
       const mainThreadBusy = performance.eventLoopUtilization(loopStarted).utilization;
 
       checkAccounting(plan.rows, (splits.train?.rows ?? 0) + (splits.test?.rows ?? 0), run.rejects.rows);
       const bytesOut = Object.values(splits).reduce((total, split) => total + split.files.reduce((sum, file) => sum + file.size, 0), 0);
-      await writeFile(path.join(staging, 'README.md'), card(run, splits, bytesOut));
+      await writeFile(path.join(staging.dir, 'README.md'), card(run, splits, bytesOut));
       const done = report(run, splits, bytesOut, { started, cpuStarted, planSeconds, convertSeconds, writeSeconds, mainThreadBusy });
-      await writeFile(path.join(staging, 'report.json'), `${JSON.stringify(done, null, 2)}\n`);
+      await writeFile(path.join(staging.dir, 'report.json'), `${JSON.stringify(done, null, 2)}\n`);
       signal?.throwIfAborted();
-      await publishOutput(staging, output);
+      await rm(path.join(staging.dir, CHECKPOINT_FILE), { force: true });
+      await run.rejects.removeSegments();
+      await staging.release();
+      await publishOutput(staging.dir, output);
       published = true;
       yield { type: 'done', report: done };
       return done;
     } finally {
       if (!published) {
         await run.rejects.abort().catch(() => undefined);
-        await writers.abort().catch(() => undefined);
-        await rm(staging, { recursive: true, force: true });
+        await staging.release().catch(() => undefined);
+        // Stopped from outside (Ctrl-C, SIGTERM, a caller's signal) after a checkpoint: the staging directory stays as
+        // it is, for the same command to take up. Any other failure would only happen again: nothing is left.
+        const checkpointed = (await stat(path.join(staging.dir, CHECKPOINT_FILE)).catch(() => null)) !== null;
+        if (signal?.aborted === true && checkpointed) {
+          await writers.close().catch(() => undefined);
+        } else {
+          await writers.abort().catch(() => undefined);
+          await rm(staging.dir, { recursive: true, force: true });
+        }
       }
     }
   } finally {

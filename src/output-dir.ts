@@ -1,22 +1,21 @@
-import { mkdir, readdir, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, realpath, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { OutputError } from './errors.js';
 import { packageInfo } from './package-info.js';
 
 /**
- * The output directory's safety rules. A conversion writes into `<output>.partial-<pid>` beside the output and moves
+ * The output directory's safety rules. A conversion writes into `<output>.partial` beside the output and moves
  * it into place at the end; `--overwrite` replaces only what this tool made. Nothing here ever removes a directory
  * that is not recognisably this tool's: a user's input, home or working directory must survive any typo.
  */
 
 /**
- * The name of this run's staging directory (and of a replaced output while it is moved aside): `<output>.partial-`
- * or `.old-`, then the host and the process id, so a run on another machine sharing the filesystem is never taken for
- * a dead one here.
+ * Where a replaced output is moved aside while the new one takes its place: `<output>.old-`, then the host and the
+ * process id, so a run on another machine sharing the filesystem is never taken for a dead one here.
  */
-export function runSibling(output: string, kind: 'partial' | 'old'): string {
-  return `${output}.${kind}-${hostname()}-${process.pid}`;
+function oldSibling(output: string): string {
+  return `${output}.old-${hostname()}-${process.pid}`;
 }
 
 /** What a leftover of an earlier, killed run was, and what was done with it. */
@@ -126,6 +125,25 @@ function isAlive(pid: number): boolean {
   }
 }
 
+/**
+ * Whether the run with this process id still runs, given a few seconds to end: a process killed a moment ago (as by
+ * `kill -9` just before the same command was run again) takes a while to go, its memory being freed. On Linux, one
+ * whose command line is gone is on its way out (or a zombie) and does not count.
+ */
+async function runsStill(pid: number): Promise<boolean> {
+  const running = async (): Promise<boolean> => {
+    if (!isAlive(pid)) return false;
+    if (process.platform !== 'linux') return true;
+    const commandLine = await readFile(`/proc/${pid}/cmdline`).catch(() => null);
+    return commandLine !== null && commandLine.byteLength > 0;
+  };
+  for (let waited = 0; waited < 5000; waited += 100) {
+    if (!(await running())) return false;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return true;
+}
+
 /** The host and pid at the end of a leftover's name (no host in the names of version 0.1 runs). */
 const RUN_SUFFIX = /^(?:(.+)-)?(\d+)$/;
 
@@ -186,22 +204,86 @@ function unwritable(dir: string, what: string, error: unknown): OutputError {
   });
 }
 
-/**
- * Makes this run's staging directory beside `output` (and `data/` in it), with the output's missing parents.
- *
- * @throws {OutputError} `ERR_OUTPUT_UNWRITABLE` (exit 2), as {@link makeDirectory}.
- */
-export async function makeStaging(output: string): Promise<string> {
-  const staging = runSibling(output, 'partial');
-  await makeDirectory(path.dirname(output), 'the output');
+/** The staging directory of `output`: where a conversion writes until it is done, and what a re-run takes up. */
+export function stagingDir(output: string): string {
+  return `${output}.partial`;
+}
+
+/** Who holds a staging directory: written by the run working in it, its mtime renewed while it runs. */
+interface Lock {
+  host: string;
+  pid: number;
+}
+
+const LOCK = 'lock.json';
+/** How often a run renews its lock, and how old a lock from another host must be to count as its run's death. */
+const LOCK_RENEW_MS = 15_000;
+const LOCK_STALE_MS = 120_000;
+
+/** A staging directory this run holds: `adopted` when it was a dead run's, left for this one to take up. */
+export interface Staging {
+  dir: string;
+  adopted: boolean;
+  /** Stops renewing the lock and removes it (the directory stays). */
+  release(): Promise<void>;
+}
+
+async function readLock(dir: string): Promise<{ lock: Lock; ageMs: number } | null> {
   try {
-    await rm(staging, { recursive: true, force: true });
-    await mkdir(staging);
-  } catch (error) {
-    throw unwritable(staging, 'the output', error);
+    const file = path.join(dir, LOCK);
+    const [text, info] = await Promise.all([readFile(file, 'utf8'), stat(file)]);
+    const lock = JSON.parse(text) as Lock;
+    return typeof lock.host === 'string' && Number.isInteger(lock.pid) ? { lock, ageMs: Date.now() - info.mtimeMs } : null;
+  } catch {
+    return null;
   }
-  await makeDirectory(path.join(staging, 'data'), 'the output');
-  return staging;
+}
+
+/**
+ * Takes the staging directory `<output>.partial` for this run, making it (and the output's missing parents) when
+ * there is none. One left by a run that is no longer running (on this host: its process is gone; on another, sharing
+ * the filesystem: its lock was not renewed for two minutes) is adopted, for the caller to take up or clear.
+ *
+ * @throws {OutputError} `ERR_OUTPUT_BUSY` (exit 2) when a live run holds it; `ERR_OUTPUT_UNWRITABLE` (exit 2), as
+ * {@link makeDirectory}.
+ */
+export async function openStaging(output: string): Promise<Staging> {
+  const dir = stagingDir(output);
+  await makeDirectory(path.dirname(output), 'the output');
+  const existing = await stats(dir);
+  if (existing !== null) {
+    if (!existing.isDirectory()) throw new OutputError('ERR_OUTPUT_IS_FILE', `${dir} is in the way of this run's staging directory: it is not a directory. Remove it.`);
+    const held = await readLock(dir);
+    if (held !== null && !(held.lock.host === hostname() && held.lock.pid === process.pid)) {
+      const live = held.lock.host === hostname() ? await runsStill(held.lock.pid) : held.ageMs < LOCK_STALE_MS;
+      if (live) {
+        throw new OutputError(
+          'ERR_OUTPUT_BUSY',
+          `${dir} is being written by another run (process ${held.lock.pid} on ${held.lock.host}). Wait for it to finish, or stop it and run this again to take up its work.`,
+        );
+      }
+    }
+  }
+  try {
+    if (existing === null) await mkdir(dir);
+    await writeFile(path.join(dir, LOCK), `${JSON.stringify({ host: hostname(), pid: process.pid } satisfies Lock)}\n`);
+  } catch (error) {
+    throw unwritable(dir, 'the output', error);
+  }
+  await makeDirectory(path.join(dir, 'data'), 'the output');
+  const renew = setInterval(() => {
+    const now = new Date();
+    utimes(path.join(dir, LOCK), now, now).catch(() => undefined);
+  }, LOCK_RENEW_MS);
+  renew.unref();
+  return {
+    dir,
+    adopted: existing !== null,
+    release: async () => {
+      clearInterval(renew);
+      await rm(path.join(dir, LOCK), { force: true });
+    },
+  };
 }
 
 /**
@@ -209,7 +291,7 @@ export async function makeStaging(output: string): Promise<string> {
  * new one is in place; if that move fails, the old output is put back.
  */
 export async function publishOutput(staging: string, output: string): Promise<void> {
-  const old = runSibling(output, 'old');
+  const old = oldSibling(output);
   const replacing = (await stats(output)) !== null;
   if (replacing) await rename(output, old);
   try {

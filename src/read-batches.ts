@@ -8,7 +8,7 @@ import { SOURCE_COLUMNS, SOURCE_STRING_COLUMNS } from './output-schema.js';
 import { pageRange } from './page-range.js';
 import { readColumnPages, readFooter, scanColumnPages, type ColumnPages } from './read-column-pages.js';
 import { readSourceRows } from './source-rows.js';
-import type { ImagePageRange, SourceImages, SourceRow } from './types.js';
+import type { ImagePageRange, SourceRow } from './types.js';
 
 export interface SourceBatch {
   /** Global index of the first row. */
@@ -29,8 +29,14 @@ export interface BatchOrigin {
   file: InputFile;
   group: InputRowGroup;
   batchSize: number;
-  /** Position of the batch among its row group's batches. */
-  index: number;
+  /** The batch's rows in its row group: from `offset`, `rows` of them. */
+  stretch: Stretch;
+}
+
+/** Rows `offset` to `offset + rows` of a row group. */
+interface Stretch {
+  offset: number;
+  rows: number;
 }
 
 function dataError(file: string, group: number, error: unknown): InputError {
@@ -66,10 +72,17 @@ class PagedValues {
 }
 
 /** Batches of a row group read by parquet-wasm, whole or without the image column. */
-async function* wasmBatches(parquet: ParquetFile, file: string, group: InputRowGroup, batchSize: number, columns: string[]): AsyncGenerator<WasmRecordBatch> {
+async function* wasmBatches(
+  parquet: ParquetFile,
+  file: string,
+  group: InputRowGroup,
+  batchSize: number,
+  columns: string[],
+  stretch: Stretch,
+): AsyncGenerator<WasmRecordBatch> {
   let stream: ReadableStream<WasmRecordBatch>;
   try {
-    stream = await parquet.stream({ rowGroups: [group.index], batchSize, columns });
+    stream = await parquet.stream({ rowGroups: [group.index], batchSize, columns, offset: stretch.offset, limit: stretch.rows });
   } catch (error) {
     throw dataError(file, group.index, error);
   }
@@ -86,18 +99,34 @@ async function* wasmBatches(parquet: ParquetFile, file: string, group: InputRowG
   }
 }
 
+/** A batch of a row group: its rows from `offset` (within the group). */
+type GroupBatch = Omit<SourceBatch, 'firstRow' | 'file' | 'origin'> & { offset: number };
+
+/**
+ * Reads the stretches of a row group (in order) in batches of at most `batchSize` rows, never across a stretch's end.
+ * With the image column paged, the text columns are read once from the first stretch to the end of the last, and the
+ * rows between stretches dropped; otherwise each stretch is read by itself (its batches hold the image bytes).
+ */
 async function* readRowGroup(
   parquet: ParquetFile,
   input: InputFile,
   group: InputRowGroup,
   batchSize: number,
   paged: { handle: FileHandle; footer: FileMetaData } | null,
-): AsyncGenerator<Omit<SourceBatch, 'firstRow' | 'file' | 'origin'>> {
+  stretches: readonly Stretch[],
+): AsyncGenerator<GroupBatch> {
+  const first = stretches[0];
+  const last = stretches.at(-1);
+  if (first === undefined || last === undefined) return;
   if (paged === null) {
-    for await (const batch of wasmBatches(parquet, input.path, group, batchSize, [...SOURCE_COLUMNS])) {
-      const rows = batch.numRows;
-      // intoIPCStream consumes the wasm batch: its memory is released by the call.
-      yield { rows, data: readSourceRows(batch.intoIPCStream(), undefined) };
+    for (const stretch of stretches) {
+      let offset = stretch.offset;
+      for await (const batch of wasmBatches(parquet, input.path, group, batchSize, [...SOURCE_COLUMNS], stretch)) {
+        const rows = batch.numRows;
+        // intoIPCStream consumes the wasm batch: its memory is released by the call.
+        yield { rows, data: readSourceRows(batch.intoIPCStream(), undefined), offset };
+        offset += rows;
+      }
     }
     return;
   }
@@ -109,56 +138,106 @@ async function* readRowGroup(
     throw dataError(input.path, group.index, error);
   }
   const paths = new PagedValues(readColumnPages(paged.handle, paged.footer, group.index, ['image', 'path']));
-  let first = 0;
-  for await (const batch of wasmBatches(parquet, input.path, group, batchSize, [...SOURCE_STRING_COLUMNS])) {
+  try {
+    await paths.take(first.offset);
+  } catch (error) {
+    throw dataError(input.path, group.index, error);
+  }
+  const span = { offset: first.offset, rows: last.offset + last.rows - first.offset };
+  let at = first.offset;
+  let next = 0;
+  for await (const batch of wasmBatches(parquet, input.path, group, batchSize, [...SOURCE_STRING_COLUMNS], span)) {
     const rows = batch.numRows;
-    const ipc = batch.intoIPCStream();
-    let images: SourceImages;
-    let imagePages: ImagePageRange;
+    let imagePaths: (string | null)[];
     try {
-      imagePages = pageRange(input.path, bytes, first, rows);
-      const imagePaths = (await paths.take(rows)).map((value) => (typeof value === 'string' ? value : null));
-      images = { bytes: [], paths: imagePaths };
+      imagePaths = (await paths.take(rows)).map((value) => (typeof value === 'string' ? value : null));
     } catch (error) {
       throw dataError(input.path, group.index, error);
     }
-    if (images.paths.length !== rows) {
-      throw dataError(input.path, group.index, new Error(`the image column ended after ${images.paths.length} of ${rows} rows`));
+    if (imagePaths.length !== rows) {
+      throw dataError(input.path, group.index, new Error(`the image column ended after ${at - first.offset + imagePaths.length} of ${span.rows} rows`));
     }
-    first += rows;
-    yield { rows, data: readSourceRows(ipc, images), imagePages };
+    const data = readSourceRows(batch.intoIPCStream(), { bytes: [], paths: imagePaths });
+    // The parts of this batch that lie in stretches, each a batch of its own.
+    for (; next < stretches.length; next++) {
+      const stretch = stretches[next] as Stretch;
+      const from = Math.max(stretch.offset, at);
+      const to = Math.min(stretch.offset + stretch.rows, at + rows);
+      if (from >= at + rows) break;
+      if (from < to) {
+        let imagePages: ImagePageRange;
+        try {
+          imagePages = pageRange(input.path, bytes, from, to - from);
+        } catch (error) {
+          throw dataError(input.path, group.index, error);
+        }
+        yield { rows: to - from, data: from === at && to === at + rows ? data : data.slice(from - at, to - at), imagePages, offset: from };
+      }
+      if (stretch.offset + stretch.rows > at + rows) break;
+    }
+    at += rows;
   }
+}
+
+/** Which rows to read, and rows at which batches must end (the ends of units of work, where checkpoints are taken). */
+export interface ReadRange {
+  /** Row ranges `[start, end)` (global indices), in order and apart. Default: every row. */
+  ranges?: readonly (readonly [number, number])[];
+  cuts?: readonly number[];
+}
+
+/** The stretches of a row group that lie in `ranges`, cut at `cuts` (global row indices). */
+function stretchesOf(group: InputRowGroup, groupFirstRow: number, ranges: readonly (readonly [number, number])[], cuts: readonly number[]): Stretch[] {
+  const groupEnd = groupFirstRow + group.rows;
+  const stretches: Stretch[] = [];
+  for (const [rangeStart, rangeEnd] of ranges) {
+    const start = Math.max(rangeStart, groupFirstRow);
+    const end = Math.min(rangeEnd, groupEnd);
+    if (start >= end) continue;
+    const bounds = [start, ...cuts.filter((cut) => cut > start && cut < end), end];
+    for (let at = 1; at < bounds.length; at++) {
+      const from = bounds[at - 1] ?? start;
+      stretches.push({ offset: from - groupFirstRow, rows: (bounds[at] ?? end) - from });
+    }
+  }
+  return stretches;
 }
 
 /**
  * Reads the planned files in order, one row group at a time, and yields batches of at most `batchSize` rows of the
- * source columns, never crossing a row group. parquet-wasm loads a row group whole, so each is read exactly once; in
- * large row groups the image column is read a page at a time instead (see read-column-pages), which keeps memory near
- * one page however large the row group.
+ * source columns, never crossing a row group nor a cut, of the rows in `ranges`. parquet-wasm loads a row group whole, so
+ * each stretch is read once; in large row groups the image column is read a page at a time instead (see
+ * read-column-pages), which keeps memory near one page however large the row group.
  *
  * @throws {InputError} when a file's data cannot be read although its footer could.
  */
-export async function* readBatches(plan: InputPlan, batchSize: number): AsyncGenerator<SourceBatch> {
+export async function* readBatches(plan: InputPlan, batchSize: number, range: ReadRange = {}): AsyncGenerator<SourceBatch> {
+  const ranges = range.ranges ?? [[0, plan.rows]];
+  const cuts = range.cuts ?? [];
   for (const file of plan.files) {
+    if (!ranges.some(([start, end]) => start < file.firstRow + file.rows && end > file.firstRow)) continue;
     await plan.ready?.(file);
     const parquet = await ParquetFile.fromFile(await openAsBlob(file.path));
     let paged: { handle: FileHandle; footer: FileMetaData } | null = null;
     try {
-      let firstRow = file.firstRow;
+      let groupFirstRow = file.firstRow;
       for (const group of file.rowGroups) {
-        if (group.streamImages && paged === null) {
+        const stretches = stretchesOf(group, groupFirstRow, ranges, cuts);
+        groupFirstRow += group.rows;
+        if (group.streamImages && paged === null && stretches.length > 0) {
           const handle = await open(file.path, 'r');
           paged = { handle, footer: await readFooter(handle, file.size) };
         }
         let read = 0;
-        let index = 0;
-        for await (const batch of readRowGroup(parquet, file, group, batchSize, group.streamImages ? paged : null)) {
-          yield { ...batch, firstRow, file: file.path, origin: { file, group, batchSize, index: index++ } };
-          firstRow += batch.rows;
+        for await (const batch of readRowGroup(parquet, file, group, batchSize, group.streamImages ? paged : null, stretches)) {
+          const { offset, ...rest } = batch;
+          const firstRow = groupFirstRow - group.rows + offset;
+          yield { ...rest, firstRow, file: file.path, origin: { file, group, batchSize, stretch: { offset, rows: batch.rows } } };
           read += batch.rows;
         }
-        if (read !== group.rows) {
-          throw dataError(file.path, group.index, new Error(`it yielded ${read} rows but its footer says ${group.rows}`));
+        const wanted = stretches.reduce((sum, stretch) => sum + stretch.rows, 0);
+        if (read !== wanted) {
+          throw dataError(file.path, group.index, new Error(`it yielded ${read} of the ${wanted} rows asked for, which its footer says it has`));
         }
       }
     } finally {
@@ -169,11 +248,11 @@ export async function* readBatches(plan: InputPlan, batchSize: number): AsyncGen
 }
 
 /**
- * Reads one batch again from its file, the same rows cut the same way, for a retry after its worker died with it.
- * Reads its row group up to the batch: slow, but only ever done for a batch that failed.
+ * Reads one batch again from its file, the same rows, for a retry after its worker died with it. Decodes its row
+ * group's text columns up to the batch: slow, but only ever done for a batch that failed.
  */
 export async function rereadBatch(batch: SourceBatch): Promise<SourceBatch> {
-  const { file, group, batchSize, index } = batch.origin;
+  const { file, group, batchSize, stretch } = batch.origin;
   const parquet = await ParquetFile.fromFile(await openAsBlob(file.path));
   let paged: { handle: FileHandle; footer: FileMetaData } | null = null;
   try {
@@ -181,11 +260,11 @@ export async function rereadBatch(batch: SourceBatch): Promise<SourceBatch> {
       const handle = await open(file.path, 'r');
       paged = { handle, footer: await readFooter(handle, file.size) };
     }
-    let position = 0;
-    for await (const again of readRowGroup(parquet, file, group, batchSize, paged)) {
-      if (position++ === index) return { ...again, firstRow: batch.firstRow, file: batch.file, origin: batch.origin };
+    for await (const again of readRowGroup(parquet, file, group, batchSize, paged, [stretch])) {
+      const { offset: _offset, ...rest } = again;
+      return { ...rest, firstRow: batch.firstRow, file: batch.file, origin: batch.origin };
     }
-    throw dataError(file.path, group.index, new Error(`batch ${index} is no longer there`));
+    throw dataError(file.path, group.index, new Error(`rows ${stretch.offset} to ${stretch.offset + stretch.rows} are no longer there`));
   } finally {
     parquet.free();
     await paged?.handle.close();

@@ -1,12 +1,15 @@
 import path from 'node:path';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import { crc32 } from 'node:zlib';
+import { readParquet } from 'parquet-wasm';
 import { Field, Int64, Schema, Table, Utf8, tableToIPC, vectorFromArray, type Vector } from 'apache-arrow';
 import { sourceSchema } from './output-schema.js';
 import { sourceColumns } from './source-table.js';
 import { ParquetSink } from './parquet-sink.js';
-import type { RejectCode, RejectedRow } from './types.js';
+import type { RejectedRow } from './types.js';
 
 const source = sourceSchema();
+
 
 /** The rejects file: the row index, why it was rejected, then the original row with every source column. */
 const rejectSchema = new Schema(
@@ -33,17 +36,38 @@ const rejectSchema = new Schema(
   ]),
 );
 
+const sinkOptions = { rowGroupSize: 100, metadata: new Map([['huggingface', rejectSchema.metadata.get('huggingface') ?? '']]) };
+
+/** One file of rejected rows, closed at a checkpoint: what a resumed run keeps of the dead run's rejects. */
+export interface RejectSegment {
+  /** Relative to the dataset directory: `rejects/segment-00002.parquet`. */
+  file: string;
+  rows: number;
+  size: number;
+  crc: number;
+  /** Row indices of its rows. */
+  indices: number[];
+}
+
+const FILE = 'rejects/rejects.parquet';
+
 /**
- * Quarantine for rows that could not be converted: `rejects/rejects.parquet`, opened on the first reject, holding
- * each original row unchanged with a stable error code and a message.
+ * Quarantine for rows that could not be converted: `rejects/rejects.parquet`, holding each original row unchanged
+ * with a stable error code and a message. Rows go to segment files, one per stretch between checkpoints (see
+ * {@link cut}), so a run taken up after a crash keeps those already written; `finish` joins them into the one file.
  */
 export class RejectSink {
   readonly #dir: string;
+  readonly #segments: RejectSegment[];
+  readonly #counts = new Map<string, number>();
   #sink: ParquetSink | null = null;
-  readonly #counts = new Map<RejectCode, number>();
+  #indices: number[] = [];
+  #finished = false;
 
-  constructor(dir: string) {
+  constructor(dir: string, resumed: { segments: RejectSegment[]; counts: Record<string, number> } = { segments: [], counts: {} }) {
     this.#dir = dir;
+    this.#segments = [...resumed.segments];
+    for (const [code, count] of Object.entries(resumed.counts)) this.#counts.set(code, count);
   }
 
   /** Rejected rows by code. */
@@ -59,7 +83,7 @@ export class RejectSink {
 
   /** Relative path of the rejects file, or null when nothing was rejected. */
   get file(): string | null {
-    return this.#sink === null ? null : 'rejects/rejects.parquet';
+    return this.rows === 0 ? null : FILE;
   }
 
   async write(rows: RejectedRow[]): Promise<void> {
@@ -67,11 +91,10 @@ export class RejectSink {
     for (const row of rows) this.#counts.set(row.code, (this.#counts.get(row.code) ?? 0) + 1);
     if (this.#sink === null) {
       await mkdir(path.join(this.#dir, 'rejects'), { recursive: true });
-      this.#sink = await ParquetSink.open(path.join(this.#dir, 'rejects', 'rejects.parquet'), {
-        rowGroupSize: 100,
-        metadata: new Map([['huggingface', rejectSchema.metadata.get('huggingface') ?? '']]),
-      });
+      const name = `rejects/segment-${String(this.#segments.length).padStart(5, '0')}.parquet`;
+      this.#sink = await ParquetSink.open(path.join(this.#dir, name), sinkOptions);
     }
+    for (const row of rows) this.#indices.push(row.index);
     const columns: Record<string, Vector> = {
       row_index: vectorFromArray(rows.map((row) => BigInt(row.index)), new Int64()),
       error_code: vectorFromArray(rows.map((row) => row.code), new Utf8()),
@@ -81,11 +104,46 @@ export class RejectSink {
     await this.#sink.write(tableToIPC(new Table(rejectSchema, columns), 'stream'));
   }
 
-  async close(): Promise<void> {
-    await this.#sink?.close();
+  /** Closes the segment being written, if any; returns every segment closed so far, in order. */
+  async cut(): Promise<RejectSegment[]> {
+    const sink = this.#sink;
+    if (sink !== null) {
+      this.#sink = null;
+      const { rows } = await sink.close();
+      const bytes = await readFile(sink.path);
+      this.#segments.push({ file: path.relative(this.#dir, sink.path).split(path.sep).join('/'), rows, size: bytes.byteLength, crc: crc32(bytes), indices: this.#indices });
+      this.#indices = [];
+    }
+    return [...this.#segments];
+  }
+
+  /**
+   * Joins the segments into `rejects/rejects.parquet` (the same bytes however many there were). They stay, as the last
+   * checkpoint holds them, until {@link removeSegments}.
+   */
+  async finish(): Promise<void> {
+    const segments = await this.cut();
+    this.#finished = true;
+    if (segments.length === 0) return;
+    const joined = await ParquetSink.open(path.join(this.#dir, FILE), sinkOptions);
+    try {
+      for (const segment of segments) {
+        const table = readParquet(await readFile(path.join(this.#dir, segment.file)));
+        await joined.write(table.intoIPCStream());
+      }
+      await joined.close();
+    } catch (error) {
+      await joined.abort();
+      throw error;
+    }
+  }
+
+  /** Removes the segments joined by {@link finish}. */
+  async removeSegments(): Promise<void> {
+    for (const segment of this.#segments) await rm(path.join(this.#dir, segment.file), { force: true });
   }
 
   async abort(): Promise<void> {
-    await this.#sink?.abort();
+    if (!this.#finished) await this.#sink?.abort();
   }
 }

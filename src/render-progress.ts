@@ -78,6 +78,13 @@ export class ProgressRenderer {
         );
         return;
       }
+      case 'resume':
+        this.#line(
+          event.resumed
+            ? `Taking up the interrupted run in ${event.staging}: ${event.rowsReused.toLocaleString('en-US')} rows are done and checked, the rest follow`
+            : `Starting over: the interrupted run in ${event.staging} cannot be taken up (${event.reason}); its files are removed`,
+        );
+        return;
       case 'retry':
         this.#line(
           `Hub: ${event.retry.request} ${event.retry.status === null ? `failed (${event.retry.reason})` : `answered ${event.retry.reason}`}; ` +
@@ -180,6 +187,9 @@ export function summarize(report: ConvertReport): string {
     .map(([name, split]) => `${split.rows.toLocaleString('en-US')} ${name} rows in ${split.files.length} shard(s)`)
     .join(', ');
   lines.push(`Wrote ${splits} to ${report.output.dir} (${formatBytes(report.output.bytes)}) in ${formatDuration(report.seconds.total)}.`);
+  if (report.resume?.resumed === true) {
+    lines.push(`Taken up from an interrupted run: ${report.resume.rowsReused.toLocaleString('en-US')} rows were already done; the counts below are this run's.`);
+  }
   lines.push(
     `Images: ${report.images.kept.toLocaleString('en-US')} kept as they were, ${report.images.reencoded.toLocaleString('en-US')} re-encoded; ` +
       `${report.images.distinct.toLocaleString('en-US')} distinct, ${report.images.reused.toLocaleString('en-US')} rows reused an image already prepared.`,

@@ -1,6 +1,7 @@
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, ftruncateSync, openSync, writeSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import type { SchemaElement } from 'hyparquet';
+import { crc32 } from 'node:zlib';
+import type { RowGroup, SchemaElement } from 'hyparquet';
 import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
 import { OutputError } from './errors.js';
 import { publishParquet } from './publish-parquet.js';
@@ -39,22 +40,49 @@ export const OUTPUT_PARQUET_SCHEMA: SchemaElement[] = [
   ...list('images', 2, [{ name: 'bytes', type: 'BYTE_ARRAY', repetition_type: 'OPTIONAL' }, text('path')]),
 ];
 
+/**
+ * A shard being written, as it stands on disk: its first `length` bytes (CRC-32 `crc`) hold `rows` rows in the row
+ * groups described by `rowGroups` (their footer metadata, JSON with bigints as `{"$bigint": "…"}`).
+ */
+export interface SinkState {
+  length: number;
+  crc: number;
+  rows: number;
+  rowGroups: string;
+}
+
+function parseRowGroups(json: string): RowGroup[] {
+  return JSON.parse(json, (_key, value: unknown) =>
+    value !== null && typeof value === 'object' && '$bigint' in value ? BigInt((value as { $bigint: string }).$bigint) : value,
+  ) as RowGroup[];
+}
+
 /** Arrays at least this large skip the writer's buffer. */
 const DIRECT_WRITE_BYTES = 2 ** 16;
 
-function writeAll(fd: number, bytes: Uint8Array): void {
-  for (let done = 0; done < bytes.byteLength; ) done += writeSync(fd, bytes, done, bytes.byteLength - done);
+function writeAll(fd: number, bytes: Uint8Array, position: number): void {
+  for (let done = 0; done < bytes.byteLength; ) done += writeSync(fd, bytes, done, bytes.byteLength - done, position + done);
 }
 
-/** A ByteWriter that empties itself into a file descriptor whenever it holds more than `flushAt` bytes. */
+/**
+ * A ByteWriter that empties itself into a file descriptor whenever it holds more than `flushAt` bytes, keeping the
+ * CRC-32 of everything it wrote (what a resumed run checks a kept file against).
+ */
 class FileByteWriter extends ByteWriter {
   readonly #fd: number;
   readonly #flushAt: number;
+  /** CRC-32 of the bytes written to the file so far. */
+  crc = 0;
 
   constructor(fd: number, flushAt = 8 * 2 ** 20) {
     super(flushAt + 2 ** 20);
     this.#fd = fd;
     this.#flushAt = flushAt;
+  }
+
+  #write(bytes: Uint8Array): void {
+    writeAll(this.#fd, bytes, this.offset - this.index);
+    this.crc = crc32(bytes, this.crc);
   }
 
   override ensure(size: number): void {
@@ -69,12 +97,12 @@ class FileByteWriter extends ByteWriter {
       return;
     }
     this.flush();
-    writeAll(this.#fd, value);
+    this.#write(value);
     this.offset += value.byteLength;
   }
 
   flush(): void {
-    writeAll(this.#fd, new Uint8Array(this.buffer, 0, this.index));
+    this.#write(new Uint8Array(this.buffer, 0, this.index));
     this.index = 0;
   }
 
@@ -95,30 +123,81 @@ export class ShardSink {
   readonly path: string;
   readonly #tmpPath: string;
   readonly #fd: number;
+  readonly #bytes: FileByteWriter;
   readonly #writer: ParquetWriter;
   readonly #rowGroupSize: number;
   #pending: ConversationalRow[] = [];
   #rows = 0;
   #failure: unknown = null;
 
-  private constructor(path: string, fd: number, options: ShardSinkOptions) {
+  private constructor(path: string, fd: number, options: ShardSinkOptions, resumed?: SinkState) {
     this.path = path;
     this.#tmpPath = `${path}.partial`;
     this.#fd = fd;
     this.#rowGroupSize = options.rowGroupSize;
+    this.#bytes = new FileByteWriter(fd);
     this.#writer = new ParquetWriter({
-      writer: new FileByteWriter(fd),
+      writer: this.#bytes,
       schema: OUTPUT_PARQUET_SCHEMA,
       codec: 'SNAPPY',
       statistics: false,
       createdBy: CREATED_BY,
       kvMetadata: [...options.metadata].map(([key, value]) => ({ key, value })),
     });
+    if (resumed !== undefined) {
+      // The writer has put its leading PAR1 in the buffer: the file already has it, and everything up to `length`.
+      this.#bytes.index = 0;
+      this.#bytes.offset = resumed.length;
+      this.#bytes.crc = resumed.crc;
+      this.#writer.row_groups = parseRowGroups(resumed.rowGroups);
+      this.#writer.num_rows = BigInt(resumed.rows);
+      this.#rows = resumed.rows;
+    }
   }
 
   /** Opens `<path>.partial` for writing; `close()` renames it to `path`. */
   static async open(path: string, options: ShardSinkOptions): Promise<ShardSink> {
     return new ShardSink(path, openSync(`${path}.partial`, 'w'), options);
+  }
+
+  /**
+   * Opens `<path>.partial` again where {@link state} left it (the file cut back to `state.length`), to go on writing
+   * after a crash: the rows written after that state must be written again. The caller has checked the file's CRC.
+   */
+  static async resume(path: string, options: ShardSinkOptions, state: SinkState): Promise<ShardSink> {
+    const fd = openSync(`${path}.partial`, 'r+');
+    try {
+      ftruncateSync(fd, state.length);
+    } catch (error) {
+      closeSync(fd);
+      throw error;
+    }
+    return new ShardSink(path, fd, options, state);
+  }
+
+  /** `<path>.partial`, the file being written. */
+  get tmpPath(): string {
+    return this.#tmpPath;
+  }
+
+  /** Rows given but not yet in the file: they wait for their row group to fill. */
+  get pendingRows(): readonly ConversationalRow[] {
+    return this.#pending;
+  }
+
+  /**
+   * What is in the file so far, every byte of it written out: enough to {@link resume} from after a crash. The rows
+   * still pending are not in it.
+   */
+  state(): SinkState {
+    this.#throwIfFailed();
+    this.#bytes.flush();
+    return {
+      length: this.#bytes.offset,
+      crc: this.#bytes.crc,
+      rows: this.#rows - this.#pending.length,
+      rowGroups: JSON.stringify(this.#writer.row_groups, (_key, value: unknown) => (typeof value === 'bigint' ? { $bigint: value.toString() } : value)),
+    };
   }
 
   /** Rows written so far. */
@@ -143,10 +222,11 @@ export class ShardSink {
     const group = this.#pending.splice(0, count);
     this.#writer.write({
       columnData: [
-        { name: 'chosen', data: group.map((row) => row.chosen) },
-        { name: 'rejected', data: group.map((row) => row.rejected) },
-        { name: 'prompt', data: group.map((row) => row.prompt) },
-        { name: 'images', data: group.map((row) => row.images), codec: 'UNCOMPRESSED', encoding: 'PLAIN' },
+        // No page indexes: nothing reads them, and a resumed file would have to carry them over from the dead run.
+        { name: 'chosen', data: group.map((row) => row.chosen), offsetIndex: false },
+        { name: 'rejected', data: group.map((row) => row.rejected), offsetIndex: false },
+        { name: 'prompt', data: group.map((row) => row.prompt), offsetIndex: false },
+        { name: 'images', data: group.map((row) => row.images), codec: 'UNCOMPRESSED', encoding: 'PLAIN', offsetIndex: false },
       ],
       rowGroupSize: count,
       pageSize: 2 ** 20,
@@ -158,7 +238,7 @@ export class ShardSink {
    *
    * @throws {OutputError} when writing failed or the footer disagrees with the rows written.
    */
-  async close(): Promise<{ rows: number }> {
+  async close(): Promise<{ rows: number; crc: number }> {
     try {
       if (this.#pending.length > 0) this.#writeGroup(this.#pending.length);
       this.#writer.finish();
@@ -168,7 +248,7 @@ export class ShardSink {
       closeSync(this.#fd);
     }
     this.#throwIfFailed();
-    return publishParquet(this.#tmpPath, this.path, this.#rows);
+    return { ...(await publishParquet(this.#tmpPath, this.path, this.#rows)), crc: this.#bytes.crc };
   }
 
   /** Stops writing and removes the partial file. */

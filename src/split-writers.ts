@@ -2,19 +2,28 @@ import { Worker } from 'node:worker_threads';
 import { OutputError } from './errors.js';
 import { workerUrl } from './worker-url.js';
 import type { SplitPart } from './types.js';
-import type { SplitWriterOptions, WrittenSplit } from './write-split.js';
+import type { SplitWriterOptions, SplitWriterState, WrittenSplit } from './write-split.js';
 
-/** What the writer thread is started with: the options of each split's writer. */
+/** What the writer thread is started with: the options of each split's writer, and where to take up a dead run. */
 export interface WriterSetup {
   splits: Record<string, SplitWriterOptions>;
+  resume?: Record<string, SplitWriterState> | undefined;
 }
 
+/** Each split's state on disk, and how many of its last rows are not in it (see {@link SplitWriter.state}). */
+export type WritersState = Record<string, { state: SplitWriterState; pending: number }>;
+
 /** Messages to the writer thread, handled in order. */
-export type WriterRequest = { type: 'append'; parts: Record<string, SplitPart> } | { type: 'finish'; split: string } | { type: 'abort' };
+export type WriterRequest =
+  | { type: 'append'; parts: Record<string, SplitPart> }
+  | { type: 'checkpoint' }
+  | { type: 'finish'; split: string }
+  | { type: 'abort' };
 
 /** Its answers: one `appended` a part; for `finish`, `rewritten` rows as it goes, then `finished`. */
 export type WriterReply =
   | { type: 'appended' }
+  | { type: 'checkpoint'; splits: WritersState }
   | { type: 'rewritten'; split: string; rows: number }
   /** `thread`: the writer thread's kernel id and CPU seconds so far (null without /proc), for the report. */
   | { type: 'finished'; split: string; result: WrittenSplit; thread: { id: number; cpu: number } | null }
@@ -47,8 +56,9 @@ export class SplitWriters {
   #wake: (() => void) | null = null;
   #thread: { id: number; cpu: number } | null = null;
 
-  constructor(splits: Record<string, SplitWriterOptions>, url: URL = WRITER_URL) {
-    this.#worker = new Worker(url, { workerData: { splits } satisfies WriterSetup });
+  constructor(splits: Record<string, SplitWriterOptions>, resume?: Record<string, SplitWriterState>, url: URL = WRITER_URL) {
+    if (resume !== undefined) for (const [split, state] of Object.entries(resume)) this.#rows.set(split, state.rows);
+    this.#worker = new Worker(url, { workerData: { splits, resume } satisfies WriterSetup });
     this.#worker.on('message', (reply: WriterReply) => {
       if (reply.type === 'failed') this.#fail(new OutputError(reply.code, reply.message));
       else if (reply.type === 'appended') this.#pending--;
@@ -82,6 +92,20 @@ export class SplitWriters {
     this.#worker.postMessage({ type: 'append', parts } satisfies WriterRequest, buffersOf(Object.values(parts)));
     this.#pending++;
     while (this.#pending >= MAX_PENDING) await this.#next();
+  }
+
+  /** Where every split stands on disk once all parts appended so far are written (see {@link SplitWriter.state}). */
+  async checkpoint(): Promise<WritersState> {
+    this.#throwIfFailed();
+    this.#worker.postMessage({ type: 'checkpoint' } satisfies WriterRequest);
+    for (;;) {
+      const at = this.#replies.findIndex((reply) => reply.type === 'checkpoint');
+      if (at >= 0) {
+        const reply = this.#replies.splice(at, 1)[0];
+        if (reply?.type === 'checkpoint') return reply.splits;
+      }
+      await this.#next();
+    }
   }
 
   /** Closes a split's shards (cutting them again if their plan did not hold), yielding rows rewritten as it goes. */

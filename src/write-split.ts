@@ -3,10 +3,10 @@ import path from 'node:path';
 import { parquetReadObjects } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 import { outputHuggingfaceMetadata } from './output-features.js';
-import { ShardSink } from './shard-sink.js';
+import { ShardSink, type SinkState } from './shard-sink.js';
 import { planShards, shardName } from './plan-shards.js';
 import { fileBuffer, readFooter } from './read-column-pages.js';
-import type { ConversationalRow } from './to-conversational.js';
+import { rowNbytes, type ConversationalRow } from './to-conversational.js';
 import type { SplitPart } from './types.js';
 
 export interface WrittenShard {
@@ -15,6 +15,24 @@ export interface WrittenShard {
   rows: number;
   /** Size of the file on disk. */
   size: number;
+  /** CRC-32 of the file. */
+  crc: number;
+}
+
+/** Where a shard writer stands, on disk: the shards it closed and the one it is writing (see {@link SinkState}). */
+export interface ShardWriterState {
+  shard: number;
+  /** Rows the open shard still takes (its plan's count less the rows in its file). */
+  left: number;
+  shards: WrittenShard[];
+  open: { file: string; sink: SinkState } | null;
+}
+
+/** Where a split's writer stands on disk: rows and bytes in its files, and its shard writer's state. */
+export interface SplitWriterState {
+  rows: number;
+  nbytes: number;
+  writer: ShardWriterState;
 }
 
 export interface SplitWriterOptions {
@@ -71,12 +89,54 @@ class ShardWriter {
   #shard = 0;
   #left = 0;
 
-  constructor(split: string, dir: string, plan: number[], rowGroupSize: number, arrowSchema: string) {
+  /** The folder of `dir` the shards go in. */
+  readonly #data: string;
+
+  constructor(split: string, dir: string, plan: number[], rowGroupSize: number, arrowSchema: string, data = 'data') {
+    this.#data = data;
     this.#split = split;
     this.#dir = dir;
     this.#plan = plan;
     this.#rowGroupSize = rowGroupSize;
     this.#arrowSchema = arrowSchema;
+  }
+
+  /** Takes up where `state` left off: its closed shards kept, its open one cut back to what the state holds. */
+  async resume(state: ShardWriterState): Promise<void> {
+    this.#shard = state.shard;
+    this.#left = state.left;
+    this.#shards.push(...state.shards);
+    if (state.open !== null) this.#sink = await ShardSink.resume(path.join(this.#dir, state.open.file), this.#sinkOptions(), state.open.sink);
+  }
+
+  /** Rows written but not yet in the file (see {@link ShardSink.pendingRows}). */
+  get pendingRows(): readonly ConversationalRow[] {
+    return this.#sink?.pendingRows ?? [];
+  }
+
+  /** Where the writer stands on disk; the pending rows are not in it (they are counted as still to come). */
+  state(): ShardWriterState {
+    const sink = this.#sink;
+    return {
+      shard: this.#shard,
+      left: this.#left + (sink?.pendingRows.length ?? 0),
+      shards: [...this.#shards],
+      open: sink === null ? null : { file: this.#relative(sink.path), sink: sink.state() },
+    };
+  }
+
+  #relative(file: string): string {
+    return path.relative(this.#dir, file).split(path.sep).join('/');
+  }
+
+  #sinkOptions(): { rowGroupSize: number; metadata: Map<string, string> } {
+    return {
+      rowGroupSize: this.#rowGroupSize,
+      metadata: new Map([
+        ['ARROW:schema', this.#arrowSchema],
+        ['huggingface', outputHuggingfaceMetadata],
+      ]),
+    };
   }
 
   /** Appends rows; cuts them where a shard ends. Rows past the plan go to the last shard. */
@@ -106,14 +166,8 @@ class ShardWriter {
 
   async #openNext(): Promise<void> {
     const name = shardName(this.#split, this.#shard, this.#plan.length);
-    await mkdir(path.join(this.#dir, 'data'), { recursive: true });
-    this.#sink = await ShardSink.open(path.join(this.#dir, 'data', name), {
-      rowGroupSize: this.#rowGroupSize,
-      metadata: new Map([
-        ['ARROW:schema', this.#arrowSchema],
-        ['huggingface', outputHuggingfaceMetadata],
-      ]),
-    });
+    await mkdir(path.join(this.#dir, this.#data), { recursive: true });
+    this.#sink = await ShardSink.open(path.join(this.#dir, this.#data, name), this.#sinkOptions());
     this.#left = this.#plan[this.#shard] ?? 0;
   }
 
@@ -121,9 +175,8 @@ class ShardWriter {
     const sink = this.#sink;
     if (sink === null) return;
     this.#sink = null;
-    const { rows } = await sink.close();
-    const file = path.relative(this.#dir, sink.path).split(path.sep).join('/');
-    this.#shards.push({ file, rows, size: (await stat(sink.path)).size });
+    const { rows, crc } = await sink.close();
+    this.#shards.push({ file: this.#relative(sink.path), rows, size: (await stat(sink.path)).size, crc });
     this.#shard++;
   }
 }
@@ -154,6 +207,24 @@ export class SplitWriter {
     return this.#rows;
   }
 
+  /** Takes up where a dead run's {@link state} left off (its files checked by the caller). */
+  async resume(state: SplitWriterState): Promise<void> {
+    this.#rows = state.rows;
+    this.#nbytes = state.nbytes;
+    await this.#writer.resume(state.writer);
+  }
+
+  /**
+   * Where the split stands on disk, for a run that takes it up after a crash. Rows waiting for their row group are
+   * not in it: `pending` says how many, the last rows appended.
+   */
+  state(): { state: SplitWriterState; pending: number } {
+    const pending = this.#writer.pendingRows;
+    let pendingNbytes = 0;
+    for (const row of pending) pendingNbytes += rowNbytes(row);
+    return { state: { rows: this.#rows - pending.length, nbytes: this.#nbytes - pendingNbytes, writer: this.#writer.state() }, pending: pending.length };
+  }
+
   async append(part: SplitPart): Promise<void> {
     this.#rows += part.rows;
     this.#nbytes += part.nbytes;
@@ -170,26 +241,28 @@ export class SplitWriter {
       for (const shard of this.#rows === 0 ? written : []) await rm(path.join(dir, shard.file), { force: true });
       return { rows: this.#rows, nbytes: this.#nbytes, files: this.#rows === 0 ? [] : written, resharded: false };
     }
-    const provisional: string[] = [];
-    for (const [index, shard] of written.entries()) {
-      const moved = path.join(dir, `.${split}-provisional-${index}.parquet`);
-      await rename(path.join(dir, shard.file), moved);
-      provisional.push(moved);
-    }
-    const writer = new ShardWriter(split, dir, plan, rowGroupSize, this.#options.arrowSchema);
+    // The new shards are written apart, and the old ones removed only once they are all there: until then the old
+    // ones are what the run's last checkpoint holds, for a run killed now to take up.
+    const apart = `data.${split}-cut`;
+    await rm(path.join(dir, apart), { recursive: true, force: true });
+    const writer = new ShardWriter(split, dir, plan, rowGroupSize, this.#options.arrowSchema, apart);
+    let files: WrittenShard[];
     try {
-      for (const file of provisional) {
-        for await (const rows of readShardRows(file)) {
+      for (const shard of written) {
+        for await (const rows of readShardRows(path.join(dir, shard.file))) {
           await writer.write(rows);
           yield rows.length;
         }
-        await rm(file, { force: true });
       }
-      return { rows: this.#rows, nbytes: this.#nbytes, files: await writer.finish(), resharded: true };
+      files = await writer.finish();
     } catch (error) {
       await writer.abort();
       throw error;
     }
+    for (const shard of written) await rm(path.join(dir, shard.file), { force: true });
+    for (const file of files) await rename(path.join(dir, file.file), path.join(dir, 'data', path.basename(file.file)));
+    await rm(path.join(dir, apart), { recursive: true, force: true });
+    return { rows: this.#rows, nbytes: this.#nbytes, files: files.map((file) => ({ ...file, file: `data/${path.basename(file.file)}` })), resharded: true };
   }
 
   async abort(): Promise<void> {

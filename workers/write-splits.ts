@@ -7,7 +7,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { RlaifError } from '../src/errors.js';
 import { osThreadId, threadCpuSeconds } from '../src/measure-cpu.js';
 import type { WriterReply, WriterRequest, WriterSetup } from '../src/split-writers.js';
-import { SplitWriter } from '../src/write-split.js';
+import { SplitWriter, type SplitWriterState } from '../src/write-split.js';
 
 const port = parentPort;
 if (port === null) throw new Error('workers/write-splits.js runs as a worker thread');
@@ -28,6 +28,10 @@ async function handle(request: WriterRequest): Promise<void> {
   if (request.type === 'append') {
     for (const [split, part] of Object.entries(request.parts)) await writerOf(split).append(part);
     reply({ type: 'appended' });
+  } else if (request.type === 'checkpoint') {
+    const splits: Record<string, { state: SplitWriterState; pending: number }> = {};
+    for (const [name, writer] of writers) splits[name] = writer.state();
+    reply({ type: 'checkpoint', splits });
   } else if (request.type === 'finish') {
     const finishing = writerOf(request.split).finish();
     for (;;) {
@@ -47,7 +51,12 @@ async function handle(request: WriterRequest): Promise<void> {
 }
 
 // Requests are handled one after another, in the order they came: the rows of a split must be written in order.
-let queue = Promise.resolve();
+// A run taking up a dead one's files starts from where they stand.
+let queue = (async () => {
+  for (const [name, state] of Object.entries(setup.resume ?? {})) await writerOf(name).resume(state);
+})().catch((error: unknown) => {
+  reply({ type: 'failed', code: 'ERR_RESUME', message: `Could not take up the files of the interrupted run: ${error instanceof Error ? error.message : String(error)}` });
+});
 port.on('message', (request: WriterRequest) => {
   queue = queue
     .then(() => handle(request))

@@ -1,0 +1,117 @@
+import { createReadStream, existsSync } from 'node:fs';
+import { readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { crc32 } from 'node:zlib';
+import type { RejectSegment } from './reject-sink.js';
+import type { SplitWriterState } from './write-split.js';
+
+/**
+ * A run's checkpoint: what its staging directory holds at a row of the input, written at the end of every unit of
+ * work (a few tens of MB of input) so that a run killed at any moment can be taken up by the same command. The files
+ * it names are checked against their CRC-32 before they are kept; nothing is written to them before the checkpoint
+ * that names them is replaced, so a crash can only leave a checkpoint older than the files, never newer.
+ */
+export interface Checkpoint {
+  version: 1;
+  /** The run's fingerprint (input and the options that shape the data): a checkpoint of another run is not used. */
+  fingerprint: string;
+  /** Every input row before this one is accounted for: in the files, pending (see `pendingFrom`), or rejected. */
+  row: number;
+  /** Each split's files. */
+  splits: Record<string, SplitWriterState>;
+  /**
+   * Per split, the input row of the first row not yet in its files (waiting for its row group to fill), or null when
+   * none is: rows of that split from there up to `row` are converted again by a run that takes this one up.
+   */
+  pendingFrom: Record<string, number | null>;
+  rejects: { segments: RejectSegment[]; counts: Record<string, number> };
+}
+
+export const CHECKPOINT_FILE = 'checkpoint.json';
+
+/** Replaces the checkpoint in `dir` (written aside, then renamed over the old one: a crash leaves one or the other). */
+export async function writeCheckpoint(dir: string, checkpoint: Checkpoint): Promise<void> {
+  const file = path.join(dir, CHECKPOINT_FILE);
+  await writeFile(`${file}.tmp`, JSON.stringify(checkpoint));
+  await rename(`${file}.tmp`, file);
+}
+
+/** CRC-32 of the first `length` bytes of a file (all of it when `length` is undefined), or null when it is shorter. */
+async function fileCrc(file: string, length?: number): Promise<number | null> {
+  const size = (await stat(file).catch(() => null))?.size;
+  if (size === undefined || (length !== undefined && size < length)) return null;
+  if (length === 0) return 0;
+  let crc = 0;
+  for await (const chunk of createReadStream(file, { end: (length ?? size) - 1, highWaterMark: 2 ** 20 })) crc = crc32(chunk as Buffer, crc);
+  return crc;
+}
+
+/** What was found in a staging directory: a checkpoint to take up, or why there is none that can be. */
+export type Found = { checkpoint: Checkpoint } | { checkpoint: null; reason: string };
+
+/**
+ * Reads the checkpoint in `dir` and checks it belongs to this run (same fingerprint) and that every file it names is
+ * there, with the bytes it had.
+ */
+export async function findCheckpoint(dir: string, fingerprint: string): Promise<Found> {
+  let checkpoint: Checkpoint;
+  try {
+    checkpoint = JSON.parse(await readFile(path.join(dir, CHECKPOINT_FILE), 'utf8')) as Checkpoint;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return { checkpoint: null, reason: code === 'ENOENT' ? 'it stopped before its first checkpoint' : 'its checkpoint cannot be read' };
+  }
+  if (checkpoint.version !== 1) return { checkpoint: null, reason: 'its checkpoint is of another version of the tool' };
+  if (checkpoint.fingerprint !== fingerprint) {
+    return { checkpoint: null, reason: 'it was converting other input or with other options (its fingerprint differs)' };
+  }
+  for (const split of Object.values(checkpoint.splits)) {
+    for (const shard of split.writer.shards) {
+      if ((await fileCrc(path.join(dir, shard.file))) !== shard.crc) return { checkpoint: null, reason: `${shard.file} is missing or not as it was written` };
+    }
+    const open = split.writer.open;
+    if (open === null) continue;
+    const partial = path.join(dir, `${open.file}.partial`);
+    if ((await fileCrc(partial, open.sink.length)) === open.sink.crc) continue;
+    // Closed after the checkpoint (the run was killed as it finished): the file is the same up to the checkpoint.
+    const closed = path.join(dir, open.file);
+    if (!existsSync(partial) && (await fileCrc(closed, open.sink.length)) === open.sink.crc) await rename(closed, partial);
+    else return { checkpoint: null, reason: `${open.file}.partial is missing or not as it was written` };
+  }
+  for (const segment of checkpoint.rejects.segments) {
+    if ((await fileCrc(path.join(dir, segment.file))) !== segment.crc) return { checkpoint: null, reason: `${segment.file} is missing or not as it was written` };
+  }
+  return { checkpoint };
+}
+
+/** The files of a checkpoint, relative to the staging directory. */
+function filesOf(checkpoint: Checkpoint): Set<string> {
+  const files = new Set<string>();
+  for (const split of Object.values(checkpoint.splits)) {
+    for (const shard of split.writer.shards) files.add(shard.file);
+    if (split.writer.open !== null) files.add(`${split.writer.open.file}.partial`);
+  }
+  for (const segment of checkpoint.rejects.segments) files.add(segment.file);
+  return files;
+}
+
+/**
+ * Removes from a staging directory everything but the lock and, when one is taken up, the checkpoint and its files:
+ * what a dead run wrote after its last checkpoint, and all of it when its work cannot be used.
+ */
+export async function clearStaging(dir: string, keep: Checkpoint | null): Promise<void> {
+  const files = keep === null ? new Set<string>() : filesOf(keep);
+  if (keep !== null) files.add(CHECKPOINT_FILE);
+  files.add('lock.json');
+  const visit = async (relative: string): Promise<void> => {
+    for (const entry of await readdir(path.join(dir, relative), { withFileTypes: true })) {
+      const name = relative === '' ? entry.name : `${relative}/${entry.name}`;
+      if (entry.isDirectory()) {
+        await visit(name);
+        // Folders left empty go too (a half-done re-cut of the shards), but for data/, which a run always has.
+        if (name !== 'data' && (await readdir(path.join(dir, name))).length === 0) await rm(path.join(dir, name), { recursive: true, force: true });
+      } else if (!files.has(name)) await rm(path.join(dir, name), { force: true });
+    }
+  };
+  await visit('');
+}

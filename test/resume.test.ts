@@ -1,0 +1,138 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { before, describe, it } from 'node:test';
+import type { ConvertReport } from '../src/convert-report.js';
+import { writeSourceFile } from '../src/source-table.js';
+import { goodRows } from '../scripts/bad-corpus.js';
+import { CLI, readJson, runCli, sampleDir, tempDir } from './fixtures.js';
+
+/** Every file of a dataset directory but report.json (which has timings), with its bytes. */
+async function filesOf(dir: string): Promise<Map<string, Buffer>> {
+  const files = new Map<string, Buffer>();
+  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const relative = path.relative(dir, path.join(entry.parentPath, entry.name));
+    if (relative !== 'report.json') files.set(relative, await readFile(path.join(dir, relative)));
+  }
+  return files;
+}
+
+function assertSameFiles(actual: Map<string, Buffer>, expected: Map<string, Buffer>, what: string): void {
+  assert.deepEqual([...actual.keys()].sort(), [...expected.keys()].sort(), what);
+  for (const [name, bytes] of expected) assert.ok(actual.get(name)?.equals(bytes), `${what}: ${name} differs`);
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Starts a conversion in a process group of its own and kills the whole group with SIGKILL (the rlaif-v process and
+ * the child that converts) `extraMs` after its first checkpoint is on disk. Resolves false when it finished first.
+ */
+async function killAfterCheckpoint(args: string[], staging: string, extraMs: number): Promise<boolean> {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: 'ignore', detached: true });
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  let done = false;
+  void exited.then(() => {
+    done = true;
+  });
+  while (!done && !existsSync(path.join(staging, 'checkpoint.json'))) await sleep(5);
+  if (!done) await sleep(extraMs);
+  const killed = !done;
+  if (killed) process.kill(-(child.pid ?? 0), 'SIGKILL');
+  await exited;
+  return killed;
+}
+
+describe('resume after a crash', () => {
+  let input: string;
+  let reference: Map<string, Buffer>;
+  let common: string[];
+  let dir: string;
+
+  before(async () => {
+    input = await sampleDir(500, { files: 2, rowGroupSize: 125 });
+    // A third file with rows that are rejected, so that rejects are kept across a crash too.
+    const rows = await goodRows(60);
+    for (const [index, row] of rows.entries()) {
+      if (index % 9 === 4) row.image = { bytes: new Uint8Array([0xff, 0xd8, 0xff, 0xe0, 1, 2, 3]), path: 'broken.jpg' };
+      if (index % 13 === 6) row.chosen = ' ';
+    }
+    await writeSourceFile(path.join(input, 'z-extra.parquet'), rows, 20);
+    dir = await tempDir();
+    // Small checkpoints, so a run of a second takes many; a test split large enough to have rows pending in both.
+    common = ['-i', input, '--checkpoint-every', '96KB', '--test-size', '0.2', '--max-reject-fraction', '1', '--num-proc', '2', '--quiet'];
+    const ref = path.join(dir, 'reference');
+    const made = await runCli(['convert', ...common, '-o', ref]);
+    assert.equal(made.code, 0, made.stderr);
+    reference = await filesOf(ref);
+    assert.ok([...reference.keys()].some((name) => name.startsWith('rejects/')), 'the input has rejected rows');
+  });
+
+  it('gives the same bytes as an uninterrupted run after kill -9 at any point, and leaves nothing behind', async () => {
+    let resumed = 0;
+    let reused = 0;
+    for (const [at, extraMs] of [0, 40, 120, 250, 400].entries()) {
+      const output = path.join(dir, `killed-${at}`);
+      const args = ['convert', ...common, '-o', output];
+      // Killed too late (it had published its output) counts as finished.
+      if (!(await killAfterCheckpoint(args, `${output}.partial`, extraMs)) || existsSync(output)) continue;
+      const again = await runCli(['convert', ...common, '-o', output]);
+      assert.equal(again.code, 0, again.stderr);
+      assertSameFiles(await filesOf(output), reference, `killed ${extraMs} ms after a checkpoint`);
+      assert.ok(!existsSync(`${output}.partial`), 'the staging directory is gone');
+      const report = await readJson<ConvertReport>(path.join(output, 'report.json'));
+      assert.equal(report.resume?.resumed, true, JSON.stringify(report.resume));
+      if (report.resume?.resumed === true) reused = Math.max(reused, report.resume.rowsReused);
+      resumed++;
+    }
+    assert.ok(resumed >= 3, `only ${resumed} runs were killed before they finished`);
+    assert.ok(reused > 0, 'a run killed late reused rows of the killed one');
+  });
+
+  it('starts over, and says why, when the input or options changed or --no-resume is given', async () => {
+    const fresh = path.join(dir, 'fresh-seed-7');
+    assert.equal((await runCli(['convert', ...common, '--seed', '7', '-o', fresh])).code, 0);
+    const output = path.join(dir, 'changed');
+    assert.ok(await killAfterCheckpoint(['convert', ...common, '-o', output], `${output}.partial`, 0));
+    const changed = await runCli(['convert', ...common.filter((arg) => arg !== '--quiet'), '--seed', '7', '-o', output]);
+    assert.equal(changed.code, 0, changed.stderr);
+    assert.match(changed.stderr, /Starting over: the interrupted run in \S+ cannot be taken up \(it was converting other input or with other options/);
+    assertSameFiles(await filesOf(output), await filesOf(fresh), 'after a change of seed');
+    const report = await readJson<ConvertReport>(path.join(output, 'report.json'));
+    assert.equal(report.resume?.resumed, false);
+
+    const restart = path.join(dir, 'restart');
+    assert.ok(await killAfterCheckpoint(['convert', ...common, '-o', restart], `${restart}.partial`, 0));
+    const over = await runCli(['convert', ...common, '--no-resume', '-o', restart]);
+    assert.equal(over.code, 0, over.stderr);
+    assert.deepEqual((await readJson<ConvertReport>(path.join(restart, 'report.json'))).resume, { resumed: false, reason: 'resume is off (--no-resume)' });
+    assertSameFiles(await filesOf(restart), reference, 'with --no-resume');
+  });
+
+  it('keeps its work on SIGTERM and says how to take it up; a second run on the same output is refused while one runs', async () => {
+    const output = path.join(dir, 'terminated');
+    const staging = `${output}.partial`;
+    const child = spawn(process.execPath, [CLI, 'convert', ...common.filter((arg) => arg !== '--quiet'), '-o', output], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+    let stderr = '';
+    child.stderr?.on('data', (chunk: Buffer) => void (stderr += String(chunk)));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    while (!existsSync(path.join(staging, 'checkpoint.json'))) await sleep(5);
+    // Held still, so that it is surely running while the second run looks.
+    process.kill(-(child.pid ?? 0), 'SIGSTOP');
+    const second = await runCli(['convert', ...common, '-o', output]);
+    process.kill(-(child.pid ?? 0), 'SIGCONT');
+    assert.equal(second.code, 2, second.stderr);
+    assert.match(second.stderr, /is being written by another run \(process \d+ on /);
+    child.kill('SIGTERM');
+    assert.equal(await exited, 143, stderr);
+    assert.match(stderr, /stopped by SIGTERM\. The work done up to the last checkpoint is kept in \S+terminated\.partial: run the same command again/);
+    assert.ok(existsSync(path.join(staging, 'checkpoint.json')));
+    assert.ok(!existsSync(path.join(staging, 'lock.json')), 'the lock is released');
+    const again = await runCli(['convert', ...common, '-o', output]);
+    assert.equal(again.code, 0, again.stderr);
+    assertSameFiles(await filesOf(output), reference, 'after SIGTERM');
+  });
+});
