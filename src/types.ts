@@ -49,7 +49,6 @@ export interface ConvertTask {
   imagePages?: ImagePageRange | undefined;
   /** One byte per row of the batch: 1 when the row belongs to the test split. */
   testMask: Uint8Array;
-
   image: ImagePolicy;
   /** Name of the BroadcastChannel the run's workers share prepared images on (unique per run). */
   cacheChannel: string;
