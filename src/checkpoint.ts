@@ -2,6 +2,8 @@ import { createReadStream, existsSync } from 'node:fs';
 import { readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
+import type { SplitName } from './convert-report.js';
+import type { SplitPlan } from './plan-split.js';
 import type { RejectSegment } from './reject-sink.js';
 import type { SplitWriterState } from './write-split.js';
 
@@ -114,4 +116,51 @@ export async function clearStaging(dir: string, keep: Checkpoint | null): Promis
     }
   };
   await visit('');
+}
+
+/**
+ * The rows a run taking up `checkpoint` reads: those its files do not hold yet. Before the checkpoint's row, only the
+ * rows of each split from the first one still pending (and not rejected); then all of them.
+ */
+export function rowsToRead(checkpoint: Checkpoint | null, split: SplitPlan, rows: number): [number, number][] {
+  if (checkpoint === null) return [[0, rows]];
+  const rejected = new Set(checkpoint.rejects.segments.flatMap((segment) => segment.indices));
+  const pending = Object.values(checkpoint.pendingFrom).filter((row): row is number => row !== null);
+  const ranges: [number, number][] = [];
+  const add = (start: number, end: number): void => {
+    const last = ranges.at(-1);
+    if (last !== undefined && last[1] === start) last[1] = end;
+    else ranges.push([start, end]);
+  };
+  for (let row = Math.min(checkpoint.row, ...pending); row < checkpoint.row; row++) {
+    const from = checkpoint.pendingFrom[split.testMask[row] === 1 ? 'test' : 'train'] ?? null;
+    if (from !== null && row >= from && !rejected.has(row)) add(row, row + 1);
+  }
+  add(checkpoint.row, rows);
+  return ranges;
+}
+
+/** The input rows of the last rows appended to each split, enough to name the first of those not yet in its files. */
+export class RecentRows {
+  readonly #rows: Record<SplitName, number[]> = { train: [], test: [] };
+  readonly #keep: number;
+
+  constructor(keep: number) {
+    this.#keep = keep;
+  }
+
+  add(split: SplitName, row: number): void {
+    const rows = this.#rows[split];
+    rows.push(row);
+    if (rows.length > 2 * this.#keep) rows.splice(0, rows.length - this.#keep);
+  }
+
+  /** The input row of the first of the last `pending` rows of `split`, or null when none is pending. */
+  firstOfLast(split: SplitName, pending: number): number | null {
+    if (pending === 0) return null;
+    const rows = this.#rows[split];
+    const row = rows[rows.length - pending];
+    if (row === undefined) throw new Error(`${pending} rows of ${split} pending, but only ${rows.length} known`);
+    return row;
+  }
 }

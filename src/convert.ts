@@ -20,7 +20,7 @@ import type { ConvertResult, ConvertTask, RejectedRow, SplitPart } from './types
 import { rowNbytes, toConversational } from './to-conversational.js';
 import { runFingerprint } from './run-fingerprint.js';
 import { openStaging, publishOutput } from './output-dir.js';
-import { clearStaging, CHECKPOINT_FILE, findCheckpoint, writeCheckpoint, type Checkpoint } from './checkpoint.js';
+import { clearStaging, CHECKPOINT_FILE, findCheckpoint, RecentRows, rowsToRead, writeCheckpoint, type Checkpoint } from './checkpoint.js';
 import { planUnits } from './plan-units.js';
 import { outputArrowSchemaValue } from './output-schema.js';
 import { SplitWriters } from './split-writers.js';
@@ -126,53 +126,8 @@ interface Run extends Planned {
   resumed: Checkpoint | null;
   /** What the report says of it. */
   resumeNote: ConvertReport['resume'];
-}
-
-/**
- * The rows a run taking up `checkpoint` reads: those its files do not hold yet. Before the checkpoint's row, only the
- * rows of each split from the first one still pending (and not rejected); then all of them.
- */
-function rowsToRead(checkpoint: Checkpoint | null, split: Planned['split'], rows: number): [number, number][] {
-  if (checkpoint === null) return [[0, rows]];
-  const rejected = new Set(checkpoint.rejects.segments.flatMap((segment) => segment.indices));
-  const pending = Object.values(checkpoint.pendingFrom).filter((row): row is number => row !== null);
-  const ranges: [number, number][] = [];
-  const add = (start: number, end: number): void => {
-    const last = ranges.at(-1);
-    if (last !== undefined && last[1] === start) last[1] = end;
-    else ranges.push([start, end]);
-  };
-  for (let row = Math.min(checkpoint.row, ...pending); row < checkpoint.row; row++) {
-    const from = checkpoint.pendingFrom[split.testMask[row] === 1 ? 'test' : 'train'] ?? null;
-    if (from !== null && row >= from && !rejected.has(row)) add(row, row + 1);
-  }
-  add(checkpoint.row, rows);
-  return ranges;
-}
-
-/** The input rows of the last rows appended to each split, enough to name the first of those not yet in its files. */
-class RecentRows {
-  readonly #rows: Record<SplitName, number[]> = { train: [], test: [] };
-  readonly #keep: number;
-
-  constructor(keep: number) {
-    this.#keep = keep;
-  }
-
-  add(split: SplitName, row: number): void {
-    const rows = this.#rows[split];
-    rows.push(row);
-    if (rows.length > 2 * this.#keep) rows.splice(0, rows.length - this.#keep);
-  }
-
-  /** The input row of the first of the last `pending` rows of `split`, or null when none is pending. */
-  firstOfLast(split: SplitName, pending: number): number | null {
-    if (pending === 0) return null;
-    const rows = this.#rows[split];
-    const row = rows[rows.length - pending];
-    if (row === undefined) throw new Error(`${pending} rows of ${split} pending, but only ${rows.length} known`);
-    return row;
-  }
+  /** The input rows this run converts: all of them, or those the checkpoint it takes up does not hold. */
+  toRead: [number, number][];
 }
 
 /**
@@ -184,7 +139,7 @@ async function* convertRows(run: Run): AsyncGenerator<ConvertEvent> {
   const { options, plan, split, pool, writers, rejects, tally, downloads, hubEvents, signal } = run;
   const cacheChannel = `rlaif-v-images-${process.pid}-${randomUUID()}`;
   const keptImages = keptTableBuffer(plan.rows);
-  const ranges = rowsToRead(run.resumed, split, plan.rows);
+  const ranges = run.toRead;
   const batchOptions = {
     imageTimeoutMs: options.imageTimeoutMs,
     reread: rereadBatch,
@@ -443,14 +398,16 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
     const staging = await openStaging(output);
     let resumed: Checkpoint | null = null;
     let resumeNote: ConvertReport['resume'];
+    let toRead: [number, number][] = [[0, plan.rows]];
     if (staging.adopted) {
       const found = options.resume ? await findCheckpoint(staging.dir, fingerprint) : { checkpoint: null, reason: 'resume is off (--no-resume)' };
       resumed = found.checkpoint;
-        const toRead = rowsToRead(found.checkpoint, split, plan.rows).reduce((sum, [start, end]) => sum + end - start, 0);
-      resumeNote = found.checkpoint === null ? { resumed: false, reason: found.reason } : { resumed: true, rowsReused: plan.rows - toRead };
+      toRead = rowsToRead(found.checkpoint, split, plan.rows);
+      const rowsReused = plan.rows - toRead.reduce((sum, [start, end]) => sum + end - start, 0);
+      resumeNote = found.checkpoint === null ? { resumed: false, reason: found.reason } : { resumed: true, rowsReused };
       yield found.checkpoint === null
         ? { type: 'resume', resumed: false, staging: staging.dir, reason: found.reason }
-        : { type: 'resume', resumed: true, staging: staging.dir, rowsReused: plan.rows - toRead };
+        : { type: 'resume', resumed: true, staging: staging.dir, rowsReused };
     }
     await clearStaging(staging.dir, resumed);
     const writers = new SplitWriters(
@@ -472,6 +429,7 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
       fingerprint,
       resumed,
       resumeNote,
+      toRead,
     };
     let published = false;
     try {
