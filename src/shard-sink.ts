@@ -1,5 +1,5 @@
 import { closeSync, ftruncateSync, openSync, writeSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { rm, type FileHandle } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import type { RowGroup, SchemaElement } from 'hyparquet';
 import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
@@ -10,6 +10,12 @@ import type { ConversationalRow } from './to-conversational.js';
 export interface ShardSinkOptions {
   /** Rows per row group. */
   rowGroupSize: number;
+  /**
+   * Rows of the shard that come before this file's first row, when the file holds a stretch of a shard that starts
+   * elsewhere (a part of a multi-machine run): its row groups are cut where the whole shard's would be, so that
+   * `finalize` can copy them as they are. Default 0.
+   */
+  gridOffset?: number;
   /** Key/value pairs for the footer, in order (`ARROW:schema` first, as pyarrow writes it). */
   metadata: Map<string, string>;
 }
@@ -55,6 +61,32 @@ function parseRowGroups(json: string): RowGroup[] {
   return JSON.parse(json, (_key, value: unknown) =>
     value !== null && typeof value === 'object' && '$bigint' in value ? BigInt((value as { $bigint: string }).$bigint) : value,
   ) as RowGroup[];
+}
+
+/** How much of a copied row group is read at a time. */
+const COPY_CHUNK_BYTES = 4 * 2 ** 20;
+
+/**
+ * Where a row group's column chunks lie in its file: from the first chunk's first page for the sum of their sizes.
+ *
+ * @throws {Error} when the chunks are not one contiguous stretch, or carry page indexes (which live elsewhere in the
+ * file): such a row group cannot be copied as it is.
+ */
+export function rowGroupSpan(group: RowGroup): { start: bigint; length: number } {
+  let start: bigint | null = null;
+  let end = 0n;
+  for (const column of group.columns) {
+    const meta = column.meta_data;
+    if (meta === undefined || column.offset_index_offset !== undefined || column.column_index_offset !== undefined) {
+      throw new Error('a row group with page indexes or without column metadata cannot be copied');
+    }
+    const first = meta.dictionary_page_offset ?? meta.data_page_offset;
+    if (start === null) start = first;
+    else if (first !== end) throw new Error('the row group\'s column chunks are not contiguous');
+    end = first + meta.total_compressed_size;
+  }
+  if (start === null) throw new Error('a row group without columns');
+  return { start, length: Number(end - start) };
 }
 
 /** Arrays at least this large skip the writer's buffer. */
@@ -126,6 +158,7 @@ export class ShardSink {
   readonly #bytes: FileByteWriter;
   readonly #writer: ParquetWriter;
   readonly #rowGroupSize: number;
+  readonly #gridOffset: number;
   #pending: ConversationalRow[] = [];
   #rows = 0;
   #failure: unknown = null;
@@ -135,6 +168,7 @@ export class ShardSink {
     this.#tmpPath = `${path}.partial`;
     this.#fd = fd;
     this.#rowGroupSize = options.rowGroupSize;
+    this.#gridOffset = options.gridOffset ?? 0;
     this.#bytes = new FileByteWriter(fd);
     this.#writer = new ParquetWriter({
       writer: this.#bytes,
@@ -211,11 +245,58 @@ export class ShardSink {
     for (const row of rows) this.#pending.push(row);
     this.#rows += rows.length;
     try {
-      while (this.#pending.length >= this.#rowGroupSize) this.#writeGroup(this.#rowGroupSize);
+      for (let size = this.#nextGroupRows(); this.#pending.length >= size; size = this.#nextGroupRows()) this.#writeGroup(size);
     } catch (error) {
       this.#failure = error;
       this.#throwIfFailed();
     }
+  }
+
+  /** Rows of the next row group: up to the next multiple of the row group size, counted from the shard's start. */
+  #nextGroupRows(): number {
+    const inFile = this.#rows - this.#pending.length;
+    return this.#rowGroupSize - ((this.#gridOffset + inFile) % this.#rowGroupSize);
+  }
+
+  /**
+   * Appends a row group of another parquet file of this schema as it is, byte for byte: its column chunks are copied
+   * and its footer entry moved to where they land. The same rows written by {@link write} would give the same bytes,
+   * as a row group's bytes depend on its rows alone (offsets live only in the footer). No rows may be pending.
+   *
+   * @throws {OutputError} when rows are pending, or writing failed.
+   */
+  async copyRowGroup(source: FileHandle, group: RowGroup): Promise<void> {
+    this.#throwIfFailed();
+    if (this.#pending.length > 0) throw new OutputError('ERR_PARQUET_WRITE', `${this.path}: a row group can only be copied between row groups`);
+    const { start, length } = rowGroupSpan(group);
+    this.#bytes.flush();
+    const shift = BigInt(this.#bytes.offset) - start;
+    const chunk = new Uint8Array(Math.min(length, COPY_CHUNK_BYTES));
+    try {
+      for (let done = 0; done < length; ) {
+        const { bytesRead } = await source.read(chunk, 0, Math.min(chunk.byteLength, length - done), Number(start) + done);
+        if (bytesRead === 0) throw new Error(`the source ended ${length - done} bytes before the end of its row group`);
+        this.#bytes.appendBytes(chunk.subarray(0, bytesRead));
+        this.#bytes.flush();
+        done += bytesRead;
+      }
+    } catch (error) {
+      this.#failure = error;
+      this.#throwIfFailed();
+    }
+    const moved = structuredClone(group);
+    for (const column of moved.columns) {
+      column.file_offset += shift;
+      const meta = column.meta_data;
+      if (meta === undefined) continue;
+      meta.data_page_offset += shift;
+      if (meta.dictionary_page_offset !== undefined) meta.dictionary_page_offset += shift;
+      if (meta.index_page_offset !== undefined) meta.index_page_offset += shift;
+    }
+    if (moved.file_offset !== undefined) moved.file_offset += shift;
+    this.#writer.row_groups.push(moved);
+    this.#writer.num_rows += moved.num_rows;
+    this.#rows += Number(moved.num_rows);
   }
 
   #writeGroup(count: number): void {

@@ -1,32 +1,12 @@
-import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { rename, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { parquetReadObjects } from 'hyparquet';
-import { compressors } from 'hyparquet-compressors';
-import { outputHuggingfaceMetadata } from './output-features.js';
-import { ShardSink, type SinkState } from './shard-sink.js';
-import { planShards, shardName } from './plan-shards.js';
-import { fileBuffer, readFooter } from './read-column-pages.js';
-import { rowNbytes, type ConversationalRow } from './to-conversational.js';
+import { assembleSplit, type AssembleCounts } from './assemble-split.js';
+import { planShards } from './plan-shards.js';
+import { ShardWriter, type ShardWriterState, type WrittenShard } from './shard-writer.js';
+import { rowNbytes } from './to-conversational.js';
 import type { SplitPart } from './types.js';
 
-export interface WrittenShard {
-  /** Path relative to the dataset directory, `data/train-00000-of-00001.parquet`. */
-  file: string;
-  rows: number;
-  /** Size of the file on disk. */
-  size: number;
-  /** CRC-32 of the file. */
-  crc: number;
-}
-
-/** Where a shard writer stands, on disk: the shards it closed and the one it is writing (see {@link SinkState}). */
-export interface ShardWriterState {
-  shard: number;
-  /** Rows the open shard still takes (its plan's count less the rows in its file). */
-  left: number;
-  shards: WrittenShard[];
-  open: { file: string; sink: SinkState } | null;
-}
+export type { ShardWriterState, WrittenShard } from './shard-writer.js';
 
 /** Where a split's writer stands on disk: rows and bytes in its files, and its shard writer's state. */
 export interface SplitWriterState {
@@ -47,6 +27,12 @@ export interface SplitWriterOptions {
   rowGroupSize: number;
   /** The footer's `ARROW:schema` value (from `outputArrowSchemaValue`). */
   arrowSchema: string;
+  /**
+   * Set for a part of a multi-machine run: the rows of the split before this part's first one, were none rejected.
+   * The part's files are then the pieces of the planned shards its rows fall in, cut on their row-group grid, and
+   * `finish` leaves them as they are for `finalize` to put together.
+   */
+  start?: number;
 }
 
 export interface WrittenSplit {
@@ -56,129 +42,8 @@ export interface WrittenSplit {
   files: WrittenShard[];
   /** Whether the shards had to be cut again at the end because the plan made up front did not hold. */
   resharded: boolean;
-}
-
-/** The rows of a shard this tool wrote, read back a row group at a time (to cut the shards again). */
-async function* readShardRows(file: string): AsyncGenerator<ConversationalRow[]> {
-  const handle = await open(file, 'r');
-  try {
-    const { size } = await handle.stat();
-    const buffer = await fileBuffer(handle, size);
-    const metadata = await readFooter(handle, size);
-    let rowStart = 0;
-    for (const group of metadata.row_groups) {
-      const rowEnd = rowStart + Number(group.num_rows);
-      const rows = (await parquetReadObjects({ file: buffer, metadata, rowStart, rowEnd, compressors, utf8: false })) as unknown as ConversationalRow[];
-      rowStart = rowEnd;
-      yield rows;
-    }
-  } finally {
-    await handle.close();
-  }
-}
-
-/** Writes rows, arriving in order, into contiguous shards of the given row counts. */
-class ShardWriter {
-  readonly #split: string;
-  readonly #dir: string;
-  readonly #plan: number[];
-  readonly #rowGroupSize: number;
-  readonly #arrowSchema: string;
-  readonly #shards: WrittenShard[] = [];
-  #sink: ShardSink | null = null;
-  #shard = 0;
-  #left = 0;
-
-  /** The folder of `dir` the shards go in. */
-  readonly #data: string;
-
-  constructor(split: string, dir: string, plan: number[], rowGroupSize: number, arrowSchema: string, data = 'data') {
-    this.#data = data;
-    this.#split = split;
-    this.#dir = dir;
-    this.#plan = plan;
-    this.#rowGroupSize = rowGroupSize;
-    this.#arrowSchema = arrowSchema;
-  }
-
-  /** Takes up where `state` left off: its closed shards kept, its open one cut back to what the state holds. */
-  async resume(state: ShardWriterState): Promise<void> {
-    this.#shard = state.shard;
-    this.#left = state.left;
-    this.#shards.push(...state.shards);
-    if (state.open !== null) this.#sink = await ShardSink.resume(path.join(this.#dir, state.open.file), this.#sinkOptions(), state.open.sink);
-  }
-
-  /** Rows written but not yet in the file (see {@link ShardSink.pendingRows}). */
-  get pendingRows(): readonly ConversationalRow[] {
-    return this.#sink?.pendingRows ?? [];
-  }
-
-  /** Where the writer stands on disk; the pending rows are not in it (they are counted as still to come). */
-  state(): ShardWriterState {
-    const sink = this.#sink;
-    return {
-      shard: this.#shard,
-      left: this.#left + (sink?.pendingRows.length ?? 0),
-      shards: [...this.#shards],
-      open: sink === null ? null : { file: this.#relative(sink.path), sink: sink.state() },
-    };
-  }
-
-  #relative(file: string): string {
-    return path.relative(this.#dir, file).split(path.sep).join('/');
-  }
-
-  #sinkOptions(): { rowGroupSize: number; metadata: Map<string, string> } {
-    return {
-      rowGroupSize: this.#rowGroupSize,
-      metadata: new Map([
-        ['ARROW:schema', this.#arrowSchema],
-        ['huggingface', outputHuggingfaceMetadata],
-      ]),
-    };
-  }
-
-  /** Appends rows; cuts them where a shard ends. Rows past the plan go to the last shard. */
-  async write(data: ConversationalRow[]): Promise<void> {
-    const rows = data.length;
-    let offset = 0;
-    while (offset < rows) {
-      if (this.#sink === null) await this.#openNext();
-      const last = this.#shard === this.#plan.length - 1;
-      const take = last ? rows - offset : Math.min(this.#left, rows - offset);
-      await this.#sink?.write(take === rows ? data : data.slice(offset, offset + take));
-      offset += take;
-      this.#left -= take;
-      if (this.#left <= 0 && !last) await this.#closeCurrent();
-    }
-  }
-
-  async finish(): Promise<WrittenShard[]> {
-    await this.#closeCurrent();
-    return this.#shards;
-  }
-
-  async abort(): Promise<void> {
-    await this.#sink?.abort();
-    this.#sink = null;
-  }
-
-  async #openNext(): Promise<void> {
-    const name = shardName(this.#split, this.#shard, this.#plan.length);
-    await mkdir(path.join(this.#dir, this.#data), { recursive: true });
-    this.#sink = await ShardSink.open(path.join(this.#dir, this.#data, name), this.#sinkOptions());
-    this.#left = this.#plan[this.#shard] ?? 0;
-  }
-
-  async #closeCurrent(): Promise<void> {
-    const sink = this.#sink;
-    if (sink === null) return;
-    this.#sink = null;
-    const { rows, crc } = await sink.close();
-    this.#shards.push({ file: this.#relative(sink.path), rows, size: (await stat(sink.path)).size, crc });
-    this.#shard++;
-  }
+  /** When they were: rows taken in files whole, in row groups copied byte for byte, and encoded again. */
+  assembled?: AssembleCounts;
 }
 
 /**
@@ -200,7 +65,8 @@ export class SplitWriter {
   constructor(options: SplitWriterOptions) {
     this.#options = options;
     this.#plan = planShards(options.plannedRows, options.estimatedNbytes, options.maxShardSize);
-    this.#writer = new ShardWriter(options.split, options.dir, this.#plan, options.rowGroupSize, options.arrowSchema);
+    const { split, dir, rowGroupSize, arrowSchema, start } = options;
+    this.#writer = new ShardWriter({ split, dir, plan: this.#plan, rowGroupSize, arrowSchema, ...(start === undefined ? {} : { start }) });
   }
 
   get rows(): number {
@@ -231,13 +97,16 @@ export class SplitWriter {
     await this.#writer.write(part.data);
   }
 
-  /** Closes the shards; when the plan did not hold, cuts them again, yielding rows rewritten as it goes. */
+  /**
+   * Closes the shards; when the plan did not hold, cuts them again, yielding rows done as it goes. A part's pieces are
+   * left as they are.
+   */
   async *finish(): AsyncGenerator<number, WrittenSplit> {
     const { dir, split, maxShardSize, rowGroupSize } = this.#options;
     const written = await this.#writer.finish();
     const plan = planShards(this.#rows, this.#nbytes, maxShardSize);
     const holds = this.#rows === this.#options.plannedRows && plan.length === this.#plan.length;
-    if (holds || this.#rows === 0) {
+    if (holds || this.#rows === 0 || this.#options.start !== undefined) {
       for (const shard of this.#rows === 0 ? written : []) await rm(path.join(dir, shard.file), { force: true });
       return { rows: this.#rows, nbytes: this.#nbytes, files: this.#rows === 0 ? [] : written, resharded: false };
     }
@@ -245,16 +114,24 @@ export class SplitWriter {
     // ones are what the run's last checkpoint holds, for a run killed now to take up.
     const apart = `data.${split}-cut`;
     await rm(path.join(dir, apart), { recursive: true, force: true });
-    const writer = new ShardWriter(split, dir, plan, rowGroupSize, this.#options.arrowSchema, apart);
+    const writer = new ShardWriter({ split, dir, plan, rowGroupSize, arrowSchema: this.#options.arrowSchema, folder: apart });
+    const assembled: AssembleCounts = { linked: 0, copied: 0, rewritten: 0 };
     let files: WrittenShard[];
     try {
-      for (const shard of written) {
-        for await (const rows of readShardRows(path.join(dir, shard.file))) {
-          await writer.write(rows);
-          yield rows.length;
+      const steps = assembleSplit(
+        written.map((shard) => ({ path: path.join(dir, shard.file), rows: shard.rows, crc: shard.crc })),
+        writer,
+        rowGroupSize,
+      );
+      for (;;) {
+        const step = await steps.next();
+        if (step.done === true) {
+          files = step.value;
+          break;
         }
+        assembled[step.value.how] += step.value.rows;
+        yield step.value.rows;
       }
-      files = await writer.finish();
     } catch (error) {
       await writer.abort();
       throw error;
@@ -262,7 +139,13 @@ export class SplitWriter {
     for (const shard of written) await rm(path.join(dir, shard.file), { force: true });
     for (const file of files) await rename(path.join(dir, file.file), path.join(dir, 'data', path.basename(file.file)));
     await rm(path.join(dir, apart), { recursive: true, force: true });
-    return { rows: this.#rows, nbytes: this.#nbytes, files: files.map((file) => ({ ...file, file: `data/${path.basename(file.file)}` })), resharded: true };
+    return {
+      rows: this.#rows,
+      nbytes: this.#nbytes,
+      files: files.map((file) => ({ ...file, file: `data/${path.basename(file.file)}` })),
+      resharded: true,
+      assembled,
+    };
   }
 
   async abort(): Promise<void> {
