@@ -119,11 +119,12 @@ export async function clearStaging(dir: string, keep: Checkpoint | null): Promis
 }
 
 /**
- * The rows a run taking up `checkpoint` reads: those its files do not hold yet. Before the checkpoint's row, only the
- * rows of each split from the first one still pending (and not rejected); then all of them.
+ * The rows of `[first, end)` (all of the input, or a part's) a run taking up `checkpoint` reads: those its files do not
+ * hold yet. Before the checkpoint's row, only the rows of each split from the first one still pending (and not
+ * rejected); then all of them.
  */
-export function rowsToRead(checkpoint: Checkpoint | null, split: SplitPlan, rows: number): [number, number][] {
-  if (checkpoint === null) return [[0, rows]];
+export function rowsToRead(checkpoint: Checkpoint | null, split: SplitPlan, [first, end]: [number, number]): [number, number][] {
+  if (checkpoint === null) return [[first, end]];
   const rejected = new Set(checkpoint.rejects.segments.flatMap((segment) => segment.indices));
   const pending = Object.values(checkpoint.pendingFrom).filter((row): row is number => row !== null);
   const ranges: [number, number][] = [];
@@ -136,7 +137,7 @@ export function rowsToRead(checkpoint: Checkpoint | null, split: SplitPlan, rows
     const from = checkpoint.pendingFrom[split.testMask[row] === 1 ? 'test' : 'train'] ?? null;
     if (from !== null && row >= from && !rejected.has(row)) add(row, row + 1);
   }
-  add(checkpoint.row, rows);
+  add(checkpoint.row, end);
   return ranges;
 }
 

@@ -1,6 +1,5 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { DEFAULTS } from './convert-options.js';
 import { convertIter } from './convert.js';
 import type { ConvertReport } from './convert-report.js';
 import { existsSync } from 'node:fs';
@@ -8,7 +7,10 @@ import { availableParallelism, constants } from 'node:os';
 import path from 'node:path';
 import { CHECKPOINT_FILE } from './checkpoint.js';
 import { stagingDir } from './output-dir.js';
-import { decimal, paths, testSize, text, wholeNumber } from './cli-options.js';
+import { text, wholeNumber } from './cli-options.js';
+import { partOf, withConvertFlags } from './cli-convert-flags.js';
+import { partDir } from './part-manifest.js';
+import { finalizeIter } from './finalize.js';
 import { OptionError, RlaifError } from './errors.js';
 import { makeSample, SAMPLE_DEFAULTS } from './make-sample.js';
 import { ProgressRenderer, summarize } from './render-progress.js';
@@ -20,13 +22,6 @@ import { checkPushAccess, DEFAULT_REPO_ID, pushIter, type PushReport } from './p
 
 /** Exit codes: 0 done, 1 failed (or too many rows rejected), 2 bad input or usage. */
 const EXIT_USAGE = 2;
-
-/**
- * More workers than this many a core only cost memory (each holds its own batch and decoders): 1,000 on 2 cores ran
- * out of heap after minutes.
- */
-const MAX_WORKERS_PER_CORE = 4;
-const numProc = wholeNumber('--num-proc', 1, MAX_WORKERS_PER_CORE * availableParallelism());
 
 /**
  * `numProc` -> `--num-proc`: the library's option errors name the flag the user typed, not the library's option, and
@@ -123,11 +118,14 @@ async function runConvert(argv: {
   overwrite: boolean;
   resume: boolean;
   checkpointEvery: string;
+  numShards: number | undefined;
+  shardIndex: number | undefined;
   quiet: boolean;
   json: boolean;
 }): Promise<void> {
+  const part = partOf(argv);
   const controller = interruptible();
-  convertStaging = stagingDir(path.resolve(argv.output));
+  convertStaging = 'numShards' in part ? partDir(path.resolve(argv.output), { index: part.shardIndex, count: part.numShards }) : stagingDir(path.resolve(argv.output));
   const local = argv.input !== undefined && argv.input.length > 0;
   // Local input without a push never touches the Hub, nor reads its token.
   const settings = local && !argv.pushToHub ? undefined : await hubSettings({ token: argv.token });
@@ -157,24 +155,62 @@ async function runConvert(argv: {
     overwrite: argv.overwrite,
     resume: argv.resume,
     checkpointEvery: argv.checkpointEvery,
+    ...part,
     signal: controller.signal,
   })) {
     renderer?.render(event);
     if (event.type === 'done') report = event.report;
   }
   if (report === undefined) return;
+  await reportAndPush(report, argv, settings, controller.signal);
+}
+
+/** Prints a finished run's report, fails on too many rejected rows, and pushes when asked. */
+async function reportAndPush(
+  report: ConvertReport,
+  argv: { json: boolean; quiet: boolean; pushToHub: boolean; repoId: string; private: boolean },
+  settings: HubSettings | undefined,
+  signal: AbortSignal,
+): Promise<void> {
   if (argv.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   if (!argv.quiet) process.stderr.write(`${summarize(report)}\n`);
+  // A part's rejected rows are judged with every other part's, by finalize.
+  if (report.part !== undefined) return;
   if (!report.ok) {
     process.stderr.write(
       `rlaif-v: ${(report.rejected.fraction * 100).toFixed(2)}% of rows were rejected, over --max-reject-fraction ` +
-        `${argv.maxRejectFraction}. The output is complete without them; see ${report.rejected.file ?? 'rejects/'} for why.\n`,
+        `${report.options.maxRejectFraction}. The output is complete without them; see ${report.rejected.file ?? 'rejects/'} for why.\n`,
     );
     process.exitCode = 1;
     if (argv.pushToHub) process.stderr.write('rlaif-v: not pushed, because of the rejected rows. Check them, then run `rlaif-v push` if the output is fine.\n');
     return;
   }
-  if (argv.pushToHub && settings !== undefined) await runPush(report.output.dir, argv.repoId, argv.private, settings, argv.quiet, controller.signal);
+  if (argv.pushToHub && settings !== undefined) await runPush(report.output.dir, argv.repoId, argv.private, settings, argv.quiet, signal);
+}
+
+/** `finalize`: the parts of a multi-machine run put together, then pushed when asked. */
+async function runFinalize(argv: {
+  output: string;
+  overwrite: boolean;
+  pushToHub: boolean;
+  repoId: string;
+  private: boolean;
+  token: string | undefined;
+  quiet: boolean;
+  json: boolean;
+}): Promise<void> {
+  const controller = interruptible();
+  const settings = argv.pushToHub ? await hubSettings({ token: argv.token }) : undefined;
+  const renderer = argv.quiet ? null : new ProgressRenderer({ stream: process.stderr });
+  if (settings !== undefined) {
+    await checkPushAccess(settings, argv.repoId, { signal: controller.signal, onRetry: (retry) => renderer?.render({ type: 'retry', retry }) });
+  }
+  let report: ConvertReport | undefined;
+  for await (const event of finalizeIter({ output: argv.output, overwrite: argv.overwrite, signal: controller.signal })) {
+    renderer?.render(event);
+    if (event.type === 'done') report = event.report;
+  }
+  if (report !== undefined) await reportAndPush(report, argv, settings, controller.signal);
 }
 
 // A reader that goes away (`rlaif-v convert ... 2>&1 | head -1`) must not stop the work, which is the dataset on disk,
@@ -200,39 +236,32 @@ await yargs(hideBin(process.argv))
     'convert',
     'Convert source parquet files to a dataset directory that datasets.load_dataset and TRL read',
     (y) =>
-      y
-        .option('input', { alias: 'i', type: 'string', array: true, coerce: paths('--input'), describe: 'Parquet files or directories of them (default: download --dataset)' })
-        .option('dataset', { requiresArg: true, coerce: text('--dataset'), describe: `A dataset on the Hub to download and convert (default when no --input: ${DEFAULTS.dataset})`, conflicts: 'input' })
-        .option('revision', { requiresArg: true, coerce: text('--revision'), describe: 'Branch, tag or commit of --dataset (default main)' })
-        .option('push-to-hub', { type: 'boolean', default: false, describe: 'Push the output to the Hub when done (needs a token: hf auth login, HF_TOKEN or --token)' })
-        .option('repo-id', { requiresArg: true, default: DEFAULT_REPO_ID, coerce: text('--repo-id'), describe: 'Dataset repo to push to' })
-        .option('private', { type: 'boolean', default: false, describe: 'Create the repo private, if it does not exist' })
-        .option('token', { requiresArg: true, coerce: text('--token'), describe: 'Hugging Face token (default: HF_TOKEN, else the token file of hf auth login)' })
-        .option('output', { alias: 'o', requiresArg: true, demandOption: true, coerce: text('--output'), describe: 'Dataset directory to write' })
-        .option('num-proc', { requiresArg: true, coerce: numProc, describe: `Worker threads, 1 to ${MAX_WORKERS_PER_CORE} × the cores (default: the available cores)` })
-        .option('writer-batch-size', { requiresArg: true, default: DEFAULTS.writerBatchSize, coerce: wholeNumber('--writer-batch-size', 1, 1_000_000), describe: 'Rows per task sent to a worker; does not change the output' })
-        .option('test-size', { requiresArg: true, default: String(DEFAULTS.testSize), coerce: testSize, describe: 'Test split: a fraction below 1 with a decimal point (rows = ceil(n × F)), or whole digits for a number of rows' })
-        .option('seed', { requiresArg: true, default: DEFAULTS.seed, coerce: wholeNumber('--seed', 0, 0xffffffff), describe: 'Seed of the train/test split, 0 to 4294967295' })
-        .option('images', { requiresArg: true, choices: ['keep', 'jpeg', 'png', 'webp'], default: DEFAULTS.images, coerce: text('--images'), describe: 'keep: pass normal images through unchanged; or re-encode every image' })
-        .option('quality', { requiresArg: true, default: DEFAULTS.quality, coerce: wholeNumber('--quality', 1, 100), describe: 'JPEG/WebP quality, 1 to 100, when re-encoding with --images jpeg|webp' })
-        .option('max-side', { requiresArg: true, coerce: wholeNumber('--max-side', 1), describe: 'Shrink images whose longest side is larger (pixels)' })
-        .option('max-pixels', { requiresArg: true, default: DEFAULTS.maxPixels, coerce: wholeNumber('--max-pixels', 1), describe: 'Refuse larger images before decoding (bomb guard)' })
-        .option('max-shard-size', { requiresArg: true, default: DEFAULTS.maxShardSize, coerce: text('--max-shard-size'), describe: 'Largest uncompressed shard, as datasets counts it' })
-        .option('max-reject-fraction', { requiresArg: true, default: DEFAULTS.maxRejectFraction, coerce: decimal('--max-reject-fraction', 0, 1), describe: 'Exit 1 when more than this fraction of the rows (0 to 1) is rejected' })
-        .option('max-row-group-bytes', { requiresArg: true, default: DEFAULTS.maxRowGroupBytes, coerce: text('--max-row-group-bytes'), describe: 'Refuse input row groups larger than this (uncompressed), before reading' })
-        .option('on-bad-image', { requiresArg: true, choices: ['skip', 'fail'], default: DEFAULTS.onBadImage, coerce: text('--on-bad-image'), describe: 'skip: put rows with a bad image in rejects/ and go on; fail: stop the run' })
-        .option('image-timeout', { requiresArg: true, default: DEFAULTS.imageTimeout, coerce: decimal('--image-timeout', 0.001), describe: 'Seconds one image may take before its worker is stopped and the row retried, then rejected' })
-        .option('overwrite', { type: 'boolean', default: false, describe: 'Replace an existing output of this tool (never a directory of other files)' })
-        .option('resume', { type: 'boolean', default: true, describe: 'Take up an interrupted run of the same command from its checkpoint in <output>.partial (--no-resume: start over)' })
-        .option('checkpoint-every', { requiresArg: true, default: DEFAULTS.checkpointEvery, coerce: text('--checkpoint-every'), describe: 'Take a checkpoint after each stretch of this much input (uncompressed)' })
-        .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'No progress or summary on stderr' })
-        .option('json', { type: 'boolean', default: false, describe: 'Print the report as JSON on stdout' })
+      withConvertFlags(y)
         .example('$0 convert --output rlaif-v', 'Download openbmb/RLAIF-V-Dataset into the Hugging Face cache and convert it')
         .example('$0 convert --output rlaif-v --push-to-hub --repo-id me/rlaif-v', 'The same, then push the result to the Hub')
         .example('$0 convert --input RLAIF-V-Dataset/ --output rlaif-v', 'Convert a local copy of the source')
         .example('$0 convert -i sample -o out --num-proc 2 --seed 7 --test-size 0.05', 'A 5% test split with another seed'),
     async (argv) => {
       await runConvert(argv as unknown as Parameters<typeof runConvert>[0]);
+    },
+  )
+  .command(
+    'finalize <output>',
+    'Put the parts of a run over several machines (convert --num-shards) together into the output, then push if asked',
+    (y) =>
+      y
+        .positional('output', { type: 'string', demandOption: true, describe: 'The --output the parts were converted for' })
+        .option('overwrite', { type: 'boolean', default: false, describe: 'Replace an existing output of this tool (never a directory of other files)' })
+        .option('push-to-hub', { type: 'boolean', default: false, describe: 'Push the output to the Hub when done (needs a token: hf auth login, HF_TOKEN or --token)' })
+        .option('repo-id', { requiresArg: true, default: DEFAULT_REPO_ID, coerce: text('--repo-id'), describe: 'Dataset repo to push to' })
+        .option('private', { type: 'boolean', default: false, describe: 'Create the repo private, if it does not exist' })
+        .option('token', { requiresArg: true, coerce: text('--token'), describe: 'Hugging Face token (default: HF_TOKEN, else the token file of hf auth login)' })
+        .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'No progress or summary on stderr' })
+        .option('json', { type: 'boolean', default: false, describe: 'Print the report as JSON on stdout' })
+        .example('$0 finalize rlaif-v', 'After every part of convert -o rlaif-v --num-shards K is done')
+        .example('$0 finalize rlaif-v --push-to-hub --repo-id me/rlaif-v', 'The same, then push the result to the Hub'),
+    async (argv) => {
+      await runFinalize(argv as unknown as Parameters<typeof runFinalize>[0]);
     },
   )
   .command(
@@ -326,7 +355,7 @@ await yargs(hideBin(process.argv))
       );
     },
   )
-  .demandCommand(1, 'Name a command: convert, push, sample or bench.')
+  .demandCommand(1, 'Name a command: convert, finalize, slurm, push, sample or bench.')
   .strict()
   .version(packageInfo.version)
   .help()

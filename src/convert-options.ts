@@ -57,6 +57,13 @@ export interface ConvertOptions {
   resume?: boolean;
   /** A checkpoint is taken after each stretch of this much input (uncompressed): bytes or `32MB`. Default 32MB. */
   checkpointEvery?: number | string;
+  /**
+   * Convert only part `shardIndex` (from 0) of `numShards`, into `<output>.partial/parts/`, for a multi-machine run:
+   * the parts may run at once on machines sharing the filesystem, and {@link finalize} puts them together into the
+   * output a one-machine run writes. Give both or neither. Default: the whole input, on this machine.
+   */
+  numShards?: number;
+  shardIndex?: number;
 }
 
 export interface ResolvedConvertOptions {
@@ -78,6 +85,8 @@ export interface ResolvedConvertOptions {
   imageTimeoutMs: number;
   resume: boolean;
   checkpointBytes: number;
+  /** The part of a multi-machine run this run converts, or null for the whole input. */
+  part: { index: number; count: number } | null;
   /** Rows per output row group: what `datasets` writes for image data. Not an option: it is part of the format. */
   rowGroupSize: number;
 }
@@ -172,6 +181,16 @@ export function resolveConvertOptions(options: ConvertOptions): ResolvedConvertO
   if (maxRowGroupBytes > 3 * 2 ** 30) {
     throw new OptionError('maxRowGroupBytes must be at most 3 GiB: parquet-wasm cannot address more than 4 GiB of memory');
   }
+  let part: ResolvedConvertOptions['part'] = null;
+  if (options.numShards !== undefined || options.shardIndex !== undefined) {
+    if (options.numShards === undefined || options.shardIndex === undefined) throw new OptionError('Give numShards and shardIndex together, or neither');
+    const count = positiveInteger(options.numShards, 'numShards');
+    const index = options.shardIndex;
+    if (typeof index !== 'number' || !Number.isSafeInteger(index) || index < 0 || index >= count) {
+      throw invalidOption('shardIndex', `an integer from 0 to ${count - 1} (numShards less one)`, index);
+    }
+    part = { index, count };
+  }
   return {
     input,
     dataset,
@@ -195,6 +214,7 @@ export function resolveConvertOptions(options: ConvertOptions): ResolvedConvertO
     imageTimeoutMs: positiveNumber(options.imageTimeout ?? DEFAULTS.imageTimeout, 'imageTimeout') * 1000,
     resume: options.resume ?? true,
     checkpointBytes: parseSize(options.checkpointEvery ?? DEFAULTS.checkpointEvery, 'checkpointEvery'),
+    part,
     rowGroupSize: DEFAULTS.rowGroupSize,
   };
 }

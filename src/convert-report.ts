@@ -1,4 +1,6 @@
+import type { AssembleCounts } from './assemble-split.js';
 import type { Leftover } from './output-dir.js';
+import type { PartRange } from './plan-units.js';
 import type { DownloadEvent } from './download-dataset.js';
 import type { ThreadsCpu } from './measure-cpu.js';
 import type { WrittenShard } from './write-split.js';
@@ -52,6 +54,16 @@ export interface ConvertReport {
    * file I/O, libvips), so a serial stage that would cap more cores shows.
    */
   cpu: { mainThreadBusy: number; mainThread: number | null; process: number; threads?: ThreadsCpu };
+  /**
+   * Set in the report of one part of a multi-machine run (`convert --num-shards`): the input rows it converted and the
+   * host it ran on, and the output it is a part of. Its `output` holds the part's pieces of the shards (in the part's
+   * directory), its `rejected` and `images` its own rows.
+   */
+  part?: PartRange & { host: string; output: string };
+  /** Set by `finalize`: each part's figures, in order. */
+  parts?: PartFigures[];
+  /** Set by `finalize`: what putting the parts together cost, and how the rows got into the shards. */
+  finalize?: { seconds: number; rows: AssembleCounts };
   options: {
     numProc: number;
     writerBatchSize: number;
@@ -67,10 +79,28 @@ export interface ConvertReport {
   };
 }
 
+/** One part's figures in the report `finalize` writes. */
+export interface PartFigures {
+  index: number;
+  host: string;
+  firstRow: number;
+  endRow: number;
+  rowsOut: number;
+  rowsRejected: number;
+  /** Wall-clock seconds of the part's run (the last one, when it was taken up after a crash), and its planning. */
+  seconds: { total: number; plan: number };
+  /** CPU seconds of the part's process. */
+  cpu: number;
+  resume?: ConvertReport['resume'];
+}
+
 export type ConvertEvent =
   | { type: 'source'; repo: string; revision: string; commit: string; files: number; cachedFiles: number; bytes: number; cachedBytes: number }
   | DownloadEvent
-  | { type: 'planned'; files: number; rows: number; trainRows: number; testRows: number; workers: number }
+  /** `part`: the rows this run converts, when it is one part of a multi-machine run. */
+  | { type: 'planned'; files: number; rows: number; trainRows: number; testRows: number; workers: number; part?: PartRange }
+  /** This part of a multi-machine run was finished by an earlier run: nothing to do. */
+  | { type: 'part-finished'; staging: string }
   /** A leftover of a killed run beside the output, removed (or a previous output it had moved aside, restored). */
   | { type: 'leftover'; leftover: Leftover }
   /**

@@ -1,6 +1,8 @@
 import 'sharp'; // loaded in the main thread first, as sharp advises for use from worker threads on glibc
 import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { rm, stat, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { resolveConvertOptions, type ConvertOptions, type ResolvedConvertOptions } from './convert-options.js';
 import { datasetCard } from './dataset-card.js';
@@ -19,7 +21,8 @@ import { RejectSink } from './reject-sink.js';
 import type { ConvertResult, ConvertTask, RejectedRow, SplitPart } from './types.js';
 import { rowNbytes, toConversational } from './to-conversational.js';
 import { runFingerprint } from './run-fingerprint.js';
-import { openStaging, publishOutput } from './output-dir.js';
+import { liveHolder, makeDirectory, openStaging, publishOutput, stagingDir } from './output-dir.js';
+import { missingFile, partDir, partsDir, readPartManifest, writePartManifest, type PartManifest } from './part-manifest.js';
 import { clearStaging, CHECKPOINT_FILE, findCheckpoint, RecentRows, rowsToRead, writeCheckpoint, type Checkpoint } from './checkpoint.js';
 import { planUnits } from './plan-units.js';
 import { outputArrowSchemaValue } from './output-schema.js';
@@ -59,9 +62,10 @@ const ROW_OVERHEAD = rowNbytes(toConversational('', '', '', { bytes: new Uint8Ar
  * A split's writer, with its shards planned from the input's footers: the uncompressed bytes of the columns the output
  * keeps, shared out by rows, plus each row's fixed overhead.
  */
-function splitWriter(name: SplitName, rows: number, plan: InputPlan, options: ResolvedConvertOptions, dir: string): SplitWriterOptions {
+function splitWriter(name: SplitName, rows: number, plan: InputPlan, options: ResolvedConvertOptions, dir: string, start: number | undefined): SplitWriterOptions {
   const estimatedNbytes = Math.round((plan.outputBytes * rows) / plan.rows) + rows * ROW_OVERHEAD;
   return {
+    ...(start === undefined ? {} : { start }),
     split: name,
     dir,
     plannedRows: rows,
@@ -112,6 +116,32 @@ function badImageError(rejects: readonly RejectedRow[]): RlaifError | null {
   return new RlaifError('ERR_BAD_IMAGE', `${row} has a bad image: ${bad.code}: ${bad.message}. ${then}`);
 }
 
+/**
+ * Before a part takes its directory: the staging directory the parts share must not hold a one-machine run's work, nor
+ * be held by a live run (a one-machine convert, or finalize).
+ */
+async function checkPartsRoot(output: string): Promise<void> {
+  const root = stagingDir(output);
+  if (existsSync(path.join(root, CHECKPOINT_FILE))) {
+    throw new OutputError(
+      'ERR_OUTPUT_BUSY',
+      `${root} holds an interrupted one-machine run of this output: take it up with the same convert command without ` +
+        `--num-shards, or remove ${root} to convert in parts.`,
+    );
+  }
+  const holder = await liveHolder(root);
+  if (holder !== null) {
+    throw new OutputError('ERR_OUTPUT_BUSY', `${root} is in use by another run (process ${holder.pid} on ${holder.host}), a one-machine convert or a finalize: wait for it to end.`);
+  }
+}
+
+/** The manifest of a part an earlier run finished, when it is of this run (same fingerprint) and its files are there. */
+async function finishedPart(dir: string, fingerprint: string): Promise<PartManifest | null> {
+  const manifest = await readPartManifest(dir);
+  if (manifest === null || manifest.fingerprint !== fingerprint) return null;
+  return (await missingFile(dir, manifest)) === null ? manifest : null;
+}
+
 /** A run under way: its plan and the threads and sinks it works with. */
 interface Run extends Planned {
   options: ResolvedConvertOptions;
@@ -128,6 +158,8 @@ interface Run extends Planned {
   resumeNote: ConvertReport['resume'];
   /** The input rows this run converts: all of them, or those the checkpoint it takes up does not hold. */
   toRead: [number, number][];
+  /** The input rows this run is for: all of them, or a part's. */
+  range: { firstRow: number; endRow: number };
 }
 
 /**
@@ -154,10 +186,18 @@ async function* convertRows(run: Run): AsyncGenerator<ConvertEvent> {
       keptImages,
     }),
   };
-  // Checkpoints are taken where units of work end; the input is read in batches that never cross one.
-  const unitEnds = planUnits(plan, options.checkpointBytes).map((unit) => unit.firstRow + unit.rows);
+  const { firstRow, endRow } = run.range;
+  // Checkpoints are taken where units of work end, and at the end of a part; the input is read in batches that never
+  // cross one.
+  const from = run.resumed?.row ?? firstRow;
+  const unitEnds = [
+    ...planUnits(plan, options.checkpointBytes)
+      .map((unit) => unit.firstRow + unit.rows)
+      .filter((end) => end > from && end < endRow),
+    endRow,
+  ];
   const recent = new RecentRows(options.rowGroupSize);
-  let position = run.resumed?.row ?? 0;
+  let position = from;
   let nextCut = 0;
 
   const checkpoint = async (row: number): Promise<void> => {
@@ -206,13 +246,12 @@ async function* convertRows(run: Run): AsyncGenerator<ConvertEvent> {
       await collect(result, first);
       first += result.rows;
     }
-    while (nextCut < unitEnds.length && (unitEnds[nextCut] ?? 0) <= (run.resumed?.row ?? 0)) nextCut++;
     if (unitEnds[nextCut] === position) {
       nextCut++;
       await checkpoint(position);
     }
   };
-  const progress = (): ConvertEvent => ({ type: 'progress', stage: 'convert', done: position, total: plan.rows });
+  const progress = (): ConvertEvent => ({ type: 'progress', stage: 'convert', done: position - firstRow, total: endRow - firstRow });
 
   const batches = readBatches(plan, options.writerBatchSize, { ranges, cuts: unitEnds });
   for (;;) {
@@ -307,7 +346,7 @@ interface RunTimes {
 function report(run: Run, splits: Partial<Record<SplitName, SplitReport>>, bytesOut: number, times: RunTimes): ConvertReport {
   const { options, plan, source, rejects, tally, output } = run;
   const rowsOut = (splits.train?.rows ?? 0) + (splits.test?.rows ?? 0);
-  const fraction = rejects.rows / plan.rows;
+  const fraction = rejects.rows / Math.max(1, run.range.endRow - run.range.firstRow);
   const round = (value: number): number => Math.round(value * 100) / 100;
   const mainThreadCpu = threadCpuSeconds();
   const writer = run.writers.thread;
@@ -324,9 +363,10 @@ function report(run: Run, splits: Partial<Record<SplitName, SplitReport>>, bytes
       rows: plan.rows,
       bytes: plan.bytes,
     },
-    output: { dir: output, rows: rowsOut, bytes: bytesOut, splits },
-    rejected: { rows: rejects.rows, fraction, byCode: rejects.counts, file: rejects.file },
+    output: { dir: run.part === null ? output : run.staging, rows: rowsOut, bytes: bytesOut, splits },
+    rejected: { rows: rejects.rows, fraction, byCode: rejects.counts, file: run.part === null ? rejects.file : null },
     ...(run.resumeNote === undefined ? {} : { resume: run.resumeNote }),
+    ...(run.part === null ? {} : { part: { ...run.part, host: hostname(), output: run.output } }),
     images: tally.images,
     seconds: {
       plan: times.planSeconds,
@@ -392,28 +432,57 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
     planned = yield* planConversion(options, runOptions);
     const { plan, split, output } = planned;
     const planSeconds = seconds(started);
-    yield { type: 'planned', files: plan.files.length, rows: plan.rows, trainRows: split.trainRows, testRows: split.testRows, workers: options.numProc };
+    yield {
+      type: 'planned',
+      files: plan.files.length,
+      rows: plan.rows,
+      trainRows: split.trainRows,
+      testRows: split.testRows,
+      workers: options.numProc,
+      ...(planned.part === null ? {} : { part: planned.part }),
+    };
 
     const fingerprint = runFingerprint(plan, options);
-    const staging = await openStaging(output);
+    const part = planned.part;
+    const range = part ?? { firstRow: 0, endRow: plan.rows };
+    if (part !== null) await checkPartsRoot(output);
+    const staging = await openStaging(part === null ? stagingDir(output) : partDir(output, part));
     let resumed: Checkpoint | null = null;
     let resumeNote: ConvertReport['resume'];
-    let toRead: [number, number][] = [[0, plan.rows]];
+    let toRead: [number, number][] = [[range.firstRow, range.endRow]];
     if (staging.adopted) {
+      if (part === null && options.resume && existsSync(partsDir(output))) {
+        await staging.release();
+        throw new OutputError(
+          'ERR_OUTPUT_HAS_PARTS',
+          `${staging.dir} holds the parts of a multi-machine run (convert --num-shards): once they are all done, put them ` +
+            `together with rlaif-v finalize ${output}; or pass --no-resume to start over on this machine, which removes them.`,
+        );
+      }
+      const finished = part === null || !options.resume ? null : await finishedPart(staging.dir, fingerprint);
+      if (finished !== null) {
+        await staging.release();
+        yield { type: 'part-finished', staging: staging.dir };
+        yield { type: 'done', report: finished.report };
+        return finished.report;
+      }
       const found = options.resume ? await findCheckpoint(staging.dir, fingerprint) : { checkpoint: null, reason: 'resume is off (--no-resume)' };
       resumed = found.checkpoint;
-      toRead = rowsToRead(found.checkpoint, split, plan.rows);
-      const rowsReused = plan.rows - toRead.reduce((sum, [start, end]) => sum + end - start, 0);
+      toRead = rowsToRead(found.checkpoint, split, [range.firstRow, range.endRow]);
+      const rowsReused = range.endRow - range.firstRow - toRead.reduce((sum, [start, end]) => sum + end - start, 0);
       resumeNote = found.checkpoint === null ? { resumed: false, reason: found.reason } : { resumed: true, rowsReused };
       yield found.checkpoint === null
         ? { type: 'resume', resumed: false, staging: staging.dir, reason: found.reason }
         : { type: 'resume', resumed: true, staging: staging.dir, rowsReused };
     }
     await clearStaging(staging.dir, resumed);
+    await makeDirectory(path.join(staging.dir, 'data'), 'the output');
+    // A part's rows of each split start where its rows before the part end, were none of them rejected.
+    const testBefore = split.testMask.subarray(0, range.firstRow).reduce((sum, bit) => sum + bit, 0);
     const writers = new SplitWriters(
       {
-        train: splitWriter('train', split.trainRows, plan, options, staging.dir),
-        test: splitWriter('test', split.testRows, plan, options, staging.dir),
+        train: splitWriter('train', split.trainRows, plan, options, staging.dir, part === null ? undefined : range.firstRow - testBefore),
+        test: splitWriter('test', split.testRows, plan, options, staging.dir, part === null ? undefined : testBefore),
       },
       resumed?.splits,
     );
@@ -430,6 +499,7 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
       resumed,
       resumeNote,
       toRead,
+      range,
     };
     let published = false;
     try {
@@ -442,14 +512,28 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
       const writeStarted = performance.now();
       const splits = yield* finishSplits(writers, signal);
       await writers.close();
-      await run.rejects.finish();
+      // A part's rejects stay in their segments, for finalize to join with the other parts'.
+      const segments = part === null ? null : await run.rejects.cut();
+      if (part === null) await run.rejects.finish();
       const writeSeconds = Math.round((run.tally.writeMs + performance.now() - writeStarted) / 10) / 100;
       const mainThreadBusy = performance.eventLoopUtilization(loopStarted).utilization;
 
-      checkAccounting(plan.rows, (splits.train?.rows ?? 0) + (splits.test?.rows ?? 0), run.rejects.rows);
+      checkAccounting(range.endRow - range.firstRow, (splits.train?.rows ?? 0) + (splits.test?.rows ?? 0), run.rejects.rows);
       const bytesOut = Object.values(splits).reduce((total, split) => total + split.files.reduce((sum, file) => sum + file.size, 0), 0);
+      const times = { started, cpuStarted, planSeconds, convertSeconds, writeSeconds, mainThreadBusy };
+      if (part !== null && segments !== null) {
+        const done = report(run, splits, bytesOut, times);
+        signal?.throwIfAborted();
+        // Last, and atomically: the part is finished once its manifest is there.
+        await writePartManifest(staging.dir, { version: 1, fingerprint, part, rejects: segments, report: done });
+        await rm(path.join(staging.dir, CHECKPOINT_FILE), { force: true });
+        await staging.release();
+        published = true;
+        yield { type: 'done', report: done };
+        return done;
+      }
       await writeFile(path.join(staging.dir, 'README.md'), card(run, splits, bytesOut));
-      const done = report(run, splits, bytesOut, { started, cpuStarted, planSeconds, convertSeconds, writeSeconds, mainThreadBusy });
+      const done = report(run, splits, bytesOut, times);
       await writeFile(path.join(staging.dir, 'report.json'), `${JSON.stringify(done, null, 2)}\n`);
       signal?.throwIfAborted();
       await rm(path.join(staging.dir, CHECKPOINT_FILE), { force: true });

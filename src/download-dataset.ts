@@ -328,25 +328,39 @@ export class DatasetDownloads {
   #lastTick = 0;
   #doneBytes = 0;
 
-  /** `onRetry` hears of every retried request and broken-off transfer. */
-  constructor(source: DatasetSource, settings: HubSettings, options: { signal?: AbortSignal | undefined; onRetry?: (event: RetryEvent) => void } = {}) {
+  /**
+   * `onRetry` hears of every retried request and broken-off transfer. `wanted` picks the files to download (by index;
+   * default all): a part of a multi-machine run fetches only the files its rows are in.
+   */
+  constructor(
+    source: DatasetSource,
+    settings: HubSettings,
+    options: { signal?: AbortSignal | undefined; onRetry?: (event: RetryEvent) => void; wanted?: (index: number) => boolean } = {},
+  ) {
     const signal = options.signal;
     this.#source = source;
     this.#settings = settings;
     this.#onRetry = options.onRetry;
     signal?.addEventListener('abort', () => this.#controller.abort(signal.reason), { once: true });
-    const cachedBytes = source.files.filter((file) => file.cached).reduce((sum, file) => sum + file.size, 0);
+    const wanted = source.files.filter((_file, index) => options.wanted?.(index) ?? true);
+    const cachedBytes = wanted.filter((file) => file.cached).reduce((sum, file) => sum + file.size, 0);
     this.#progress = {
-      files: source.files.length,
-      filesDone: source.files.filter((file) => file.cached).length,
+      files: wanted.length,
+      filesDone: wanted.filter((file) => file.cached).length,
       bytes: cachedBytes,
-      totalBytes: source.files.reduce((sum, file) => sum + file.size, 0),
+      totalBytes: wanted.reduce((sum, file) => sum + file.size, 0),
       fetched: 0,
       current: null,
     };
     this.#doneBytes = cachedBytes;
     let previous: Promise<void> = Promise.resolve();
     for (const file of source.files) {
+      if (!wanted.includes(file)) {
+        const skipped = Promise.reject(new Error(`${file.path} is not downloaded by this run: it holds no row of its part`));
+        skipped.catch(() => undefined);
+        this.#ready.push(skipped);
+        continue;
+      }
       const ready = previous.then(() => this.#fetch(file));
       // Failures surface where the file is awaited; until then they must not count as unhandled.
       ready.catch(() => undefined);

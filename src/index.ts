@@ -14,3 +14,5 @@ export type { HubSettings, HubSettingsOptions } from './hub-settings.js';
 export { resolveDataset, downloadToCache } from './download-dataset.js';
 export type { DatasetSource, DownloadProgress, RemoteFile } from './download-dataset.js';
 export { httpFetch } from './http-fetch.js';
+export { finalize, finalizeIter } from './finalize.js';
+export type { FinalizeOptions } from './finalize.js';

@@ -240,37 +240,46 @@ async function readLock(dir: string): Promise<{ lock: Lock; ageMs: number } | nu
 }
 
 /**
- * Takes the staging directory `<output>.partial` for this run, making it (and the output's missing parents) when
- * there is none. One left by a run that is no longer running (on this host: its process is gone; on another, sharing
- * the filesystem: its lock was not renewed for two minutes) is adopted, for the caller to take up or clear.
+ * The run holding staging directory `dir` (its lock's host and pid) while that run lives; null when none does: no lock,
+ * or one left by a run that is no longer running (on this host: its process is gone; on another, sharing the
+ * filesystem: its lock was not renewed for two minutes).
+ */
+export async function liveHolder(dir: string): Promise<Lock | null> {
+  const held = await readLock(dir);
+  if (held === null || (held.lock.host === hostname() && held.lock.pid === process.pid)) return null;
+  const live = held.lock.host === hostname() ? await runsStill(held.lock.pid) : held.ageMs < LOCK_STALE_MS;
+  return live ? held.lock : null;
+}
+
+/**
+ * Takes the staging directory `dir` (`<output>.partial`, or a part's directory in it) for this run, making it and its
+ * missing parents when there is none. One left by a run that is no longer running (see {@link liveHolder}) is
+ * adopted, for the caller to take up or clear.
  *
  * @throws {OutputError} `ERR_OUTPUT_BUSY` (exit 2) when a live run holds it; `ERR_OUTPUT_UNWRITABLE` (exit 2), as
  * {@link makeDirectory}.
  */
-export async function openStaging(output: string): Promise<Staging> {
-  const dir = stagingDir(output);
-  await makeDirectory(path.dirname(output), 'the output');
+export async function openStaging(dir: string): Promise<Staging> {
+  await makeDirectory(path.dirname(dir), 'the output');
   const existing = await stats(dir);
   if (existing !== null) {
     if (!existing.isDirectory()) throw new OutputError('ERR_OUTPUT_IS_FILE', `${dir} is in the way of this run's staging directory: it is not a directory. Remove it.`);
-    const held = await readLock(dir);
-    if (held !== null && !(held.lock.host === hostname() && held.lock.pid === process.pid)) {
-      const live = held.lock.host === hostname() ? await runsStill(held.lock.pid) : held.ageMs < LOCK_STALE_MS;
-      if (live) {
-        throw new OutputError(
-          'ERR_OUTPUT_BUSY',
-          `${dir} is being written by another run (process ${held.lock.pid} on ${held.lock.host}). Wait for it to finish, or stop it and run this again to take up its work.`,
-        );
-      }
+    const holder = await liveHolder(dir);
+    if (holder !== null) {
+      throw new OutputError(
+        'ERR_OUTPUT_BUSY',
+        `${dir} is being written by another run (process ${holder.pid} on ${holder.host}). Wait for it to finish, or stop it and run this again to take up its work.`,
+      );
     }
   }
   try {
     if (existing === null) await mkdir(dir);
     await writeFile(path.join(dir, LOCK), `${JSON.stringify({ host: hostname(), pid: process.pid } satisfies Lock)}\n`);
   } catch (error) {
-    throw unwritable(dir, 'the output', error);
+    // Another part of the same run may have made it a moment before.
+    if (!((error as NodeJS.ErrnoException).code === 'EEXIST' && (await stats(dir))?.isDirectory() === true)) throw unwritable(dir, 'the output', error);
+    await writeFile(path.join(dir, LOCK), `${JSON.stringify({ host: hostname(), pid: process.pid } satisfies Lock)}\n`);
   }
-  await makeDirectory(path.join(dir, 'data'), 'the output');
   const renew = setInterval(() => {
     const now = new Date();
     utimes(path.join(dir, LOCK), now, now).catch(() => undefined);

@@ -8,6 +8,7 @@ import { hubSettings, withSignal, type HubSettings } from './hub-settings.js';
 import { inspectInput, inspectSources, type InputPlan, type InputSource } from './inspect-input.js';
 import { checkOutputDir, clearLeftovers } from './output-dir.js';
 import { planSplit, type SplitPlan } from './plan-split.js';
+import { partRange, type PartRange } from './plan-units.js';
 import type { RetryEvent } from './retry-fetch.js';
 
 /**
@@ -24,6 +25,16 @@ async function* hubSources(source: DatasetSource, settings: HubSettings, onRetry
   }
 }
 
+/** Which files hold rows of a part (by index in the plan). */
+function filesOfPart(plan: InputPlan, part: { index: number; count: number } | null): (index: number) => boolean {
+  if (part === null) return () => true;
+  const { firstRow, endRow } = partRange(plan, part.count, part.index);
+  return (index) => {
+    const file = plan.files[index];
+    return file !== undefined && file.firstRow < endRow && file.firstRow + file.rows > firstRow;
+  };
+}
+
 /** What planning found: the input's plan, where it came from, the output directory and the split. */
 export interface Planned {
   plan: InputPlan;
@@ -31,6 +42,8 @@ export interface Planned {
   downloads: DatasetDownloads | null;
   output: string;
   split: SplitPlan;
+  /** The rows this run converts when it is a part of a multi-machine run; null for the whole input. */
+  part: PartRange | null;
   /** Where retries of Hub requests go, to be told at the next chance to yield (downloads go on while converting). */
   hubEvents: EventQueue<DownloadEvent>;
 }
@@ -81,15 +94,19 @@ export async function* planConversion(
         bytes: source.files.reduce((sum, file) => sum + file.size, 0),
         cachedBytes: cached.reduce((sum, file) => sum + file.size, 0),
       };
-      downloads = new DatasetDownloads(source, settings, { signal, onRetry });
+      // A part downloads only the files its rows are in, known once the footers are read; a whole run starts at once.
+      const early = options.part === null ? new DatasetDownloads(source, settings, { signal, onRetry }) : null;
+      downloads = early;
       plan = yield* hubEvents.during(inspectSources(hubSources(source, settings, onRetry), inspectOptions));
-      const started = downloads;
       const files = plan.files;
+      const started = early ?? new DatasetDownloads(source, settings, { signal, onRetry, wanted: filesOfPart(plan, options.part) });
+      downloads = started;
       plan.ready = (file) => started.ready(files.indexOf(file));
     }
     const split = planSplit(plan.rows, options.testSize, options.seed);
+    const part = options.part === null ? null : partRange(plan, options.part.count, options.part.index);
     planned = true;
-    return { plan, source, downloads, output, split, hubEvents };
+    return { plan, source, downloads, output, split, part, hubEvents };
   } finally {
     if (!planned) downloads?.abort();
   }

@@ -28,7 +28,7 @@ export function planUnits(plan: InputPlan, targetBytes: number): WorkUnit[] {
     let row = file.firstRow;
     for (const group of file.rowGroups) {
       // A row group larger than the target is cut into pieces of even rows, each a unit of its own.
-      const pieces = Math.max(1, Math.ceil(group.bytes / targetBytes));
+      const pieces = Math.max(1, Math.min(group.rows, Math.ceil(group.bytes / targetBytes)));
       for (let piece = 0; piece < pieces; piece++) {
         const rows = Math.floor((group.rows * (piece + 1)) / pieces) - Math.floor((group.rows * piece) / pieces);
         const bytes = group.rows === 0 ? 0 : (group.bytes * rows) / group.rows;
@@ -56,6 +56,12 @@ export function planUnits(plan: InputPlan, targetBytes: number): WorkUnit[] {
  * each `total × i / count`, so every part does about 1/count of the work. Parts cover the units exactly once.
  */
 export function unitsOfPart(units: readonly WorkUnit[], count: number, index: number): WorkUnit[] {
+  const [start, end] = partBounds(units, count, index);
+  return units.slice(start, end);
+}
+
+/** The units of part `index` of `count`, as `[start, end)` indices into `units` (see {@link unitsOfPart}). */
+function partBounds(units: readonly WorkUnit[], count: number, index: number): [number, number] {
   if (!Number.isInteger(count) || count < 1 || !Number.isInteger(index) || index < 0 || index >= count) {
     throw new RangeError(`part ${index} of ${count} does not exist`);
   }
@@ -71,5 +77,32 @@ export function unitsOfPart(units: readonly WorkUnit[], count: number, index: nu
     }
     return units.length;
   };
-  return units.slice(start(index), start(index + 1));
+  return [start(index), start(index + 1)];
+}
+
+/** How finely the input is cut before it is shared out to parts: a part's share is right to about 1/4096 of it. */
+const PART_GRAIN = 4096;
+
+/** The rows of one part of a multi-machine run: `[firstRow, endRow)`. */
+export interface PartRange {
+  index: number;
+  count: number;
+  firstRow: number;
+  endRow: number;
+}
+
+/**
+ * The rows part `index` of `count` (from 0) converts: contiguous, about 1/count of the input's bytes, cut from the
+ * footers alone and whatever the options, so that every part of a run cuts the input the same way and the parts cover
+ * every row exactly once. A part may get no rows (more parts than row groups and rows to cut).
+ *
+ * @throws {RangeError} when the part does not exist.
+ */
+export function partRange(plan: InputPlan, count: number, index: number): PartRange {
+  const total = plan.files.reduce((sum, file) => sum + file.rowGroups.reduce((bytes, group) => bytes + group.bytes, 0), 0);
+  const units = planUnits(plan, Math.max(1, total / PART_GRAIN));
+  const [start, end] = partBounds(units, count, index);
+  const first = units[start]?.firstRow ?? plan.rows;
+  const rows = units.slice(start, end).reduce((sum, unit) => sum + unit.rows, 0);
+  return { index, count, firstRow: first, endRow: first + rows };
 }

@@ -124,18 +124,10 @@ export class RejectSink {
   async finish(): Promise<void> {
     const segments = await this.cut();
     this.#finished = true;
-    if (segments.length === 0) return;
-    const joined = await ParquetSink.open(path.join(this.#dir, FILE), sinkOptions);
-    try {
-      for (const segment of segments) {
-        const table = readParquet(await readFile(path.join(this.#dir, segment.file)));
-        await joined.write(table.intoIPCStream());
-      }
-      await joined.close();
-    } catch (error) {
-      await joined.abort();
-      throw error;
-    }
+    await joinRejectSegments(
+      segments.map((segment) => path.join(this.#dir, segment.file)),
+      path.join(this.#dir, FILE),
+    );
   }
 
   /** Removes the segments joined by {@link finish}. */
@@ -147,3 +139,26 @@ export class RejectSink {
     if (!this.#finished) await this.#sink?.abort();
   }
 }
+
+/**
+ * Joins segment files of rejected rows, in order, into one rejects file at `target` (nothing when there are none): the
+ * same bytes however the rows were spread over segments, or over the parts of a multi-machine run.
+ */
+export async function joinRejectSegments(files: readonly string[], target: string): Promise<void> {
+  if (files.length === 0) return;
+  await mkdir(path.dirname(target), { recursive: true });
+  const joined = await ParquetSink.open(target, sinkOptions);
+  try {
+    for (const file of files) {
+      const table = readParquet(await readFile(file));
+      await joined.write(table.intoIPCStream());
+    }
+    await joined.close();
+  } catch (error) {
+    await joined.abort();
+    throw error;
+  }
+}
+
+/** Where the rejects file of a dataset directory is. */
+export const REJECTS_FILE = FILE;

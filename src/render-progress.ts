@@ -65,9 +65,15 @@ export class ProgressRenderer {
       }
       case 'planned':
         this.#line(
-          `Converting ${count(event.rows)} rows from ${event.files} file(s) with ${event.workers} worker(s): ` +
-            `${count(event.trainRows)} train, ${count(event.testRows)} test`,
+          event.part === undefined
+            ? `Converting ${count(event.rows)} rows from ${event.files} file(s) with ${event.workers} worker(s): ` +
+                `${count(event.trainRows)} train, ${count(event.testRows)} test`
+            : `Converting part ${event.part.index} of ${event.part.count} (0 to ${event.part.count - 1}): rows ${count(event.part.firstRow)} to ` +
+                `${count(event.part.endRow)} of ${count(event.rows)} from ${event.files} file(s), with ${event.workers} worker(s)`,
         );
+        return;
+      case 'part-finished':
+        this.#line(`This part was finished by an earlier run (${event.staging}): nothing to do.`);
         return;
       case 'leftover': {
         const { path: where, pid, action } = event.leftover;
@@ -186,7 +192,20 @@ export function summarize(report: ConvertReport): string {
   const splits = Object.entries(report.output.splits)
     .map(([name, split]) => `${split.rows.toLocaleString('en-US')} ${name} rows in ${split.files.length} shard(s)`)
     .join(', ');
-  lines.push(`Wrote ${splits} to ${report.output.dir} (${formatBytes(report.output.bytes)}) in ${formatDuration(report.seconds.total)}.`);
+  const part = report.part;
+  lines.push(
+    part === undefined
+      ? `Wrote ${splits} to ${report.output.dir} (${formatBytes(report.output.bytes)}) in ${formatDuration(report.seconds.total)}.`
+      : `Part ${part.index} of ${part.count} done: ${splits === '' ? 'no rows' : splits} in ${report.output.dir} (${formatBytes(report.output.bytes)}) ` +
+          `in ${formatDuration(report.seconds.total)}. Once every part is done: rlaif-v finalize ${part.output}`,
+  );
+  if (report.finalize !== undefined) {
+    const { linked, copied, rewritten } = report.finalize.rows;
+    lines.push(
+      `Put together from ${report.parts?.length ?? 0} part(s) in ${formatDuration(report.finalize.seconds)}: rows in whole files taken as they were ${count(linked)}, ` +
+        `in row groups copied ${count(copied)}, encoded again ${count(rewritten)}.`,
+    );
+  }
   if (report.resume?.resumed === true) {
     lines.push(`Taken up from an interrupted run: ${report.resume.rowsReused.toLocaleString('en-US')} rows were already done; the counts below are this run's.`);
   }

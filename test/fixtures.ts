@@ -1,7 +1,8 @@
 /** Shared test helpers: temporary directories, generated inputs, reading output back, running the CLI. */
+import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { openAsBlob } from 'node:fs';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { existsSync, openAsBlob } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after } from 'node:test';
@@ -135,3 +136,41 @@ export async function oneOfEachKind(images: Uint8Array[]): Promise<Uint8Array[]>
   }
   return [...kinds.values()];
 }
+
+/** Every file of a dataset directory but report.json (which has timings), with its bytes. */
+export async function filesOf(dir: string): Promise<Map<string, Buffer>> {
+  const files = new Map<string, Buffer>();
+  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const relative = path.relative(dir, path.join(entry.parentPath, entry.name));
+    if (relative !== 'report.json') files.set(relative, await readFile(path.join(dir, relative)));
+  }
+  return files;
+}
+
+export function assertSameFiles(actual: Map<string, Buffer>, expected: Map<string, Buffer>, what: string): void {
+  assert.deepEqual([...actual.keys()].sort(), [...expected.keys()].sort(), what);
+  for (const [name, bytes] of expected) assert.ok(actual.get(name)?.equals(bytes), `${what}: ${name} differs`);
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Starts a conversion in a process group of its own and kills the whole group with SIGKILL (the rlaif-v process and
+ * the child that converts) `extraMs` after its first checkpoint is on disk. Resolves false when it finished first.
+ */
+export async function killAfterCheckpoint(args: string[], staging: string, extraMs: number): Promise<boolean> {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: 'ignore', detached: true });
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  let done = false;
+  void exited.then(() => {
+    done = true;
+  });
+  while (!done && !existsSync(path.join(staging, 'checkpoint.json'))) await sleep(5);
+  if (!done) await sleep(extraMs);
+  const killed = !done;
+  if (killed) process.kill(-(child.pid ?? 0), 'SIGKILL');
+  await exited;
+  return killed;
+}
+

@@ -1,50 +1,12 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import type { ConvertReport } from '../src/convert-report.js';
 import { writeSourceFile } from '../src/source-table.js';
 import { goodRows } from '../scripts/bad-corpus.js';
-import { CLI, readJson, runCli, sampleDir, tempDir } from './fixtures.js';
-
-/** Every file of a dataset directory but report.json (which has timings), with its bytes. */
-async function filesOf(dir: string): Promise<Map<string, Buffer>> {
-  const files = new Map<string, Buffer>();
-  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
-    if (!entry.isFile()) continue;
-    const relative = path.relative(dir, path.join(entry.parentPath, entry.name));
-    if (relative !== 'report.json') files.set(relative, await readFile(path.join(dir, relative)));
-  }
-  return files;
-}
-
-function assertSameFiles(actual: Map<string, Buffer>, expected: Map<string, Buffer>, what: string): void {
-  assert.deepEqual([...actual.keys()].sort(), [...expected.keys()].sort(), what);
-  for (const [name, bytes] of expected) assert.ok(actual.get(name)?.equals(bytes), `${what}: ${name} differs`);
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-/**
- * Starts a conversion in a process group of its own and kills the whole group with SIGKILL (the rlaif-v process and
- * the child that converts) `extraMs` after its first checkpoint is on disk. Resolves false when it finished first.
- */
-async function killAfterCheckpoint(args: string[], staging: string, extraMs: number): Promise<boolean> {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: 'ignore', detached: true });
-  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
-  let done = false;
-  void exited.then(() => {
-    done = true;
-  });
-  while (!done && !existsSync(path.join(staging, 'checkpoint.json'))) await sleep(5);
-  if (!done) await sleep(extraMs);
-  const killed = !done;
-  if (killed) process.kill(-(child.pid ?? 0), 'SIGKILL');
-  await exited;
-  return killed;
-}
+import { assertSameFiles, CLI, filesOf, killAfterCheckpoint, readJson, runCli, sampleDir, sleep, tempDir } from './fixtures.js';
 
 describe('resume after a crash', () => {
   let input: string;

@@ -1,0 +1,149 @@
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
+import { before, describe, it } from 'node:test';
+import { convert } from '../src/convert.js';
+import type { ConvertReport } from '../src/convert-report.js';
+import { finalize } from '../src/finalize.js';
+import { partDir } from '../src/part-manifest.js';
+import { writeSourceFile } from '../src/source-table.js';
+import { goodRows } from '../scripts/bad-corpus.js';
+import { assertSameFiles, filesOf, killAfterCheckpoint, readJson, runCli, sampleDir, tempDir } from './fixtures.js';
+
+/** Converts `input` in `count` parts, one after another, then puts them together; returns finalize's report. */
+async function inParts(input: string, output: string, count: number, options: { testSize: number; maxShardSize: string }): Promise<ConvertReport> {
+  for (let index = 0; index < count; index++) {
+    await convert({ input: [input], output, numProc: 2, ...options, maxRejectFraction: 1, checkpointEvery: '96KB', numShards: count, shardIndex: index });
+  }
+  return finalize({ output });
+}
+
+describe('a run in parts (convert --num-shards, then finalize)', () => {
+  let clean: string;
+  let withRejects: string;
+  let dir: string;
+  const options = { testSize: 0.2, maxShardSize: '300KB' };
+  const cli = ['--test-size', '0.2', '--max-shard-size', '300KB', '--max-reject-fraction', '1', '--checkpoint-every', '96KB', '--num-proc', '2', '--quiet'];
+
+  before(async () => {
+    clean = await sampleDir(500, { files: 2, rowGroupSize: 125 });
+    withRejects = await sampleDir(300, { files: 1, rowGroupSize: 100, seed: 3 });
+    const rows = await goodRows(60);
+    for (const [index, row] of rows.entries()) {
+      if (index % 9 === 4) row.image = { bytes: new Uint8Array([0xff, 0xd8, 0xff, 0xe0, 1, 2, 3]), path: 'broken.jpg' };
+      if (index % 13 === 6) row.chosen = ' ';
+    }
+    await writeSourceFile(path.join(withRejects, 'z-extra.parquet'), rows, 20);
+    dir = await tempDir();
+  });
+
+  it('writes the bytes of a one-machine run for any number of parts, taking whole what it can', async () => {
+    const reference = path.join(dir, 'clean-one');
+    assert.equal((await runCli(['convert', '-i', clean, '-o', reference, ...cli])).code, 0);
+    const expected = await filesOf(reference);
+    assert.ok([...expected.keys()].filter((name) => name.startsWith('data/train-')).length >= 3, 'several train shards');
+    for (const count of [1, 2, 3, 7]) {
+      const output = path.join(dir, `clean-${count}`);
+      const report = await inParts(clean, output, count, options);
+      assertSameFiles(await filesOf(output), expected, `${count} part(s)`);
+      assert.ok(!existsSync(`${output}.partial`), 'the parts are gone');
+      assert.equal(report.parts?.length, count);
+      assert.deepEqual(report.parts?.map((part) => part.index), [...Array(count).keys()]);
+      const rows = report.finalize?.rows;
+      assert.ok(rows !== undefined);
+      assert.equal(rows.linked + rows.copied + rows.rewritten, 500);
+      // Only the row groups a part's ends fall in are encoded again, in each split.
+      assert.ok(rows.rewritten <= (count - 1) * 2 * 100, `${count} parts: ${JSON.stringify(rows)}`);
+      if (count === 1) assert.deepEqual(rows, { linked: 500, copied: 0, rewritten: 0 });
+      assert.deepEqual(await readJson<ConvertReport>(path.join(output, 'report.json')), report);
+    }
+  });
+
+  it('writes the same bytes when rows were rejected, rejects included', async () => {
+    const reference = path.join(dir, 'rejects-one');
+    assert.equal((await runCli(['convert', '-i', withRejects, '-o', reference, ...cli])).code, 0);
+    const expected = await filesOf(reference);
+    assert.ok(expected.has('rejects/rejects.parquet'));
+    for (const count of [2, 4]) {
+      const output = path.join(dir, `rejects-${count}`);
+      const report = await inParts(withRejects, output, count, options);
+      assertSameFiles(await filesOf(output), expected, `${count} parts`);
+      const one = await readJson<ConvertReport>(path.join(reference, 'report.json'));
+      assert.deepEqual(report.rejected, one.rejected);
+      assert.equal(report.output.rows, one.output.rows);
+    }
+  });
+
+  it('takes up a part killed with kill -9, and does not do a finished part again', async () => {
+    const reference = await filesOf(path.join(dir, 'clean-one'));
+    const output = path.join(dir, 'killed');
+    const part = (index: number): string[] => ['convert', '-i', clean, '-o', output, ...cli, '--num-shards', '2', '--shard-index', String(index)];
+    assert.ok(await killAfterCheckpoint(part(0), partDir(output, { index: 0, count: 2 }), 30), 'killed before it finished');
+    const early = await runCli(['finalize', output]);
+    assert.equal(early.code, 2, early.stderr);
+    assert.match(early.stderr, /Not every part of 2 is finished: part 0 stopped before it finished \(run it again: it takes up its work\); part 1 was never started/);
+    const again = await runCli(part(0).filter((arg) => arg !== '--quiet'));
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stderr, /Taking up the interrupted run in \S+0-of-2/);
+    assert.match(again.stderr, /Part 0 of 2 done: .* Once every part is done: rlaif-v finalize \S+killed/);
+    const twice = await runCli(part(0).filter((arg) => arg !== '--quiet'));
+    assert.equal(twice.code, 0, twice.stderr);
+    assert.match(twice.stderr, /This part was finished by an earlier run/);
+    // The part's index from Slurm's array task id, as in an array job.
+    const slurm = await runCli(['convert', '-i', clean, '-o', output, ...cli, '--num-shards', '2'], { env: { SLURM_ARRAY_TASK_ID: '8', SLURM_ARRAY_TASK_MIN: '7' } });
+    assert.equal(slurm.code, 0, slurm.stderr);
+    const done = await runCli(['finalize', output, '--json']);
+    assert.equal(done.code, 0, done.stderr);
+    assertSameFiles(await filesOf(output), reference, 'after a part was killed');
+    const report = JSON.parse(done.stdout) as ConvertReport;
+    assert.equal(report.parts?.[0]?.resume?.resumed, true);
+  });
+
+  it('refuses, naming them, parts that are missing, of other options or of another count, before any work', async () => {
+    const output = path.join(dir, 'mismatched');
+    const part = (index: number, count: number, extra: string[] = []): Promise<{ code: number | null; stderr: string }> =>
+      runCli(['convert', '-i', clean, '-o', output, ...cli, '--num-shards', String(count), '--shard-index', String(index), ...extra]);
+    assert.equal((await part(0, 3)).code, 0);
+    assert.equal((await part(2, 3, ['--seed', '7'])).code, 0);
+    const missing = await runCli(['finalize', output]);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /part 1 was never started/);
+    assert.equal((await part(1, 3)).code, 0);
+    const other = await runCli(['finalize', output]);
+    assert.equal(other.code, 2);
+    assert.match(other.stderr, /not made from the same input and options \(their fingerprints differ: parts 0 and 1 from \w+ and part 2 from \w+\)/);
+    await rm(partDir(output, { index: 2, count: 3 }), { recursive: true });
+    assert.equal((await part(0, 2)).code, 0);
+    const counts = await runCli(['finalize', output]);
+    assert.equal(counts.code, 2);
+    assert.match(counts.stderr, /holds parts of 2 and 3 parts \(0-of-2, 0-of-3 and 1-of-3\)/);
+    assert.ok(!existsSync(output), 'nothing was written');
+
+    const none = await runCli(['finalize', path.join(dir, 'never')]);
+    assert.equal(none.code, 2);
+    assert.match(none.stderr, /No part of a multi-machine run was found for \S+never/);
+    const whole = await runCli(['convert', '-i', clean, '-o', output, ...cli]);
+    assert.equal(whole.code, 2);
+    assert.match(whole.stderr, /holds the parts of a multi-machine run .* rlaif-v finalize \S+mismatched; or pass --no-resume/);
+  });
+
+  it('reads --num-shards and --shard-index strictly', async () => {
+    const output = path.join(dir, 'flags');
+    const cases: [string[], RegExp][] = [
+      [['--num-shards', '3'], /--num-shards needs --shard-index, the part to convert \(in a Slurm array job it is taken from SLURM_ARRAY_TASK_ID\)/],
+      [['--shard-index', '1'], /--shard-index needs --num-shards/],
+      [['--num-shards', '3', '--shard-index', '3'], /--shard-index takes 0 to 2 with --num-shards 3, got 3/],
+      [['--num-shards', '0', '--shard-index', '0'], /--num-shards takes a whole number from 1/],
+      [['--num-shards', '2', '--shard-index', '0', '--push-to-hub'], /--push-to-hub pushes a whole output, not one part: give it to rlaif-v finalize/],
+    ];
+    for (const [flags, message] of cases) {
+      const result = await runCli(['convert', '-i', clean, '-o', output, ...flags], { env: { SLURM_ARRAY_TASK_ID: '' } });
+      assert.equal(result.code, 2, `${flags.join(' ')}: ${result.stderr}`);
+      assert.match(result.stderr, message);
+    }
+    const outside = await runCli(['convert', '-i', clean, '-o', output, '--num-shards', '2'], { env: { SLURM_ARRAY_TASK_ID: '5', SLURM_ARRAY_TASK_MIN: '1' } });
+    assert.equal(outside.code, 2);
+    assert.match(outside.stderr, /SLURM_ARRAY_TASK_ID "5" \(less SLURM_ARRAY_TASK_MIN "1"\) is not a part of --num-shards 2: submit the array as --array=0-1/);
+  });
+});
