@@ -7,10 +7,13 @@ import { availableParallelism, constants } from 'node:os';
 import path from 'node:path';
 import { CHECKPOINT_FILE } from './checkpoint.js';
 import { stagingDir } from './output-dir.js';
-import { text, wholeNumber } from './cli-options.js';
+import { paths, text, wholeNumber } from './cli-options.js';
 import { partOf, withConvertFlags } from './cli-convert-flags.js';
 import { partDir } from './part-manifest.js';
 import { finalizeIter } from './finalize.js';
+import { slurmScripts, submitSlurmJob, type SlurmJob } from './slurm-job.js';
+import { checkOutputDir } from './output-dir.js';
+import { fileURLToPath } from 'node:url';
 import { OptionError, RlaifError } from './errors.js';
 import { makeSample, SAMPLE_DEFAULTS } from './make-sample.js';
 import { ProgressRenderer, summarize } from './render-progress.js';
@@ -188,6 +191,94 @@ async function reportAndPush(
   if (argv.pushToHub && settings !== undefined) await runPush(report.output.dir, argv.repoId, argv.private, settings, argv.quiet, signal);
 }
 
+/** Flags of `slurm` that are not `convert`'s: taken out of what the parts are given. `true`: the flag takes a value. */
+const SLURM_ONLY_FLAGS = new Map<string, boolean>([
+  ['tasks', true],
+  ['partition', true],
+  ['time', true],
+  ['cpus-per-task', true],
+  ['sbatch-arg', true],
+  ['log-dir', true],
+  ['repo-id', true],
+  ['token', true],
+  ['dry-run', false],
+  ['push-to-hub', false],
+  ['private', false],
+  ['json', false],
+]);
+
+/** The arguments of `slurm` that are `convert`'s, as typed: what every part gets. */
+function convertArgsOf(args: readonly string[]): string[] {
+  const kept: string[] = [];
+  for (let at = 0; at < args.length; at++) {
+    const arg = args[at] ?? '';
+    const name = /^--(?:no-)?([^=]+)/.exec(arg)?.[1]?.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`);
+    const takesValue = name === undefined ? undefined : SLURM_ONLY_FLAGS.get(name);
+    if (takesValue === undefined) kept.push(arg);
+    else if (takesValue && !arg.includes('=')) at++;
+  }
+  return kept;
+}
+
+/** `slurm`: a conversion over several machines, as a Slurm array job and a finalize job after it. */
+async function runSlurm(
+  argv: Parameters<typeof runConvert>[0] & {
+    tasks: number;
+    partition: string | undefined;
+    time: string | undefined;
+    cpusPerTask: number | undefined;
+    sbatchArg: string[] | undefined;
+    logDir: string | undefined;
+    dryRun: boolean;
+  },
+  args: readonly string[],
+): Promise<void> {
+  if (argv.token !== undefined) {
+    throw new OptionError('--token would be written into the batch scripts: log in with hf auth login or set HF_TOKEN instead (sbatch passes the environment on to the jobs)');
+  }
+  if (argv.numShards !== undefined || argv.shardIndex !== undefined) {
+    throw new OptionError('slurm gives the parts --num-shards (from --tasks) and each its --shard-index (from its array task): leave both out');
+  }
+  const output = path.resolve(argv.output);
+  await checkOutputDir(output, { overwrite: argv.overwrite, inputs: argv.input ?? [] });
+  const convertArgs = convertArgsOf(args.slice(args.indexOf('slurm') + 1));
+  if (argv.cpusPerTask !== undefined && argv.numProc === undefined) convertArgs.push('--num-proc', String(argv.cpusPerTask));
+  const job: SlurmJob = {
+    command: [process.execPath, fileURLToPath(new URL('./bin.js', import.meta.url))],
+    convertArgs,
+    finalizeArgs: [...(argv.overwrite ? ['--overwrite'] : []), ...(argv.pushToHub ? ['--push-to-hub', '--repo-id', argv.repoId] : []), ...(argv.private ? ['--private'] : [])],
+    output,
+    tasks: argv.tasks,
+    logDir: path.resolve(argv.logDir ?? `${output}.slurm`),
+    workDir: process.cwd(),
+    partition: argv.partition,
+    time: argv.time,
+    cpusPerTask: argv.cpusPerTask,
+    sbatchArgs: argv.sbatchArg ?? [],
+  };
+  if (argv.dryRun) {
+    const scripts = slurmScripts(job);
+    process.stdout.write(
+      `# ${path.join(job.logDir, 'convert.sbatch')}\n${scripts.convert}\n# ${path.join(job.logDir, 'finalize.sbatch')}\n${scripts.finalize}\n` +
+        `# Submitted as: sbatch --parsable ${path.join(job.logDir, 'convert.sbatch')}\n` +
+        `#          then: sbatch --parsable --dependency=afterok:<its job id> --kill-on-invalid-dep=yes ${path.join(job.logDir, 'finalize.sbatch')}\n`,
+    );
+    return;
+  }
+  if (argv.pushToHub) await checkPushAccess(await hubSettings(), argv.repoId, { signal: interruptible().signal });
+  const submitted = await submitSlurmJob(job);
+  if (argv.json) process.stdout.write(`${JSON.stringify(submitted, null, 2)}\n`);
+  if (!argv.quiet) {
+    process.stderr.write(
+      `Submitted the conversion of ${output} as array job ${submitted.arrayJob} (${job.tasks} task(s)), and finalize as job ` +
+        `${submitted.finalizeJob}, which runs once every task has succeeded.\n` +
+        `Follow them: squeue -j ${submitted.arrayJob},${submitted.finalizeJob}\n` +
+        `Logs: ${submitted.logs.parts} and ${submitted.logs.finalize}; the batch scripts are beside them.\n` +
+        'If a part fails, finalize is cancelled: submit the same command again, and the finished parts are kept.\n',
+    );
+  }
+}
+
 /** `finalize`: the parts of a multi-machine run put together, then pushed when asked. */
 async function runFinalize(argv: {
   output: string;
@@ -262,6 +353,24 @@ await yargs(hideBin(process.argv))
         .example('$0 finalize rlaif-v --push-to-hub --repo-id me/rlaif-v', 'The same, then push the result to the Hub'),
     async (argv) => {
       await runFinalize(argv as unknown as Parameters<typeof runFinalize>[0]);
+    },
+  )
+  .command(
+    'slurm',
+    'Convert on a Slurm cluster: an array job of --tasks parts, then finalize when they all succeed',
+    (y) =>
+      withConvertFlags(y)
+        .option('tasks', { requiresArg: true, demandOption: true, coerce: wholeNumber('--tasks', 1, 100_000), describe: 'Parts, one array task each (the array is 0 to tasks less one)' })
+        .option('partition', { requiresArg: true, coerce: text('--partition'), describe: 'Slurm partition of both jobs (default: the cluster\'s)' })
+        .option('time', { requiresArg: true, coerce: text('--time'), describe: 'Time limit of each task and of finalize, as sbatch takes it (1:00:00)' })
+        .option('cpus-per-task', { requiresArg: true, coerce: wholeNumber('--cpus-per-task', 1, 100_000), describe: 'CPUs of each task; also its --num-proc unless given' })
+        .option('sbatch-arg', { type: 'string', array: true, requiresArg: true, coerce: paths('--sbatch-arg'), describe: 'More sbatch options for both jobs, each as --sbatch-arg=--mem=16G' })
+        .option('log-dir', { requiresArg: true, coerce: text('--log-dir'), describe: 'Where the batch scripts and logs go (default <output>.slurm)' })
+        .option('dry-run', { type: 'boolean', default: false, describe: 'Print the two batch scripts instead of submitting them' })
+        .example('$0 slurm -o /shared/rlaif-v --tasks 16 --cpus-per-task 8 --time 1:00:00', 'Download and convert RLAIF-V in 16 parts')
+        .example('$0 slurm -i /shared/RLAIF-V-Dataset -o /shared/rlaif-v --tasks 4 --dry-run', 'Show the batch scripts'),
+    async (argv) => {
+      await runSlurm(argv as unknown as Parameters<typeof runSlurm>[0], hideBin(process.argv));
     },
   )
   .command(
