@@ -3,6 +3,7 @@ import { open, readdir, readFile, readlink, rename, rm, stat, writeFile } from '
 import path from 'node:path';
 import { datasetInfo, downloadFile, downloadFileToCacheDir, HubApiError, listFiles, type ListFileEntry } from '@huggingface/hub';
 import { HubError } from './errors.js';
+import { acquireLock } from './file-lock.js';
 import { makeDirectory } from './output-dir.js';
 import { gitBlobHash, hashFile } from './hash-file.js';
 import { hubError, loginHint } from './hub-error.js';
@@ -213,20 +214,17 @@ export async function downloadToCache(params: DownloadFileParams): Promise<strin
   const name = `${source.repo}/${file.path}`;
   if ((await sizeOf(file.blobPath)) !== file.size) {
     await makeDirectory(path.dirname(file.blobPath), 'the Hugging Face cache');
-    const incomplete = `${file.blobPath}.incomplete`;
-    for (let fresh = 0; ; fresh++) {
-      await transfer({ ...params, fetch, incomplete, name });
-      const have = await sizeOf(incomplete);
-      const hash = etagHash(file.etag, file.size);
-      if (hash !== null) await hashFile(hash, incomplete, have ?? 0);
-      const digest = hash?.digest('hex');
-      if (have === file.size && (digest === undefined || digest === file.etag)) break;
-      await rm(incomplete, { force: true });
-      if (fresh >= 1) {
-        throw new HubError('ERR_HUB_DOWNLOAD', `${name}: the downloaded bytes (${have ?? 0} bytes, hash ${digest ?? '?'}) do not match the Hub's size ${file.size} and etag ${file.etag}, twice. The file may be changing on the Hub; try again later.`);
-      }
+    // Runs sharing the cache (the parts of a multi-machine run, on one node or over a shared filesystem) download a
+    // blob one at a time: the others wait, then find it in place.
+    const cacheDir = path.dirname(path.dirname(path.dirname(file.blobPath)));
+    const locks = path.join(cacheDir, '.locks', path.basename(path.dirname(path.dirname(file.blobPath))));
+    await makeDirectory(locks, 'the Hugging Face cache');
+    const release = await acquireLock(path.join(locks, `${path.basename(file.blobPath)}.rlaif-v.lock`), { signal: params.signal });
+    try {
+      if ((await sizeOf(file.blobPath)) !== file.size) await fetchBlob(params, fetch, name);
+    } finally {
+      await release();
     }
-    await rename(incomplete, file.blobPath);
   }
   params.onBytes?.(file.size);
   try {
@@ -243,6 +241,31 @@ export async function downloadToCache(params: DownloadFileParams): Promise<strin
   } catch (error) {
     throw hubError(error, name, settings);
   }
+}
+
+/**
+ * Fetches a file's blob into the cache: into `<blob>.incomplete` (taking up what an earlier run left there), checked
+ * against its size and etag, then moved into place.
+ */
+async function fetchBlob(params: DownloadFileParams, fetch: typeof globalThis.fetch, name: string): Promise<void> {
+  const { file } = params;
+  const incomplete = `${file.blobPath}.incomplete`;
+  for (let fresh = 0; ; fresh++) {
+    await transfer({ ...params, fetch, incomplete, name });
+    const have = await sizeOf(incomplete);
+    const hash = etagHash(file.etag, file.size);
+    if (hash !== null) await hashFile(hash, incomplete, have ?? 0);
+    const digest = hash?.digest('hex');
+    if (have === file.size && (digest === undefined || digest === file.etag)) break;
+    await rm(incomplete, { force: true });
+    if (fresh >= 1) {
+      throw new HubError(
+        'ERR_HUB_DOWNLOAD',
+        `${name}: the downloaded bytes (${have ?? 0} bytes, hash ${digest ?? '?'}) do not match the Hub's size ${file.size} and etag ${file.etag}, twice. The file may be changing on the Hub; try again later.`,
+      );
+    }
+  }
+  await rename(incomplete, file.blobPath);
 }
 
 /** Waits before the next try of a transfer that broke off, and says so as a retry. */

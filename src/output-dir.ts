@@ -1,7 +1,8 @@
-import { mkdir, readdir, readFile, realpath, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { OutputError } from './errors.js';
+import { isAlive, liveLockHolder, renewLock, type LockHolder } from './file-lock.js';
 import { packageInfo } from './package-info.js';
 
 /**
@@ -115,35 +116,6 @@ export async function checkOutputDir(output: string, options: { overwrite: boole
   return absolute;
 }
 
-/** Whether a process with this id is running (or exists, but belongs to someone else). */
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/**
- * Whether the run with this process id still runs, given a few seconds to end: a process killed a moment ago (as by
- * `kill -9` just before the same command was run again) takes a while to go, its memory being freed. On Linux, one
- * whose command line is gone is on its way out (or a zombie) and does not count.
- */
-async function runsStill(pid: number): Promise<boolean> {
-  const running = async (): Promise<boolean> => {
-    if (!isAlive(pid)) return false;
-    if (process.platform !== 'linux') return true;
-    const commandLine = await readFile(`/proc/${pid}/cmdline`).catch(() => null);
-    return commandLine !== null && commandLine.byteLength > 0;
-  };
-  for (let waited = 0; waited < 5000; waited += 100) {
-    if (!(await running())) return false;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  return true;
-}
-
 /** The host and pid at the end of a leftover's name (no host in the names of version 0.1 runs). */
 const RUN_SUFFIX = /^(?:(.+)-)?(\d+)$/;
 
@@ -209,16 +181,7 @@ export function stagingDir(output: string): string {
   return `${output}.partial`;
 }
 
-/** Who holds a staging directory: written by the run working in it, its mtime renewed while it runs. */
-interface Lock {
-  host: string;
-  pid: number;
-}
-
 const LOCK = 'lock.json';
-/** How often a run renews its lock, and how old a lock from another host must be to count as its run's death. */
-const LOCK_RENEW_MS = 15_000;
-const LOCK_STALE_MS = 120_000;
 
 /** A staging directory this run holds: `adopted` when it was a dead run's, left for this one to take up. */
 export interface Staging {
@@ -228,27 +191,14 @@ export interface Staging {
   release(): Promise<void>;
 }
 
-async function readLock(dir: string): Promise<{ lock: Lock; ageMs: number } | null> {
-  try {
-    const file = path.join(dir, LOCK);
-    const [text, info] = await Promise.all([readFile(file, 'utf8'), stat(file)]);
-    const lock = JSON.parse(text) as Lock;
-    return typeof lock.host === 'string' && Number.isInteger(lock.pid) ? { lock, ageMs: Date.now() - info.mtimeMs } : null;
-  } catch {
-    return null;
-  }
-}
-
 /**
  * The run holding staging directory `dir` (its lock's host and pid) while that run lives; null when none does: no lock,
  * or one left by a run that is no longer running (on this host: its process is gone; on another, sharing the
  * filesystem: its lock was not renewed for two minutes).
  */
-export async function liveHolder(dir: string): Promise<Lock | null> {
-  const held = await readLock(dir);
-  if (held === null || (held.lock.host === hostname() && held.lock.pid === process.pid)) return null;
-  const live = held.lock.host === hostname() ? await runsStill(held.lock.pid) : held.ageMs < LOCK_STALE_MS;
-  return live ? held.lock : null;
+export async function liveHolder(dir: string): Promise<LockHolder | null> {
+  const holder = await liveLockHolder(path.join(dir, LOCK));
+  return holder === null || (holder.host === hostname() && holder.pid === process.pid) ? null : holder;
 }
 
 /**
@@ -274,22 +224,21 @@ export async function openStaging(dir: string): Promise<Staging> {
   }
   try {
     if (existing === null) await mkdir(dir);
-    await writeFile(path.join(dir, LOCK), `${JSON.stringify({ host: hostname(), pid: process.pid } satisfies Lock)}\n`);
   } catch (error) {
     // Another part of the same run may have made it a moment before.
     if (!((error as NodeJS.ErrnoException).code === 'EEXIST' && (await stats(dir))?.isDirectory() === true)) throw unwritable(dir, 'the output', error);
-    await writeFile(path.join(dir, LOCK), `${JSON.stringify({ host: hostname(), pid: process.pid } satisfies Lock)}\n`);
   }
-  const renew = setInterval(() => {
-    const now = new Date();
-    utimes(path.join(dir, LOCK), now, now).catch(() => undefined);
-  }, LOCK_RENEW_MS);
-  renew.unref();
+  try {
+    await writeFile(path.join(dir, LOCK), `${JSON.stringify({ host: hostname(), pid: process.pid } satisfies LockHolder)}\n`);
+  } catch (error) {
+    throw unwritable(dir, 'the output', error);
+  }
+  const stopRenewing = renewLock(path.join(dir, LOCK));
   return {
     dir,
     adopted: existing !== null,
     release: async () => {
-      clearInterval(renew);
+      stopRenewing();
       await rm(path.join(dir, LOCK), { force: true });
     },
   };

@@ -1,4 +1,4 @@
-import { closeSync, ftruncateSync, openSync, writeSync } from 'node:fs';
+import { closeSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
 import { rm, type FileHandle } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import type { RowGroup, SchemaElement } from 'hyparquet';
@@ -63,8 +63,9 @@ function parseRowGroups(json: string): RowGroup[] {
   ) as RowGroup[];
 }
 
-/** How much of a copied row group is read at a time. */
-const COPY_CHUNK_BYTES = 4 * 2 ** 20;
+/** How much of a copied row group is read at a time, into one buffer kept for all copies. */
+const COPY_CHUNK_BYTES = 8 * 2 ** 20;
+let copyBuffer: Uint8Array | null = null;
 
 /**
  * Where a row group's column chunks lie in its file: from the first chunk's first page for the sum of their sizes.
@@ -271,10 +272,13 @@ export class ShardSink {
     const { start, length } = rowGroupSpan(group);
     this.#bytes.flush();
     const shift = BigInt(this.#bytes.offset) - start;
-    const chunk = new Uint8Array(Math.min(length, COPY_CHUNK_BYTES));
+    copyBuffer ??= new Uint8Array(COPY_CHUNK_BYTES);
+    const chunk = copyBuffer;
     try {
       for (let done = 0; done < length; ) {
-        const { bytesRead } = await source.read(chunk, 0, Math.min(chunk.byteLength, length - done), Number(start) + done);
+        // Read synchronously: the bytes are written synchronously right after, and a thread-pool round trip a chunk
+        // only left the thread idle (a quarter of finalize's time on a 1 GB output).
+        const bytesRead = readSync(source.fd, chunk, 0, Math.min(chunk.byteLength, length - done), Number(start) + done);
         if (bytesRead === 0) throw new Error(`the source ended ${length - done} bytes before the end of its row group`);
         this.#bytes.appendBytes(chunk.subarray(0, bytesRead));
         this.#bytes.flush();

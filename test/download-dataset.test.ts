@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { mkdir, readdir, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { DatasetDownloads, downloadToCache, resolveDataset } from '../src/download-dataset.js';
@@ -123,6 +125,27 @@ describe('DatasetDownloads', () => {
     const ranges = hub.requests.slice(mark).filter((request) => request.path.includes('/resolve/')).map((request) => request.range);
     assert.deepEqual(ranges, [`bytes=${half}-`]);
     assert.deepEqual(await readFile(file.localPath), content);
+  });
+
+  it('downloads a blob once when runs sharing the cache want it at the same time, and takes over a dead run\'s lock', async () => {
+    const config = await settings();
+    const dataset = await resolveDataset({ repo: REPO, settings: config });
+    const [first, second] = dataset.files;
+    assert.ok(first !== undefined && second !== undefined);
+    let mark = hub.requests.length;
+    const paths = await Promise.all([1, 2, 3].map(() => downloadToCache({ source: dataset, file: first, settings: config })));
+    assert.deepEqual(new Set(paths), new Set([first.localPath]));
+    assert.equal(hub.bodyDownloads(mark).length, 1, 'one download for three runs');
+    assert.deepEqual(await readFile(first.localPath), await readFile(path.join(source, first.path)));
+    // A lock left by a process that is gone (killed mid-download) does not hold the next run up.
+    const locks = path.join(config.cacheDir, '.locks', 'datasets--openbmb--RLAIF-V-Dataset');
+    assert.deepEqual(await readdir(locks), [], 'the locks are released');
+    const dead = spawnSync(process.execPath, ['-e', 'process.pid']).pid ?? 0;
+    await writeFile(path.join(locks, `${path.basename(second.blobPath)}.rlaif-v.lock`), JSON.stringify({ host: hostname(), pid: dead }));
+    mark = hub.requests.length;
+    await downloadToCache({ source: dataset, file: second, settings: config });
+    assert.equal(hub.bodyDownloads(mark).length, 1);
+    assert.deepEqual(await readdir(locks), []);
   });
 
   it('survives 500s, a 429 with Retry-After, connections dropped mid-download and a body that ends early', async () => {

@@ -68,6 +68,24 @@ describe('rlaif-v convert --dataset --push-to-hub', () => {
     assert.match(again.stderr, /3 already in the cache/);
   });
 
+  it('in parts: each part downloads only the files its rows are in, and finalize --push-to-hub pushes the whole output', async () => {
+    const env = { HF_ENDPOINT: hub.url, HF_HOME: await tempDir('rlaif-v-hf-home-'), HF_TOKEN: TEST_TOKEN };
+    const out = path.join(await tempDir(), 'out');
+    const common = ['--output', out, '--max-shard-size', '100KB', '--num-proc', '1', '--quiet', '--num-shards', '3'];
+    const mark = hub.requests.length;
+    const first = await runCli(['convert', ...common, '--shard-index', '0'], { env });
+    assert.equal(first.code, 0, first.stderr);
+    const fetched = hub.bodyDownloads(mark);
+    assert.ok(fetched.length >= 1 && fetched.length < 3, `part 0 of 3 downloaded ${fetched.join(', ')}`);
+    for (const index of ['1', '2']) assert.equal((await runCli(['convert', ...common, '--shard-index', index], { env })).code, 0);
+    const done = await runCli(['finalize', out, '--push-to-hub', '--repo-id', 'me/parts'], { env });
+    assert.equal(done.code, 0, done.stderr);
+    assert.match(done.stderr, /Pushed to .*me\/parts/);
+    const pushed = [...hub.head('me/parts').keys()].sort();
+    assert.deepEqual(pushed, await files(out));
+    for (const name of pushed) assert.deepEqual(await hub.content('me/parts', name), await readFile(path.join(out, name)), name);
+  });
+
   it('with --push-to-hub and no token, fails before any work and says how to log in', async () => {
     const out = path.join(await tempDir(), 'out');
     const mark = hub.requests.length;
