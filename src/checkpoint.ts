@@ -53,15 +53,16 @@ export type Found = { checkpoint: Checkpoint } | { checkpoint: null; reason: str
 
 /**
  * Reads the checkpoint in `dir` and checks it belongs to this run (same fingerprint) and that every file it names is
- * there, with the bytes it had.
+ * there, with the bytes it had. `noCheckpoint` says why there is none when the directory holds finished work instead
+ * (default: the run stopped before its first).
  */
-export async function findCheckpoint(dir: string, fingerprint: string): Promise<Found> {
+export async function findCheckpoint(dir: string, fingerprint: string, noCheckpoint?: string | null): Promise<Found> {
   let checkpoint: Checkpoint;
   try {
     checkpoint = JSON.parse(await readFile(path.join(dir, CHECKPOINT_FILE), 'utf8')) as Checkpoint;
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    return { checkpoint: null, reason: code === 'ENOENT' ? 'it stopped before its first checkpoint' : 'its checkpoint cannot be read' };
+    return { checkpoint: null, reason: code === 'ENOENT' ? (noCheckpoint ?? 'it stopped before its first checkpoint') : 'its checkpoint cannot be read' };
   }
   if (checkpoint.version !== 1) return { checkpoint: null, reason: 'its checkpoint is of another version of the tool' };
   if (checkpoint.fingerprint !== fingerprint) {

@@ -142,6 +142,15 @@ async function finishedPart(dir: string, fingerprint: string): Promise<PartManif
   return (await missingFile(dir, manifest)) === null ? manifest : null;
 }
 
+/** Why a part an earlier run finished (its manifest is there) cannot be kept, or null when there is none. */
+async function finishedPartProblem(dir: string, fingerprint: string): Promise<string | null> {
+  const manifest = await readPartManifest(dir);
+  if (manifest === null) return null;
+  if (manifest.fingerprint !== fingerprint) return 'it was converting other input or with other options (its fingerprint differs)';
+  const missing = await missingFile(dir, manifest);
+  return missing === null ? null : `its ${missing} is missing or not as it was written`;
+}
+
 /** A run under way: its plan and the threads and sinks it works with. */
 interface Run extends Planned {
   options: ResolvedConvertOptions;
@@ -466,7 +475,7 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
         yield { type: 'done', report: finished.report };
         return finished.report;
       }
-      const found = options.resume ? await findCheckpoint(staging.dir, fingerprint) : { checkpoint: null, reason: 'resume is off (--no-resume)' };
+      const found = options.resume ? await findCheckpoint(staging.dir, fingerprint, await finishedPartProblem(staging.dir, fingerprint)) : { checkpoint: null, reason: 'resume is off (--no-resume)' };
       resumed = found.checkpoint;
       toRead = rowsToRead(found.checkpoint, split, [range.firstRow, range.endRow]);
       const rowsReused = range.endRow - range.firstRow - toRead.reduce((sum, [start, end]) => sum + end - start, 0);

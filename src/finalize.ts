@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
-import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { assembleSplit, type AssembleCounts, type ShardSource } from './assemble-split.js';
 import { CHECKPOINT_FILE } from './checkpoint.js';
@@ -7,7 +8,7 @@ import { DEFAULTS } from './convert-options.js';
 import type { ConvertEvent, ConvertReport, PartFigures, SplitName, SplitReport } from './convert-report.js';
 import { datasetCard } from './dataset-card.js';
 import { AccountingError, InputError, OutputError } from './errors.js';
-import { checkOutputDir, liveHolder, makeDirectory, openStaging, publishOutput, stagingDir } from './output-dir.js';
+import { checkOutputDir, clearLeftovers, liveHolder, makeDirectory, openStaging, publishOutput, stagingDir } from './output-dir.js';
 import { outputArrowSchemaValue } from './output-schema.js';
 import { packageInfo } from './package-info.js';
 import { missingFile, parsePartName, partDir, partsDir, readPartManifest, type PartManifest } from './part-manifest.js';
@@ -100,6 +101,16 @@ async function readParts(output: string): Promise<PartManifest[]> {
   return manifests;
 }
 
+/**
+ * Removes the parts once the output is in place: renamed first, in one step, to the name of a dead run's leftover that
+ * the next run clears, so that a finalize killed while removing them never leaves half the parts looking like a run.
+ */
+async function discard(root: string, output: string): Promise<void> {
+  const leftover = `${output}.partial-${hostname()}-${process.pid}`;
+  await rename(root, leftover);
+  await rm(leftover, { recursive: true, force: true });
+}
+
 function sum(values: readonly number[]): number {
   return values.reduce((total, value) => total + value, 0);
 }
@@ -178,13 +189,19 @@ export async function* finalizeIter(options: FinalizeOptions): AsyncGenerator<Co
   const started = performance.now();
   const output = path.resolve(options.output);
   const root = stagingDir(output);
+  // What a finalize killed at its end left: a previous output moved aside (put back), or the parts it was removing.
+  for (const leftover of await clearLeftovers(output)) yield { type: 'leftover', leftover };
+  const published = await readFile(path.join(output, 'report.json'), 'utf8').then((text) => JSON.parse(text) as ConvertReport, () => null);
+  if (published?.parts !== undefined && !existsSync(partsDir(output))) {
+    yield { type: 'done', report: published };
+    return published;
+  }
   const manifests = await readParts(output);
   const first = manifests[0];
   if (first === undefined) throw new Error('no parts');
   // Killed between publishing and clearing up: the output is this run's already.
-  const published = await readFile(path.join(output, 'report.json'), 'utf8').then((text) => JSON.parse(text) as ConvertReport, () => null);
   if (published?.fingerprint === first.fingerprint && published.parts?.length === manifests.length) {
-    await rm(root, { recursive: true, force: true });
+    await discard(root, output);
     yield { type: 'done', report: published };
     return published;
   }
@@ -268,7 +285,7 @@ export async function* finalizeIter(options: FinalizeOptions): AsyncGenerator<Co
     await publishOutput(final, output);
     done = true;
     await staging.release();
-    await rm(root, { recursive: true, force: true });
+    await discard(root, output);
     yield { type: 'done', report };
     return report;
   } finally {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { cp, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { convert } from '../src/convert.js';
@@ -9,7 +10,7 @@ import { finalize } from '../src/finalize.js';
 import { partDir } from '../src/part-manifest.js';
 import { writeSourceFile } from '../src/source-table.js';
 import { goodRows } from '../scripts/bad-corpus.js';
-import { assertSameFiles, filesOf, killAfterCheckpoint, readJson, runCli, sampleDir, tempDir } from './fixtures.js';
+import { assertSameFiles, CLI, filesOf, killAfterCheckpoint, readJson, runCli, sampleDir, sleep, tempDir } from './fixtures.js';
 
 /** Converts `input` in `count` parts, one after another, then puts them together; returns finalize's report. */
 async function inParts(input: string, output: string, count: number, options: { testSize: number; maxShardSize: string }): Promise<ConvertReport> {
@@ -100,11 +101,41 @@ describe('a run in parts (convert --num-shards, then finalize)', () => {
     assert.equal(report.parts?.[0]?.resume?.resumed, true);
   });
 
+  it('after kill -9 at any moment, finalize run again gives the same bytes and leaves nothing behind', async () => {
+    const reference = await filesOf(path.join(dir, 'clean-one'));
+    const parts = path.join(dir, 'parts-kept');
+    for (let index = 0; index < 3; index++) {
+      assert.equal((await runCli(['convert', '-i', clean, '-o', parts, ...cli, '--num-shards', '3', '--shard-index', String(index)])).code, 0);
+    }
+    let killed = 0;
+    for (const delay of [150, 250, 350, 450, 600]) {
+      const output = path.join(dir, `finalize-killed-${delay}`);
+      await cp(`${parts}.partial`, `${output}.partial`, { recursive: true });
+      const child = spawn(process.execPath, [CLI, 'finalize', output, '--quiet'], { stdio: 'ignore', detached: true });
+      const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+      await sleep(delay);
+      if (child.exitCode === null) {
+        process.kill(-(child.pid ?? 0), 'SIGKILL');
+        killed++;
+      }
+      await exited;
+      const again = await runCli(['finalize', output, '--quiet']);
+      assert.equal(again.code, 0, `killed after ${delay} ms: ${again.stderr}`);
+      assertSameFiles(await filesOf(output), reference, `finalize killed after ${delay} ms`);
+      assert.ok(!existsSync(`${output}.partial`), 'nothing left behind');
+    }
+    assert.ok(killed >= 2, `only ${killed} finalize runs were killed before they ended`);
+  });
+
   it('refuses, naming them, parts that are missing, of other options or of another count, before any work', async () => {
     const output = path.join(dir, 'mismatched');
     const part = (index: number, count: number, extra: string[] = []): Promise<{ code: number | null; stderr: string }> =>
       runCli(['convert', '-i', clean, '-o', output, ...cli, '--num-shards', String(count), '--shard-index', String(index), ...extra]);
     assert.equal((await part(0, 3)).code, 0);
+    assert.equal((await part(2, 3, ['--seed', '7'])).code, 0);
+    const redone = await runCli(['convert', '-i', clean, '-o', output, ...cli.filter((arg) => arg !== '--quiet'), '--num-shards', '3', '--shard-index', '2', '--seed', '8']);
+    assert.equal(redone.code, 0, redone.stderr);
+    assert.match(redone.stderr, /Starting over: the interrupted run in \S+2-of-3 cannot be taken up \(it was converting other input or with other options/);
     assert.equal((await part(2, 3, ['--seed', '7'])).code, 0);
     const missing = await runCli(['finalize', output]);
     assert.equal(missing.code, 2);
