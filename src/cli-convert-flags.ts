@@ -12,16 +12,21 @@ import { DEFAULT_REPO_ID } from './push-dataset.js';
 export const MAX_WORKERS_PER_CORE = 4;
 const numProc = wholeNumber('--num-proc', 1, MAX_WORKERS_PER_CORE * availableParallelism());
 
-/** The options of `convert`, which `slurm` takes too (it passes them on to every part). */
-export function withConvertFlags<T>(y: Argv<T>) {
+/** How the output is pushed when the run is done: options of `convert`, `finalize` and `slurm`. */
+export function withPushFlags<T>(y: Argv<T>) {
   return y
-    .option('input', { alias: 'i', type: 'string', array: true, coerce: paths('--input'), describe: 'Parquet files or directories of them (default: download --dataset)' })
-    .option('dataset', { requiresArg: true, coerce: text('--dataset'), describe: `A dataset on the Hub to download and convert (default when no --input: ${DEFAULTS.dataset})`, conflicts: 'input' })
-    .option('revision', { requiresArg: true, coerce: text('--revision'), describe: 'Branch, tag or commit of --dataset (default main)' })
     .option('push-to-hub', { type: 'boolean', default: false, describe: 'Push the output to the Hub when done (needs a token: hf auth login, HF_TOKEN or --token)' })
     .option('repo-id', { requiresArg: true, default: DEFAULT_REPO_ID, coerce: text('--repo-id'), describe: 'Dataset repo to push to' })
     .option('private', { type: 'boolean', default: false, describe: 'Create the repo private, if it does not exist' })
-    .option('token', { requiresArg: true, coerce: text('--token'), describe: 'Hugging Face token (default: HF_TOKEN, else the token file of hf auth login)' })
+    .option('token', { requiresArg: true, coerce: text('--token'), describe: 'Hugging Face token (default: HF_TOKEN, else the token file of hf auth login)' });
+}
+
+/** The options of `convert`, which `slurm` takes too (it passes them on to every part). */
+export function withConvertFlags<T>(y: Argv<T>) {
+  return withPushFlags(y)
+    .option('input', { alias: 'i', type: 'string', array: true, coerce: paths('--input'), describe: 'Parquet files or directories of them (default: download --dataset)' })
+    .option('dataset', { requiresArg: true, coerce: text('--dataset'), describe: `A dataset on the Hub to download and convert (default when no --input: ${DEFAULTS.dataset})`, conflicts: 'input' })
+    .option('revision', { requiresArg: true, coerce: text('--revision'), describe: 'Branch, tag or commit of --dataset (default main)' })
     .option('output', { alias: 'o', requiresArg: true, demandOption: true, coerce: text('--output'), describe: 'Dataset directory to write' })
     .option('num-proc', { requiresArg: true, coerce: numProc, describe: `Worker threads, 1 to ${MAX_WORKERS_PER_CORE} × the cores (default: the available cores)` })
     .option('writer-batch-size', { requiresArg: true, default: DEFAULTS.writerBatchSize, coerce: wholeNumber('--writer-batch-size', 1, 1_000_000), describe: 'Rows per task sent to a worker; does not change the output' })

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { CHECKPOINT_FILE } from './checkpoint.js';
 import { stagingDir } from './output-dir.js';
 import { paths, text, wholeNumber } from './cli-options.js';
-import { partOf, withConvertFlags } from './cli-convert-flags.js';
+import { partOf, withConvertFlags, withPushFlags } from './cli-convert-flags.js';
 import { partDir } from './part-manifest.js';
 import { finalizeIter } from './finalize.js';
 import { slurmScripts, submitSlurmJob, type SlurmJob } from './slurm-job.js';
@@ -340,13 +340,9 @@ await yargs(hideBin(process.argv))
     'finalize <output>',
     'Put the parts of a run over several machines (convert --num-shards) together into the output, then push if asked',
     (y) =>
-      y
+      withPushFlags(y)
         .positional('output', { type: 'string', demandOption: true, describe: 'The --output the parts were converted for' })
         .option('overwrite', { type: 'boolean', default: false, describe: 'Replace an existing output of this tool (never a directory of other files)' })
-        .option('push-to-hub', { type: 'boolean', default: false, describe: 'Push the output to the Hub when done (needs a token: hf auth login, HF_TOKEN or --token)' })
-        .option('repo-id', { requiresArg: true, default: DEFAULT_REPO_ID, coerce: text('--repo-id'), describe: 'Dataset repo to push to' })
-        .option('private', { type: 'boolean', default: false, describe: 'Create the repo private, if it does not exist' })
-        .option('token', { requiresArg: true, coerce: text('--token'), describe: 'Hugging Face token (default: HF_TOKEN, else the token file of hf auth login)' })
         .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'No progress or summary on stderr' })
         .option('json', { type: 'boolean', default: false, describe: 'Print the report as JSON on stdout' })
         .example('$0 finalize rlaif-v', 'After every part of convert -o rlaif-v --num-shards K is done')

@@ -29,6 +29,7 @@ import { outputArrowSchemaValue } from './output-schema.js';
 import { SplitWriters } from './split-writers.js';
 import { keptTableBuffer } from '../workers/image-cache.js';
 import type { SplitWriterOptions, SplitWriterState } from './write-split.js';
+import { drain } from './drain.js';
 
 export type { ConvertOptions } from './convert-options.js';
 
@@ -582,9 +583,5 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
  * console.log(report.output.splits.test?.rows);
  */
 export async function convert(options: ConvertRunOptions): Promise<ConvertReport> {
-  const events = convertIter(options);
-  for (;;) {
-    const step = await events.next();
-    if (step.done === true) return step.value;
-  }
+  return drain(convertIter(options));
 }

@@ -16,6 +16,7 @@ import { planShards } from './plan-shards.js';
 import { joinRejectSegments, REJECTS_FILE } from './reject-sink.js';
 import { ShardWriter } from './shard-writer.js';
 import type { ImageMode } from './types.js';
+import { drain } from './drain.js';
 
 /** What `finalize` takes. */
 export interface FinalizeOptions {
@@ -301,9 +302,5 @@ export async function* finalizeIter(options: FinalizeOptions): AsyncGenerator<Co
  * {@link finalizeIter}.
  */
 export async function finalize(options: FinalizeOptions): Promise<ConvertReport> {
-  const events = finalizeIter(options);
-  for (;;) {
-    const step = await events.next();
-    if (step.done === true) return step.value;
-  }
+  return drain(finalizeIter(options));
 }

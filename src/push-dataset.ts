@@ -9,6 +9,7 @@ import { gitBlobHash, hashFile } from './hash-file.js';
 import { requireToken, withSignal, type HubSettings } from './hub-settings.js';
 import { EventQueue } from './event-queue.js';
 import { retryFetch, type RetryEvent } from './retry-fetch.js';
+import { drain } from './drain.js';
 
 export interface PushOptions {
   /** An output directory of `convert`: `data/*.parquet` and `README.md`. */
@@ -259,10 +260,6 @@ export async function* pushIter(options: PushOptions): AsyncGenerator<PushEvent,
 
 /** Pushes and resolves with the report; see {@link pushIter}. */
 export async function push(options: PushOptions): Promise<PushReport> {
-  const events = pushIter(options);
-  for (;;) {
-    const step = await events.next();
-    if (step.done === true) return step.value;
-  }
+  return drain(pushIter(options));
 }
 

@@ -8,9 +8,7 @@ import { convert } from '../src/convert.js';
 import type { ConvertReport } from '../src/convert-report.js';
 import { finalize } from '../src/finalize.js';
 import { partDir } from '../src/part-manifest.js';
-import { writeSourceFile } from '../src/source-table.js';
-import { goodRows } from '../scripts/bad-corpus.js';
-import { assertSameFiles, CLI, filesOf, killAfterCheckpoint, readJson, runCli, sampleDir, sleep, tempDir } from './fixtures.js';
+import { addRejectedRows, assertSameFiles, CLI, filesOf, killAfterCheckpoint, readJson, runCli, sampleDir, sleep, tempDir } from './fixtures.js';
 
 /** Converts `input` in `count` parts, one after another, then puts them together; returns finalize's report. */
 async function inParts(input: string, output: string, count: number, options: { testSize: number; maxShardSize: string }): Promise<ConvertReport> {
@@ -30,12 +28,7 @@ describe('a run in parts (convert --num-shards, then finalize)', () => {
   before(async () => {
     clean = await sampleDir(500, { files: 2, rowGroupSize: 125 });
     withRejects = await sampleDir(300, { files: 1, rowGroupSize: 100, seed: 3 });
-    const rows = await goodRows(60);
-    for (const [index, row] of rows.entries()) {
-      if (index % 9 === 4) row.image = { bytes: new Uint8Array([0xff, 0xd8, 0xff, 0xe0, 1, 2, 3]), path: 'broken.jpg' };
-      if (index % 13 === 6) row.chosen = ' ';
-    }
-    await writeSourceFile(path.join(withRejects, 'z-extra.parquet'), rows, 20);
+    await addRejectedRows(withRejects);
     dir = await tempDir();
   });
 

@@ -10,7 +10,8 @@ import { fileURLToPath } from 'node:url';
 import sharp, { type Sharp } from 'sharp';
 import { RecordBatchReader, tableFromIPC, type Schema, type Table } from 'apache-arrow';
 import { ParquetFile } from 'parquet-wasm';
-import { picture } from '../scripts/bad-corpus.js';
+import { goodRows, picture } from '../scripts/bad-corpus.js';
+import { writeSourceFile } from '../src/source-table.js';
 
 export { sourceRow } from '../scripts/bad-corpus.js';
 import { makeSample } from '../src/make-sample.js';
@@ -174,3 +175,16 @@ export async function killAfterCheckpoint(args: string[], staging: string, extra
   return killed;
 }
 
+
+/**
+ * Writes `z-extra.parquet` into `dir`: 60 good rows of which some are then broken (a truncated JPEG every ninth row, a
+ * blank answer every thirteenth), so that a conversion of `dir` has rejected rows, in its last file.
+ */
+export async function addRejectedRows(dir: string): Promise<void> {
+  const rows = await goodRows(60);
+  for (const [index, row] of rows.entries()) {
+    if (index % 9 === 4) row.image = { bytes: new Uint8Array([0xff, 0xd8, 0xff, 0xe0, 1, 2, 3]), path: 'broken.jpg' };
+    if (index % 13 === 6) row.chosen = ' ';
+  }
+  await writeSourceFile(path.join(dir, 'z-extra.parquet'), rows, 20);
+}

@@ -4,9 +4,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import type { ConvertReport } from '../src/convert-report.js';
-import { writeSourceFile } from '../src/source-table.js';
-import { goodRows } from '../scripts/bad-corpus.js';
-import { assertSameFiles, CLI, filesOf, killAfterCheckpoint, readJson, runCli, sampleDir, sleep, tempDir } from './fixtures.js';
+import { addRejectedRows, assertSameFiles, CLI, filesOf, killAfterCheckpoint, readJson, runCli, sampleDir, sleep, tempDir } from './fixtures.js';
 
 describe('resume after a crash', () => {
   let input: string;
@@ -17,12 +15,7 @@ describe('resume after a crash', () => {
   before(async () => {
     input = await sampleDir(500, { files: 2, rowGroupSize: 125 });
     // A third file with rows that are rejected, so that rejects are kept across a crash too.
-    const rows = await goodRows(60);
-    for (const [index, row] of rows.entries()) {
-      if (index % 9 === 4) row.image = { bytes: new Uint8Array([0xff, 0xd8, 0xff, 0xe0, 1, 2, 3]), path: 'broken.jpg' };
-      if (index % 13 === 6) row.chosen = ' ';
-    }
-    await writeSourceFile(path.join(input, 'z-extra.parquet'), rows, 20);
+    await addRejectedRows(input);
     dir = await tempDir();
     // Small checkpoints, so a run of a second takes many; a test split large enough to have rows pending in both.
     common = ['-i', input, '--checkpoint-every', '96KB', '--test-size', '0.2', '--max-reject-fraction', '1', '--num-proc', '2', '--quiet'];
