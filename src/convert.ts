@@ -5,7 +5,7 @@ import { rm, stat, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { resolveConvertOptions, type ConvertOptions, type ResolvedConvertOptions } from './convert-options.js';
-import { datasetCard } from './dataset-card.js';
+import { reportCard } from './dataset-card.js';
 import { AccountingError, OutputError, RlaifError } from './errors.js';
 import type { HubSettings } from './hub-settings.js';
 import type { InputPlan } from './inspect-input.js';
@@ -325,24 +325,6 @@ function checkAccounting(rowsIn: number, rowsOut: number, rowsRejected: number):
   );
 }
 
-/** The dataset card: what the splits hold, and how they were made. */
-function card(run: Run, splits: Partial<Record<SplitName, SplitReport>>, bytesOut: number): string {
-  const { options, plan, rejects } = run;
-  return datasetCard({
-    splits: SPLITS.flatMap((name) => {
-      const report = splits[name];
-      return report === undefined ? [] : [{ name, rows: report.rows, numBytes: report.numBytes }];
-    }),
-    downloadSize: bytesOut,
-    seed: options.seed,
-    testSize: options.testSize,
-    image: options.image,
-    maxShardSize: options.maxShardSize,
-    rowsIn: plan.rows,
-    rowsRejected: rejects.rows,
-  });
-}
-
 /** Seconds and CPU a run took, measured by convertIter. */
 interface RunTimes {
   started: number;
@@ -542,8 +524,8 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
         yield { type: 'done', report: done };
         return done;
       }
-      await writeFile(path.join(staging.dir, 'README.md'), card(run, splits, bytesOut));
       const done = report(run, splits, bytesOut, times);
+      await writeFile(path.join(staging.dir, 'README.md'), reportCard(done));
       await writeFile(path.join(staging.dir, 'report.json'), `${JSON.stringify(done, null, 2)}\n`);
       signal?.throwIfAborted();
       await rm(path.join(staging.dir, CHECKPOINT_FILE), { force: true });

@@ -1,6 +1,7 @@
 import { outputYamlFeatures } from './output-schema.js';
 import { packageInfo } from './package-info.js';
-import type { ImagePolicy } from './types.js';
+import type { ConvertReport } from './convert-report.js';
+import type { ImageMode, ImagePolicy } from './types.js';
 
 export interface CardSplit {
   name: string;
@@ -93,4 +94,22 @@ from datasets import load_dataset
 dataset = load_dataset("path/to/this/dataset")
 \`\`\`
 `;
+}
+
+/** The card of a finished run, from its report: the same card whether one machine or several wrote the output. */
+export function reportCard(report: ConvertReport): string {
+  const { options } = report;
+  return datasetCard({
+    splits: (['train', 'test'] as const).flatMap((name) => {
+      const split = report.output.splits[name];
+      return split === undefined ? [] : [{ name, rows: split.rows, numBytes: split.numBytes }];
+    }),
+    downloadSize: report.output.bytes,
+    seed: options.seed,
+    testSize: options.testSize,
+    image: { mode: options.images as ImageMode, quality: options.quality, maxSide: options.maxSide, maxPixels: options.maxPixels },
+    maxShardSize: options.maxShardSize,
+    rowsIn: report.input.rows,
+    rowsRejected: report.rejected.rows,
+  });
 }

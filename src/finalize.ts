@@ -6,7 +6,7 @@ import { assembleSplit, type AssembleCounts, type ShardSource } from './assemble
 import { CHECKPOINT_FILE } from './checkpoint.js';
 import { DEFAULTS } from './convert-options.js';
 import type { ConvertEvent, ConvertReport, PartFigures, SplitName, SplitReport } from './convert-report.js';
-import { datasetCard } from './dataset-card.js';
+import { reportCard } from './dataset-card.js';
 import { AccountingError, InputError, OutputError } from './errors.js';
 import { checkOutputDir, clearLeftovers, liveHolder, makeDirectory, openStaging, publishOutput, stagingDir } from './output-dir.js';
 import { outputArrowSchemaValue } from './output-schema.js';
@@ -15,7 +15,6 @@ import { missingFile, parsePartName, partDir, partsDir, readPartManifest, type P
 import { planShards } from './plan-shards.js';
 import { joinRejectSegments, REJECTS_FILE } from './reject-sink.js';
 import { ShardWriter } from './shard-writer.js';
-import type { ImageMode } from './types.js';
 import { drain } from './drain.js';
 
 /** What `finalize` takes. */
@@ -265,22 +264,9 @@ export async function* finalizeIter(options: FinalizeOptions): AsyncGenerator<Co
       throw new AccountingError(`Rows in (${rowsIn}) do not equal rows out (${rowsOut}) plus rows rejected (${rowsRejected}) over the parts. This is a bug; the output was not written.`);
     }
     const bytesOut = sum(Object.values(splits).map((split) => sum(split.files.map((file) => file.size))));
-    const card = datasetCard({
-      splits: SPLITS.flatMap((name) => {
-        const split = splits[name];
-        return split === undefined ? [] : [{ name, rows: split.rows, numBytes: split.numBytes }];
-      }),
-      downloadSize: bytesOut,
-      seed: reportOptions.seed,
-      testSize: reportOptions.testSize,
-      image: { mode: reportOptions.images as ImageMode, quality: reportOptions.quality, maxSide: reportOptions.maxSide, maxPixels: reportOptions.maxPixels },
-      maxShardSize: reportOptions.maxShardSize,
-      rowsIn,
-      rowsRejected,
-    });
-    await writeFile(path.join(final, 'README.md'), card);
     const seconds = Math.round((performance.now() - started) / 10) / 100;
     const report = finalReport(output, manifests, splits, bytesOut, { seconds, rows: counts });
+    await writeFile(path.join(final, 'README.md'), reportCard(report));
     await writeFile(path.join(final, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
     options.signal?.throwIfAborted();
     await publishOutput(final, output);
