@@ -356,6 +356,10 @@ await yargs(hideBin(process.argv))
     'Convert on a Slurm cluster: an array job of --tasks parts, then finalize when they all succeed',
     (y) =>
       withConvertFlags(y)
+        // Set for each part by the array job itself.
+        .hide('num-shards')
+        .hide('shard-index')
+        .option('json', { type: 'boolean', default: false, describe: 'Print the job ids, scripts and logs as JSON on stdout' })
         .option('tasks', { requiresArg: true, demandOption: true, coerce: wholeNumber('--tasks', 1, 100_000), describe: 'Parts, one array task each (the array is 0 to tasks less one)' })
         .option('partition', { requiresArg: true, coerce: text('--partition'), describe: 'Slurm partition of both jobs (default: the cluster\'s)' })
         .option('time', { requiresArg: true, coerce: text('--time'), describe: 'Time limit of each task and of finalize, as sbatch takes it (1:00:00)' })
