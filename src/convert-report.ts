@@ -1,4 +1,5 @@
 import type { AssembleCounts } from './assemble-split.js';
+import type { DuplicateInput } from './inspect-input.js';
 import type { Leftover } from './output-dir.js';
 import type { PartRange } from './plan-units.js';
 import type { DownloadEvent } from './download-dataset.js';
@@ -32,6 +33,8 @@ export interface ConvertReport {
     /** The Hub dataset read, when the input came from the Hub. */
     dataset?: { repo: string; revision: string; commit: string; filesDownloaded: number };
     files: { path: string; rows: number; bytes: number; rowGroups: number; footerSha256: string }[];
+    /** Files given more than once, read only at their first place. */
+    duplicates?: DuplicateInput[];
     rows: number;
     bytes: number;
   };
@@ -101,6 +104,8 @@ export type ConvertEvent =
   | { type: 'planned'; files: number; rows: number; trainRows: number; testRows: number; workers: number; part?: PartRange }
   /** This part of a multi-machine run was finished by an earlier run: nothing to do. */
   | { type: 'part-finished'; staging: string }
+  /** An input file given more than once: read only once, at its first place. */
+  | { type: 'duplicate-input'; duplicate: DuplicateInput }
   /** A leftover of a killed run beside the output, removed (or a previous output it had moved aside, restored). */
   | { type: 'leftover'; leftover: Leftover }
   /**

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readdir, stat } from 'node:fs/promises';
+import { readdir, realpath, stat } from 'node:fs/promises';
 import { openAsBlob } from 'node:fs';
 import path from 'node:path';
 import { DataType, RecordBatchReader, type Field, type Schema } from 'apache-arrow';
@@ -43,6 +43,8 @@ export interface InputPlan {
   outputBytes: number;
   /** Resolves when a file can be read from its `path` (a file still downloading); absent when all are local. */
   ready?: (file: InputFile) => Promise<void>;
+  /** Input files given more than once, left out (absent when none was). */
+  duplicates?: DuplicateInput[];
 }
 
 export interface InspectOptions {
@@ -80,18 +82,34 @@ const PAGEABLE_ENCODINGS = new Set<Encoding>([
 /** Leaf columns of the source whose data the output carries. */
 const OUTPUT_SOURCE_COLUMNS = ['question', 'chosen', 'rejected', 'image.bytes'];
 
-/** Every `.parquet` file under `dir`, in path order. */
+/**
+ * Every `.parquet` file under `dir`, in path order: regular files, and symbolic links to files (a Hugging Face cache
+ * snapshot is a folder of links into `blobs/`).
+ */
 async function listParquet(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { recursive: true, withFileTypes: true });
-  return entries
-    .filter((entry) => entry.isFile() && entry.name.endsWith('.parquet'))
-    .map((entry) => path.join(entry.parentPath, entry.name))
-    .sort();
+  const files: string[] = [];
+  for (const entry of entries) {
+    if (!entry.name.endsWith('.parquet')) continue;
+    const file = path.join(entry.parentPath, entry.name);
+    if (entry.isFile() || (entry.isSymbolicLink() && (await stat(file).catch(() => null))?.isFile() === true)) files.push(file);
+  }
+  return files.sort();
 }
 
-/** Expands directories to the parquet files inside them, keeping the order given. */
-async function expandInputs(inputs: readonly string[]): Promise<string[]> {
-  const files: string[] = [];
+/** An input file given more than once (by two paths, or in a directory also given): read once, at its first place. */
+export interface DuplicateInput {
+  path: string;
+  /** The path it was first given by. */
+  sameAs: string;
+}
+
+/**
+ * Expands directories to the parquet files inside them, keeping the order given; a file reached a second time (the
+ * same file, whatever the path or link) is left out and told.
+ */
+async function expandInputs(inputs: readonly string[]): Promise<{ files: string[]; duplicates: DuplicateInput[] }> {
+  const listed: string[] = [];
   for (const input of inputs) {
     let info;
     try {
@@ -107,12 +125,23 @@ async function expandInputs(inputs: readonly string[]): Promise<string[]> {
       if (found.length === 0) {
         throw new InputError('ERR_INPUT_EMPTY', `${input}: the directory holds no .parquet files.`, { file: input });
       }
-      files.push(...found);
+      listed.push(...found);
     } else {
-      files.push(input);
+      listed.push(input);
     }
   }
-  return files;
+  const seen = new Map<string, string>();
+  const files: string[] = [];
+  const duplicates: DuplicateInput[] = [];
+  for (const file of listed) {
+    const real = await realpath(file).catch(() => path.resolve(file));
+    const first = seen.get(real);
+    if (first === undefined) {
+      seen.set(real, file);
+      files.push(file);
+    } else duplicates.push({ path: file, sameAs: first });
+  }
+  return { files, duplicates };
 }
 
 /** SHA-256 of a parquet file's footer: the metadata between its last row group and the closing length and PAR1. */
@@ -297,7 +326,9 @@ async function* localSources(files: readonly string[]): AsyncGenerator<InputSour
  */
 export async function inspectInput(inputs: readonly string[], options: InspectOptions): Promise<InputPlan> {
   if (inputs.length === 0) throw new InputError('ERR_INPUT_MISSING', 'No input given: pass --input <file|dir>.');
-  return inspectSources(localSources(await expandInputs(inputs)), options);
+  const { files, duplicates } = await expandInputs(inputs);
+  const plan = await inspectSources(localSources(files), options);
+  return duplicates.length === 0 ? plan : { ...plan, duplicates };
 }
 
 /**

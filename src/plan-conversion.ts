@@ -74,6 +74,7 @@ export async function* planConversion(
     let output: string;
     if (options.dataset === null) {
       plan = await inspectInput(options.input, inspectOptions);
+      for (const duplicate of plan.duplicates ?? []) yield { type: 'duplicate-input', duplicate };
       yield* leftoversOf(options.output);
       output = await checkOutputDir(options.output, { overwrite: options.overwrite, inputs: options.input });
     } else {

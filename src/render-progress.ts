@@ -72,6 +72,9 @@ export class ProgressRenderer {
                 `${count(event.part.endRow)} of ${count(event.rows)} from ${event.files} file(s), with ${event.workers} worker(s)`,
         );
         return;
+      case 'duplicate-input':
+        this.#line(`Warning: ${event.duplicate.path} is the same file as ${event.duplicate.sameAs}, given before: it is read once.`);
+        return;
       case 'part-finished':
         this.#line(`This part was finished by an earlier run (${event.staging}): nothing to do.`);
         return;
