@@ -12,6 +12,8 @@ import { partOf, withConvertFlags, withPushFlags } from './cli-convert-flags.js'
 import { partDir } from './part-manifest.js';
 import { finalizeIter } from './finalize.js';
 import { slurmScripts, submitSlurmJob, type SlurmJob } from './slurm-job.js';
+import { resolveDataset } from './download-dataset.js';
+import { DEFAULTS } from './convert-options.js';
 import { checkOutputDir } from './output-dir.js';
 import { fileURLToPath } from 'node:url';
 import { OptionError, RlaifError } from './errors.js';
@@ -207,15 +209,22 @@ const SLURM_ONLY_FLAGS = new Map<string, boolean>([
   ['json', false],
 ]);
 
-/** The arguments of `slurm` that are `convert`'s, as typed: what every part gets. */
-function convertArgsOf(args: readonly string[]): string[] {
+/**
+ * The arguments of `slurm` that are `convert`'s, as typed (less the command word, and less `drop`, which takes a
+ * value): what every part gets.
+ */
+function convertArgsOf(args: readonly string[], drop: readonly string[] = []): string[] {
+  const command = args.indexOf('slurm');
+  const words = command < 0 ? args : [...args.slice(0, command), ...args.slice(command + 1)];
   const kept: string[] = [];
-  for (let at = 0; at < args.length; at++) {
-    const arg = args[at] ?? '';
+  for (let at = 0; at < words.length; at++) {
+    const arg = words[at] ?? '';
     const name = /^--(?:no-)?([^=]+)/.exec(arg)?.[1]?.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`);
-    const takesValue = name === undefined ? undefined : SLURM_ONLY_FLAGS.get(name);
+    const takesValue = name === undefined ? undefined : drop.includes(name) ? true : SLURM_ONLY_FLAGS.get(name);
     if (takesValue === undefined) kept.push(arg);
-    else if (takesValue && !arg.includes('=')) at++;
+    else if (arg.includes('=')) continue;
+    // A flag's value goes with it; yargs also takes `true` or `false` after a boolean flag.
+    else if (takesValue || /^(true|false)$/.test(words[at + 1] ?? '')) at++;
   }
   return kept;
 }
@@ -241,7 +250,14 @@ async function runSlurm(
   }
   const output = path.resolve(argv.output);
   await checkOutputDir(output, { overwrite: argv.overwrite, inputs: argv.input ?? [] });
-  const convertArgs = convertArgsOf(args.slice(args.indexOf('slurm') + 1));
+  // Every part reads the same commit of a Hub dataset, whatever is pushed to it while they wait in the queue.
+  let revision: string[] = [];
+  if ((argv.input === undefined || argv.input.length === 0) && !argv.dryRun) {
+    const repo = argv.dataset ?? DEFAULTS.dataset;
+    const source = await resolveDataset({ repo, revision: argv.revision ?? 'main', settings: await hubSettings() });
+    revision = ['--revision', source.commit];
+  }
+  const convertArgs = [...convertArgsOf(args, revision.length > 0 ? ['revision'] : []), ...revision];
   if (argv.cpusPerTask !== undefined && argv.numProc === undefined) convertArgs.push('--num-proc', String(argv.cpusPerTask));
   const job: SlurmJob = {
     command: [process.execPath, fileURLToPath(new URL('./bin.js', import.meta.url))],
@@ -260,6 +276,7 @@ async function runSlurm(
     const scripts = slurmScripts(job);
     process.stdout.write(
       `# ${path.join(job.logDir, 'convert.sbatch')}\n${scripts.convert}\n# ${path.join(job.logDir, 'finalize.sbatch')}\n${scripts.finalize}\n` +
+        (argv.input === undefined || argv.input.length === 0 ? `# When submitted, --revision ${argv.revision ?? 'main'} is pinned to the commit it names, for every part.\n` : '') +
         `# Submitted as: sbatch --parsable ${path.join(job.logDir, 'convert.sbatch')}\n` +
         `#          then: sbatch --parsable --dependency=afterok:<its job id> --kill-on-invalid-dep=yes ${path.join(job.logDir, 'finalize.sbatch')}\n`,
     );
@@ -356,6 +373,8 @@ await yargs(hideBin(process.argv))
     'Convert on a Slurm cluster: an array job of --tasks parts, then finalize when they all succeed',
     (y) =>
       withConvertFlags(y)
+        // Checked against the nodes' cores by each part, not against this machine's.
+        .option('num-proc', { requiresArg: true, coerce: wholeNumber('--num-proc', 1, 100_000), describe: 'Worker threads of each part (default: --cpus-per-task, else the node\'s cores)' })
         // Set for each part by the array job itself.
         .hide('num-shards')
         .hide('shard-index')

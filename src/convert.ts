@@ -1,7 +1,7 @@
 import 'sharp'; // loaded in the main thread first, as sharp advises for use from worker threads on glibc
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { rm, stat, writeFile } from 'node:fs/promises';
+import { readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { resolveConvertOptions, type ConvertOptions, type ResolvedConvertOptions } from './convert-options.js';
@@ -133,6 +133,33 @@ async function checkPartsRoot(output: string): Promise<void> {
   const holder = await liveHolder(root);
   if (holder !== null) {
     throw new OutputError('ERR_OUTPUT_BUSY', `${root} is in use by another run (process ${holder.pid} on ${holder.host}), a one-machine convert or a finalize: wait for it to end.`);
+  }
+}
+
+/**
+ * Before a whole run takes `<output>.partial`: parts of a run over several machines there are never removed while one
+ * of them runs, and otherwise only with --no-resume.
+ */
+async function checkNoParts(output: string, resume: boolean): Promise<void> {
+  const dir = partsDir(output);
+  const names = await readdir(dir).catch(() => null);
+  if (names === null) return;
+  for (const name of names.sort()) {
+    const holder = await liveHolder(path.join(dir, name));
+    if (holder !== null) {
+      throw new OutputError(
+        'ERR_OUTPUT_BUSY',
+        `Part ${name} of a run over several machines is being written in ${dir} (process ${holder.pid} on ${holder.host}): ` +
+          `wait for the parts to end, then put them together with rlaif-v finalize ${output}.`,
+      );
+    }
+  }
+  if (resume) {
+    throw new OutputError(
+      'ERR_OUTPUT_HAS_PARTS',
+      `${dir} holds the parts of a run over several machines (convert --num-shards): once they are all done, put them ` +
+        `together with rlaif-v finalize ${output}; or pass --no-resume to start over on this machine, which removes them.`,
+    );
   }
 }
 
@@ -439,19 +466,12 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
     const part = planned.part;
     const range = part ?? { firstRow: 0, endRow: plan.rows };
     if (part !== null) await checkPartsRoot(output);
+    else await checkNoParts(output, options.resume);
     const staging = await openStaging(part === null ? stagingDir(output) : partDir(output, part));
     let resumed: Checkpoint | null = null;
     let resumeNote: ConvertReport['resume'];
     let toRead: [number, number][] = [[range.firstRow, range.endRow]];
     if (staging.adopted) {
-      if (part === null && options.resume && existsSync(partsDir(output))) {
-        await staging.release();
-        throw new OutputError(
-          'ERR_OUTPUT_HAS_PARTS',
-          `${staging.dir} holds the parts of a multi-machine run (convert --num-shards): once they are all done, put them ` +
-            `together with rlaif-v finalize ${output}; or pass --no-resume to start over on this machine, which removes them.`,
-        );
-      }
       const finished = part === null || !options.resume ? null : await finishedPart(staging.dir, fingerprint);
       if (finished !== null) {
         await staging.release();
@@ -518,7 +538,7 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
         const done = report(run, splits, bytesOut, times);
         signal?.throwIfAborted();
         // Last, and atomically: the part is finished once its manifest is there.
-        await writePartManifest(staging.dir, { version: 1, fingerprint, part, rejects: segments, report: done });
+        await writePartManifest(staging.dir, { version: 1, fingerprint, part, planned: { train: split.trainRows, test: split.testRows }, rejects: segments, report: done });
         await rm(path.join(staging.dir, CHECKPOINT_FILE), { force: true });
         await staging.release();
         published = true;

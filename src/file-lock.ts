@@ -1,4 +1,5 @@
-import { open, readFile, rm, stat, utimes } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { link, open, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 
 /**
@@ -76,6 +77,86 @@ export function renewLock(file: string): () => void {
   return () => clearInterval(timer);
 }
 
+/** A lock this process holds. */
+export interface HeldLock {
+  /** Stops renewing it and removes it, unless another run has taken it over meanwhile. */
+  release(): Promise<void>;
+}
+
+function isCode(error: unknown, code: string): boolean {
+  return (error as NodeJS.ErrnoException).code === code;
+}
+
+/**
+ * Creates `file` holding `content`, or fails with EEXIST: written aside, then hard-linked into place, so that no one
+ * ever reads the lock half-written (a filesystem without hard links gets an exclusive create instead).
+ */
+async function createWith(file: string, content: string): Promise<void> {
+  const temp = `${file}.${hostname()}-${process.pid}-${randomUUID()}`;
+  await writeFile(temp, content);
+  try {
+    await link(temp, file);
+  } catch (error) {
+    if (isCode(error, 'EEXIST')) throw error;
+    const handle = await open(file, 'wx');
+    try {
+      await handle.writeFile(content);
+    } finally {
+      await handle.close();
+    }
+  } finally {
+    await rm(temp, { force: true });
+  }
+}
+
+/**
+ * Tries once to take the lock in `file` (its directory must exist). A dead run's lock is moved aside first, by a rename
+ * only one taker can win, and put back if what was moved turns out to be a live run's after all. Resolves with the
+ * lock, or with its live holder. `graceMs`: how long a process of this host just killed is given to be gone.
+ */
+export async function tryLock(file: string, graceMs?: number): Promise<{ lock: HeldLock } | { holder: LockHolder }> {
+  const me: LockHolder = { host: hostname(), pid: process.pid };
+  for (;;) {
+    try {
+      await createWith(file, `${JSON.stringify(me)}\n`);
+      const stop = renewLock(file);
+      return {
+        lock: {
+          release: async () => {
+            stop();
+            const held = await readLock(file);
+            if (held?.lock.host === me.host && held.lock.pid === me.pid) await rm(file, { force: true });
+          },
+        },
+      };
+    } catch (error) {
+      if (!isCode(error, 'EEXIST')) throw error;
+    }
+    const held = await readLock(file);
+    if (held === null) {
+      // Unreadable (cut short by a crash, or made by something else): stale once it has not been renewed for long.
+      const info = await stat(file).catch(() => null);
+      if (info !== null && Date.now() - info.mtimeMs < LOCK_STALE_MS) return { holder: { host: 'unknown', pid: 0 } };
+    } else {
+      const holder = await liveLockHolder(file, graceMs);
+      if (holder !== null) return { holder };
+    }
+    const aside = `${file}.stale-${randomUUID()}`;
+    try {
+      await rename(file, aside);
+    } catch (error) {
+      if (isCode(error, 'ENOENT')) continue;
+      throw error;
+    }
+    const moved = await readLock(aside);
+    if (moved !== null && held !== null && (moved.lock.host !== held.lock.host || moved.lock.pid !== held.lock.pid)) {
+      // Another taker replaced the dead lock between our look and our move: put its lock back.
+      await link(aside, file).catch(() => undefined);
+    }
+    await rm(aside, { force: true });
+  }
+}
+
 /**
  * Takes the lock in `file` (its directory must exist), waiting while a live run holds it (another of this process's
  * calls included) and taking over a dead run's. Resolves with the function that releases it.
@@ -83,28 +164,8 @@ export function renewLock(file: string): () => void {
 export async function acquireLock(file: string, options: { signal?: AbortSignal | undefined; pollMs?: number } = {}): Promise<() => Promise<void>> {
   for (;;) {
     options.signal?.throwIfAborted();
-    try {
-      const handle = await open(file, 'wx');
-      try {
-        await handle.writeFile(`${JSON.stringify({ host: hostname(), pid: process.pid } satisfies LockHolder)}\n`);
-      } finally {
-        await handle.close();
-      }
-      const stop = renewLock(file);
-      return async () => {
-        stop();
-        await rm(file, { force: true });
-      };
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    }
-    const held = await readLock(file);
-    // Same process: another call of ours holds it, and will let go.
-    const ours = held?.lock.host === hostname() && held.lock.pid === process.pid;
-    if (held !== null && !ours && (await liveLockHolder(file, 0)) === null) {
-      await rm(file, { force: true });
-      continue;
-    }
+    const taken = await tryLock(file, 0);
+    if ('lock' in taken) return () => taken.lock.release();
     await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 200));
   }
 }

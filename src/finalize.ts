@@ -1,6 +1,5 @@
 import { existsSync } from 'node:fs';
 import { readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { hostname } from 'node:os';
 import path from 'node:path';
 import { assembleSplit, type AssembleCounts, type ShardSource } from './assemble-split.js';
 import { CHECKPOINT_FILE } from './checkpoint.js';
@@ -8,7 +7,7 @@ import { DEFAULTS } from './convert-options.js';
 import type { ConvertEvent, ConvertReport, PartFigures, SplitName, SplitReport } from './convert-report.js';
 import { reportCard } from './dataset-card.js';
 import { AccountingError, InputError, OutputError } from './errors.js';
-import { checkOutputDir, clearLeftovers, liveHolder, makeDirectory, openStaging, publishOutput, stagingDir } from './output-dir.js';
+import { checkOutputDir, clearLeftovers, liveHolder, makeDirectory, openStaging, publishOutput, removingDir, stagingDir } from './output-dir.js';
 import { outputArrowSchemaValue } from './output-schema.js';
 import { packageInfo } from './package-info.js';
 import { missingFile, parsePartName, partDir, partsDir, readPartManifest, type PartManifest } from './part-manifest.js';
@@ -59,7 +58,7 @@ async function readParts(output: string): Promise<PartManifest[]> {
   for (let index = 0; index < count; index++) {
     const where = partDir(output, { index, count });
     if (!existsSync(where)) {
-      problems.push(`part ${index} was never started`);
+      problems.push(`part ${index} has not run, or stopped before its first checkpoint (see its log; run it)`);
       continue;
     }
     const manifest = await readPartManifest(where);
@@ -102,12 +101,18 @@ async function readParts(output: string): Promise<PartManifest[]> {
 }
 
 /**
- * Removes the parts once the output is in place: renamed first, in one step, to the name of a dead run's leftover that
- * the next run clears, so that a finalize killed while removing them never leaves half the parts looking like a run.
+ * Removes the parts once the output is in place: renamed first, in one step, to a name any next run clears (see
+ * {@link removingDir}), so that a finalize killed while removing them never leaves half the parts looking like a run.
  */
 async function discard(root: string, output: string): Promise<void> {
-  const leftover = `${output}.partial-${hostname()}-${process.pid}`;
-  await rename(root, leftover);
+  const leftover = removingDir(output);
+  try {
+    await rename(root, leftover);
+  } catch (error) {
+    // Another finalize that found the output published removed them first.
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw error;
+  }
   await rm(leftover, { recursive: true, force: true });
 }
 
@@ -243,7 +248,8 @@ export async function* finalizeIter(options: FinalizeOptions): AsyncGenerator<Co
       for (;;) {
         const step = await steps.next();
         if (step.done === true) {
-          const resharded = predicted !== plan.length || sum(manifests.map((manifest) => manifest.report.rejected.rows)) > 0;
+          // As a one-machine run says: cut again when the rows or the shard count planned up front did not hold.
+          const resharded = predicted !== plan.length || rows !== first.planned[name];
           splits[name] = { rows, numBytes: nbytes, files: step.value, resharded };
           break;
         }

@@ -1,8 +1,8 @@
-import { mkdir, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { OutputError } from './errors.js';
-import { isAlive, liveLockHolder, renewLock, type LockHolder } from './file-lock.js';
+import { isAlive, liveLockHolder, tryLock, type LockHolder } from './file-lock.js';
 import { packageInfo } from './package-info.js';
 
 /**
@@ -130,12 +130,13 @@ export async function clearLeftovers(output: string): Promise<Leftover[]> {
   const names = await readdir(dir).catch(() => [] as string[]);
   const done: Leftover[] = [];
   for (const entry of names.sort()) {
-    const kind = entry.startsWith(`${name}.partial-`) ? 'partial' : entry.startsWith(`${name}.old-`) ? 'old' : null;
+    const kind = entry.startsWith(`${name}.partial-`) ? 'partial' : entry.startsWith(`${name}.old-`) ? 'old' : entry.startsWith(`${name}.removing-`) ? 'removing' : null;
     if (kind === null) continue;
     const run = RUN_SUFFIX.exec(entry.slice(name.length + kind.length + 2));
-    if (run === null || (run[1] !== undefined && run[1] !== hostname())) continue;
+    // What is being removed is removed by anyone (two removals at once do no harm): it may be another host's.
+    if (run === null || (kind !== 'removing' && run[1] !== undefined && run[1] !== hostname())) continue;
     const pid = Number(run[2]);
-    if (pid === process.pid || isAlive(pid)) continue;
+    if (pid === process.pid || (kind !== 'removing' && isAlive(pid))) continue;
     const leftover = path.join(dir, entry);
     if (!(await stats(leftover))?.isDirectory()) continue;
     if (kind === 'old' && (await stats(output)) === null && (await isOurOutput(leftover))) {
@@ -176,6 +177,14 @@ function unwritable(dir: string, what: string, error: unknown): OutputError {
   });
 }
 
+/**
+ * Where a finished run's staging directory goes to be removed: `<output>.removing-<host>-<pid>`, renamed there in one
+ * step, so a run killed while removing it leaves a name that says it is rubbish, which the next run clears.
+ */
+export function removingDir(output: string): string {
+  return `${output}.removing-${hostname()}-${process.pid}`;
+}
+
 /** The staging directory of `output`: where a conversion writes until it is done, and what a re-run takes up. */
 export function stagingDir(output: string): string {
   return `${output}.partial`;
@@ -212,36 +221,29 @@ export async function liveHolder(dir: string): Promise<LockHolder | null> {
 export async function openStaging(dir: string): Promise<Staging> {
   await makeDirectory(path.dirname(dir), 'the output');
   const existing = await stats(dir);
-  if (existing !== null) {
-    if (!existing.isDirectory()) throw new OutputError('ERR_OUTPUT_IS_FILE', `${dir} is in the way of this run's staging directory: it is not a directory. Remove it.`);
-    const holder = await liveHolder(dir);
-    if (holder !== null) {
-      throw new OutputError(
-        'ERR_OUTPUT_BUSY',
-        `${dir} is being written by another run (process ${holder.pid} on ${holder.host}). Wait for it to finish, or stop it and run this again to take up its work.`,
-      );
-    }
+  if (existing !== null && !existing.isDirectory()) {
+    throw new OutputError('ERR_OUTPUT_IS_FILE', `${dir} is in the way of this run's staging directory: it is not a directory. Remove it.`);
   }
   try {
-    if (existing === null) await mkdir(dir);
+    await mkdir(dir);
   } catch (error) {
-    // Another part of the same run may have made it a moment before.
+    // There already, or another part of the same run made it a moment before.
     if (!((error as NodeJS.ErrnoException).code === 'EEXIST' && (await stats(dir))?.isDirectory() === true)) throw unwritable(dir, 'the output', error);
   }
+  let taken;
   try {
-    await writeFile(path.join(dir, LOCK), `${JSON.stringify({ host: hostname(), pid: process.pid } satisfies LockHolder)}\n`);
+    taken = await tryLock(path.join(dir, LOCK));
   } catch (error) {
     throw unwritable(dir, 'the output', error);
   }
-  const stopRenewing = renewLock(path.join(dir, LOCK));
-  return {
-    dir,
-    adopted: existing !== null,
-    release: async () => {
-      stopRenewing();
-      await rm(path.join(dir, LOCK), { force: true });
-    },
-  };
+  if ('holder' in taken) {
+    throw new OutputError(
+      'ERR_OUTPUT_BUSY',
+      `${dir} is being written by another run (process ${taken.holder.pid} on ${taken.holder.host}). Wait for it to finish, or stop it and run this again to take up its work.`,
+    );
+  }
+  const lock = taken.lock;
+  return { dir, adopted: existing !== null, release: () => lock.release() };
 }
 
 /**

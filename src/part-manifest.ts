@@ -15,6 +15,8 @@ export interface PartManifest {
   /** The run's fingerprint (input and the options that shape the data): parts of one output all have the same. */
   fingerprint: string;
   part: PartRange;
+  /** Rows of each split of the whole input, before any is rejected: what the shards were planned for. */
+  planned: { train: number; test: number };
   /** Its rejected rows, in order, in segment files relative to the part's directory. */
   rejects: RejectSegment[];
   /**

@@ -56,9 +56,10 @@ export function slurmScripts(job: SlurmJob): { convert: string; finalize: string
     `#SBATCH --array=0-${job.tasks - 1}`,
     ...(job.cpusPerTask === undefined ? [] : [`#SBATCH --cpus-per-task=${job.cpusPerTask}`]),
     `# Written by rlaif-v ${packageInfo.version}. Task N of this array converts part N of ${job.tasks} of the input into`,
-    `# ${job.output}.partial/parts/ (the part's index is taken from SLURM_ARRAY_TASK_ID). Submitted again, finished parts`,
-    '# are kept and interrupted ones taken up. finalize.sbatch puts the parts together once every task has succeeded.',
-    `exec ${run} convert ${[...job.convertArgs, '--num-shards', String(job.tasks)].map(shellQuote).join(' ')}`,
+    `# ${job.output}.partial/parts/. Submitted again, finished parts are kept and interrupted ones taken up; one part`,
+    '# alone runs again with sbatch --array=N. finalize.sbatch puts the parts together once every task has succeeded.',
+    // The task's own id, not its place in the array: `sbatch --array=2 convert.sbatch` runs part 2 again by itself.
+    `exec ${run} convert ${[...job.convertArgs, '--num-shards', String(job.tasks)].map(shellQuote).join(' ')} --shard-index "$SLURM_ARRAY_TASK_ID"`,
     '',
   ].join('\n');
   const finalize = [

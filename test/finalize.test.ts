@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { spawn } from 'node:child_process';
-import { cp, rm } from 'node:fs/promises';
+import { cp, rm, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { convert } from '../src/convert.js';
@@ -76,7 +77,7 @@ describe('a run in parts (convert --num-shards, then finalize)', () => {
     assert.ok(await killAfterCheckpoint(part(0), partDir(output, { index: 0, count: 2 }), 30), 'killed before it finished');
     const early = await runCli(['finalize', output]);
     assert.equal(early.code, 2, early.stderr);
-    assert.match(early.stderr, /Not every part of 2 is finished: part 0 stopped before it finished \(run it again: it takes up its work\); part 1 was never started/);
+    assert.match(early.stderr, /Not every part of 2 is finished: part 0 stopped before it finished \(run it again: it takes up its work\); part 1 has not run, or stopped before its first checkpoint \(see its log; run it\)/);
     const again = await runCli(part(0).filter((arg) => arg !== '--quiet'));
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stderr, /Taking up the interrupted run in \S+0-of-2/);
@@ -132,7 +133,7 @@ describe('a run in parts (convert --num-shards, then finalize)', () => {
     assert.equal((await part(2, 3, ['--seed', '7'])).code, 0);
     const missing = await runCli(['finalize', output]);
     assert.equal(missing.code, 2);
-    assert.match(missing.stderr, /part 1 was never started/);
+    assert.match(missing.stderr, /part 1 has not run/);
     assert.equal((await part(1, 3)).code, 0);
     const other = await runCli(['finalize', output]);
     assert.equal(other.code, 2);
@@ -149,7 +150,13 @@ describe('a run in parts (convert --num-shards, then finalize)', () => {
     assert.match(none.stderr, /No part of a multi-machine run was found for \S+never/);
     const whole = await runCli(['convert', '-i', clean, '-o', output, ...cli]);
     assert.equal(whole.code, 2);
-    assert.match(whole.stderr, /holds the parts of a multi-machine run .* rlaif-v finalize \S+mismatched; or pass --no-resume/);
+    assert.match(whole.stderr, /holds the parts of a run over several machines .* rlaif-v finalize \S+mismatched; or pass --no-resume/);
+    // A part that runs (its lock held by a live process) is never removed, not even with --no-resume.
+    await writeFile(path.join(partDir(output, { index: 1, count: 3 }), 'lock.json'), JSON.stringify({ host: hostname(), pid: process.pid }));
+    const live = await runCli(['convert', '-i', clean, '-o', output, ...cli, '--no-resume']);
+    assert.equal(live.code, 2);
+    assert.match(live.stderr, new RegExp(`Part 1-of-3 of a run over several machines is being written in \\S+ \\(process ${process.pid} on `));
+    assert.ok(existsSync(path.join(partDir(output, { index: 0, count: 3 }), 'part.json')), 'the parts are still there');
   });
 
   it('reads --num-shards and --shard-index strictly', async () => {

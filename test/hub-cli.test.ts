@@ -1,11 +1,12 @@
 /** The whole Hub path as a user runs it: convert --dataset ... --push-to-hub against a local Hub that misbehaves. */
 import assert from 'node:assert/strict';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { convertIter } from '../src/convert.js';
 import type { ConvertEvent } from '../src/convert-report.js';
 import { hubSettings } from '../src/hub-settings.js';
+import { resolveDataset } from '../src/download-dataset.js';
 import { runCli, sampleDir, tempDir } from './fixtures.js';
 import { LocalHub, TEST_TOKEN } from './hub-server.js';
 
@@ -84,6 +85,25 @@ describe('rlaif-v convert --dataset --push-to-hub', () => {
     const pushed = [...hub.head('me/parts').keys()].sort();
     assert.deepEqual(pushed, await files(out));
     for (const name of pushed) assert.deepEqual(await hub.content('me/parts', name), await readFile(path.join(out, name)), name);
+  });
+
+  it('slurm pins the dataset to one commit for every part, and submits finalize after the array', async () => {
+    // A stand-in sbatch that notes how it was called and answers with a job id, as `sbatch --parsable` does.
+    const bin = await tempDir();
+    const calls = path.join(bin, 'calls');
+    await writeFile(path.join(bin, 'sbatch'), `#!/bin/sh\necho "$@" >> ${calls}\necho 4242\n`, { mode: 0o755 });
+    const env = { HF_ENDPOINT: hub.url, HF_HOME: await tempDir('rlaif-v-hf-home-'), PATH: `${bin}:${process.env.PATH ?? ''}` };
+    const out = path.join(await tempDir(), 'out');
+    const result = await runCli(['slurm', '-o', out, '--tasks', '2', '--json'], { env });
+    assert.equal(result.code, 0, result.stderr);
+    const jobs = JSON.parse(result.stdout) as { arrayJob: string; finalizeJob: string; scripts: { convert: string; finalize: string } };
+    assert.equal(jobs.arrayJob, '4242');
+    const commit = (await resolveDataset({ repo: REPO, settings: await hubSettings({ env }) })).commit;
+    assert.match(await readFile(jobs.scripts.convert, 'utf8'), new RegExp(` convert -o \\S+out --revision ${commit} --num-shards 2 --shard-index`));
+    assert.deepEqual((await readFile(calls, 'utf8')).trim().split('\n'), [
+      `--parsable ${jobs.scripts.convert}`,
+      `--parsable --dependency=afterok:4242 --kill-on-invalid-dep=yes ${jobs.scripts.finalize}`,
+    ]);
   });
 
   it('with --push-to-hub and no token, fails before any work and says how to log in', async () => {

@@ -93,6 +93,8 @@ describe('the output directory', () => {
       live: `${output}.partial-${hostname()}-${process.ppid}`,
       elsewhere: `${output}.partial-another-host-${dead}`,
       previous: `${output}.old-${hostname()}-${dead}`,
+      // What a finalize on another machine was removing when it died: rubbish whoever left it.
+      removing: `${output}.removing-another-host-${dead}`,
     };
     for (const leftover of Object.values(leftovers)) {
       await mkdir(path.join(leftover, 'data'), { recursive: true });
@@ -111,9 +113,10 @@ describe('the output directory', () => {
     const seen = events.flatMap((event) => (event.type === 'leftover' ? [`${event.leftover.action} ${path.basename(event.leftover.path)}`] : []));
     assert.deepEqual(seen.sort(), [
       `removed ${path.basename(leftovers.legacy)}`,
+      `removed ${path.basename(leftovers.removing)}`,
       `removed ${path.basename(leftovers.staging)}`,
       `restored ${path.basename(leftovers.previous)}`,
-    ]);
+    ].sort());
     const names = await readdir(dir);
     assert.deepEqual(names.sort(), ['finished', 'out', path.basename(leftovers.elsewhere), path.basename(leftovers.live)].sort());
     assert.ok((await readdir(output)).includes('report.json'));

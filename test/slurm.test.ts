@@ -93,10 +93,15 @@ describe('rlaif-v slurm, on a Slurm cluster of one node', () => {
     assert.match(result.stdout, /#SBATCH --array=0-3\n/);
     assert.match(result.stdout, /#SBATCH --partition=gpu\n#SBATCH --time=2:00:00\n#SBATCH --mem=16G\n/);
     assert.match(result.stdout, new RegExp(`#SBATCH --output=${output}\\.slurm/part-%a\\.log`));
-    assert.match(result.stdout, / convert -i \S+ -o \S+dry --num-shards 4\n/, 'the parts get the convert options, not the push');
+    assert.match(result.stdout, / convert -i \S+ -o \S+dry --num-shards 4 --shard-index "\$SLURM_ARRAY_TASK_ID"\n/, 'the parts get the convert options, not the push');
     assert.match(result.stdout, / finalize \S+dry --push-to-hub --repo-id me\/x\n/);
     assert.match(result.stdout, /--dependency=afterok:<its job id> --kill-on-invalid-dep=yes/);
     assert.ok(!existsSync(`${output}.slurm`), 'nothing written');
+    // Options before the command word, and `true`/`false` after a flag of slurm's own, stay out of the parts' command.
+    const odd = await runCli(['-i', input, 'slurm', '-o', output, '--tasks', '2', '--private', 'false', '--json', 'false', '--num-proc', '64', '--dry-run']);
+    assert.equal(odd.code, 0, odd.stderr);
+    assert.match(odd.stdout, new RegExp(` convert -i ${input.replace(/[/.]/g, '\\$&')} -o \\S+dry --num-proc 64 --num-shards 2 --shard-index`));
+    assert.doesNotMatch(odd.stdout, /false/);
     const token = await runCli(['slurm', '-i', input, '-o', output, '--tasks', '2', '--token', 'hf_x', '--dry-run']);
     assert.equal(token.code, 2);
     assert.match(token.stderr, /--token would be written into the batch scripts/);

@@ -1,0 +1,65 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readdir, utimes, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { acquireLock, LOCK_STALE_MS, tryLock } from '../src/file-lock.js';
+import { tempDir } from './fixtures.js';
+
+/** The id of a process that has ended. */
+function deadPid(): number {
+  return spawnSync(process.execPath, ['-e', '0']).pid ?? 0;
+}
+
+describe('file locks', () => {
+  it('are taken by one of many at once, and by the next once released', async () => {
+    const file = path.join(await tempDir(), 'x.lock');
+    const tries = await Promise.all(Array.from({ length: 8 }, () => tryLock(file, 0)));
+    const taken = tries.filter((result) => 'lock' in result);
+    assert.equal(taken.length, 1);
+    const first = taken[0];
+    assert.ok(first !== undefined && 'lock' in first);
+    await first.lock.release();
+    assert.ok('lock' in (await tryLock(file, 0)));
+  });
+
+  it('take over a dead run\'s lock, and an unreadable one once it is old, but not a live one', async () => {
+    const dir = await tempDir();
+    const dead = path.join(dir, 'dead.lock');
+    await writeFile(dead, JSON.stringify({ host: hostname(), pid: deadPid() }));
+    assert.ok('lock' in (await tryLock(dead, 0)));
+    const live = path.join(dir, 'live.lock');
+    await writeFile(live, JSON.stringify({ host: hostname(), pid: process.ppid }));
+    assert.deepEqual(await tryLock(live, 0), { holder: { host: hostname(), pid: process.ppid } });
+    // Another host's lock lives while it is renewed.
+    const elsewhere = path.join(dir, 'elsewhere.lock');
+    await writeFile(elsewhere, JSON.stringify({ host: 'another-host', pid: 1 }));
+    assert.ok('holder' in (await tryLock(elsewhere, 0)));
+    const old = new Date(Date.now() - LOCK_STALE_MS - 1000);
+    await utimes(elsewhere, old, old);
+    assert.ok('lock' in (await tryLock(elsewhere, 0)));
+    // A lock cut short by a crash: held while recent, taken once old.
+    const empty = path.join(dir, 'empty.lock');
+    await writeFile(empty, '');
+    assert.ok('holder' in (await tryLock(empty, 0)));
+    await utimes(empty, old, old);
+    assert.ok('lock' in (await tryLock(empty, 0)));
+    assert.deepEqual((await readdir(dir)).sort(), ['dead.lock', 'elsewhere.lock', 'empty.lock', 'live.lock'], 'no files left aside');
+  });
+
+  it('make a waiter wait until the holder lets go', async () => {
+    const file = path.join(await tempDir(), 'wait.lock');
+    const release = await acquireLock(file);
+    let second = false;
+    const waiting = acquireLock(file, { pollMs: 10 }).then((letGo) => {
+      second = true;
+      return letGo;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(second, false);
+    await release();
+    await (await waiting)();
+    assert.equal(second, true);
+  });
+});
