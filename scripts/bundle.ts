@@ -1,5 +1,5 @@
 /**
- * The second half of `npm run build`: bundles each entry point the `rlaif-v` command runs (the CLI and the two worker
+ * The second half of `npm run build`: bundles each entry point the `rlaif-v` command runs (the CLI and the worker
  * modules) into one file beside tsc's output, `<name>.bundle.js`. Loading a few hundred ESM modules (yargs,
  * apache-arrow, hyparquet, the Hub client...) cost each of the four threads of a conversion a tenth of a second or
  * more; a bundle is one file to read and compile.
@@ -11,7 +11,7 @@
  */
 import { build } from 'esbuild';
 
-const ENTRY_POINTS = ['dist/src/cli.js', 'dist/workers/convert-batch.js', 'dist/workers/write-splits.js'];
+const ENTRY_POINTS = ['dist/src/cli.js', 'dist/workers/convert-batch.js', 'dist/workers/write-splits.js', 'dist/workers/verify-images.js'];
 
 await build({
   entryPoints: ENTRY_POINTS,

@@ -10,7 +10,8 @@ import { DEFAULT_REPO_ID } from './push-dataset.js';
  * out of heap after minutes.
  */
 export const MAX_WORKERS_PER_CORE = 4;
-const numProc = wholeNumber('--num-proc', 1, MAX_WORKERS_PER_CORE * availableParallelism());
+/** `--num-proc`, from 1 to MAX_WORKERS_PER_CORE × this machine's cores. */
+export const numProcFlag = wholeNumber('--num-proc', 1, MAX_WORKERS_PER_CORE * availableParallelism());
 
 /** How the output is pushed when the run is done: options of `convert`, `finalize` and `slurm`. */
 export function withPushFlags<T>(y: Argv<T>) {
@@ -28,7 +29,7 @@ export function withConvertFlags<T>(y: Argv<T>) {
     .option('dataset', { requiresArg: true, coerce: text('--dataset'), describe: `A dataset on the Hub to download and convert (default when no --input: ${DEFAULTS.dataset})`, conflicts: 'input' })
     .option('revision', { requiresArg: true, coerce: text('--revision'), describe: 'Branch, tag or commit of --dataset (default main)' })
     .option('output', { alias: 'o', requiresArg: true, demandOption: true, coerce: text('--output'), describe: 'Dataset directory to write' })
-    .option('num-proc', { requiresArg: true, coerce: numProc, describe: `Worker threads, 1 to ${MAX_WORKERS_PER_CORE} × the cores (default: the available cores)` })
+    .option('num-proc', { requiresArg: true, coerce: numProcFlag, describe: `Worker threads, 1 to ${MAX_WORKERS_PER_CORE} × the cores (default: the available cores)` })
     .option('writer-batch-size', { requiresArg: true, default: DEFAULTS.writerBatchSize, coerce: wholeNumber('--writer-batch-size', 1, 1_000_000), describe: 'Rows per task sent to a worker; does not change the output' })
     .option('test-size', { requiresArg: true, default: String(DEFAULTS.testSize), coerce: testSize, describe: 'Test split: a fraction below 1 with a decimal point (rows = ceil(n × F)), or whole digits for a number of rows' })
     .option('seed', { requiresArg: true, default: DEFAULTS.seed, coerce: wholeNumber('--seed', 0, 0xffffffff), describe: 'Seed of the train/test split, 0 to 4294967295' })

@@ -8,9 +8,10 @@ import path from 'node:path';
 import { CHECKPOINT_FILE } from './checkpoint.js';
 import { stagingDir } from './output-dir.js';
 import { paths, text, wholeNumber } from './cli-options.js';
-import { partOf, withConvertFlags, withPushFlags } from './cli-convert-flags.js';
+import { numProcFlag, partOf, withConvertFlags, withPushFlags } from './cli-convert-flags.js';
 import { partDir } from './part-manifest.js';
 import { finalizeIter } from './finalize.js';
+import { verifyIter, type VerifyReport } from './verify.js';
 import { slurmScripts, submitSlurmJob, type SlurmJob } from './slurm-job.js';
 import { resolveDataset } from './download-dataset.js';
 import { DEFAULTS } from './convert-options.js';
@@ -393,6 +394,38 @@ await yargs(hideBin(process.argv))
     },
   )
   .command(
+    'verify <dir>',
+    'Read an output back as a consumer would: shards, schema, card, rows against report.json, and every image',
+    (y) =>
+      y
+        .positional('dir', { type: 'string', demandOption: true, describe: 'A dataset directory written by convert or finalize' })
+        .option('num-proc', { requiresArg: true, coerce: numProcFlag, describe: 'Worker threads that decode the images (default: the available cores)' })
+        .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'No progress on stderr' })
+        .option('json', { type: 'boolean', default: false, describe: 'Print the findings as JSON on stdout' })
+        .example('$0 verify rlaif-v', 'Exit 0 when all holds, 1 naming each problem and where'),
+    async (argv) => {
+      const renderer = argv.quiet ? null : new ProgressRenderer({ stream: process.stderr });
+      let report: VerifyReport | undefined;
+      for await (const event of verifyIter({ dir: argv.dir, ...(argv.numProc === undefined ? {} : { numProc: argv.numProc }), signal: interruptible().signal })) {
+        renderer?.render(event);
+        if (event.type === 'done') report = event.report;
+      }
+      if (report === undefined) return;
+      if (argv.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+      const splits = Object.entries(report.splits)
+        .map(([name, split]) => `${split.rows.toLocaleString('en-US')} ${name} rows in ${split.files} shard(s)`)
+        .join(', ');
+      if (report.ok) {
+        if (!argv.quiet) process.stderr.write(`${report.dir}: all holds. ${splits}; ${report.images.checked.toLocaleString('en-US')} images decode.${report.notes.map((note) => ` (${note})`).join('')}\n`);
+        return;
+      }
+      process.stderr.write(
+        `rlaif-v: ${report.dir} has ${report.problems.length} problem(s):\n${report.problems.map((problem) => `  ${problem.code}: ${problem.message}`).join('\n')}\n`,
+      );
+      process.exitCode = 1;
+    },
+  )
+  .command(
     'push <dir>',
     'Push a converted dataset directory to a dataset repo on the Hub (resumes an interrupted push)',
     (y) =>
@@ -483,7 +516,7 @@ await yargs(hideBin(process.argv))
       );
     },
   )
-  .demandCommand(1, 'Name a command: convert, finalize, slurm, push, sample or bench.')
+  .demandCommand(1, 'Name a command: convert, finalize, slurm, verify, push, sample or bench.')
   .strict()
   .version(packageInfo.version)
   .help()

@@ -16,3 +16,5 @@ export type { DatasetSource, DownloadProgress, RemoteFile } from './download-dat
 export { httpFetch } from './http-fetch.js';
 export { finalize, finalizeIter } from './finalize.js';
 export type { FinalizeOptions } from './finalize.js';
+export { verify, verifyIter } from './verify.js';
+export type { VerifyEvent, VerifyOptions, VerifyProblem, VerifyReport } from './verify.js';

@@ -1,6 +1,7 @@
 import type { ConvertEvent, ConvertReport } from './convert-report.js';
 import type { DownloadProgress } from './download-dataset.js';
 import type { PushEvent } from './push-dataset.js';
+import type { VerifyEvent } from './verify.js';
 import { formatBytes } from './inspect-input.js';
 
 /** `2m05s`, `41s` */
@@ -24,7 +25,7 @@ export interface ProgressRendererOptions {
 }
 
 /** The events drawn: a conversion's, and a push's. */
-export type RenderedEvent = ConvertEvent | PushEvent;
+export type RenderedEvent = ConvertEvent | PushEvent | VerifyEvent;
 
 function count(value: number): string {
   return value.toLocaleString('en-US');
@@ -156,7 +157,7 @@ export class ProgressRenderer {
       this.#stage = stage;
       this.#stageStarted = now;
       this.#lastDraw = 0;
-      if (!this.#stream.isTTY) this.#line(`${{ convert: 'Converting', write: 'Writing shards', upload: 'Uploading' }[stage] ?? stage}...`);
+      if (!this.#stream.isTTY) this.#line(`${{ convert: 'Converting', write: 'Writing shards', upload: 'Uploading', verify: 'Verifying' }[stage] ?? stage}...`);
     }
     if (!this.#stream.isTTY) return;
     if (now - this.#lastDraw < this.#interval && done < total) return;

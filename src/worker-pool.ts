@@ -13,9 +13,9 @@ const NO_REQUIRE_ESM = process.allowedNodeEnvironmentFlags.has('--experimental-r
  * of that, and a failed plan or a tiny run destroys the pool within milliseconds of making it. Without it, piscina
  * imports the module, which a termination interrupts safely.
  */
-export function createPool(options: ConstructorParameters<typeof Piscina>[0] & object): ConvertPool {
+export function createPool<Task = ConvertTask, Result = ConvertResult>(options: ConstructorParameters<typeof Piscina>[0] & object): Piscina<Task, Result> {
   // Given execArgv, a worker inherits none of the process's and takes only Node's own options: V8's (such as the
   // --interrupt-budget bin.js sets) are the whole process's anyway, and Worker refuses them.
   const inherited = process.execArgv.filter((flag) => process.allowedNodeEnvironmentFlags.has(flag.split('=')[0] ?? flag));
-  return new Piscina<ConvertTask, ConvertResult>({ ...options, execArgv: [...(options.execArgv ?? inherited), ...NO_REQUIRE_ESM] });
+  return new Piscina<Task, Result>({ ...options, execArgv: [...(options.execArgv ?? inherited), ...NO_REQUIRE_ESM] });
 }

@@ -195,3 +195,22 @@ function libvipsReason(error: unknown): string {
   const own = message.split('\n')[0]?.split(':')[0]?.trim() ?? '';
   return own === '' || own.startsWith('Vips') ? 'libvips cannot decode it' : own;
 }
+
+/**
+ * Whether bytes are a whole image that decodes, as a reader of an output would find it: plain JPEGs and PNGs by the
+ * fast check, anything else decoded by sharp. Never throws.
+ */
+export async function checkImage(bytes: Uint8Array): Promise<{ ok: true } | { ok: false; message: string }> {
+  if (bytes.byteLength === 0) return { ok: false, message: 'the image has zero bytes' };
+  const header = readImageHeader(bytes);
+  if (header !== null && header.plain) {
+    const check = header.png === undefined ? checkJpeg(bytes) : checkPng(bytes, header.width, header.height, header.png);
+    return check.ok ? check : { ok: false, message: `the ${header.format} image does not decode: ${check.message}` };
+  }
+  try {
+    await (await loadSharp())(bytes, { failOn: 'error', limitInputPixels: false, pages: 1 }).raw().toBuffer();
+    return { ok: true };
+  } catch (error) {
+    return { ok: false, message: `the image does not decode: ${libvipsReason(error)}` };
+  }
+}

@@ -1,0 +1,344 @@
+import { createReadStream } from 'node:fs';
+import { open, readdir, readFile, stat } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import path from 'node:path';
+import { crc32 } from 'node:zlib';
+import { parquetReadObjects, type FileMetaData } from 'hyparquet';
+import { compressors } from 'hyparquet-compressors';
+import { parse as parseYaml } from 'yaml';
+import type { ConvertReport } from './convert-report.js';
+import { drain } from './drain.js';
+import { InputError } from './errors.js';
+import { outputHuggingfaceMetadata } from './output-features.js';
+import { outputYamlFeatures } from './output-schema.js';
+import { fileBuffer, readFooter } from './read-column-pages.js';
+import { OUTPUT_PARQUET_SCHEMA } from './shard-sink.js';
+import type { VerifyImagesResult, VerifyImagesTask } from './types.js';
+import { createPool } from './worker-pool.js';
+import { workerUrl } from './worker-url.js';
+
+/** What `verify` takes. */
+export interface VerifyOptions {
+  /** The dataset directory: an output of `convert` or `finalize`. */
+  dir: string;
+  /** Worker threads that decode the images. Default: the available cores. */
+  numProc?: number;
+  signal?: AbortSignal;
+}
+
+/** One thing found wrong: a stable code, where (a file, and a row), and what. */
+export interface VerifyProblem {
+  code:
+    | 'unexpected_file'
+    | 'missing_shard'
+    | 'shard_damaged'
+    | 'shard_schema'
+    | 'shard_metadata'
+    | 'shard_changed'
+    | 'bad_image'
+    | 'missing_card'
+    | 'card_features'
+    | 'card_splits'
+    | 'rows_differ';
+  where: string;
+  message: string;
+}
+
+export interface VerifyReport {
+  dir: string;
+  ok: boolean;
+  problems: VerifyProblem[];
+  /** Checks that could not be made, and why (an output without report.json is not checked against it). */
+  notes: string[];
+  /** Rows and files found, per split. */
+  splits: Record<string, { files: number; rows: number }>;
+  images: { checked: number; bad: number };
+}
+
+export type VerifyEvent = { type: 'progress'; stage: 'verify'; done: number; total: number } | { type: 'done'; report: VerifyReport };
+
+const SHARD_NAME = /^(train|test)-(\d{5})-of-(\d{5})\.parquet$/;
+
+/** A shard found in data/, with its footer once read. */
+interface Shard {
+  file: string;
+  split: string;
+  size: number;
+  metadata: FileMetaData | null;
+}
+
+function count(value: number): string {
+  return value.toLocaleString('en-US');
+}
+
+/** The parsed YAML front matter of a dataset card, or null when it has none. */
+function frontMatter(card: string): Record<string, unknown> | null {
+  const match = /^---\n([\s\S]*?)\n---(\n|$)/.exec(card);
+  if (match === null) return null;
+  const parsed: unknown = parseYaml(match[1] ?? '');
+  return parsed !== null && typeof parsed === 'object' ? (parsed as Record<string, unknown>) : null;
+}
+
+/** The schema of a shard's footer as the facts that matter: names, types, nesting, annotations. */
+function schemaShape(metadata: FileMetaData): string {
+  return JSON.stringify(
+    metadata.schema.map((element) => [element.name, element.type ?? null, element.repetition_type ?? null, element.num_children ?? null, element.converted_type ?? null]),
+  );
+}
+
+const EXPECTED_SCHEMA = JSON.stringify(
+  OUTPUT_PARQUET_SCHEMA.map((element) => [element.name, element.type ?? null, element.repetition_type ?? null, element.num_children ?? null, element.converted_type ?? null]),
+);
+
+async function fileCrc(file: string): Promise<number> {
+  let crc = 0;
+  for await (const chunk of createReadStream(file, { highWaterMark: 2 ** 20 })) crc = crc32(chunk as Buffer, crc);
+  return crc;
+}
+
+/** Lists data/: the shards by split, and a problem for every missing shard and every file that is not one. */
+async function listShards(dir: string, problems: VerifyProblem[]): Promise<Shard[]> {
+  const names = await readdir(path.join(dir, 'data')).catch(() => null);
+  if (names === null) {
+    problems.push({ code: 'missing_shard', where: 'data/', message: 'data/ is missing: the dataset has no shards' });
+    return [];
+  }
+  const shards: Shard[] = [];
+  const bySplit = new Map<string, { indices: Set<number>; counts: Set<number> }>();
+  for (const name of names.sort()) {
+    const match = SHARD_NAME.exec(name);
+    if (match === null) {
+      problems.push({ code: 'unexpected_file', where: `data/${name}`, message: `data/${name} is not a shard (train-NNNNN-of-NNNNN.parquet): the card's data_files patterns may pick it up` });
+      continue;
+    }
+    const split = match[1] ?? '';
+    const entry = bySplit.get(split) ?? { indices: new Set(), counts: new Set() };
+    entry.indices.add(Number(match[2]));
+    entry.counts.add(Number(match[3]));
+    bySplit.set(split, entry);
+    shards.push({ file: `data/${name}`, split, size: (await stat(path.join(dir, 'data', name))).size, metadata: null });
+  }
+  for (const [split, { indices, counts }] of bySplit) {
+    const total = Math.max(...counts);
+    if (counts.size > 1) problems.push({ code: 'missing_shard', where: `data/${split}-*`, message: `the ${split} shards disagree on how many there are (${[...counts].join(', ')})` });
+    for (let index = 0; index < total; index++) {
+      if (indices.has(index)) continue;
+      const name = `data/${split}-${String(index).padStart(5, '0')}-of-${String(total).padStart(5, '0')}.parquet`;
+      problems.push({ code: 'missing_shard', where: name, message: `${name} is missing` });
+    }
+  }
+  return shards;
+}
+
+/** Reads a shard's footer and checks its schema and features; a problem for a shard cut short or damaged. */
+async function checkFooter(dir: string, shard: Shard, problems: VerifyProblem[]): Promise<void> {
+  const handle = await open(path.join(dir, shard.file), 'r');
+  try {
+    const tail = Buffer.alloc(4);
+    if (shard.size >= 12) await handle.read(tail, 0, 4, shard.size - 4);
+    if (tail.toString('latin1') !== 'PAR1') {
+      problems.push({ code: 'shard_damaged', where: shard.file, message: `${shard.file} is cut short: it does not end with PAR1 (${count(shard.size)} bytes)` });
+      return;
+    }
+    shard.metadata = await readFooter(handle, shard.size);
+  } catch (error) {
+    problems.push({ code: 'shard_damaged', where: shard.file, message: `${shard.file}: its footer cannot be read (${String(error)})` });
+    return;
+  } finally {
+    await handle.close();
+  }
+  if (schemaShape(shard.metadata) !== EXPECTED_SCHEMA) {
+    const columns = shard.metadata.schema.filter((element) => element.num_children !== undefined && element.repetition_type === 'OPTIONAL' && ['chosen', 'rejected', 'prompt', 'images'].includes(element.name));
+    problems.push({
+      code: 'shard_schema',
+      where: shard.file,
+      message: `${shard.file} does not have the columns and types of this format (chosen, rejected, prompt as lists of messages, images as a list of {bytes, path}); it has ${columns.map((element) => element.name).join(', ') || 'other columns'}`,
+    });
+  }
+  const features = shard.metadata.key_value_metadata?.find((entry) => entry.key === 'huggingface')?.value;
+  if (features !== outputHuggingfaceMetadata) {
+    problems.push({
+      code: 'shard_metadata',
+      where: shard.file,
+      message: `${shard.file} ${features === undefined ? 'has no' : 'has other'} huggingface features in its footer: datasets would not read images as Image`,
+    });
+  }
+}
+
+/**
+ * Checks README.md's YAML against the files: the features, and each split's num_examples (not for the splits in
+ * `unknown`, whose rows cannot be counted: a shard of theirs is damaged, which is said already).
+ */
+async function checkCard(dir: string, rows: Map<string, number>, unknown: Set<string>, problems: VerifyProblem[]): Promise<void> {
+  const card = await readFile(path.join(dir, 'README.md'), 'utf8').catch(() => null);
+  if (card === null) {
+    problems.push({ code: 'missing_card', where: 'README.md', message: 'README.md is missing: load_dataset would not know the features or the splits' });
+    return;
+  }
+  const yaml = frontMatter(card);
+  const info = yaml?.dataset_info as { features?: unknown; splits?: { name?: unknown; num_examples?: unknown }[] } | undefined;
+  if (info === undefined) {
+    problems.push({ code: 'missing_card', where: 'README.md', message: 'README.md has no dataset_info in its YAML front matter' });
+    return;
+  }
+  const expected = (parseYaml(`dataset_info:\n${outputYamlFeatures}`) as { dataset_info: { features: unknown } }).dataset_info.features;
+  if (JSON.stringify(info.features) !== JSON.stringify(expected)) {
+    problems.push({ code: 'card_features', where: 'README.md', message: 'README.md lists other features than the files hold: load_dataset would fail to cast the files to them' });
+  }
+  const listed = new Map((info.splits ?? []).map((split) => [String(split.name), Number(split.num_examples)]));
+  for (const [split, found] of rows) {
+    if (unknown.has(split)) continue;
+    const said = listed.get(split);
+    if (said === undefined) problems.push({ code: 'card_splits', where: 'README.md', message: `README.md does not list the ${split} split, which data/ holds` });
+    else if (said !== found) {
+      problems.push({
+        code: 'card_splits',
+        where: 'README.md',
+        message: `README.md says ${split} has ${count(said)} rows (num_examples), the files hold ${count(found)}: load_dataset fails with NonMatchingSplitsSizesError`,
+      });
+    }
+  }
+  for (const split of listed.keys()) {
+    if (!rows.has(split)) problems.push({ code: 'card_splits', where: 'README.md', message: `README.md lists a ${split} split that data/ does not hold` });
+  }
+}
+
+/** Checks the files against what report.json says was written: each shard's size, CRC-32 and rows, and every row's account. */
+async function checkAgainstReport(
+  dir: string,
+  report: ConvertReport,
+  shards: Shard[],
+  rows: Map<string, number>,
+  unknown: Set<string>,
+  problems: VerifyProblem[],
+): Promise<void> {
+  const present = new Map(shards.map((shard) => [shard.file, shard]));
+  for (const [split, written] of Object.entries(report.output.splits)) {
+    for (const file of written.files) {
+      const shard = present.get(file.file);
+      if (shard === undefined) {
+        if (!problems.some((problem) => problem.where === file.file)) problems.push({ code: 'missing_shard', where: file.file, message: `${file.file} is missing` });
+        continue;
+      }
+      if (shard.size !== file.size || (await fileCrc(path.join(dir, file.file))) !== file.crc) {
+        problems.push({
+          code: 'shard_changed',
+          where: file.file,
+          message: `${file.file} is not as it was written (${shard.size === file.size ? 'its bytes differ' : `${count(shard.size)} bytes, written with ${count(file.size)}`})`,
+        });
+      }
+    }
+    const found = rows.get(split) ?? 0;
+    if (!unknown.has(split) && found !== written.rows) {
+      problems.push({ code: 'rows_differ', where: `data/${split}-*`, message: `the ${split} shards hold ${count(found)} rows; report.json says ${count(written.rows)} were written` });
+    }
+  }
+  const out = [...rows.values()].reduce((sum, value) => sum + value, 0);
+  if (unknown.size === 0 && out + report.rejected.rows !== report.input.rows) {
+    problems.push({
+      code: 'rows_differ',
+      where: 'data/',
+      message: `${count(out)} rows in the files and ${count(report.rejected.rows)} rejected do not make the ${count(report.input.rows)} input rows of report.json`,
+    });
+  }
+}
+
+/**
+ * Reads an output back as a consumer would and says what is wrong with it: shards missing, cut short, damaged or
+ * changed since they were written, files that are not shards, a footer without the schema or `huggingface` features
+ * of this format, a card whose YAML disagrees with the files (features, num_examples), rows missing or repeated
+ * against report.json, and every image that does not decode (checked in worker threads). Yields progress, then the
+ * report; `ok` is false when anything was found.
+ *
+ * @throws {InputError} `ERR_INPUT_MISSING` (exit 2) when `dir` is not a directory.
+ */
+export async function* verifyIter(options: VerifyOptions): AsyncGenerator<VerifyEvent, VerifyReport> {
+  const dir = path.resolve(options.dir);
+  if ((await stat(dir).catch(() => null))?.isDirectory() !== true) {
+    throw new InputError('ERR_INPUT_MISSING', `${options.dir}: no such directory. Give the directory of a converted dataset.`, { file: options.dir });
+  }
+  const problems: VerifyProblem[] = [];
+  const notes: string[] = [];
+  const shards = await listShards(dir, problems);
+  for (const shard of shards) await checkFooter(dir, shard, problems);
+  const rows = new Map<string, number>();
+  const files = new Map<string, number>();
+  // Splits with a damaged shard: their rows cannot be counted.
+  const unknown = new Set(shards.filter((shard) => shard.metadata === null).map((shard) => shard.split));
+  for (const shard of [...shards].sort((a, b) => (a.split === b.split ? 0 : a.split === 'train' ? -1 : 1))) {
+    rows.set(shard.split, (rows.get(shard.split) ?? 0) + Number(shard.metadata?.num_rows ?? 0));
+    files.set(shard.split, (files.get(shard.split) ?? 0) + 1);
+  }
+  await checkCard(dir, rows, unknown, problems);
+  const report = await readFile(path.join(dir, 'report.json'), 'utf8').then((text) => JSON.parse(text) as ConvertReport, () => null);
+  if (report === null) notes.push('no report.json: rows were not checked against what was written');
+  else await checkAgainstReport(dir, report, shards, rows, unknown, problems);
+
+  const numProc = options.numProc ?? availableParallelism();
+  const pool = createPool<VerifyImagesTask, VerifyImagesResult>({ filename: workerUrl('verify-images').href, minThreads: numProc, maxThreads: numProc, idleTimeout: 1000 });
+  const images = { checked: 0, bad: 0 };
+  const total = [...rows.values()].reduce((sum, value) => sum + value, 0);
+  let done = 0;
+  try {
+    const inFlight: { shard: Shard; result: Promise<VerifyImagesResult> }[] = [];
+    const take = async (): Promise<void> => {
+      const head = inFlight.shift();
+      if (head === undefined) return;
+      for (const bad of (await head.result).bad) {
+        images.bad++;
+        problems.push({ code: 'bad_image', where: `${head.shard.file} row ${bad.row}`, message: `${head.shard.file}, row ${bad.row}: ${bad.message}` });
+      }
+    };
+    for (const shard of shards) {
+      const metadata = shard.metadata;
+      if (metadata === null) continue;
+      const handle = await open(path.join(dir, shard.file), 'r');
+      try {
+        const buffer = await fileBuffer(handle, shard.size);
+        let rowStart = 0;
+        for (const [index, group] of metadata.row_groups.entries()) {
+          const rowEnd = rowStart + Number(group.num_rows);
+          let read: { images?: { bytes?: Uint8Array | null }[] | null }[];
+          try {
+            read = (await parquetReadObjects({ file: buffer, metadata, rowStart, rowEnd, columns: ['images'], compressors, utf8: false })) as typeof read;
+          } catch (error) {
+            problems.push({ code: 'shard_damaged', where: `${shard.file} row group ${index}`, message: `${shard.file}: row group ${index} cannot be read (${String(error)})` });
+            rowStart = rowEnd;
+            continue;
+          }
+          const task: VerifyImagesTask = { firstRow: rowStart, images: [] };
+          for (const [offset, row] of read.entries()) {
+            const bytes = row.images?.[0]?.bytes ?? null;
+            if (bytes === null || bytes.byteLength === 0) {
+              problems.push({ code: 'bad_image', where: `${shard.file} row ${rowStart + offset}`, message: `${shard.file}, row ${rowStart + offset}: the row has no image` });
+              images.bad++;
+            }
+            task.images.push(bytes === null ? null : bytes.slice());
+          }
+          images.checked += task.images.length;
+          const transfer = task.images.flatMap((bytes) => (bytes === null ? [] : [bytes.buffer as ArrayBuffer]));
+          inFlight.push({ shard, result: pool.run(task, { transferList: transfer, signal: options.signal ?? null }) });
+          while (inFlight.length >= 2 * numProc) await take();
+          done += rowEnd - rowStart;
+          rowStart = rowEnd;
+          options.signal?.throwIfAborted();
+          yield { type: 'progress', stage: 'verify', done, total };
+        }
+      } finally {
+        await handle.close();
+      }
+    }
+    while (inFlight.length > 0) await take();
+  } finally {
+    await pool.destroy();
+  }
+  const splits = Object.fromEntries([...rows].map(([split, found]) => [split, { files: files.get(split) ?? 0, rows: found }]));
+  const result: VerifyReport = { dir, ok: problems.length === 0, problems, notes, splits, images };
+  yield { type: 'done', report: result };
+  return result;
+}
+
+/** Checks an output and resolves with the report; see {@link verifyIter}. */
+export function verify(options: VerifyOptions): Promise<VerifyReport> {
+  return drain(verifyIter(options));
+}

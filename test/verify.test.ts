@@ -1,0 +1,103 @@
+import assert from 'node:assert/strict';
+import { cp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { before, describe, it } from 'node:test';
+import { convert } from '../src/convert.js';
+import { verify, type VerifyReport } from '../src/verify.js';
+import { readParquet, runCli, sampleDir, tempDir } from './fixtures.js';
+
+/** A copy of the converted output, to damage. */
+async function copyOf(output: string): Promise<string> {
+  const copy = path.join(await tempDir(), 'copy');
+  await cp(output, copy, { recursive: true });
+  return copy;
+}
+
+function codes(report: VerifyReport): string[] {
+  return report.problems.map((problem) => problem.code);
+}
+
+describe('verify', () => {
+  let output: string;
+  let shards: string[];
+
+  before(async () => {
+    const input = await sampleDir(300, { files: 2 });
+    output = path.join(await tempDir(), 'out');
+    const report = await convert({ input: [input], output, testSize: 0.1, maxShardSize: '400KB', numProc: 2 });
+    shards = report.output.splits.train?.files.map((file) => file.file) ?? [];
+    assert.ok(shards.length >= 3, 'several train shards');
+  });
+
+  it('finds nothing wrong with an output as written, and says so on the command line', async () => {
+    const report = await verify({ dir: output, numProc: 2 });
+    assert.deepEqual(report.problems, []);
+    assert.equal(report.ok, true);
+    assert.equal(report.images.checked, 300);
+    assert.equal(report.splits.train?.files, shards.length);
+    const result = await runCli(['verify', output]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stderr, /all holds\. 270 train rows in \d+ shard\(s\), 30 test rows in 1 shard\(s\); 300 images decode\./);
+  });
+
+  it('catches a shard cut short, and says which', async () => {
+    const copy = await copyOf(output);
+    const shard = shards[1] ?? '';
+    await truncate(path.join(copy, shard), 5000);
+    const report = await verify({ dir: copy, numProc: 2 });
+    assert.deepEqual(codes(report).sort(), ['shard_changed', 'shard_damaged']);
+    assert.match(report.problems.find((problem) => problem.code === 'shard_damaged')?.message ?? '', new RegExp(`${shard} is cut short: it does not end with PAR1`));
+    const result = await runCli(['verify', copy]);
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /has 2 problem\(s\):\n {2}shard_damaged: data\/train-00001-of-\d+\.parquet is cut short/);
+  });
+
+  it('catches an image whose bytes no longer decode, naming the file and row', async () => {
+    const copy = await copyOf(output);
+    const shard = shards[0] ?? '';
+    const file = path.join(copy, shard);
+    // The image of row 7, found in the file by its bytes, its second half overwritten where it lies.
+    const { table } = await readParquet(file);
+    const image = (table.get(7)?.toJSON().images as { toJSON(): { bytes: Uint8Array }[] }).toJSON()[0]?.bytes ?? new Uint8Array();
+    const bytes = await readFile(file);
+    const at = bytes.indexOf(Buffer.from(image));
+    assert.ok(at > 0 && image.byteLength > 1000);
+    bytes.fill(0x5a, at + Math.floor(image.byteLength / 2), at + image.byteLength - 2);
+    await writeFile(file, bytes);
+    const report = await verify({ dir: copy, numProc: 2 });
+    const bad = report.problems.filter((problem) => problem.code === 'bad_image');
+    assert.equal(bad.length, 1, JSON.stringify(report.problems));
+    assert.equal(bad[0]?.where, `${shard} row 7`);
+    assert.match(bad[0]?.message ?? '', /row 7: the (jpeg|png) image does not decode/);
+    assert.ok(codes(report).includes('shard_changed'));
+  });
+
+  it('catches a wrong num_examples in the card', async () => {
+    const copy = await copyOf(output);
+    const card = await readFile(path.join(copy, 'README.md'), 'utf8');
+    await writeFile(path.join(copy, 'README.md'), card.replace(/num_examples: 270\n/, 'num_examples: 271\n'));
+    const report = await verify({ dir: copy, numProc: 2 });
+    assert.deepEqual(codes(report), ['card_splits']);
+    assert.match(report.problems[0]?.message ?? '', /README\.md says train has 271 rows \(num_examples\), the files hold 270: load_dataset fails with NonMatchingSplitsSizesError/);
+  });
+
+  it('catches a missing shard and a file that is not one', async () => {
+    const copy = await copyOf(output);
+    const shard = shards[2] ?? '';
+    await rm(path.join(copy, shard));
+    await writeFile(path.join(copy, 'data', 'train-extra.parquet'), 'x');
+    const report = await verify({ dir: copy, numProc: 2 });
+    assert.ok(report.problems.some((problem) => problem.code === 'missing_shard' && problem.message === `${shard} is missing`), JSON.stringify(report.problems));
+    assert.ok(report.problems.some((problem) => problem.code === 'unexpected_file' && problem.where === 'data/train-extra.parquet'));
+    assert.ok(report.problems.some((problem) => problem.code === 'card_splits'), 'the card no longer matches the rows');
+    const json = await runCli(['verify', copy, '--json', '--quiet']);
+    assert.equal(json.code, 1);
+    assert.equal((JSON.parse(json.stdout) as VerifyReport).ok, false);
+  });
+
+  it('says a directory that does not exist is not there (exit 2)', async () => {
+    const result = await runCli(['verify', path.join(await tempDir(), 'nothing')]);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /nothing: no such directory\. Give the directory of a converted dataset\./);
+  });
+});
