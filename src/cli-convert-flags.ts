@@ -45,6 +45,11 @@ export function withConvertFlags<T>(y: Argv<T>) {
     .option('overwrite', { type: 'boolean', default: false, describe: 'Replace an existing output of this tool (never a directory of other files)' })
     .option('resume', { type: 'boolean', default: true, describe: 'Take up an interrupted run of the same command from its checkpoint in <output>.partial (--no-resume: start over)' })
     .option('checkpoint-every', { requiresArg: true, default: DEFAULTS.checkpointEvery, coerce: text('--checkpoint-every'), describe: 'Take a checkpoint after each stretch of this much input (uncompressed)' })
+    .option('columns', {
+      requiresArg: true,
+      coerce: text('--columns'),
+      describe: 'Columns named otherwise than in RLAIF-V: image=IMG,question=Q,chosen=C,rejected=R (any of them); the image column may be a datasets Image, binary, or a path relative to the parquet file',
+    })
     .option('num-shards', { requiresArg: true, coerce: wholeNumber('--num-shards', 1, 100_000), describe: 'Convert one part of this many, for a run over several machines; then rlaif-v finalize' })
     .option('shard-index', {
       requiresArg: true,

@@ -126,6 +126,7 @@ async function runConvert(argv: {
   checkpointEvery: string;
   numShards: number | undefined;
   shardIndex: number | undefined;
+  columns: string | undefined;
   quiet: boolean;
   json: boolean;
 }): Promise<void> {
@@ -161,6 +162,7 @@ async function runConvert(argv: {
     overwrite: argv.overwrite,
     resume: argv.resume,
     checkpointEvery: argv.checkpointEvery,
+    ...(argv.columns === undefined ? {} : { columns: argv.columns }),
     ...part,
     signal: controller.signal,
   })) {

@@ -2,6 +2,7 @@ import { availableParallelism } from 'node:os';
 import { invalidOption, OptionError } from './errors.js';
 import { parseSize } from './parse-size.js';
 import type { ImageMode, ImagePolicy } from './types.js';
+import { DEFAULT_COLUMNS, LOGICAL_COLUMNS, parseColumnMap, type ColumnMap, type LogicalColumn } from './source-layout.js';
 
 /** What `convert` takes. Only `input` and `output` are required. */
 export interface ConvertOptions {
@@ -64,6 +65,12 @@ export interface ConvertOptions {
    */
   numShards?: number;
   shardIndex?: number;
+  /**
+   * The columns that hold the image and the question, chosen and rejected texts, when they are named otherwise than in
+   * openbmb/RLAIF-V-Dataset: `{ image: 'img', question: 'prompt_text' }`, or the CLI's text form
+   * `image=img,question=prompt_text`. The output is the same as with the usual names. Default: the usual names.
+   */
+  columns?: Partial<ColumnMap> | string;
 }
 
 export interface ResolvedConvertOptions {
@@ -85,6 +92,8 @@ export interface ResolvedConvertOptions {
   imageTimeoutMs: number;
   resume: boolean;
   checkpointBytes: number;
+  /** The columns that hold the image and the texts. */
+  columns: ColumnMap;
   /** The part of a multi-machine run this run converts, or null for the whole input. */
   part: { index: number; count: number } | null;
   /** Rows per output row group: what `datasets` writes for image data. Not an option: it is part of the format. */
@@ -181,6 +190,21 @@ export function resolveConvertOptions(options: ConvertOptions): ResolvedConvertO
   if (maxRowGroupBytes > 3 * 2 ** 30) {
     throw new OptionError('maxRowGroupBytes must be at most 3 GiB: parquet-wasm cannot address more than 4 GiB of memory');
   }
+  let columns: ColumnMap = { ...DEFAULT_COLUMNS };
+  if (typeof options.columns === 'string') {
+    try {
+      columns = parseColumnMap(options.columns);
+    } catch (error) {
+      throw new OptionError((error as Error).message);
+    }
+  } else if (options.columns !== undefined) {
+    for (const [logical, name] of Object.entries(options.columns)) {
+      if (!(LOGICAL_COLUMNS as readonly string[]).includes(logical) || typeof name !== 'string' || name === '') {
+        throw invalidOption(`columns.${logical}`, 'a column name, for one of image, question, chosen, rejected', name);
+      }
+      columns[logical as LogicalColumn] = name;
+    }
+  }
   let part: ResolvedConvertOptions['part'] = null;
   if (options.numShards !== undefined || options.shardIndex !== undefined) {
     if (options.numShards === undefined || options.shardIndex === undefined) throw new OptionError('Give numShards and shardIndex together, or neither');
@@ -214,6 +238,7 @@ export function resolveConvertOptions(options: ConvertOptions): ResolvedConvertO
     imageTimeoutMs: positiveNumber(options.imageTimeout ?? DEFAULTS.imageTimeout, 'imageTimeout') * 1000,
     resume: options.resume ?? true,
     checkpointBytes: parseSize(options.checkpointEvery ?? DEFAULTS.checkpointEvery, 'checkpointEvery'),
+    columns,
     part,
     rowGroupSize: DEFAULTS.rowGroupSize,
   };

@@ -2,6 +2,7 @@ import type { AssembleCounts } from './assemble-split.js';
 import type { DuplicateInput } from './inspect-input.js';
 import type { Leftover } from './output-dir.js';
 import type { PartRange } from './plan-units.js';
+import type { ColumnMap } from './source-layout.js';
 import type { DownloadEvent } from './download-dataset.js';
 import type { ThreadsCpu } from './measure-cpu.js';
 import type { WrittenShard } from './write-split.js';
@@ -79,6 +80,8 @@ export interface ConvertReport {
     maxShardSize: number;
     maxRejectFraction: number;
     onBadImage: string;
+    /** The columns read as the image and the texts, when they were not the usual ones (`--columns`). */
+    columns?: ColumnMap;
   };
 }
 

@@ -25,6 +25,7 @@ import { liveHolder, makeDirectory, openStaging, publishOutput, stagingDir } fro
 import { missingFile, partDir, partsDir, readPartManifest, writePartManifest, type PartManifest } from './part-manifest.js';
 import { clearStaging, CHECKPOINT_FILE, findCheckpoint, RecentRows, rowsToRead, writeCheckpoint, type Checkpoint } from './checkpoint.js';
 import { planUnits } from './plan-units.js';
+import { LOGICAL_COLUMNS } from './source-layout.js';
 import { outputArrowSchemaValue } from './output-schema.js';
 import { SplitWriters } from './split-writers.js';
 import { keptTableBuffer } from '../workers/image-cache.js';
@@ -219,6 +220,7 @@ async function* convertRows(run: Run): AsyncGenerator<ConvertEvent> {
       imagePages: batch.imagePages,
       testMask: split.testMask.slice(batch.firstRow, batch.firstRow + batch.rows),
       image: options.image,
+      imageDir: batch.imageDir,
       cacheChannel,
       keptImages,
     }),
@@ -415,6 +417,7 @@ function report(run: Run, splits: Partial<Record<SplitName, SplitReport>>, bytes
       maxShardSize: options.maxShardSize,
       maxRejectFraction: options.maxRejectFraction,
       onBadImage: options.onBadImage,
+      ...(LOGICAL_COLUMNS.some((logical) => options.columns[logical] !== logical) ? { columns: options.columns } : {}),
     },
   };
 }

@@ -2,10 +2,10 @@ import { createHash } from 'node:crypto';
 import { readdir, realpath, stat } from 'node:fs/promises';
 import { openAsBlob } from 'node:fs';
 import path from 'node:path';
-import { DataType, RecordBatchReader, type Field, type Schema } from 'apache-arrow';
+import { RecordBatchReader } from 'apache-arrow';
 import { Compression, Encoding, ParquetFile } from 'parquet-wasm';
 import { InputError } from './errors.js';
-import { SOURCE_COLUMNS, SOURCE_STRING_COLUMNS } from './output-schema.js';
+import { columnsOf, DEFAULT_COLUMNS, imageLeaves, outputLeaves, sourceLayout, type ColumnMap, type SourceLayout } from './source-layout.js';
 
 export interface InputRowGroup {
   /** Index of the row group in its file. */
@@ -32,6 +32,8 @@ export interface InputFile {
   rowGroups: InputRowGroup[];
   /** SHA-256 of the file's footer (its parquet metadata), hex: what identifies its content without reading it all. */
   footerSha256: string;
+  /** Which columns hold what. */
+  layout: SourceLayout;
 }
 
 export interface InputPlan {
@@ -55,6 +57,8 @@ export interface InspectOptions {
    * group into 32-bit wasm memory, which cannot grow past 4 GiB: a 2.25 GB row group killed the process here.
    */
   maxRowGroupBytes: number;
+  /** The columns that hold the image and the texts (`--columns`). Default: their names in openbmb/RLAIF-V-Dataset. */
+  columns?: ColumnMap;
 }
 
 const MAGIC = 'PAR1';
@@ -79,8 +83,6 @@ const PAGEABLE_ENCODINGS = new Set<Encoding>([
   Encoding.RLE_DICTIONARY,
 ]);
 
-/** Leaf columns of the source whose data the output carries. */
-const OUTPUT_SOURCE_COLUMNS = ['question', 'chosen', 'rejected', 'image.bytes'];
 
 /**
  * Every `.parquet` file under `dir`, in path order: regular files, and symbolic links to files (a Hugging Face cache
@@ -178,49 +180,6 @@ async function checkMagic(file: string, blob: Blob): Promise<void> {
   }
 }
 
-function describe(type: DataType): string {
-  return String(type);
-}
-
-function isString(type: DataType): boolean {
-  return DataType.isUtf8(type) || DataType.isLargeUtf8(type);
-}
-
-function isBinary(type: DataType): boolean {
-  return DataType.isBinary(type) || DataType.isLargeBinary(type);
-}
-
-/** Checks the source columns by name and type; extra columns are ignored. */
-function checkSchema(file: string, schema: Schema): void {
-  const byName = new Map<string, Field>(schema.fields.map((field) => [field.name, field]));
-  const missing = SOURCE_COLUMNS.filter((name) => !byName.has(name));
-  if (missing.length > 0) {
-    throw new InputError(
-      'ERR_MISSING_COLUMN',
-      `${file}: missing column${missing.length > 1 ? 's' : ''} ${missing.join(', ')}. ` +
-        `Expected the columns of openbmb/RLAIF-V-Dataset: ${SOURCE_COLUMNS.join(', ')}.`,
-      { file },
-    );
-  }
-  for (const name of SOURCE_STRING_COLUMNS) {
-    const type = byName.get(name)?.type;
-    if (type !== undefined && !isString(type)) {
-      throw new InputError('ERR_COLUMN_TYPE', `${file}: column ${name} is ${describe(type)}, expected string.`, { file });
-    }
-  }
-  const image = byName.get('image')?.type;
-  const children = image !== undefined && DataType.isStruct(image) ? image.children : [];
-  const bytes = children.find((child) => child.name === 'bytes');
-  const imagePath = children.find((child) => child.name === 'path');
-  if (image === undefined || bytes === undefined || imagePath === undefined || !isBinary(bytes.type) || !isString(imagePath.type)) {
-    throw new InputError(
-      'ERR_COLUMN_TYPE',
-      `${file}: column image is ${image === undefined ? 'absent' : describe(image)}, expected struct<bytes: binary, path: string> (a datasets Image).`,
-      { file },
-    );
-  }
-}
-
 /**
  * A parquet file to plan from: where it will be read (`path`), and a Blob its footer is read from now. For a file
  * still downloading, the Blob reads the remote copy by HTTP range requests.
@@ -248,7 +207,10 @@ async function inspectSource(source: InputSource, firstRow: number, options: Ins
   try {
     const reader = RecordBatchReader.from(parquet.schema().intoIPCStream());
     reader.open();
-    checkSchema(file, reader.schema);
+    const layout = sourceLayout(file, reader.schema, options.columns ?? DEFAULT_COLUMNS);
+    const read = new Set(columnsOf(layout));
+    const leaves = imageLeaves(layout);
+    const imageColumn = leaves?.bytes[0] ?? null;
     const metadata = parquet.metadata();
     const rowGroups: InputRowGroup[] = [];
     let rows = 0;
@@ -261,9 +223,9 @@ async function inspectSource(source: InputSource, firstRow: number, options: Ins
       for (const column of group.columns()) {
         const columnPath = column.columnPath().join('.');
         const top = columnPath.split('.')[0] ?? '';
-        if ((SOURCE_COLUMNS as readonly string[]).includes(top)) bytes += column.uncompressedSize();
-        if (OUTPUT_SOURCE_COLUMNS.includes(columnPath)) outputBytes += column.uncompressedSize();
-        if (top === 'image') {
+        if (read.has(top)) bytes += column.uncompressedSize();
+        if (outputLeaves(layout, columnPath)) outputBytes += column.uncompressedSize();
+        if (top === imageColumn) {
           imageBytes += column.uncompressedSize();
           pageable &&= PAGEABLE_CODECS.has(column.compression()) && column.encodings().every((encoding) => PAGEABLE_ENCODINGS.has(encoding));
         }
@@ -271,7 +233,7 @@ async function inspectSource(source: InputSource, firstRow: number, options: Ins
       }
       const groupRows = group.numRows();
       group.free();
-      const streamImages = pageable && bytes > options.streamRowGroupBytes;
+      const streamImages = imageColumn !== null && pageable && bytes > options.streamRowGroupBytes;
       // What must be loaded at once: the whole row group, or without the image column when that is read by pages.
       const loaded = streamImages ? bytes - imageBytes : bytes;
       if (loaded > options.maxRowGroupBytes) {
@@ -286,7 +248,7 @@ async function inspectSource(source: InputSource, firstRow: number, options: Ins
       rows += groupRows;
     }
     metadata.free();
-    return { path: source.path, size, rows, firstRow, rowGroups, footerSha256: await footerSha256(file, source.blob) };
+    return { path: source.path, size, rows, firstRow, rowGroups, footerSha256: await footerSha256(file, source.blob), layout };
   } finally {
     parquet.free();
   }

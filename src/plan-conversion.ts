@@ -62,7 +62,7 @@ export async function* planConversion(
   runOptions: { signal?: AbortSignal | undefined; hub?: HubSettings | undefined },
 ): AsyncGenerator<ConvertEvent, Planned> {
   const signal = runOptions.signal;
-  const inspectOptions = { maxRowGroupBytes: options.maxRowGroupBytes, streamRowGroupBytes: options.streamRowGroupBytes };
+  const inspectOptions = { maxRowGroupBytes: options.maxRowGroupBytes, streamRowGroupBytes: options.streamRowGroupBytes, columns: options.columns };
   let downloads: DatasetDownloads | null = null;
   /** Retries of Hub requests, told as they happen. */
   const hubEvents = new EventQueue<DownloadEvent>();

@@ -1,10 +1,11 @@
 import { openAsBlob } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
 import type { FileMetaData } from 'hyparquet';
 import { ParquetFile, type RecordBatch as WasmRecordBatch } from 'parquet-wasm';
 import { InputError } from './errors.js';
 import type { InputFile, InputPlan, InputRowGroup } from './inspect-input.js';
-import { SOURCE_COLUMNS, SOURCE_STRING_COLUMNS } from './output-schema.js';
+import { columnsOf, imageLeaves } from './source-layout.js';
 import { pageRange } from './page-range.js';
 import { readColumnPages, readFooter, scanColumnPages, type ColumnPages } from './read-column-pages.js';
 import { readSourceRows } from './source-rows.js';
@@ -20,6 +21,8 @@ export interface SourceBatch {
    */
   data: SourceRow[];
   imagePages?: ImagePageRange | undefined;
+  /** Where the images' paths are taken from, when the image column holds paths to image files (see ConvertTask). */
+  imageDir?: string | undefined;
   file: string;
   /** Where the batch came from, so it can be read again (see {@link rereadBatch}) rather than kept. */
   origin: BatchOrigin;
@@ -121,43 +124,45 @@ async function* readRowGroup(
   if (paged === null) {
     for (const stretch of stretches) {
       let offset = stretch.offset;
-      for await (const batch of wasmBatches(parquet, input.path, group, batchSize, [...SOURCE_COLUMNS], stretch)) {
+      for await (const batch of wasmBatches(parquet, input.path, group, batchSize, columnsOf(input.layout), stretch)) {
         const rows = batch.numRows;
         // intoIPCStream consumes the wasm batch: its memory is released by the call.
-        yield { rows, data: readSourceRows(batch.intoIPCStream(), undefined), offset };
+        yield { rows, data: readSourceRows(batch.intoIPCStream(), undefined, input.layout), offset };
         offset += rows;
       }
     }
     return;
   }
   // The image bytes are left in the file: only their pages are listed here, and each worker reads its own.
+  const leaves = imageLeaves(input.layout);
+  if (leaves === null) throw dataError(input.path, group.index, new Error('its image column cannot be read by pages'));
   let bytes: ColumnPages;
   try {
-    bytes = await scanColumnPages(paged.handle, paged.footer, group.index, ['image', 'bytes']);
+    bytes = await scanColumnPages(paged.handle, paged.footer, group.index, leaves.bytes);
   } catch (error) {
     throw dataError(input.path, group.index, error);
   }
-  const paths = new PagedValues(readColumnPages(paged.handle, paged.footer, group.index, ['image', 'path']));
+  const paths = leaves.path === null ? null : new PagedValues(readColumnPages(paged.handle, paged.footer, group.index, leaves.path));
   try {
-    await paths.take(first.offset);
+    await paths?.take(first.offset);
   } catch (error) {
     throw dataError(input.path, group.index, error);
   }
   const span = { offset: first.offset, rows: last.offset + last.rows - first.offset };
   let at = first.offset;
   let next = 0;
-  for await (const batch of wasmBatches(parquet, input.path, group, batchSize, [...SOURCE_STRING_COLUMNS], span)) {
+  for await (const batch of wasmBatches(parquet, input.path, group, batchSize, columnsOf(input.layout, true), span)) {
     const rows = batch.numRows;
     let imagePaths: (string | null)[];
     try {
-      imagePaths = (await paths.take(rows)).map((value) => (typeof value === 'string' ? value : null));
+      imagePaths = paths === null ? Array.from({ length: rows }, () => null) : (await paths.take(rows)).map((value) => (typeof value === 'string' ? value : null));
     } catch (error) {
       throw dataError(input.path, group.index, error);
     }
     if (imagePaths.length !== rows) {
       throw dataError(input.path, group.index, new Error(`the image column ended after ${at - first.offset + imagePaths.length} of ${span.rows} rows`));
     }
-    const data = readSourceRows(batch.intoIPCStream(), { bytes: [], paths: imagePaths });
+    const data = readSourceRows(batch.intoIPCStream(), { bytes: [], paths: imagePaths }, input.layout);
     // The parts of this batch that lie in stretches, each a batch of its own.
     for (; next < stretches.length; next++) {
       const stretch = stretches[next] as Stretch;
@@ -177,6 +182,11 @@ async function* readRowGroup(
     }
     at += rows;
   }
+}
+
+/** The directory image paths are taken from, for a file whose image column holds paths. */
+function imageDirOf(file: InputFile): { imageDir?: string } {
+  return file.layout.kind === 'source' && file.layout.image === 'path' ? { imageDir: path.dirname(path.resolve(file.path)) } : {};
 }
 
 /** Which rows to read, and rows at which batches must end (the ends of units of work, where checkpoints are taken). */
@@ -232,7 +242,7 @@ export async function* readBatches(plan: InputPlan, batchSize: number, range: Re
         for await (const batch of readRowGroup(parquet, file, group, batchSize, group.streamImages ? paged : null, stretches)) {
           const { offset, ...rest } = batch;
           const firstRow = groupFirstRow - group.rows + offset;
-          yield { ...rest, firstRow, file: file.path, origin: { file, group, batchSize, stretch: { offset, rows: batch.rows } } };
+          yield { ...rest, firstRow, file: file.path, ...imageDirOf(file), origin: { file, group, batchSize, stretch: { offset, rows: batch.rows } } };
           read += batch.rows;
         }
         const wanted = stretches.reduce((sum, stretch) => sum + stretch.rows, 0);
@@ -262,7 +272,7 @@ export async function rereadBatch(batch: SourceBatch): Promise<SourceBatch> {
     }
     for await (const again of readRowGroup(parquet, file, group, batchSize, paged, [stretch])) {
       const { offset: _offset, ...rest } = again;
-      return { ...rest, firstRow: batch.firstRow, file: batch.file, origin: batch.origin };
+      return { ...rest, firstRow: batch.firstRow, file: batch.file, ...imageDirOf(file), origin: batch.origin };
     }
     throw dataError(file.path, group.index, new Error(`rows ${stretch.offset} to ${stretch.offset + stretch.rows} are no longer there`));
   } finally {

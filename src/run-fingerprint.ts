@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { ResolvedConvertOptions } from './convert-options.js';
 import type { InputPlan } from './inspect-input.js';
 import { packageInfo } from './package-info.js';
+import { LOGICAL_COLUMNS } from './source-layout.js';
 
 /**
  * What makes an output what it is, as one SHA-256: the input (each file's name, size, rows and footer, in order) and
@@ -19,6 +20,8 @@ export function runFingerprint(plan: InputPlan, options: ResolvedConvertOptions)
     image: options.image,
     maxShardSize: options.maxShardSize,
     rowGroupSize: options.rowGroupSize,
+    // Which column is which changes what goes where; left out when they are the usual ones (fingerprints stay as they were).
+    ...(LOGICAL_COLUMNS.some((logical) => options.columns[logical] !== logical) ? { columns: options.columns } : {}),
   };
   return createHash('sha256').update(JSON.stringify(identity)).digest('hex');
 }

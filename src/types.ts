@@ -50,6 +50,11 @@ export interface ConvertTask {
   /** One byte per row of the batch: 1 when the row belongs to the test split. */
   testMask: Uint8Array;
   image: ImagePolicy;
+  /**
+   * Set when the images are paths to image files (an input whose image column is a string): the directory of the
+   * parquet file, which the paths are relative to. The worker reads each file.
+   */
+  imageDir?: string | undefined;
   /** Name of the BroadcastChannel the run's workers share prepared images on (unique per run). */
   cacheChannel: string;
   /** The run's table of images found whole and kept, in memory every worker shares (see workers/image-cache). */

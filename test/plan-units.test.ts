@@ -15,6 +15,7 @@ function plan(files: [number, number][][]): InputPlan {
       firstRow,
       rowGroups: groups.map(([count, bytes], group) => ({ index: group, rows: count, bytes, outputBytes: bytes, streamImages: true })),
       footerSha256: '',
+      layout: { kind: 'converted' },
     };
     firstRow += rows;
     return file;

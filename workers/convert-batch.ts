@@ -1,3 +1,5 @@
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import path from 'node:path';
 import { Piscina } from 'piscina';
 import { toConversational, type ConversationalRow } from '../src/to-conversational.js';
 import { encodeSplit, transferables } from './encode-split.js';
@@ -24,6 +26,31 @@ function detached(row: SourceRow): SourceRow {
   return { ...row, image: { ...row.image, bytes: row.image.bytes.slice() } };
 }
 
+/**
+ * The row with its image read from the file its path names, relative to `dir` (an input whose image column holds
+ * paths), into a buffer of its own (it is transferred with the result); or why it could not be read.
+ */
+function loadImageFile(dir: string, row: SourceRow): { row: SourceRow; error: string | null } | null {
+  const name = row.image?.path ?? null;
+  if (row.image === null || row.image.bytes !== null || name === null) return null;
+  const file = path.resolve(dir, name);
+  let fd: number | null = null;
+  try {
+    fd = openSync(file, 'r');
+    const bytes = new Uint8Array(fstatSync(fd).size);
+    for (let done = 0; done < bytes.byteLength; ) {
+      const read = readSync(fd, bytes, done, bytes.byteLength - done, done);
+      if (read === 0) break;
+      done += read;
+    }
+    return { row: { ...row, image: { bytes, path: name } }, error: null };
+  } catch (error) {
+    return { row, error: `the image file ${JSON.stringify(name)} cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)}: ${file})` };
+  } finally {
+    if (fd !== null) closeSync(fd);
+  }
+}
+
 /** Tells the main thread this task is moving on (see ConvertTask.heartbeat). */
 export function beat(task: ConvertTask): void {
   if (task.heartbeat !== undefined) Atomics.store(task.heartbeat, 0, BigInt(Date.now()));
@@ -44,8 +71,11 @@ export default async function convertBatch(task: ConvertTask): Promise<ConvertRe
   const images = cacheFor(task.cacheChannel, task.keptImages);
   const imageKeys: string[] = [];
 
-  for (const [offset, row] of source.entries()) {
+  for (const [offset, given] of source.entries()) {
     const index = task.firstRow + offset;
+    const loaded = task.imageDir === undefined ? null : loadImageFile(task.imageDir, given);
+    const row = loaded?.row ?? given;
+    source[offset] = row;
     const refuse = (code: RejectedRow['code'], message: string): void => {
       rejects.push({ index, code, message, row: detached(row) });
     };
@@ -60,7 +90,7 @@ export default async function convertBatch(task: ConvertTask): Promise<ConvertRe
       continue;
     }
     if (row.image === null || row.image.bytes === null) {
-      refuse('missing_image', row.image === null ? 'the image is null' : `the image has no bytes (path ${JSON.stringify(row.image.path)})`);
+      refuse('missing_image', loaded?.error ?? (row.image === null ? 'the image is null' : `the image has no bytes (path ${JSON.stringify(row.image.path)})`));
       continue;
     }
     stats.imageBytesIn += row.image.bytes.byteLength;

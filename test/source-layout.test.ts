@@ -1,0 +1,135 @@
+import assert from 'node:assert/strict';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { before, describe, it } from 'node:test';
+import { Binary, Field, Int64, Schema, Table, tableToIPC, Utf8, vectorFromArray, type Vector } from 'apache-arrow';
+import { convert } from '../src/convert.js';
+import { ParquetSink } from '../src/parquet-sink.js';
+import { sourceColumns, writeSourceFile } from '../src/source-table.js';
+import { parseColumnMap } from '../src/source-layout.js';
+import type { SourceRow } from '../src/types.js';
+import { goodRows } from '../scripts/bad-corpus.js';
+import { readJson, readParquet, runCli, tempDir } from './fixtures.js';
+
+/** Writes columns of any names and types, in the order given. */
+async function writeColumns(file: string, columns: Record<string, Vector>): Promise<void> {
+  const fields = Object.entries(columns).map(([name, vector]) => new Field(name, vector.type, true));
+  const sink = await ParquetSink.open(file, { rowGroupSize: 16, metadata: new Map() });
+  await sink.write(tableToIPC(new Table(new Schema(fields), columns), 'stream'));
+  await sink.close();
+}
+
+/** The data files and the card of an output, by name. */
+async function dataOf(dir: string): Promise<Map<string, Buffer>> {
+  const report = await readJson<{ output: { splits: Record<string, { files: { file: string }[] }> } }>(path.join(dir, 'report.json'));
+  const files = new Map<string, Buffer>();
+  for (const split of Object.values(report.output.splits)) for (const file of split.files) files.set(file.file, await readFile(path.join(dir, file.file)));
+  files.set('README.md', await readFile(path.join(dir, 'README.md')));
+  return files;
+}
+
+function assertSameData(actual: Map<string, Buffer>, expected: Map<string, Buffer>, what: string): void {
+  assert.deepEqual([...actual.keys()].sort(), [...expected.keys()].sort(), what);
+  for (const [name, bytes] of expected) assert.ok(actual.get(name)?.equals(bytes), `${what}: ${name} differs`);
+}
+
+/** Every row of an output, as question, chosen, rejected and the image's bytes (base64), sorted. */
+async function rowsOf(dir: string): Promise<string[]> {
+  const rows: string[] = [];
+  for (const name of (await dataOf(dir)).keys()) {
+    if (!name.endsWith('.parquet')) continue;
+    const { table } = await readParquet(path.join(dir, name));
+    for (let index = 0; index < table.numRows; index++) {
+      const row = JSON.parse(JSON.stringify(table.get(index)?.toJSON(), (_key, value: unknown) => (value instanceof Uint8Array ? Buffer.from(value).toString('base64') : value))) as {
+        prompt: { content: { text: string | null }[] }[];
+        chosen: { content: { text: string }[] }[];
+        rejected: { content: { text: string }[] }[];
+        images: { bytes: string }[];
+      };
+      rows.push(JSON.stringify([row.prompt[0]?.content[1]?.text, row.chosen[0]?.content[0]?.text, row.rejected[0]?.content[0]?.text, row.images[0]?.bytes]));
+    }
+  }
+  return rows.sort();
+}
+
+describe('inputs shaped like RLAIF-V', () => {
+  let rows: SourceRow[];
+  let dir: string;
+  let reference: Map<string, Buffer>;
+  const options = { testSize: 0.1, seed: 3, numProc: 2 };
+
+  before(async () => {
+    rows = await goodRows(40);
+    dir = await tempDir();
+    await mkdir(path.join(dir, 'source'));
+    await writeSourceFile(path.join(dir, 'source', 'rows.parquet'), rows, 16);
+    await convert({ input: [path.join(dir, 'source')], output: path.join(dir, 'reference'), ...options });
+    reference = await dataOf(path.join(dir, 'reference'));
+  });
+
+  it('reads columns under other names with --columns, to the same output', async () => {
+    const columns = sourceColumns(rows);
+    await mkdir(path.join(dir, 'mapped'));
+    await writeColumns(path.join(dir, 'mapped', 'rows.parquet'), {
+      id: vectorFromArray(rows.map((_, index) => BigInt(index)), new Int64()),
+      answer_good: columns.chosen as Vector,
+      answer_bad: columns.rejected as Vector,
+      img: columns.image as Vector,
+      q: columns.question as Vector,
+    });
+    const output = path.join(dir, 'mapped-out');
+    const result = await runCli(['convert', '-i', path.join(dir, 'mapped'), '-o', output, '--columns', 'image=img,question=q,chosen=answer_good,rejected=answer_bad', '--test-size', '0.1', '--seed', '3']);
+    assert.equal(result.code, 0, result.stderr);
+    assertSameData(await dataOf(output), reference, 'mapped columns');
+    const wrong = await runCli(['convert', '-i', path.join(dir, 'mapped'), '-o', path.join(dir, 'wrong'), '--columns', 'image=img,question=question_text']);
+    assert.equal(wrong.code, 2);
+    assert.match(wrong.stderr, /rows\.parquet: missing column question_text \(--columns question=question_text\), column chosen, column rejected\./);
+    const unmapped = await runCli(['convert', '-i', path.join(dir, 'mapped'), '-o', path.join(dir, 'wrong')]);
+    assert.equal(unmapped.code, 2);
+    assert.match(unmapped.stderr, /missing column image, column question, column chosen, column rejected\. .* Name them with --columns image=…/);
+    assert.throws(() => parseColumnMap('image=a,picture=b'), /--columns takes image=, question=, chosen= and rejected= .*got "picture=b"/);
+    assert.throws(() => parseColumnMap('image=a,image=b'), /got "image=b"/);
+  });
+
+  it('needs only the image and the three texts; the image may be plain bytes, or a path to a file', async () => {
+    const columns = sourceColumns(rows);
+    const texts = { question: columns.question as Vector, chosen: columns.chosen as Vector, rejected: columns.rejected as Vector };
+    await mkdir(path.join(dir, 'binary'));
+    await writeColumns(path.join(dir, 'binary', 'rows.parquet'), { image: vectorFromArray(rows.map((row) => row.image?.bytes ?? null), new Binary()), ...texts });
+    const binary = path.join(dir, 'binary-out');
+    await convert({ input: [path.join(dir, 'binary')], output: binary, ...options });
+    assertSameData(await dataOf(binary), reference, 'binary image column, no other columns');
+
+    // Paths relative to the parquet file, in a folder beside it.
+    await mkdir(path.join(dir, 'paths', 'images'), { recursive: true });
+    for (const [index, row] of rows.entries()) await writeFile(path.join(dir, 'paths', 'images', `${index}.img`), row.image?.bytes ?? new Uint8Array());
+    await writeColumns(path.join(dir, 'paths', 'rows.parquet'), { image: vectorFromArray(rows.map((_, index) => `images/${index}.img`), new Utf8()), ...texts });
+    const paths = path.join(dir, 'paths-out');
+    await convert({ input: [path.join(dir, 'paths')], output: paths, ...options });
+    assertSameData(await dataOf(paths), reference, 'image paths');
+
+    // A path to no file: the row is rejected, saying which file.
+    await mkdir(path.join(dir, 'missing-file'));
+    await writeColumns(path.join(dir, 'missing-file', 'rows.parquet'), {
+      image: vectorFromArray(rows.map((_, index) => (index === 5 ? 'images/none.jpg' : `../paths/images/${index}.img`)), new Utf8()),
+      ...texts,
+    });
+    const report = await convert({ input: [path.join(dir, 'missing-file')], output: path.join(dir, 'missing-out'), ...options, maxRejectFraction: 1 });
+    assert.deepEqual(report.rejected.byCode, { missing_image: 1 });
+    const { table } = await readParquet(path.join(dir, 'missing-out', 'rejects', 'rejects.parquet'));
+    assert.match(String(table.get(0)?.toJSON().error_message), /the image file "images\/none\.jpg" cannot be read \(ENOENT: \S+none\.jpg\)/);
+  });
+
+  it('reads a converted output as input: the same rows, split anew', async () => {
+    const again = path.join(dir, 'again');
+    const result = await runCli(['convert', '-i', path.join(dir, 'reference'), '-o', again, '--seed', '9', '--test-size', '0.25', '--json']);
+    assert.equal(result.code, 0, result.stderr);
+    const report = JSON.parse(result.stdout) as { input: { rows: number }; output: { splits: { test: { rows: number } } } };
+    assert.equal(report.input.rows, 40);
+    assert.equal(report.output.splits.test.rows, 10);
+    assert.deepEqual(await rowsOf(again), await rowsOf(path.join(dir, 'reference')));
+    // Re-encoded as it is converted again.
+    const jpeg = await convert({ input: [path.join(dir, 'reference')], output: path.join(dir, 'again-jpeg'), images: 'jpeg', quality: 80, numProc: 2 });
+    assert.equal(jpeg.images.reencoded, 40);
+  });
+});
