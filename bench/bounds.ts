@@ -96,7 +96,7 @@ const cores = together / alone;
 // One conversion at --num-proc 1 and 2: wall and the CPU of the whole process.
 async function convertOnce(numProc: number): Promise<{ seconds: number; cpu: number }> {
   const output = path.join(ROOT, 'bench', '.cache', `bounds-out-${process.pid}`);
-  const run = await measureNode([CLI, 'convert', '-i', input, '-o', output, '--overwrite', '--quiet', '--json', '--num-proc', String(numProc)], { MALLOC_ARENA_MAX: '2' });
+  const run = await measureNode([CLI, 'convert', '-i', input, '-o', output, '--overwrite', '--quiet', '--json', '--no-cache', '--num-proc', String(numProc)], { MALLOC_ARENA_MAX: '2' });
   await rm(output, { recursive: true, force: true });
   const report = JSON.parse(run.stdout) as ConvertReport;
   return { seconds: run.seconds, cpu: report.cpu.threads?.process ?? report.cpu.process };

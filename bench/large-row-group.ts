@@ -52,7 +52,7 @@ for (const kind of ['single', 'groups'] as const) {
   const output = path.join(cache, `out-${kind}`);
   // With MALLOC_ARENA_MAX set, bin.js runs the conversion in this very process (no relaunch), as it runs for users.
   const run = await measureNode(
-    [CLI, 'convert', '--input', input, '--output', output, '--overwrite', '--quiet', '--json', '--num-proc', values['num-proc'] ?? '2'],
+    [CLI, 'convert', '--input', input, '--output', output, '--overwrite', '--quiet', '--json', '--no-cache', '--num-proc', values['num-proc'] ?? '2'],
     { MALLOC_ARENA_MAX: '2' },
   );
   await rm(output, { recursive: true, force: true });

@@ -136,7 +136,7 @@ async function inputBytes(input: string): Promise<{ bytes: number; files: number
 async function convertOnce(input: string, output: string, args: string[]): Promise<BenchRun> {
   // MALLOC_ARENA_MAX set here keeps bin.js from relaunching itself, so the process measured is the one that works,
   // in the configuration bin.js gives every run.
-  const run = await measureNode([CLI, 'convert', '--input', input, '--output', output, '--overwrite', '--quiet', '--json', '--max-reject-fraction', '1', ...args], {
+  const run = await measureNode([CLI, 'convert', '--input', input, '--output', output, '--overwrite', '--quiet', '--json', '--no-cache', '--max-reject-fraction', '1', ...args], {
     MALLOC_ARENA_MAX: '2',
   });
   await rm(output, { recursive: true, force: true });

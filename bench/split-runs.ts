@@ -48,7 +48,7 @@ if ((await readdir(input).catch(() => [])).length === 0) {
 const work = path.join(cache, 'split-work');
 await rm(work, { recursive: true, force: true });
 await mkdir(work, { recursive: true });
-const common = ['--input', input, '--num-proc', numProc, '--quiet'];
+const common = ['--input', input, '--num-proc', numProc, '--quiet', '--no-cache'];
 
 const round = (value: number, digits = 2): number => Math.round(value * 10 ** digits) / 10 ** digits;
 const median = (list: number[]): number => {

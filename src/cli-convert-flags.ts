@@ -45,6 +45,8 @@ export function withConvertFlags<T>(y: Argv<T>) {
     .option('overwrite', { type: 'boolean', default: false, describe: 'Replace an existing output of this tool (never a directory of other files)' })
     .option('resume', { type: 'boolean', default: true, describe: 'Take up an interrupted run of the same command from its checkpoint in <output>.partial (--no-resume: start over)' })
     .option('checkpoint-every', { requiresArg: true, default: DEFAULTS.checkpointEvery, coerce: text('--checkpoint-every'), describe: 'Take a checkpoint after each stretch of this much input (uncompressed)' })
+    .option('cache', { type: 'boolean', default: true, describe: 'Keep what was found of each image for later runs, which then decode only new images (--no-cache: neither use nor fill it)' })
+    .option('cache-size', { requiresArg: true, default: DEFAULTS.cacheSize, coerce: text('--cache-size'), describe: 'Most the cache may hold (least recently used entries go first); it is $RLAIF_V_CACHE, else ~/.cache/rlaif-v' })
     .option('columns', {
       requiresArg: true,
       coerce: text('--columns'),

@@ -12,6 +12,7 @@ import { numProcFlag, partOf, withConvertFlags, withPushFlags } from './cli-conv
 import { partDir } from './part-manifest.js';
 import { finalizeIter } from './finalize.js';
 import { verifyIter, type VerifyReport } from './verify.js';
+import { clearImageStore, defaultStoreDir, imageStoreInfo } from './image-store-dir.js';
 import { slurmScripts, submitSlurmJob, type SlurmJob } from './slurm-job.js';
 import { resolveDataset } from './download-dataset.js';
 import { DEFAULTS } from './convert-options.js';
@@ -127,6 +128,8 @@ async function runConvert(argv: {
   numShards: number | undefined;
   shardIndex: number | undefined;
   columns: string | undefined;
+  cache: boolean;
+  cacheSize: string;
   quiet: boolean;
   json: boolean;
 }): Promise<void> {
@@ -163,6 +166,8 @@ async function runConvert(argv: {
     resume: argv.resume,
     checkpointEvery: argv.checkpointEvery,
     ...(argv.columns === undefined ? {} : { columns: argv.columns }),
+    cache: argv.cache,
+    cacheSize: argv.cacheSize,
     ...part,
     signal: controller.signal,
   })) {
@@ -428,6 +433,32 @@ await yargs(hideBin(process.argv))
     },
   )
   .command(
+    'cache <action>',
+    'The cache of image work that makes re-runs cheap: info (where it is, what it holds) or clear',
+    (y) =>
+      y
+        .positional('action', { choices: ['info', 'clear'] as const, demandOption: true, describe: 'info or clear' })
+        .option('json', { type: 'boolean', default: false, describe: 'Print what it holds as JSON on stdout (info)' })
+        .example('$0 cache info', 'Where the cache is, its size and entries')
+        .example('RLAIF_V_CACHE=/scratch/rlaif-v-cache $0 cache clear', 'Empty a cache elsewhere'),
+    async (argv) => {
+      const dir = defaultStoreDir();
+      if (argv.action === 'clear') {
+        await clearImageStore(dir);
+        process.stderr.write(`Emptied the cache in ${dir}.\n`);
+        return;
+      }
+      const info = await imageStoreInfo(dir);
+      if (argv.json) process.stdout.write(`${JSON.stringify(info, null, 2)}\n`);
+      else {
+        process.stdout.write(
+          `${info.dir}: ${formatBytes(info.bytes)}; ${info.verdicts.toLocaleString('en-US')} image(s) found whole and kept, ` +
+            `${info.reencoded.toLocaleString('en-US')} re-encoded, ${info.rejected.toLocaleString('en-US')} rejected (over every image policy).\n`,
+        );
+      }
+    },
+  )
+  .command(
     'push <dir>',
     'Push a converted dataset directory to a dataset repo on the Hub (resumes an interrupted push)',
     (y) =>
@@ -518,7 +549,7 @@ await yargs(hideBin(process.argv))
       );
     },
   )
-  .demandCommand(1, 'Name a command: convert, finalize, slurm, verify, push, sample or bench.')
+  .demandCommand(1, 'Name a command: convert, finalize, slurm, verify, cache, push, sample or bench.')
   .strict()
   .version(packageInfo.version)
   .help()

@@ -2,6 +2,8 @@ import { availableParallelism } from 'node:os';
 import { invalidOption, OptionError } from './errors.js';
 import { parseSize } from './parse-size.js';
 import type { ImageMode, ImagePolicy } from './types.js';
+import path from 'node:path';
+import { defaultStoreDir } from './image-store-dir.js';
 import { DEFAULT_COLUMNS, LOGICAL_COLUMNS, parseColumnMap, type ColumnMap, type LogicalColumn } from './source-layout.js';
 
 /** What `convert` takes. Only `input` and `output` are required. */
@@ -71,6 +73,15 @@ export interface ConvertOptions {
    * `image=img,question=prompt_text`. The output is the same as with the usual names. Default: the usual names.
    */
   columns?: Partial<ColumnMap> | string;
+  /**
+   * Keep what was found of each image (whole and kept, re-encoded, rejected) in a cache shared by runs, so that a
+   * re-run over the same images decodes none of them. Default true.
+   */
+  cache?: boolean;
+  /** Where that cache is. Default: `$RLAIF_V_CACHE`, else `$XDG_CACHE_HOME/rlaif-v`, else `~/.cache/rlaif-v`. */
+  cacheDir?: string;
+  /** The most the cache may hold, least recently used entries removed first: bytes or `10GB`. Default 10GB. */
+  cacheSize?: number | string;
 }
 
 export interface ResolvedConvertOptions {
@@ -94,6 +105,8 @@ export interface ResolvedConvertOptions {
   checkpointBytes: number;
   /** The columns that hold the image and the texts. */
   columns: ColumnMap;
+  /** The persistent cache of image work, or null when it is off. */
+  cache: { dir: string; maxBytes: number } | null;
   /** The part of a multi-machine run this run converts, or null for the whole input. */
   part: { index: number; count: number } | null;
   /** Rows per output row group: what `datasets` writes for image data. Not an option: it is part of the format. */
@@ -117,6 +130,7 @@ export const DEFAULTS = {
   imageTimeout: 60,
   rowGroupSize: 100,
   checkpointEvery: '32MB',
+  cacheSize: '10GB',
   onBadImage: 'skip' as 'skip' | 'fail',
 };
 
@@ -239,6 +253,7 @@ export function resolveConvertOptions(options: ConvertOptions): ResolvedConvertO
     resume: options.resume ?? true,
     checkpointBytes: parseSize(options.checkpointEvery ?? DEFAULTS.checkpointEvery, 'checkpointEvery'),
     columns,
+    cache: options.cache === false ? null : { dir: path.resolve(options.cacheDir ?? defaultStoreDir()), maxBytes: parseSize(options.cacheSize ?? DEFAULTS.cacheSize, 'cacheSize') },
     part,
     rowGroupSize: DEFAULTS.rowGroupSize,
   };

@@ -46,8 +46,11 @@ export interface ConvertReport {
    * at the checkpoint, which this run did not convert again; or, with `resumed` false, why the work could not be used.
    */
   resume?: { resumed: true; rowsReused: number } | { resumed: false; reason: string };
-  /** Images kept byte for byte and re-encoded (counted per row), distinct images, and rows whose image was reused. */
-  images: { kept: number; reencoded: number; distinct: number; reused: number; bytesIn: number };
+  /**
+   * Images kept byte for byte and re-encoded (counted per row), distinct images, rows whose image was reused (prepared
+   * earlier in the run), images decoded in this run (`validated`) and taken from the cache of earlier runs (`fromCache`).
+   */
+  images: { kept: number; reencoded: number; distinct: number; reused: number; validated: number; fromCache: number; bytesIn: number };
   /** Wall-clock seconds of each stage; `images` and `format` add up the workers' time. */
   seconds: { plan: number; convert: number; read: number; images: number; format: number; write: number; total: number };
   /**

@@ -1,4 +1,4 @@
-import 'sharp'; // loaded in the main thread first, as sharp advises for use from worker threads on glibc
+import sharp from 'sharp'; // loaded in the main thread first, as sharp advises for use from worker threads on glibc
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readdir, rm, stat, writeFile } from 'node:fs/promises';
@@ -18,7 +18,8 @@ import { planConversion, type Planned } from './plan-conversion.js';
 import { readBatches, rereadBatch, type SourceBatch } from './read-batches.js';
 import { runBatch, startBatch } from './run-batch.js';
 import { RejectSink } from './reject-sink.js';
-import type { ConvertResult, ConvertTask, RejectedRow, SplitPart } from './types.js';
+import type { ConvertResult, ConvertTask, ImageStoreSettings, RejectedRow, SplitPart } from './types.js';
+import { openImageStore, trimImageStore } from './image-store-dir.js';
 import { rowNbytes, toConversational } from './to-conversational.js';
 import { runFingerprint } from './run-fingerprint.js';
 import { liveHolder, makeDirectory, openStaging, publishOutput, stagingDir } from './output-dir.js';
@@ -80,7 +81,7 @@ function splitWriter(name: SplitName, rows: number, plan: InputPlan, options: Re
 
 /** What the conversion counts as it goes, for the report. */
 class Tally {
-  readonly images = { kept: 0, reencoded: 0, distinct: 0, reused: 0, bytesIn: 0 };
+  readonly images = { kept: 0, reencoded: 0, distinct: 0, reused: 0, validated: 0, fromCache: 0, bytesIn: 0 };
   readonly workerSeconds = { images: 0, format: 0 };
   /** Each worker thread's CPU seconds, by kernel thread id, as its last result said. */
   readonly workerThreads = new Map<number, number>();
@@ -93,6 +94,8 @@ class Tally {
     this.images.kept += result.stats.imagesKept;
     this.images.reencoded += result.stats.imagesReencoded;
     this.images.reused += result.stats.imagesReused;
+    this.images.validated += result.stats.imagesValidated;
+    this.images.fromCache += result.stats.imagesFromCache;
     for (const key of result.imageKeys) this.#distinct.add(key);
     this.images.distinct = this.#distinct.size;
     this.images.bytesIn += result.stats.imageBytesIn;
@@ -198,6 +201,8 @@ interface Run extends Planned {
   toRead: [number, number][];
   /** The input rows this run is for: all of them, or a part's. */
   range: { firstRow: number; endRow: number };
+  /** The persistent cache of image work, opened for this run's image policy, or null when it is off. */
+  store: ImageStoreSettings | null;
 }
 
 /**
@@ -209,6 +214,7 @@ async function* convertRows(run: Run): AsyncGenerator<ConvertEvent> {
   const { options, plan, split, pool, writers, rejects, tally, downloads, hubEvents, signal } = run;
   const cacheChannel = `rlaif-v-images-${process.pid}-${randomUUID()}`;
   const keptImages = keptTableBuffer(plan.rows);
+  const store = run.store;
   const ranges = run.toRead;
   const batchOptions = {
     imageTimeoutMs: options.imageTimeoutMs,
@@ -223,6 +229,7 @@ async function* convertRows(run: Run): AsyncGenerator<ConvertEvent> {
       imageDir: batch.imageDir,
       cacheChannel,
       keptImages,
+      store,
     }),
   };
   const { firstRow, endRow } = run.range;
@@ -516,6 +523,7 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
       resumeNote,
       toRead,
       range,
+      store: options.cache === null ? null : (await openImageStore(options.cache.dir, options.image, sharp.versions.vips ?? '')).settings,
     };
     let published = false;
     try {
@@ -524,6 +532,8 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
       yield* convertRows(run);
       const convertSeconds = seconds(convertStarted);
       await pool.destroy();
+      // The workers are gone, their logs of verdicts closed: the cache is kept within its bound.
+      if (options.cache !== null) await trimImageStore(options.cache.dir, options.cache.maxBytes).catch(() => undefined);
 
       const writeStarted = performance.now();
       const splits = yield* finishSplits(writers, signal);

@@ -161,6 +161,8 @@ function finalReport(
       reencoded: sum(reports.map((report) => report.images.reencoded)),
       distinct: sum(reports.map((report) => report.images.distinct)),
       reused: sum(reports.map((report) => report.images.reused)),
+      validated: sum(reports.map((report) => report.images.validated ?? 0)),
+      fromCache: sum(reports.map((report) => report.images.fromCache ?? 0)),
       bytesIn: sum(reports.map((report) => report.images.bytesIn)),
     },
     seconds: {

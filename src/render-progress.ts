@@ -213,9 +213,11 @@ export function summarize(report: ConvertReport): string {
   if (report.resume?.resumed === true) {
     lines.push(`Taken up from an interrupted run: ${report.resume.rowsReused.toLocaleString('en-US')} rows were already done; the counts below are this run's.`);
   }
+  const cached = report.images.fromCache ?? 0;
   lines.push(
     `Images: ${report.images.kept.toLocaleString('en-US')} kept as they were, ${report.images.reencoded.toLocaleString('en-US')} re-encoded; ` +
-      `${report.images.distinct.toLocaleString('en-US')} distinct, ${report.images.reused.toLocaleString('en-US')} rows reused an image already prepared.`,
+      `${report.images.distinct.toLocaleString('en-US')} distinct, ${report.images.reused.toLocaleString('en-US')} rows reused an image already prepared` +
+      `${cached > 0 ? `; ${cached.toLocaleString('en-US')} found in the cache of earlier runs, ${(report.images.validated ?? 0).toLocaleString('en-US')} decoded` : ''}.`,
   );
   if (report.rejected.rows > 0) {
     const codes = Object.entries(report.rejected.byCode)

@@ -70,7 +70,7 @@ function rejectedRow(row: SourceBatch, seq: number, error: unknown): ConvertResu
     train: null,
     test: null,
     rejects: source === undefined ? [] : [{ index: row.firstRow, code, message, row: source }],
-    stats: { imagesKept: 0, imagesReencoded: 0, imagesReused: 0, imageMs: 0, formatMs: 0, imageBytesIn: 0, thread: null },
+    stats: { imagesKept: 0, imagesReencoded: 0, imagesReused: 0, imagesFromCache: 0, imagesValidated: 0, imageMs: 0, formatMs: 0, imageBytesIn: 0, thread: null },
     imageKeys: [],
   };
 }

@@ -34,6 +34,17 @@ export interface ImagePageRange {
   rows: number;
 }
 
+/** Where the persistent cache of image work is, and what of it a run uses (see workers/image-store). */
+export interface ImageStoreSettings {
+  dir: string;
+  /** Key of the image policy (with the tool's and libvips' versions): entries of other policies are not used. */
+  policy: string;
+  /** This run's id, in the names of the files it writes. */
+  run: string;
+  /** The verdicts "found whole, kept" of earlier runs under this policy, as a shared table of keys. */
+  kept: SharedArrayBuffer;
+}
+
 /** One batch of source rows, sent to a worker. */
 export interface ConvertTask {
   /** Position of the batch in input order; results are written in this order. */
@@ -59,6 +70,8 @@ export interface ConvertTask {
   cacheChannel: string;
   /** The run's table of images found whole and kept, in memory every worker shares (see workers/image-cache). */
   keptImages: SharedArrayBuffer;
+  /** The persistent cache of image work shared by runs (see workers/image-store), or null when it is off. */
+  store: ImageStoreSettings | null;
   /**
    * Shared with the main thread: the worker stores `Date.now()` here when it starts the task and before each image,
    * and the main thread stops a worker that has not moved on for `--image-timeout` (see run-batch.ts). Unset (0)
@@ -129,6 +142,10 @@ export interface BatchStats {
   imagesReencoded: number;
   /** Images not prepared again because identical bytes had been (by any worker). */
   imagesReused: number;
+  /** Images taken from the persistent cache (prepared by an earlier run). */
+  imagesFromCache: number;
+  /** Images prepared (decoded) in this run. */
+  imagesValidated: number;
   /** Milliseconds spent decoding, validating and encoding images. */
   imageMs: number;
   /** Milliseconds spent building the conversational rows and their Arrow encoding. */

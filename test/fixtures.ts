@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { existsSync, openAsBlob } from 'node:fs';
+import { existsSync, mkdtempSync, openAsBlob } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after } from 'node:test';
@@ -24,6 +24,11 @@ const made: string[] = [];
 after(async () => {
   for (const dir of made.splice(0)) await rm(dir, { recursive: true, force: true });
 });
+
+// Each test file has a cache of image work of its own (see image-store), never the user's: runs of one file may find
+// what earlier runs of it prepared, as a user's re-runs do.
+process.env.RLAIF_V_CACHE = mkdtempSync(path.join(tmpdir(), 'rlaif-v-cache-'));
+made.push(process.env.RLAIF_V_CACHE);
 
 /** A fresh directory, removed when the test file ends. */
 export async function tempDir(prefix = 'rlaif-v-test-'): Promise<string> {

@@ -6,18 +6,22 @@ import { encodeSplit, transferables } from './encode-split.js';
 import { readTaskRows } from '../src/task-rows.js';
 import type { BatchStats, ConvertResult, ConvertTask, RejectedRow, SourceRow } from '../src/types.js';
 import { ImageCache, imageKey } from './image-cache.js';
+import { ImageStore } from './image-store.js';
 import { prepareImage } from './prepare-image.js';
 import { osThreadId, threadCpuSeconds } from '../src/measure-cpu.js';
 
 
 const THREAD = osThreadId();
 
-let cache: { channel: string; images: ImageCache } | null = null;
+let cache: { channel: string; images: ImageCache; store: ImageStore | null } | null = null;
 
-/** This worker's cache of prepared images for the run the task belongs to. */
-function cacheFor(channel: string, kept: SharedArrayBuffer): ImageCache {
-  if (cache?.channel !== channel) cache = { channel, images: new ImageCache(channel, undefined, kept) };
-  return cache.images;
+/** This worker's cache of prepared images for the run the task belongs to, and the persistent one. */
+function cacheFor(task: ConvertTask): { images: ImageCache; store: ImageStore | null } {
+  if (cache?.channel !== task.cacheChannel) {
+    cache?.store?.close();
+    cache = { channel: task.cacheChannel, images: new ImageCache(task.cacheChannel, undefined, task.keptImages), store: task.store === null ? null : new ImageStore(task.store) };
+  }
+  return cache;
 }
 
 /** A copy of the row whose image bytes no longer point into the task's shared IPC buffer. */
@@ -67,8 +71,18 @@ export default async function convertBatch(task: ConvertTask): Promise<ConvertRe
   const train: ConversationalRow[] = [];
   const test: ConversationalRow[] = [];
   const rejects: RejectedRow[] = [];
-  const stats = { imagesKept: 0, imagesReencoded: 0, imagesReused: 0, imageMs: 0, formatMs: 0, imageBytesIn: 0, thread: null as BatchStats['thread'] };
-  const images = cacheFor(task.cacheChannel, task.keptImages);
+  const stats = {
+    imagesKept: 0,
+    imagesReencoded: 0,
+    imagesReused: 0,
+    imagesFromCache: 0,
+    imagesValidated: 0,
+    imageMs: 0,
+    formatMs: 0,
+    imageBytesIn: 0,
+    thread: null as BatchStats['thread'],
+  };
+  const { images, store } = cacheFor(task);
   const imageKeys: string[] = [];
 
   for (const [offset, given] of source.entries()) {
@@ -99,11 +113,16 @@ export default async function convertBatch(task: ConvertTask): Promise<ConvertRe
     const key = imageKey(row.image.bytes);
     imageKeys.push(key);
     let image = images.get(key, row.image.bytes);
-    if (image === undefined) {
-      image = await prepareImage(row.image.bytes, task.image);
+    if (image !== undefined) stats.imagesReused++;
+    else {
+      image = store?.get(key, row.image.bytes);
+      if (image !== undefined) stats.imagesFromCache++;
+      else {
+        image = await prepareImage(row.image.bytes, task.image);
+        stats.imagesValidated++;
+        store?.set(key, image);
+      }
       images.set(key, image);
-    } else {
-      stats.imagesReused++;
     }
     stats.imageMs += performance.now() - started;
     if (!image.ok) {

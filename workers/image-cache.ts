@@ -2,9 +2,13 @@ import { createHash } from 'node:crypto';
 import { BroadcastChannel } from 'node:worker_threads';
 import type { PreparedImage } from './prepare-image.js';
 
-/** Key of an image: the SHA-1 of its bytes. Identical bytes always give the identical prepared image. */
+/**
+ * Key of an image: the SHA-256 of its bytes (base64). Identical bytes always give the identical prepared image; the
+ * hash must resist collisions, as a verdict kept across runs (see image-store) would let any image with the same key
+ * through unchecked.
+ */
 export function imageKey(bytes: Uint8Array): string {
-  return createHash('sha1').update(bytes).digest('base64');
+  return createHash('sha256').update(bytes).digest('base64');
 }
 
 /**
@@ -25,11 +29,11 @@ const WORDS = 4;
 /**
  * A table of the images found whole and kept as they are, in memory all workers share, so that each sees at once
  * what another found (a BroadcastChannel message waits for the receiver's event loop, which a busy worker does not
- * visit). Keys are 128 bits of the image's SHA-1, in open addressing; an entry is claimed with a compare-and-swap,
+ * visit). Keys are 128 bits of the image's SHA-256, in open addressing; an entry is claimed with a compare-and-swap,
  * filled, then published. Only this one verdict lives here, because it needs no data: the bytes are the input's own.
  * Slot 0 holds the count. When the table is 70% full it takes no more: sharing then goes on by messages alone.
  */
-class KeptTable {
+export class KeptTable {
   readonly #table: Int32Array;
   readonly #mask: number;
 
@@ -38,7 +42,7 @@ class KeptTable {
     this.#mask = this.#table.length / WORDS - 1;
   }
 
-  /** The table for a run of `rows` rows: a power of two of slots, twice the rows, between 2^10 and 2^22 (64 MB). */
+  /** The table for `rows` keys: a power of two of slots, twice the keys, between 2^10 and 2^22 (64 MB). */
   static buffer(rows: number): SharedArrayBuffer {
     const slots = 2 ** Math.min(22, Math.max(10, Math.ceil(Math.log2(2 * rows + 1))));
     return new SharedArrayBuffer(slots * WORDS * 4);
@@ -74,7 +78,7 @@ class KeptTable {
 }
 
 /** 128 bits of an image key as table words, the first never 0 (empty) nor BUSY; null for a key too short. */
-function keyWords(key: string): Int32Array | null {
+export function keyWords(key: string): Int32Array | null {
   const digest = Buffer.from(key, 'base64');
   if (digest.byteLength < WORDS * 4) return null;
   const words = new Int32Array(WORDS);

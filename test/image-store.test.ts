@@ -1,0 +1,109 @@
+import assert from 'node:assert/strict';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { before, describe, it } from 'node:test';
+import { convert } from '../src/convert.js';
+import type { ConvertReport } from '../src/convert-report.js';
+import { imageStoreInfo } from '../src/image-store-dir.js';
+import { addRejectedRows, assertSameFiles, filesOf, runCli, sampleDir, tempDir } from './fixtures.js';
+
+/** Every file under `dir`, relative, with the ones whose names end with `ending`. */
+async function filesIn(dir: string, ending: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => []);
+  return entries.filter((entry) => entry.isFile() && entry.name.endsWith(ending)).map((entry) => path.join(entry.parentPath, entry.name));
+}
+
+describe('the cache of image work', () => {
+  let input: string;
+  let dir: string;
+
+  before(async () => {
+    input = await sampleDir(200, { files: 2 });
+    await addRejectedRows(input);
+    dir = await tempDir();
+  });
+
+  /** Converts with a cache of its own in `cache`; resolves with the report. */
+  function run(output: string, cache: string, options: Record<string, unknown> = {}): Promise<ConvertReport> {
+    return convert({ input: [input], output: path.join(dir, output), cacheDir: cache, numProc: 2, maxRejectFraction: 1, ...options });
+  }
+
+  it('makes a re-run decode no image, whatever the seed, test size, batch size or worker count; the output is the same', async () => {
+    const cache = await tempDir();
+    const first = await run('first', cache);
+    assert.equal(first.images.fromCache, 0);
+    assert.ok(first.images.validated > 150, `decoded ${first.images.validated}`);
+    const again = await run('again', cache);
+    assert.equal(again.images.validated, 0);
+    assert.equal(again.images.fromCache + again.images.reused, first.images.validated + first.images.reused);
+    assertSameFiles(await filesOf(path.join(dir, 'again')), await filesOf(path.join(dir, 'first')), 'a re-run');
+    const other = await run('other', cache, { seed: 9, testSize: 0.2, writerBatchSize: 17, numProc: 1 });
+    assert.equal(other.images.validated, 0);
+    assert.deepEqual(other.rejected.byCode, first.rejected.byCode, 'rejects come from the cache too');
+  });
+
+  it('re-encodes once for --images jpeg, then never again, to the same bytes', async () => {
+    const cache = await tempDir();
+    await run('keep', cache);
+    const jpeg = await run('jpeg', cache, { images: 'jpeg', quality: 80 });
+    assert.ok(jpeg.images.validated > 150, 'another image policy starts afresh');
+    assert.ok(jpeg.images.reencoded > 150);
+    const again = await run('jpeg-again', cache, { images: 'jpeg', quality: 80 });
+    assert.equal(again.images.validated, 0);
+    assert.equal(again.images.reencoded, jpeg.images.reencoded);
+    assertSameFiles(await filesOf(path.join(dir, 'jpeg-again')), await filesOf(path.join(dir, 'jpeg')), 'jpeg from the cache');
+    const info = await imageStoreInfo(cache);
+    assert.ok(info.reencoded > 150 && info.rejected > 0 && info.verdicts > 150, JSON.stringify(info));
+  });
+
+  it('never trusts a damaged entry: it is redone, and the output is as without the cache', async () => {
+    const cache = await tempDir();
+    await run('jpeg-1', cache, { images: 'jpeg', quality: 70 });
+    const [blob] = await filesIn(cache, '.bin');
+    assert.ok(blob !== undefined);
+    const bytes = await readFile(blob);
+    bytes[bytes.length - 10] = (bytes[bytes.length - 10] ?? 0) ^ 0xff;
+    await writeFile(blob, bytes);
+    const damaged = await run('jpeg-2', cache, { images: 'jpeg', quality: 70 });
+    assert.equal(damaged.images.validated, 1, 'the damaged image was re-encoded again');
+    assertSameFiles(await filesOf(path.join(dir, 'jpeg-2')), await filesOf(path.join(dir, 'jpeg-1')), 'after a damaged entry');
+
+    // A verdict line changed: its image is decoded again; the others are still used.
+    await run('keep-1', cache);
+    const [log] = await filesIn(path.join(cache, 'verdicts'), '.log');
+    assert.ok(log !== undefined);
+    const lines = (await readFile(log, 'utf8')).split('\n');
+    lines[0] = `${lines[0]?.slice(0, 30) ?? ''}X${lines[0]?.slice(31) ?? ''}`;
+    await writeFile(log, lines.join('\n'));
+    const changed = await run('keep-2', cache);
+    assert.equal(changed.images.validated, 1);
+    assertSameFiles(await filesOf(path.join(dir, 'keep-2')), await filesOf(path.join(dir, 'keep-1')), 'after a changed verdict');
+  });
+
+  it('is shared safely by runs at the same time, kept within --cache-size, and left alone with --no-cache', async () => {
+    const cache = await tempDir();
+    const reference = await filesOf(path.join(dir, 'first'));
+    const env = { RLAIF_V_CACHE: cache };
+    const outputs = [0, 1, 2].map((index) => path.join(dir, `together-${index}`));
+    const results = await Promise.all(outputs.map((output) => runCli(['convert', '-i', input, '-o', output, '--num-proc', '1', '--max-reject-fraction', '1', '--quiet'], { env })));
+    for (const [index, result] of results.entries()) {
+      assert.equal(result.code, 0, result.stderr);
+      assertSameFiles(await filesOf(outputs[index] ?? ''), reference, `run ${index} of three at once`);
+    }
+    const none = await tempDir();
+    const off = await runCli(['convert', '-i', input, '-o', path.join(dir, 'off'), '--no-cache', '--max-reject-fraction', '1', '--json'], { env: { RLAIF_V_CACHE: none } });
+    assert.equal(off.code, 0, off.stderr);
+    assert.equal((JSON.parse(off.stdout) as ConvertReport).images.fromCache, 0);
+    assert.deepEqual(await readdir(none), [], '--no-cache writes nothing');
+    // Bounded: the re-encoded images do not all fit in 100 KB; the least recently used go.
+    await run('small', cache, { images: 'png', cacheSize: '100KB' });
+    const info = await imageStoreInfo(cache);
+    assert.ok(info.bytes <= 100_000, `the cache holds ${info.bytes} bytes`);
+    const shown = await runCli(['cache', 'info'], { env });
+    assert.match(shown.stdout, new RegExp(`${cache.replace(/[/.]/g, '\\$&')}: [\\d.]+ KiB; [\\d,]+ image\\(s\\) found whole and kept, [\\d,]+ re-encoded, [\\d,]+ rejected`));
+    const cleared = await runCli(['cache', 'clear'], { env });
+    assert.equal(cleared.code, 0);
+    assert.deepEqual(await readdir(cache), []);
+    assert.ok((await stat(cache)).isDirectory());
+  });
+});
