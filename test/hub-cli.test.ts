@@ -106,6 +106,21 @@ describe('rlaif-v convert --dataset --push-to-hub', () => {
     ]);
   });
 
+  it('converts a converted dataset on the Hub (trl-lib/rlaif-v\'s format) again: the same rows, split anew', async () => {
+    const env = { HF_ENDPOINT: hub.url, HF_HOME: await tempDir('rlaif-v-hf-home-') };
+    const first = path.join(await tempDir(), 'first');
+    assert.equal((await runCli(['convert', '-i', source, '-o', first, '--quiet'])).code, 0);
+    const shards = (await files(first)).filter((name) => name.endsWith('.parquet'));
+    await hub.createDataset('me/converted', [...shards, 'README.md'].map((name) => ({ path: name, file: path.join(first, name) })));
+    const again = path.join(await tempDir(), 'again');
+    const result = await runCli(['convert', '--dataset', 'me/converted', '-o', again, '--seed', '5', '--test-size', '12', '--json'], { env });
+    assert.equal(result.code, 0, result.stderr);
+    const report = JSON.parse(result.stdout) as { input: { rows: number }; output: { splits: { train: { rows: number }; test: { rows: number } } } };
+    assert.deepEqual([report.input.rows, report.output.splits.train.rows, report.output.splits.test.rows], [120, 108, 12]);
+    const verified = await runCli(['verify', again, '--quiet']);
+    assert.equal(verified.code, 0, verified.stderr);
+  });
+
   it('with --push-to-hub and no token, fails before any work and says how to log in', async () => {
     const out = path.join(await tempDir(), 'out');
     const mark = hub.requests.length;
