@@ -34,7 +34,7 @@ export function withConvertFlags<T>(y: Argv<T>) {
     .option('test-size', { requiresArg: true, default: String(DEFAULTS.testSize), coerce: testSize, describe: 'Test split: a fraction below 1 with a decimal point (rows = ceil(n × F)), or whole digits for a number of rows' })
     .option('seed', { requiresArg: true, default: DEFAULTS.seed, coerce: wholeNumber('--seed', 0, 0xffffffff), describe: 'Seed of the train/test split, 0 to 4294967295' })
     .option('images', { requiresArg: true, choices: ['keep', 'jpeg', 'png', 'webp'], default: DEFAULTS.images, coerce: text('--images'), describe: 'keep: pass normal images through unchanged; or re-encode every image' })
-    .option('quality', { requiresArg: true, default: DEFAULTS.quality, coerce: wholeNumber('--quality', 1, 100), describe: 'JPEG/WebP quality, 1 to 100, when re-encoding with --images jpeg|webp' })
+    .option('quality', { requiresArg: true, coerce: wholeNumber('--quality', 1, 100), describe: `JPEG/WebP quality, 1 to 100, with --images jpeg|webp (default ${DEFAULTS.quality})` })
     .option('max-side', { requiresArg: true, coerce: wholeNumber('--max-side', 1), describe: 'Shrink images whose longest side is larger (pixels)' })
     .option('max-pixels', { requiresArg: true, default: DEFAULTS.maxPixels, coerce: wholeNumber('--max-pixels', 1), describe: 'Refuse larger images before decoding (bomb guard)' })
     .option('max-shard-size', { requiresArg: true, default: DEFAULTS.maxShardSize, coerce: text('--max-shard-size'), describe: 'Largest uncompressed shard, as datasets counts it' })

@@ -18,7 +18,8 @@ import { resolveDataset } from './download-dataset.js';
 import { DEFAULTS } from './convert-options.js';
 import { checkOutputDir } from './output-dir.js';
 import { fileURLToPath } from 'node:url';
-import { OptionError, RlaifError } from './errors.js';
+import { InputError, OptionError, RlaifError } from './errors.js';
+import { stat } from 'node:fs/promises';
 import { makeSample, SAMPLE_DEFAULTS } from './make-sample.js';
 import { ProgressRenderer, summarize } from './render-progress.js';
 import { formatBytes } from './inspect-input.js';
@@ -35,7 +36,9 @@ const EXIT_USAGE = 2;
  * say nothing of JavaScript types.
  */
 function asFlags(message: string): string {
+  const flag = (name: string): string => `--${name.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`)}`;
   return message
+    .replace(/^([a-z][A-Za-z]*) applies to ([a-z][A-Za-z]*)\b/, (_match, name: string, other: string) => `${flag(name)} applies to ${flag(other)}`)
     .replace(/\bfor ([a-z]+[A-Z]\w*|[a-z]+) but received/, (_match, name: string) => {
       return `for --${name.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`)} but received`;
     })
@@ -45,7 +48,17 @@ function asFlags(message: string): string {
 /** The staging directory of the conversion under way, if any: what an interrupted run may leave to be taken up. */
 let convertStaging: string | null = null;
 
+/** The progress line being drawn, if any: taken away before a message is written, so the message starts its own line. */
+let activeRenderer: ProgressRenderer | null = null;
+
+function progressRenderer(quiet: boolean): ProgressRenderer | null {
+  activeRenderer?.close();
+  activeRenderer = quiet ? null : new ProgressRenderer({ stream: process.stderr });
+  return activeRenderer;
+}
+
 function fail(error: unknown): never {
+  activeRenderer?.close();
   if (error instanceof RlaifError) {
     process.stderr.write(`rlaif-v: ${error.code === 'ERR_INVALID_OPTION' ? asFlags(error.message) : error.message}\n`);
     process.exit(error.exitCode);
@@ -56,9 +69,9 @@ function fail(error: unknown): never {
     const kept = convertStaging !== null && existsSync(path.join(convertStaging, CHECKPOINT_FILE));
     process.stderr.write(
       kept
-        ? `\nrlaif-v: ${stopped}. The work done up to the last checkpoint is kept in ${convertStaging}: run the same command ` +
+        ? `rlaif-v: ${stopped}. The work done up to the last checkpoint is kept in ${convertStaging}: run the same command ` +
             'again to take it up from there (--no-resume to start over).\n'
-        : `\nrlaif-v: ${stopped}. Nothing half-written is left behind; ` +
+        : `rlaif-v: ${stopped}. Nothing half-written is left behind; ` +
             'run the same command again (downloads resume from the cache, a push where it stopped).\n',
     );
     // The shell's convention: 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM).
@@ -70,7 +83,7 @@ function fail(error: unknown): never {
 
 /** Uploads a dataset directory, drawing progress; resolves with the report. */
 async function runPush(dir: string, repoId: string, isPrivate: boolean, settings: HubSettings, quiet: boolean, signal: AbortSignal): Promise<PushReport> {
-  const renderer = quiet ? null : new ProgressRenderer({ stream: process.stderr });
+  const renderer = progressRenderer(quiet);
   let report: PushReport | undefined;
   for await (const event of pushIter({ dir, repoId, private: isPrivate, settings, signal })) {
     renderer?.render(event);
@@ -114,7 +127,7 @@ async function runConvert(argv: {
   testSize: number;
   seed: number;
   images: string;
-  quality: number;
+  quality: number | undefined;
   maxSide: number | undefined;
   maxPixels: number;
   maxShardSize: string;
@@ -140,13 +153,14 @@ async function runConvert(argv: {
   // Local input without a push never touches the Hub, nor reads its token.
   const settings = local && !argv.pushToHub ? undefined : await hubSettings({ token: argv.token });
   // A push at the end needs a token the Hub accepts: find out now, not after hours of conversion.
-  const renderer = argv.quiet ? null : new ProgressRenderer({ stream: process.stderr });
+  const renderer = progressRenderer(argv.quiet);
   if (argv.pushToHub && settings !== undefined) {
     await checkPushAccess(settings, argv.repoId, { signal: controller.signal, onRetry: (retry) => renderer?.render({ type: 'retry', retry }) });
   }
   let report: ConvertReport | undefined;
   for await (const event of convertIter({
-    ...(local ? { input: argv.input } : { dataset: argv.dataset, revision: argv.revision }),
+    // --revision with --input is passed on, for the library to refuse: it would do nothing.
+    ...(local ? { input: argv.input, ...(argv.revision === undefined ? {} : { revision: argv.revision }) } : { dataset: argv.dataset, revision: argv.revision }),
     ...(settings === undefined ? {} : { hub: settings }),
     output: argv.output,
     numProc: argv.numProc,
@@ -154,7 +168,7 @@ async function runConvert(argv: {
     testSize: argv.testSize,
     seed: argv.seed,
     images: argv.images as ImageMode,
-    quality: argv.quality,
+    ...(argv.quality === undefined ? {} : { quality: argv.quality }),
     maxSide: argv.maxSide ?? null,
     maxPixels: argv.maxPixels,
     maxShardSize: argv.maxShardSize,
@@ -317,7 +331,7 @@ async function runFinalize(argv: {
 }): Promise<void> {
   const controller = interruptible();
   const settings = argv.pushToHub ? await hubSettings({ token: argv.token }) : undefined;
-  const renderer = argv.quiet ? null : new ProgressRenderer({ stream: process.stderr });
+  const renderer = progressRenderer(argv.quiet);
   if (settings !== undefined) {
     await checkPushAccess(settings, argv.repoId, { signal: controller.signal, onRetry: (retry) => renderer?.render({ type: 'retry', retry }) });
   }
@@ -411,7 +425,7 @@ await yargs(hideBin(process.argv))
         .option('json', { type: 'boolean', default: false, describe: 'Print the findings as JSON on stdout' })
         .example('$0 verify rlaif-v', 'Exit 0 when all holds, 1 naming each problem and where'),
     async (argv) => {
-      const renderer = argv.quiet ? null : new ProgressRenderer({ stream: process.stderr });
+      const renderer = progressRenderer(argv.quiet);
       let report: VerifyReport | undefined;
       for await (const event of verifyIter({ dir: argv.dir, ...(argv.numProc === undefined ? {} : { numProc: argv.numProc }), signal: interruptible().signal })) {
         renderer?.render(event);
@@ -471,6 +485,9 @@ await yargs(hideBin(process.argv))
         .option('json', { type: 'boolean', default: false, describe: 'Print the push report as JSON on stdout' })
         .example('$0 push rlaif-v --repo-id me/rlaif-v', 'Upload data/*.parquet, then README.md'),
     async (argv) => {
+      if ((await stat(argv.dir).catch(() => null))?.isDirectory() !== true) {
+        throw new InputError('ERR_INPUT_MISSING', `${argv.dir}: no such directory. Give the output directory of rlaif-v convert (or finalize).`, { file: argv.dir });
+      }
       const settings = await hubSettings({ token: argv.token });
       const report = await runPush(argv.dir, argv.repoId, argv.private, settings, argv.quiet, interruptible().signal);
       if (argv.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
@@ -490,7 +507,9 @@ await yargs(hideBin(process.argv))
         .option('overwrite', { type: 'boolean', default: false, describe: 'Replace existing sample files' })
         .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'No summary on stderr' }),
     async (argv) => {
+      const renderer = progressRenderer(argv.quiet);
       const report = await makeSample({
+        onProgress: (done, total) => renderer?.sample(done, total),
         rows: argv.rows,
         output: argv.output,
         seed: argv.seed,

@@ -190,6 +190,10 @@ export function resolveConvertOptions(options: ConvertOptions): ResolvedConvertO
   if (!IMAGE_MODES.includes(mode)) throw invalidOption('images', `one of ${IMAGE_MODES.join(', ')}`, mode);
   const quality = options.quality ?? DEFAULTS.quality;
   if (positiveInteger(quality, 'quality') > 100) throw invalidOption('quality', 'an integer from 1 to 100', quality);
+  // An option that would do nothing is a mistake to say, not to pass over: keep and png have no quality to set.
+  if (options.quality !== undefined && mode !== 'jpeg' && mode !== 'webp') {
+    throw new OptionError(`quality applies to images jpeg and webp (the encoders that take one), not to ${mode}`);
+  }
   const testSize = options.testSize ?? DEFAULTS.testSize;
   if (typeof testSize !== 'number' || !Number.isFinite(testSize) || testSize < 0 || (testSize >= 1 && !Number.isInteger(testSize))) {
     throw invalidOption('testSize', 'a fraction in [0, 1) or a whole number of rows', testSize);

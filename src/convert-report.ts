@@ -47,10 +47,12 @@ export interface ConvertReport {
    */
   resume?: { resumed: true; rowsReused: number } | { resumed: false; reason: string };
   /**
-   * Images kept byte for byte and re-encoded (counted per row), distinct images, rows whose image was reused (prepared
-   * earlier in the run), images decoded in this run (`validated`) and taken from the cache of earlier runs (`fromCache`).
+   * Images kept byte for byte and re-encoded (counted per row); distinct images, and rows whose image has the bytes of
+   * an earlier row's (`repeated`: rows with an image less `distinct`); images decoded in this run (`validated`) and
+   * taken from the cache of earlier runs (`fromCache`), which depend on what the cache held and, a little, on which
+   * worker got to a repeated image first.
    */
-  images: { kept: number; reencoded: number; distinct: number; reused: number; validated: number; fromCache: number; bytesIn: number };
+  images: { kept: number; reencoded: number; distinct: number; repeated: number; validated: number; fromCache: number; bytesIn: number };
   /** Wall-clock seconds of each stage; `images` and `format` add up the workers' time. */
   seconds: { plan: number; convert: number; read: number; images: number; format: number; write: number; total: number };
   /**
@@ -120,5 +122,6 @@ export type ConvertEvent =
    */
   | { type: 'resume'; resumed: true; staging: string; rowsReused: number }
   | { type: 'resume'; resumed: false; staging: string; reason: string }
-  | { type: 'progress'; stage: 'convert' | 'write'; done: number; total: number }
+  /** Rows done; `bytes`, the input's bytes (uncompressed) those rows hold, where the stage knows them. */
+  | { type: 'progress'; stage: 'convert' | 'write'; done: number; total: number; bytes?: { done: number; total: number } }
   | { type: 'done'; report: ConvertReport };

@@ -25,7 +25,7 @@ import { runFingerprint } from './run-fingerprint.js';
 import { liveHolder, makeDirectory, openStaging, publishOutput, stagingDir } from './output-dir.js';
 import { missingFile, partDir, partsDir, readPartManifest, writePartManifest, type PartManifest } from './part-manifest.js';
 import { clearStaging, CHECKPOINT_FILE, findCheckpoint, RecentRows, rowsToRead, writeCheckpoint, type Checkpoint } from './checkpoint.js';
-import { planUnits } from './plan-units.js';
+import { bytesBefore, planUnits } from './plan-units.js';
 import { LOGICAL_COLUMNS } from './source-layout.js';
 import { outputArrowSchemaValue } from './output-schema.js';
 import { SplitWriters } from './split-writers.js';
@@ -81,7 +81,9 @@ function splitWriter(name: SplitName, rows: number, plan: InputPlan, options: Re
 
 /** What the conversion counts as it goes, for the report. */
 class Tally {
-  readonly images = { kept: 0, reencoded: 0, distinct: 0, reused: 0, validated: 0, fromCache: 0, bytesIn: 0 };
+  readonly images = { kept: 0, reencoded: 0, distinct: 0, repeated: 0, validated: 0, fromCache: 0, bytesIn: 0 };
+  /** Rows with image bytes. */
+  #withImage = 0;
   readonly workerSeconds = { images: 0, format: 0 };
   /** Each worker thread's CPU seconds, by kernel thread id, as its last result said. */
   readonly workerThreads = new Map<number, number>();
@@ -93,11 +95,12 @@ class Tally {
   add(result: ConvertResult): void {
     this.images.kept += result.stats.imagesKept;
     this.images.reencoded += result.stats.imagesReencoded;
-    this.images.reused += result.stats.imagesReused;
     this.images.validated += result.stats.imagesValidated;
     this.images.fromCache += result.stats.imagesFromCache;
     for (const key of result.imageKeys) this.#distinct.add(key);
+    this.#withImage += result.imageKeys.length;
     this.images.distinct = this.#distinct.size;
+    this.images.repeated = this.#withImage - this.#distinct.size;
     this.images.bytesIn += result.stats.imageBytesIn;
     this.workerSeconds.images += result.stats.imageMs / 1000;
     this.workerSeconds.format += result.stats.formatMs / 1000;
@@ -297,7 +300,15 @@ async function* convertRows(run: Run): AsyncGenerator<ConvertEvent> {
       await checkpoint(position);
     }
   };
-  const progress = (): ConvertEvent => ({ type: 'progress', stage: 'convert', done: position - firstRow, total: endRow - firstRow });
+  const bytesAt = bytesBefore(plan);
+  const bytes = { first: bytesAt(firstRow), total: bytesAt(endRow) - bytesAt(firstRow) };
+  const progress = (): ConvertEvent => ({
+    type: 'progress',
+    stage: 'convert',
+    done: position - firstRow,
+    total: endRow - firstRow,
+    bytes: { done: bytesAt(position) - bytes.first, total: bytes.total },
+  });
 
   const batches = readBatches(plan, options.writerBatchSize, { ranges, cuts: unitEnds });
   for (;;) {

@@ -155,12 +155,12 @@ function finalReport(
     input: first.input,
     output: { dir: output, rows: rowsOut, bytes: bytesOut, splits },
     rejected: { rows: rejected, fraction, byCode: Object.fromEntries(Object.entries(byCode).sort(([a], [b]) => a.localeCompare(b))), file: rejected > 0 ? REJECTS_FILE : null },
-    // Distinct images are counted per part: an image in two parts counts twice.
+    // Distinct images are counted per part: an image in two parts counts twice (and is not counted as repeated).
     images: {
       kept: sum(reports.map((report) => report.images.kept)),
       reencoded: sum(reports.map((report) => report.images.reencoded)),
       distinct: sum(reports.map((report) => report.images.distinct)),
-      reused: sum(reports.map((report) => report.images.reused)),
+      repeated: sum(reports.map((report) => report.images.repeated)),
       validated: sum(reports.map((report) => report.images.validated ?? 0)),
       fromCache: sum(reports.map((report) => report.images.fromCache ?? 0)),
       bytesIn: sum(reports.map((report) => report.images.bytesIn)),

@@ -26,6 +26,8 @@ export interface SampleOptions {
   /** Replace existing sample files. Default false. */
   overwrite?: boolean;
   /** Stops the run; the file being written is removed (files already finished stay). */
+  /** Hears rows written and rows in all, as the sample is written (every 64 rows, and at the end of each file). */
+  onProgress?: (done: number, total: number) => void;
   signal?: AbortSignal;
 }
 
@@ -176,7 +178,7 @@ async function encodeImage(drawn: DrawnImage): Promise<Uint8Array> {
 /** What `makeSample` does when an option is not given. */
 export const SAMPLE_DEFAULTS = { seed: 42, files: 1, imageSide: 640 };
 
-function checkOptions(options: SampleOptions): Required<Omit<SampleOptions, 'rowGroupSize' | 'signal'>> & { rowGroupSize: number | null } {
+function checkOptions(options: SampleOptions): Required<Omit<SampleOptions, 'rowGroupSize' | 'signal' | 'onProgress'>> & { rowGroupSize: number | null } {
   const integer = (value: unknown, name: string, min: number): number => {
     if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
       throw invalidOption(name, min === 0 ? 'non-negative integer' : 'positive integer', value);
@@ -238,7 +240,7 @@ export async function makeSample(options: SampleOptions): Promise<SampleReport> 
       () => false,
     );
     if (exists && !resolved.overwrite) {
-      throw new OutputError('ERR_OUTPUT_EXISTS', `${target} already exists. Pass --overwrite to replace it.`);
+      throw new OutputError('ERR_OUTPUT_EXISTS', `${target} already exists. Replace it with the overwrite option (--overwrite), or choose another output.`);
     }
     await rm(target, { force: true });
     const rowsInFile = Math.min(perFile, resolved.rows - row);
@@ -272,11 +274,13 @@ export async function makeSample(options: SampleOptions): Promise<SampleReport> 
         if (pending.length === 64) {
           options.signal?.throwIfAborted();
           await writeRows(sink, pending);
+          options.onProgress?.(row + 1, resolved.rows);
           pending = [];
         }
       }
       options.signal?.throwIfAborted();
       if (pending.length > 0) await writeRows(sink, pending);
+      options.onProgress?.(row, resolved.rows);
       await sink.close();
     } catch (error) {
       await sink.abort();

@@ -104,13 +104,13 @@ export async function checkOutputDir(output: string, options: { overwrite: boole
   }
   if (info === null) return absolute;
   if (!options.overwrite) {
-    throw new OutputError('ERR_OUTPUT_EXISTS', `${absolute} already exists. Pass --overwrite to replace it, or choose another --output.`);
+    throw new OutputError('ERR_OUTPUT_EXISTS', `${absolute} already exists. Replace it with the overwrite option (--overwrite), or choose another output.`);
   }
   if ((await readdir(absolute)).length > 0 && !(await isOurOutput(absolute))) {
     throw new OutputError(
       'ERR_OUTPUT_NOT_OURS',
-      `${absolute} holds files that are not an output of rlaif-v (it has no report.json written by this tool), so --overwrite ` +
-        'will not replace it. Remove it yourself if it is no longer needed, or choose another --output.',
+      `${absolute} holds files that are not an output of rlaif-v (it has no report.json written by this tool), so the overwrite ` +
+        'option will not replace it. Remove it yourself if it is no longer needed, or choose another output.',
     );
   }
   return absolute;

@@ -106,3 +106,35 @@ export function partRange(plan: InputPlan, count: number, index: number): PartRa
   const rows = units.slice(start, end).reduce((sum, unit) => sum + unit.rows, 0);
   return { index, count, firstRow: first, endRow: first + rows };
 }
+
+/**
+ * The uncompressed bytes of the input before each row, from its row groups' sizes (each row of a group taken as an
+ * even share): what progress is measured in, since rows differ in size from file to file.
+ */
+export function bytesBefore(plan: InputPlan): (row: number) => number {
+  const starts: number[] = [];
+  const before: number[] = [];
+  const perRow: number[] = [];
+  let bytes = 0;
+  for (const file of plan.files) {
+    let row = file.firstRow;
+    for (const group of file.rowGroups) {
+      starts.push(row);
+      before.push(bytes);
+      perRow.push(group.rows === 0 ? 0 : group.bytes / group.rows);
+      row += group.rows;
+      bytes += group.bytes;
+    }
+  }
+  return (row) => {
+    let low = 0;
+    let high = starts.length - 1;
+    if (high < 0) return 0;
+    while (low < high) {
+      const middle = (low + high + 1) >> 1;
+      if ((starts[middle] ?? 0) <= row) low = middle;
+      else high = middle - 1;
+    }
+    return Math.round((before[low] ?? 0) + (row - (starts[low] ?? 0)) * (perRow[low] ?? 0));
+  };
+}

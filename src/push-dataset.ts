@@ -128,9 +128,10 @@ export async function* pushIter(options: PushOptions): AsyncGenerator<PushEvent,
   if (!Number.isSafeInteger(filesPerCommit) || filesPerCommit < 1 || filesPerCommit > 99) {
     throw invalidOption('filesPerCommit', 'an integer from 1 to 99 (the Hub takes fewer than 100 files a commit)', filesPerCommit);
   }
+  // What is to be pushed is looked at first: a directory that is not there is the first thing to say.
+  const { data, card } = await localFiles(options.dir);
   refuseOffline(settings, repoId);
   const accessToken = requireToken(settings, `Pushing to ${repoId}`);
-  const { data, card } = await localFiles(options.dir);
   /** Retries, told as they happen while a request is awaited. */
   const retries = new EventQueue<PushEvent>();
   const fetch = retryFetch(settings.fetch, {

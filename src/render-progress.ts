@@ -17,41 +17,71 @@ export function formatDuration(totalSeconds: number): string {
 }
 
 export interface ProgressRendererOptions {
-  /** Where to draw: a terminal gets a live line, anything else one line per stage. */
+  /** Where to draw: a terminal gets a live line, anything else a plain line now and then. */
   stream: NodeJS.WriteStream;
-  /** Milliseconds between redraws of the live line. Default 100. */
+  /** Milliseconds between redraws of the live line. Default 200. */
   interval?: number;
+  /** Milliseconds between the plain progress lines written when the stream is not a terminal. Default 10 s. */
+  plainInterval?: number;
   now?: () => number;
+  /** Redraw the live line on a timer, so that it moves while no event comes. Default true on a terminal. */
+  ticking?: boolean;
 }
 
-/** The events drawn: a conversion's, and a push's. */
+/** The events drawn: a conversion's, a push's, and a verify's. */
 export type RenderedEvent = ConvertEvent | PushEvent | VerifyEvent;
 
 function count(value: number): string {
   return value.toLocaleString('en-US');
 }
 
+/** `text` cut to `width` characters, with an ellipsis where it was cut. */
+export function fitWidth(text: string, width: number): string {
+  if (width < 2 || text.length <= width) return text;
+  return `${text.slice(0, width - 1)}…`;
+}
+
+const STAGE_NAMES: Record<string, string> = { convert: 'Converting', write: 'Writing shards', upload: 'Uploading', verify: 'Verifying', sample: 'Writing the sample' };
+
+/** Where a stage stands: its last figures, and the first ones after it began to move (what rates are taken from). */
+interface StageState {
+  name: string;
+  unit: 'rows' | 'bytes';
+  done: number;
+  total: number;
+  /** Input bytes done and in all, when the stage says (a conversion's ETA is taken from them: rows differ in size). */
+  bytes: { done: number; total: number } | null;
+  started: number;
+  first: { at: number; done: number; bytes: number } | null;
+}
+
 /**
- * Draws convert and push events on a stream: a live line with rows (or bytes) done, rate and ETA per stage on a
- * terminal, and plain lines at stage changes elsewhere (so logs stay readable). Retries are always told, on a line
- * of their own.
+ * Draws convert, push and verify events on a stream. On a terminal: a live line with amounts done, rate and ETA per
+ * stage, never wider than the terminal (a line that wraps leaves a stale copy at every redraw), redrawn on a timer so
+ * that it moves from the start; messages go on lines of their own above it. Elsewhere (a log, Slurm, CI): a plain
+ * line when a stage starts and then every `plainInterval`. Retries are always told, on a line of their own.
  */
 export class ProgressRenderer {
   readonly #stream: NodeJS.WriteStream;
   readonly #interval: number;
+  readonly #plainInterval: number;
   readonly #now: () => number;
-  #stage = '';
-  #stageStarted = 0;
+  readonly #ticking: boolean;
+  #stage: StageState | null = null;
   #lastDraw = 0;
+  #lastPlain = 0;
   #live = false;
+  #timer: NodeJS.Timeout | null = null;
   #download: DownloadProgress | null = null;
   #downloadStarted = 0;
   #filesDone = -1;
 
   constructor(options: ProgressRendererOptions) {
     this.#stream = options.stream;
-    this.#interval = options.interval ?? 100;
+    this.#interval = options.interval ?? 200;
+    this.#plainInterval = options.plainInterval ?? 10_000;
     this.#now = options.now ?? (() => performance.now());
+    this.#ticking = (options.ticking ?? true) && this.#stream.isTTY === true;
   }
 
   render(event: RenderedEvent): void {
@@ -72,6 +102,8 @@ export class ProgressRenderer {
             : `Converting part ${event.part.index} of ${event.part.count} (0 to ${event.part.count - 1}): rows ${count(event.part.firstRow)} to ` +
                 `${count(event.part.endRow)} of ${count(event.rows)} from ${event.files} file(s), with ${event.workers} worker(s)`,
         );
+        // The live line is there at once, before the first batch comes back.
+        this.#progress('convert', 0, event.part === undefined ? event.rows : event.part.endRow - event.part.firstRow, 'rows', now, null);
         return;
       case 'duplicate-input':
         this.#line(`Warning: ${event.duplicate.path} is the same file as ${event.duplicate.sameAs}, given before: it is read once.`);
@@ -106,24 +138,37 @@ export class ProgressRenderer {
         return;
       case 'done':
       case 'pushed':
-        this.#clear();
+        this.close();
         return;
       case 'push-phase':
         this.#line(event.message);
         return;
       case 'progress':
-        this.#progress(event.stage, event.done, event.total, 'rows', now);
+        this.#progress(event.stage, event.done, event.total, 'rows', now, event.bytes ?? null);
         return;
       case 'push-progress':
-        this.#progress('upload', event.bytes, event.totalBytes, 'bytes', now);
+        this.#progress('upload', event.bytes, event.totalBytes, 'bytes', now, null);
         return;
     }
+  }
+
+  /** Takes the live line away and stops redrawing it: what is written next starts on a clean line. */
+  close(): void {
+    if (this.#timer !== null) clearInterval(this.#timer);
+    this.#timer = null;
+    this.#clear();
+  }
+
+  /** Where a generation of `total` rows stands (for `sample`, which has no events of its own). */
+  sample(done: number, total: number): void {
+    this.#progress('sample', done, total, 'rows', this.#now(), null);
+    if (done >= total) this.close();
   }
 
   #downloadEvent(progress: DownloadProgress, now: number): void {
     if (this.#download === null) this.#downloadStarted = now;
     this.#download = progress;
-    if (!this.#stream.isTTY) {
+    if (this.#stream.isTTY !== true) {
       if (progress.filesDone !== this.#filesDone && progress.filesDone > 0) {
         this.#line(`Downloaded ${progress.filesDone}/${progress.files} file(s), ${formatBytes(progress.bytes)} of ${formatBytes(progress.totalBytes)}`);
       }
@@ -132,7 +177,7 @@ export class ProgressRenderer {
     }
     this.#filesDone = progress.filesDone;
     // While rows are being converted, the download shows on the convert line instead.
-    if (this.#stage === 'convert') return;
+    if (this.#stage?.name === 'convert') return;
     if (now - this.#lastDraw < this.#interval) return;
     this.#lastDraw = now;
     this.#draw(`download ${this.#downloadText(now)}`);
@@ -151,31 +196,69 @@ export class ProgressRenderer {
     );
   }
 
-  #progress(stage: string, done: number, total: number, unit: 'rows' | 'bytes', now: number): void {
-    if (stage !== this.#stage) {
+  #progress(name: string, done: number, total: number, unit: 'rows' | 'bytes', now: number, bytes: { done: number; total: number } | null): void {
+    if (this.#stage?.name !== name) {
       this.#clear();
-      this.#stage = stage;
-      this.#stageStarted = now;
-      this.#lastDraw = 0;
-      if (!this.#stream.isTTY) this.#line(`${{ convert: 'Converting', write: 'Writing shards', upload: 'Uploading', verify: 'Verifying' }[stage] ?? stage}...`);
+      this.#stage = { name, unit, done, total, bytes, started: now, first: null };
+      // A new stage is drawn at once.
+      this.#lastDraw = Number.NEGATIVE_INFINITY;
+      if (this.#stream.isTTY !== true) {
+        this.#line(`${STAGE_NAMES[name] ?? name}: ${unit === 'rows' ? `${count(total)} rows` : formatBytes(total)}`);
+        this.#lastPlain = now;
+      }
+      if (this.#ticking && this.#timer === null) {
+        this.#timer = setInterval(() => this.#redraw(this.#now()), this.#interval);
+        this.#timer.unref();
+      }
     }
-    if (!this.#stream.isTTY) return;
+    const stage = this.#stage;
+    stage.done = done;
+    stage.total = total;
+    stage.bytes = bytes;
+    // Rates are taken from the first figures that moved, not from the stage's start: starting up is not the pace.
+    if (stage.first === null && done > 0) stage.first = { at: now, done, bytes: bytes?.done ?? 0 };
+    if (this.#stream.isTTY !== true) {
+      if (now - this.#lastPlain >= this.#plainInterval && done < total) {
+        this.#lastPlain = now;
+        this.#line(this.#stageText(now));
+      }
+      return;
+    }
     if (now - this.#lastDraw < this.#interval && done < total) return;
+    this.#redraw(now);
+  }
+
+  #redraw(now: number): void {
+    if (this.#stage === null) return;
     this.#lastDraw = now;
-    const elapsed = (now - this.#stageStarted) / 1000;
-    const rate = elapsed > 0 ? done / elapsed : 0;
-    const eta = rate > 0 ? (total - done) / rate : Number.POSITIVE_INFINITY;
+    this.#draw(this.#stageText(now));
+  }
+
+  /** `convert  45%  3,600/8,000 rows  960 rows/s  1m02s  ETA 4s`, the figures of the stage at `now`. */
+  #stageText(now: number): string {
+    const stage = this.#stage;
+    if (stage === null) return '';
+    const { name, done, total, unit, bytes, first } = stage;
     const percent = total > 0 ? Math.floor((done / total) * 100) : 100;
+    const since = first === null ? 0 : (now - first.at) / 1000;
+    const rate = since >= 1 && first !== null ? (done - first.done) / since : 0;
+    // The ETA from input bytes where the stage has them (rows differ in size), else from rows; none until a second of pace is known.
+    let eta = Number.POSITIVE_INFINITY;
+    if (since >= 1 && first !== null) {
+      const byteRate = bytes === null ? 0 : (bytes.done - first.bytes) / since;
+      eta = byteRate > 0 && bytes !== null ? (bytes.total - bytes.done) / byteRate : rate > 0 ? (total - done) / rate : eta;
+    }
+    if (done >= total) eta = 0;
     const amounts =
-      unit === 'rows'
-        ? `${count(done)}/${count(total)} rows  ${count(Math.round(rate))} rows/s`
-        : `${formatBytes(done)}/${formatBytes(total)}  ${formatBytes(rate)}/s`;
-    const downloading = stage === 'convert' && this.#download !== null && this.#download.filesDone < this.#download.files;
-    this.#draw(`${stage.padEnd(7)} ${String(percent).padStart(3)}%  ${amounts}  ETA ${formatDuration(eta)}${downloading ? `  | download ${this.#downloadText(now)}` : ''}`);
+      unit === 'rows' ? `${count(done)}/${count(total)} rows  ${first === null ? '--' : count(Math.round(rate))} rows/s` : `${formatBytes(done)}/${formatBytes(total)}  ${formatBytes(rate)}/s`;
+    const downloading = name === 'convert' && this.#download !== null && this.#download.filesDone < this.#download.files;
+    const elapsed = formatDuration((now - stage.started) / 1000);
+    return `${name.padEnd(7)} ${String(percent).padStart(3)}%  ${amounts}  ${elapsed}  ETA ${formatDuration(eta)}${downloading ? `  | download ${this.#downloadText(now)}` : ''}`;
   }
 
   #draw(text: string): void {
-    this.#stream.write(`\r\x1b[2K${text}`);
+    const width = this.#stream.columns ?? 80;
+    this.#stream.write(`\r\x1b[2K${fitWidth(text, width - 1)}`);
     this.#live = true;
   }
 
@@ -187,6 +270,7 @@ export class ProgressRenderer {
   #line(text: string): void {
     this.#clear();
     this.#stream.write(`${text}\n`);
+    if (this.#stage !== null && this.#stream.isTTY === true && this.#stage.done < this.#stage.total) this.#redraw(this.#now());
   }
 }
 
@@ -216,7 +300,7 @@ export function summarize(report: ConvertReport): string {
   const cached = report.images.fromCache ?? 0;
   lines.push(
     `Images: ${report.images.kept.toLocaleString('en-US')} kept as they were, ${report.images.reencoded.toLocaleString('en-US')} re-encoded; ` +
-      `${report.images.distinct.toLocaleString('en-US')} distinct, ${report.images.reused.toLocaleString('en-US')} rows reused an image already prepared` +
+      `${report.images.distinct.toLocaleString('en-US')} distinct, and ${report.images.repeated.toLocaleString('en-US')} rows whose image an earlier row has` +
       `${cached > 0 ? `; ${cached.toLocaleString('en-US')} found in the cache of earlier runs, ${(report.images.validated ?? 0).toLocaleString('en-US')} decoded` : ''}.`,
   );
   if (report.rejected.rows > 0) {

@@ -55,7 +55,7 @@ export interface VerifyReport {
   images: { checked: number; bad: number };
 }
 
-export type VerifyEvent = { type: 'progress'; stage: 'verify'; done: number; total: number } | { type: 'done'; report: VerifyReport };
+export type VerifyEvent = { type: 'progress'; stage: 'verify'; done: number; total: number; bytes?: undefined } | { type: 'done'; report: VerifyReport };
 
 const SHARD_NAME = /^(train|test)-(\d{5})-of-(\d{5})\.parquet$/;
 
