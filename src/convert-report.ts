@@ -3,6 +3,7 @@ import type { DuplicateInput } from './inspect-input.js';
 import type { Leftover } from './output-dir.js';
 import type { PartRange } from './plan-units.js';
 import type { ColumnMap } from './source-layout.js';
+import type { SourceCard } from './source-card.js';
 import type { DownloadEvent } from './download-dataset.js';
 import type { ThreadsCpu } from './measure-cpu.js';
 import type { WrittenShard } from './write-split.js';
@@ -36,6 +37,8 @@ export interface ConvertReport {
     files: { path: string; rows: number; bytes: number; rowGroups: number; footerSha256: string }[];
     /** Files given more than once, read only at their first place. */
     duplicates?: DuplicateInput[];
+    /** What the source's own dataset card says, which the output's card carries on; absent when none was found. */
+    card?: SourceCard;
     rows: number;
     bytes: number;
   };

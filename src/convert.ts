@@ -400,6 +400,7 @@ function report(run: Run, splits: Partial<Record<SplitName, SplitReport>>, bytes
         : { dataset: { repo: source.repo, revision: source.revision, commit: source.commit, filesDownloaded: source.files.filter((file) => !file.cached).length } }),
       files: plan.files.map((file) => ({ path: file.path, rows: file.rows, bytes: file.size, rowGroups: file.rowGroups.length, footerSha256: file.footerSha256 })),
       ...(plan.duplicates === undefined ? {} : { duplicates: plan.duplicates }),
+      ...(run.sourceCard === null ? {} : { card: run.sourceCard }),
       rows: plan.rows,
       bytes: plan.bytes,
     },

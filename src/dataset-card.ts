@@ -1,12 +1,20 @@
 import { outputYamlFeatures } from './output-schema.js';
 import { packageInfo } from './package-info.js';
 import type { ConvertReport } from './convert-report.js';
+import type { SourceCard } from './source-card.js';
 import type { ImageMode, ImagePolicy } from './types.js';
 
 export interface CardSplit {
   name: string;
   rows: number;
   numBytes: number;
+}
+
+/** What was converted: a Hub dataset at a commit, or local files; and what its own card says. */
+export interface CardSource {
+  dataset?: { repo: string; revision: string; commit: string };
+  files: { path: string; rows: number; footerSha256: string }[];
+  card: SourceCard | null;
 }
 
 export interface CardInfo {
@@ -19,33 +27,123 @@ export interface CardInfo {
   maxShardSize: number;
   rowsIn: number;
   rowsRejected: number;
+  source: CardSource;
+  /** What `load_dataset` is given to load it: the output directory (a push puts the repo id in its place). */
+  location: string;
+}
+
+/** The line of the card's snippet that names the dataset; a push rewrites it to the repo pushed to. */
+export function loadLine(location: string): string {
+  return `dataset = load_dataset(${JSON.stringify(location)})`;
+}
+
+/** The card with its `load_dataset` snippet naming `repoId` instead of the local directory: what a push uploads. */
+export function cardForRepo(card: string, repoId: string): string {
+  return card.replace(/^dataset = load_dataset\(.*\)$/m, loadLine(repoId));
+}
+
+const SPDX_NAMES: Record<string, [string, string]> = {
+  'cc-by-nc-4.0': ['CC BY-NC 4.0', 'https://creativecommons.org/licenses/by-nc/4.0/'],
+  'cc-by-4.0': ['CC BY 4.0', 'https://creativecommons.org/licenses/by/4.0/'],
+  'cc-by-sa-4.0': ['CC BY-SA 4.0', 'https://creativecommons.org/licenses/by-sa/4.0/'],
+  'apache-2.0': ['Apache 2.0', 'https://www.apache.org/licenses/LICENSE-2.0'],
+  mit: ['MIT', 'https://opensource.org/license/mit'],
+};
+
+/** The Hub's size category of a dataset of `rows` rows. */
+function sizeCategory(rows: number): string {
+  const bounds: [number, string][] = [
+    [1e3, 'n<1K'],
+    [1e4, '1K<n<10K'],
+    [1e5, '10K<n<100K'],
+    [1e6, '100K<n<1M'],
+    [1e7, '1M<n<10M'],
+  ];
+  return bounds.find(([bound]) => rows < bound)?.[1] ?? '10M<n<100M';
+}
+
+function sourceText(source: CardSource): { title: string; made: string } {
+  const dataset = source.dataset;
+  if (dataset !== undefined) {
+    return {
+      title: source.card?.name ?? dataset.repo.split('/').pop() ?? dataset.repo,
+      made:
+        `Made from the Hugging Face dataset [${dataset.repo}](https://huggingface.co/datasets/${dataset.repo}) at commit ` +
+        `\`${dataset.commit}\`${dataset.revision === dataset.commit ? '' : ` (revision \`${dataset.revision}\`)`}: ${source.files.length} parquet ` +
+        `file(s), ${source.files.reduce((sum, file) => sum + file.rows, 0).toLocaleString('en-US')} rows.`,
+    };
+  }
+  const files = source.files
+    .map((file) => `| \`${file.path.split(/[\\/]/).pop() ?? file.path}\` | ${file.rows.toLocaleString('en-US')} | \`${file.footerSha256.slice(0, 16)}\` |`)
+    .join('\n');
+  return {
+    title: source.card?.name ?? 'RLAIF-V-shaped data',
+    made: `Made from local parquet files, each with the SHA-256 of its footer (its metadata), which identifies its content:\n\n| file | rows | footer SHA-256 |\n| --- | --- | --- |\n${files}`,
+  };
+}
+
+function licenceText(card: SourceCard | null): string {
+  const license = card?.license ?? null;
+  if (license === null) {
+    return (
+      "The source's licence is unknown: its card states none" +
+      (card === null ? ' (no card was found beside it)' : '') +
+      '. Check the terms of the source before you use or share this dataset; this one is under the same terms.'
+    );
+  }
+  const known = SPDX_NAMES[license];
+  const named = known === undefined ? `\`${license}\`` : `[${known[0]}](${known[1]})`;
+  return `The source is released under ${named} (as its card, \`${card?.from ?? ''}\`, states); this derived dataset carries the same licence${license.includes('-nc') ? ' and is for non-commercial use' : ''}.`;
+}
+
+function imageText(image: ImagePolicy): string {
+  const side = image.maxSide === null ? '' : ` Images larger than ${image.maxSide} pixels on their longest side were shrunk to fit it.`;
+  if (image.mode === 'keep') {
+    return (
+      'stored byte for byte as in the source where they were already JPEG, PNG or WebP, 8-bit, sRGB or grey, upright' +
+      `${image.maxSide === null ? '' : ' and small enough'}. Others were normalized (EXIF orientation applied, converted to sRGB, metadata ` +
+      'stripped) and re-encoded as JPEG at quality 95, or as PNG where they have real transparency; so a PNG without ' +
+      `transparency that had to be changed${image.maxSide === null ? '' : ' (shrunk, say)'} is now a JPEG.${side}`
+    );
+  }
+  if (image.mode === 'png') return `all re-encoded as PNG (lossless).${side}`;
+  const transparency = image.mode === 'jpeg' ? ' JPEG has no transparency: transparent pixels were laid on white.' : '';
+  return `all re-encoded as ${image.mode.toUpperCase()} at quality ${image.quality}.${transparency}${side}`;
+}
+
+function splitText(info: CardInfo): string {
+  const rows = info.splits.map((split) => `${split.rows.toLocaleString('en-US')} ${split.name}`).join(' and ');
+  if (info.testSize === 0 || !info.splits.some((split) => split.name === 'test')) return `${rows} rows; no test split was made (test size 0).`;
+  const size = info.testSize < 1 ? `${Number((info.testSize * 100).toPrecision(12))}% of the rows, rounded up` : `${info.testSize.toLocaleString('en-US')} rows`;
+  return (
+    `${rows} rows. The test split is ${size}, chosen by a permutation seeded with ${info.seed}, so the same input gives the ` +
+    'same split; rows keep their source order within each split.'
+  );
 }
 
 /**
- * The dataset's README.md: the `dataset_info` and `configs` YAML that `load_dataset` checks the files against, then a
- * card saying what the data is, where it comes from, its licence, how it was made and its columns. It holds only
- * what determines the bytes of the data, so it too is identical for any worker count or batch size.
+ * The dataset's README.md: the YAML that `load_dataset` checks the files against (`dataset_info`, `configs`) and that
+ * the Hub shows (licence, task, size, tags), then a card saying what the data is, what it was made from (the Hub
+ * dataset and commit, or the local files) under what licence (the source card's own), how it was made, its columns,
+ * how to load it and how to cite the source. It holds only what determines the data, and where the dataset is.
  */
 export function datasetCard(info: CardInfo): string {
   const datasetSize = info.splits.reduce((total, split) => total + split.numBytes, 0);
-  const splits = info.splits
-    .map((split) => `  - name: ${split.name}\n    num_bytes: ${split.numBytes}\n    num_examples: ${split.rows}\n`)
-    .join('');
+  const rowsOut = info.splits.reduce((total, split) => total + split.rows, 0);
+  const splits = info.splits.map((split) => `  - name: ${split.name}\n    num_bytes: ${split.numBytes}\n    num_examples: ${split.rows}\n`).join('');
   const dataFiles = info.splits.map((split) => `  - split: ${split.name}\n    path: data/${split.name}-*\n`).join('');
-  const image = info.image;
-  const imageText =
-    image.mode === 'keep'
-      ? 'Images that were already JPEG, PNG or WebP, 8-bit, sRGB or grey and upright are stored byte for byte as in the ' +
-        'source. Others were normalized: EXIF orientation applied, converted to sRGB, metadata stripped, re-encoded as ' +
-        'JPEG (quality 95), or PNG where they have transparency.'
-      : `Every image was re-encoded as ${image.mode.toUpperCase()}${image.mode === 'png' ? '' : ` at quality ${image.quality}`}.`;
-  const sideText = image.maxSide === null ? '' : ` Images larger than ${image.maxSide} pixels on their longest side were shrunk to fit.`;
-  const splitText = info.splits.map((split) => `${split.rows.toLocaleString('en-US')} ${split.name}`).join(' and ');
-  const testText = info.testSize < 1 ? `${info.testSize} of the rows (rounded up)` : `${info.testSize} rows`;
+  const { title, made } = sourceText(info.source);
+  const citation = info.source.card?.citation ?? null;
   return `---
-license: cc-by-nc-4.0
+license: ${info.source.card?.license ?? 'unknown'}
+task_categories:
+- image-text-to-text
+size_categories:
+- ${sizeCategory(rowsOut)}
 tags:
 - trl
+- dpo
+- vision
 dataset_info:
 ${outputYamlFeatures}  splits:
 ${splits}  download_size: ${info.downloadSize}
@@ -55,7 +153,7 @@ configs:
   data_files:
 ${dataFiles}---
 
-# RLAIF-V in TRL's conversational format
+# ${title} in TRL's conversational format
 
 Image preference data for direct preference optimization (DPO) of vision-language models, in the conversational
 format that [TRL](https://github.com/huggingface/trl)'s \`DPOTrainer\` reads: each row is a prompt holding an image and a
@@ -63,9 +161,9 @@ question, a preferred (\`chosen\`) and a dispreferred (\`rejected\`) answer, and
 
 ## Source and licence
 
-Made from [openbmb/RLAIF-V-Dataset](https://huggingface.co/datasets/openbmb/RLAIF-V-Dataset), which is released under
-the [CC BY-NC 4.0](https://creativecommons.org/licenses/by-nc/4.0/) licence; this derived dataset carries the same
-licence and is for non-commercial use.
+${made}
+
+${licenceText(info.source.card)}
 
 ## How it was made
 
@@ -73,10 +171,9 @@ Converted with ${packageInfo.name} ${packageInfo.version}, which applies the tra
 \`examples/datasets/rlaif-v.py\`: the question after an image placeholder as the user prompt, each answer as one
 assistant message, the row's image in a list; every other column is dropped.
 
-- Split: ${splitText} rows. The test split is ${testText}, chosen by a permutation seeded with ${info.seed}, so the
-  same input gives the same split; rows keep their source order within each split.
-- Images: ${imageText}${sideText}
-- Rows: ${info.rowsIn.toLocaleString('en-US')} read, ${info.rowsRejected.toLocaleString('en-US')} rejected (an image that does not decode or a missing field).
+- Split: ${splitText(info)}
+- Images: ${imageText(info.image)}
+- Rows: ${info.rowsIn.toLocaleString('en-US')} read, ${info.rowsRejected.toLocaleString('en-US')} rejected (an image that does not decode, or a missing or empty text).
 - Shards: at most ${info.maxShardSize.toLocaleString('en-US')} bytes of uncompressed data each, 100 rows a row group.
 
 ## Columns
@@ -91,14 +188,26 @@ assistant message, the row's image in a list; every other column is dropped.
 \`\`\`python
 from datasets import load_dataset
 
-dataset = load_dataset("path/to/this/dataset")
+${loadLine(info.location)}
 \`\`\`
-`;
+${
+  citation === null
+    ? ''
+    : `
+## Citation
+
+Cite the source dataset:
+
+\`\`\`bibtex
+${citation}
+\`\`\`
+`
+}`;
 }
 
 /** The card of a finished run, from its report: the same card whether one machine or several wrote the output. */
 export function reportCard(report: ConvertReport): string {
-  const { options } = report;
+  const { options, input } = report;
   return datasetCard({
     splits: (['train', 'test'] as const).flatMap((name) => {
       const split = report.output.splits[name];
@@ -109,7 +218,13 @@ export function reportCard(report: ConvertReport): string {
     testSize: options.testSize,
     image: { mode: options.images as ImageMode, quality: options.quality, maxSide: options.maxSide, maxPixels: options.maxPixels },
     maxShardSize: options.maxShardSize,
-    rowsIn: report.input.rows,
+    rowsIn: input.rows,
     rowsRejected: report.rejected.rows,
+    source: {
+      ...(input.dataset === undefined ? {} : { dataset: { repo: input.dataset.repo, revision: input.dataset.revision, commit: input.dataset.commit } }),
+      files: input.files.map((file) => ({ path: file.path, rows: file.rows, footerSha256: file.footerSha256 })),
+      card: input.card ?? null,
+    },
+    location: report.output.dir,
   });
 }

@@ -1,4 +1,4 @@
-import { rm, stat } from 'node:fs/promises';
+import { rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 import { invalidOption, OutputError } from './errors.js';
@@ -204,6 +204,22 @@ function checkOptions(options: SampleOptions): Required<Omit<SampleOptions, 'row
   };
 }
 
+/** The sample's dataset card. Everything in it is made by this tool from its seed, so it is under the tool's licence. */
+function sampleCard(rows: number, seed: number): string {
+  return `---
+license: apache-2.0
+pretty_name: Synthetic RLAIF-V sample
+---
+
+# Synthetic RLAIF-V sample
+
+${rows.toLocaleString('en-US')} rows made by \`rlaif-v sample\` (seed ${seed}) with the columns, types and \`huggingface\` metadata of
+[openbmb/RLAIF-V-Dataset](https://huggingface.co/datasets/openbmb/RLAIF-V-Dataset): drawn JPEG and PNG images of varied
+sizes and modes, questions and answers from templates, a fifth of the rows reusing an earlier image. Nothing in it is
+taken from the real dataset, so it is under the licence of the tool that made it, Apache 2.0.
+`;
+}
+
 /** `RLAIF-V-Dataset_000.parquet`: the source's own file names. */
 export function sampleFileName(index: number): string {
   return `RLAIF-V-Dataset_${String(index).padStart(3, '0')}.parquet`;
@@ -289,5 +305,7 @@ export async function makeSample(options: SampleOptions): Promise<SampleReport> 
     written.push(target);
     bytes += (await stat(target)).size;
   }
+  // A card of its own, as a dataset on the Hub has: what it is and its licence, which a conversion carries on.
+  await writeFile(path.join(resolved.output, 'README.md'), sampleCard(resolved.rows, resolved.seed));
   return { files: written, rows: resolved.rows, distinctImages: seen.length, bytes };
 }

@@ -9,6 +9,7 @@ import { inspectInput, inspectSources, type InputPlan, type InputSource } from '
 import { checkOutputDir, clearLeftovers } from './output-dir.js';
 import { planSplit, type SplitPlan } from './plan-split.js';
 import { partRange, type PartRange } from './plan-units.js';
+import { hubSourceCard, localSourceCard, type SourceCard } from './source-card.js';
 import type { RetryEvent } from './retry-fetch.js';
 
 /**
@@ -44,6 +45,8 @@ export interface Planned {
   split: SplitPlan;
   /** The rows this run converts when it is a part of a multi-machine run; null for the whole input. */
   part: PartRange | null;
+  /** What the source's own dataset card says (licence, name, citation), or null when it has none that was found. */
+  sourceCard: SourceCard | null;
   /** Where retries of Hub requests go, to be told at the next chance to yield (downloads go on while converting). */
   hubEvents: EventQueue<DownloadEvent>;
 }
@@ -72,8 +75,10 @@ export async function* planConversion(
     let source: DatasetSource | null = null;
     let plan: InputPlan;
     let output: string;
+    let sourceCard: SourceCard | null;
     if (options.dataset === null) {
       plan = await inspectInput(options.input, inspectOptions);
+      sourceCard = await localSourceCard(options.input);
       for (const duplicate of plan.duplicates ?? []) yield { type: 'duplicate-input', duplicate };
       yield* leftoversOf(options.output);
       output = await checkOutputDir(options.output, { overwrite: options.overwrite, inputs: options.input });
@@ -96,6 +101,7 @@ export async function* planConversion(
         cachedBytes: cached.reduce((sum, file) => sum + file.size, 0),
       };
       // A part downloads only the files its rows are in, known once the footers are read; a whole run starts at once.
+      sourceCard = await hubSourceCard(source, settings);
       const early = options.part === null ? new DatasetDownloads(source, settings, { signal, onRetry }) : null;
       downloads = early;
       plan = yield* hubEvents.during(inspectSources(hubSources(source, settings, onRetry), inspectOptions));
@@ -107,7 +113,7 @@ export async function* planConversion(
     const split = planSplit(plan.rows, options.testSize, options.seed);
     const part = options.part === null ? null : partRange(plan, options.part.count, options.part.index);
     planned = true;
-    return { plan, source, downloads, output, split, part, hubEvents };
+    return { plan, source, downloads, output, split, part, sourceCard, hubEvents };
   } finally {
     if (!planned) downloads?.abort();
   }

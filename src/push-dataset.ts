@@ -3,6 +3,7 @@ import { openAsBlob } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { commitIter, createRepo, datasetInfo, HubApiError, listFiles, whoAmI, type CommitOperation } from '@huggingface/hub';
+import { cardForRepo } from './dataset-card.js';
 import { hubError } from './hub-error.js';
 import { HubError, InputError, invalidOption } from './errors.js';
 import { gitBlobHash, hashFile } from './hash-file.js';
@@ -188,7 +189,8 @@ export async function* pushIter(options: PushOptions): AsyncGenerator<PushEvent,
   }
   const local = new Set(data.map((file) => file.path));
   const stale = [...remote.keys()].filter((name) => name.startsWith('data/') && !local.has(name)).sort();
-  const cardContent = await readFile(card.file);
+  // The card's load_dataset snippet names the local directory; on the Hub it names the repo.
+  const cardContent = Buffer.from(cardForRepo(await readFile(card.file, 'utf8'), repoId));
   const cardChanged = remote.get(card.path)?.oid !== gitBlobHash(cardContent.byteLength).update(cardContent).digest('hex');
 
   const chunks: LocalFile[][] = [];

@@ -15,6 +15,7 @@ import { writeSourceFile } from '../src/source-table.js';
 
 export { sourceRow } from '../scripts/bad-corpus.js';
 import { makeSample } from '../src/make-sample.js';
+import { cardForRepo } from '../src/dataset-card.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CLI = path.join(ROOT, 'dist', 'src', 'bin.js');
@@ -143,13 +144,18 @@ export async function oneOfEachKind(images: Uint8Array[]): Promise<Uint8Array[]>
   return [...kinds.values()];
 }
 
-/** Every file of a dataset directory but report.json (which has timings), with its bytes. */
+/**
+ * Every file of a dataset directory but report.json (which has timings), with its bytes; the card's load_dataset line,
+ * which names the directory, as if it were `<output>`, so that outputs in different directories compare.
+ */
 export async function filesOf(dir: string): Promise<Map<string, Buffer>> {
   const files = new Map<string, Buffer>();
   for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
     if (!entry.isFile()) continue;
     const relative = path.relative(dir, path.join(entry.parentPath, entry.name));
-    if (relative !== 'report.json') files.set(relative, await readFile(path.join(dir, relative)));
+    if (relative === 'report.json') continue;
+    const bytes = await readFile(path.join(dir, relative));
+    files.set(relative, relative === 'README.md' ? Buffer.from(cardForRepo(bytes.toString('utf8'), '<output>')) : bytes);
   }
   return files;
 }

@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { convertIter } from '../src/convert.js';
 import type { ConvertEvent } from '../src/convert-report.js';
 import { hubSettings } from '../src/hub-settings.js';
+import { cardForRepo } from '../src/dataset-card.js';
 import { resolveDataset } from '../src/download-dataset.js';
 import { runCli, sampleDir, tempDir } from './fixtures.js';
 import { LocalHub, TEST_TOKEN } from './hub-server.js';
@@ -22,6 +23,12 @@ before(async () => {
   await hub.createDataset(REPO, names.map((name) => ({ path: name, file: path.join(source, name) })));
 });
 after(() => hub.close());
+
+/** A file of an output as a push puts it on the Hub: the card loads the repo rather than the local directory. */
+async function pushedForm(dir: string, name: string, repoId: string): Promise<Buffer> {
+  const bytes = await readFile(path.join(dir, name));
+  return name === 'README.md' ? Buffer.from(cardForRepo(bytes.toString('utf8'), repoId)) : bytes;
+}
 
 async function files(dir: string): Promise<string[]> {
   return [...(await readdir(path.join(dir, 'data'))).map((name) => `data/${name}`), 'README.md'].sort();
@@ -46,7 +53,7 @@ describe('rlaif-v convert --dataset --push-to-hub', () => {
     assert.doesNotMatch(result.stderr + result.stdout, new RegExp(TEST_TOKEN));
     const pushed = [...hub.head('me/round').keys()].sort();
     assert.deepEqual(pushed, await files(out));
-    for (const name of pushed) assert.deepEqual(await hub.content('me/round', name), await readFile(path.join(out, name)), name);
+    for (const name of pushed) assert.deepEqual(await hub.content('me/round', name), await pushedForm(out, name, 'me/round'), name);
     const report = JSON.parse(await readFile(path.join(out, 'report.json'), 'utf8')) as { input: { dataset: { commit: string; filesDownloaded: number } } };
     assert.equal(report.input.dataset.filesDownloaded, 3);
     assert.doesNotMatch(JSON.stringify(report), new RegExp(TEST_TOKEN));
@@ -76,7 +83,7 @@ describe('rlaif-v convert --dataset --push-to-hub', () => {
     const mark = hub.requests.length;
     const first = await runCli(['convert', ...common, '--shard-index', '0'], { env });
     assert.equal(first.code, 0, first.stderr);
-    const fetched = hub.bodyDownloads(mark);
+    const fetched = hub.bodyDownloads(mark).filter((request) => request.endsWith('.parquet'));
     assert.ok(fetched.length >= 1 && fetched.length < 3, `part 0 of 3 downloaded ${fetched.join(', ')}`);
     for (const index of ['1', '2']) assert.equal((await runCli(['convert', ...common, '--shard-index', index], { env })).code, 0);
     const done = await runCli(['finalize', out, '--push-to-hub', '--repo-id', 'me/parts'], { env });
@@ -84,7 +91,7 @@ describe('rlaif-v convert --dataset --push-to-hub', () => {
     assert.match(done.stderr, /Pushed to .*me\/parts/);
     const pushed = [...hub.head('me/parts').keys()].sort();
     assert.deepEqual(pushed, await files(out));
-    for (const name of pushed) assert.deepEqual(await hub.content('me/parts', name), await readFile(path.join(out, name)), name);
+    for (const name of pushed) assert.deepEqual(await hub.content('me/parts', name), await pushedForm(out, name, 'me/parts'), name);
   });
 
   it('slurm pins the dataset to one commit for every part, and submits finalize after the array', async () => {

@@ -7,6 +7,7 @@ import { HubError, InputError } from '../src/errors.js';
 import { hubSettings, type HubSettings } from '../src/hub-settings.js';
 import { push, pushIter, type PushEvent } from '../src/push-dataset.js';
 import { runCli, sampleDir, tempDir } from './fixtures.js';
+import { cardForRepo } from '../src/dataset-card.js';
 import { LocalHub, TEST_TOKEN } from './hub-server.js';
 
 let hub: LocalHub;
@@ -30,7 +31,10 @@ async function settings(token: string | null = TEST_TOKEN): Promise<HubSettings>
 async function assertRepoEqualsOutput(repo: string): Promise<void> {
   const head = hub.head(repo);
   assert.deepEqual([...head.keys()].sort(), [...shards, 'README.md'].sort());
-  for (const name of [...shards, 'README.md']) assert.deepEqual(await hub.content(repo, name), await readFile(path.join(output, name)), name);
+  for (const name of shards) assert.deepEqual(await hub.content(repo, name), await readFile(path.join(output, name)), name);
+  // The card as pushed loads the repo, not the local directory.
+  assert.equal((await hub.content(repo, 'README.md')).toString('utf8'), cardForRepo(await readFile(path.join(output, 'README.md'), 'utf8'), repo));
+  assert.match((await hub.content(repo, 'README.md')).toString('utf8'), new RegExp(`dataset = load_dataset\\("${repo}"\\)`));
 }
 
 describe('push', () => {

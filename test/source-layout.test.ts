@@ -7,6 +7,7 @@ import { convert } from '../src/convert.js';
 import { ParquetSink } from '../src/parquet-sink.js';
 import { sourceColumns, writeSourceFile } from '../src/source-table.js';
 import { parseColumnMap } from '../src/source-layout.js';
+import { cardForRepo } from '../src/dataset-card.js';
 import type { SourceRow } from '../src/types.js';
 import { goodRows } from '../scripts/bad-corpus.js';
 import { readJson, readParquet, runCli, tempDir } from './fixtures.js';
@@ -24,7 +25,7 @@ async function dataOf(dir: string): Promise<Map<string, Buffer>> {
   const report = await readJson<{ output: { splits: Record<string, { files: { file: string }[] }> } }>(path.join(dir, 'report.json'));
   const files = new Map<string, Buffer>();
   for (const split of Object.values(report.output.splits)) for (const file of split.files) files.set(file.file, await readFile(path.join(dir, file.file)));
-  files.set('README.md', await readFile(path.join(dir, 'README.md')));
+  files.set('README.md', Buffer.from(cardForRepo(await readFile(path.join(dir, 'README.md'), 'utf8'), '<output>')));
   return files;
 }
 
