@@ -230,6 +230,7 @@ async function* convertRows(run: Run): AsyncGenerator<ConvertEvent> {
       testMask: split.testMask.slice(batch.firstRow, batch.firstRow + batch.rows),
       image: options.image,
       imageDir: batch.imageDir,
+      imageRoot: batch.imageRoot,
       cacheChannel,
       keptImages,
       store,
@@ -535,7 +536,7 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
       resumeNote,
       toRead,
       range,
-      store: options.cache === null ? null : (await openImageStore(options.cache.dir, options.image, sharp.versions.vips ?? '')).settings,
+      store: options.cache === null ? null : (await openImageStore(options.cache.dir, options.image, { ...sharp.versions })).settings,
     };
     let published = false;
     try {

@@ -1,9 +1,10 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { createReadStream, readFileSync } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { homedir, hostname } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { OutputError } from './errors.js';
 import { isAlive } from './file-lock.js';
 import { packageInfo } from './package-info.js';
 import type { ImagePolicy, ImageStoreSettings } from './types.js';
@@ -25,12 +26,43 @@ export function defaultStoreDir(env: NodeJS.ProcessEnv = process.env): string {
   return path.join(homedir(), '.cache', 'rlaif-v');
 }
 
+/** The files whose code decides what an image is found to be: the checks, the header reader, the re-encoding. */
+const VERDICT_CODE = ['prepare-image.js', 'check-jpeg.js', 'check-png.js', 'image-header.js'].map((name) => new URL(`../workers/${name}`, import.meta.url));
+const VERDICT_WASM = new URL('../../wasm/jpeg-check.wasm', import.meta.url);
+
+let codeHash: string | null = null;
+
+/** SHA-256 of that code as built (the same files whether the CLI runs from its bundle or the library is imported). */
+function verdictCodeHash(): string {
+  if (codeHash === null) {
+    const hash = createHash('sha256');
+    for (const file of [...VERDICT_CODE, VERDICT_WASM]) {
+      try {
+        hash.update(readFileSync(file));
+      } catch {
+        hash.update(`missing ${file.href}`);
+      }
+    }
+    codeHash = hash.digest('hex');
+  }
+  return codeHash;
+}
+
 /**
- * The key of an image policy in the cache: the policy, the tool's version and libvips' (`vips`, which re-encodes), and
- * the cache's format. Any of them changed, nothing cached before is used.
+ * The key of an image policy in the cache: the policy; the code that checks and re-encodes images (its hash), sharp's
+ * and its libraries' versions (`versions`: sharp.versions), Node's zlib (which checks PNGs) and the CPU's kind; the
+ * tool's version and the cache's format. Any of them changed, nothing cached before is used.
  */
-export function policyKey(policy: ImagePolicy, vips: string): string {
-  const identity = { format: CACHE_FORMAT, tool: `${packageInfo.name} ${packageInfo.version}`, vips, policy };
+export function policyKey(policy: ImagePolicy, versions: Record<string, string | undefined>): string {
+  const identity = {
+    format: CACHE_FORMAT,
+    tool: `${packageInfo.name} ${packageInfo.version}`,
+    code: verdictCodeHash(),
+    versions,
+    zlib: process.versions.zlib,
+    arch: process.arch,
+    policy,
+  };
   return createHash('sha256').update(JSON.stringify(identity)).digest('hex').slice(0, 24);
 }
 
@@ -60,8 +92,10 @@ async function keptKeys(dir: string, policy: string): Promise<Set<string>> {
  * What a run needs of the cache in `dir` for `policy`: its settings, with the kept verdicts of earlier runs loaded into
  * a table in shared memory, and how many there were.
  */
-export async function openImageStore(dir: string, policy: ImagePolicy, vips: string): Promise<{ settings: ImageStoreSettings; verdicts: number }> {
-  const key = policyKey(policy, vips);
+export async function openImageStore(dir: string, policy: ImagePolicy, versions: Record<string, string | undefined>): Promise<{ settings: ImageStoreSettings; verdicts: number }> {
+  const key = policyKey(policy, versions);
+  await mkdir(dir, { recursive: true });
+  await writeFile(path.join(dir, TAG), TAG_TEXT).catch(() => undefined);
   const keys = await keptKeys(dir, key);
   const kept = KeptTable.buffer(keys.size);
   const table = new KeptTable(kept);
@@ -72,17 +106,33 @@ export async function openImageStore(dir: string, policy: ImagePolicy, vips: str
   return { settings: { dir, policy: key, run: `${process.pid}-${Date.now()}-${hostname()}`, kept }, verdicts: keys.size };
 }
 
-/** Every file of the cache with its size and when it was last used. */
+/** The folders of the cache: nothing else in its directory is ever counted, trimmed or cleared. */
+const CACHE_FOLDERS = ['verdicts', 'images'] as const;
+
+/** What the cache's files are called: logs of verdicts, results (and results being written). */
+const CACHE_FILE = /(^verdicts\/[^/]+\.log$)|(^images\/[0-9a-f]{24}\/[0-9a-f]{2}\/[0-9a-f]{64}\.(bin|rej)(\.[^/]+\.tmp)?$)/;
+
+/** Every file of the cache with its size and when it was last used: only files of its own folders and names. */
 async function entries(dir: string): Promise<{ file: string; size: number; used: number }[]> {
   const found: { file: string; size: number; used: number }[] = [];
-  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => [])) {
-    if (!entry.isFile()) continue;
-    const file = path.join(entry.parentPath, entry.name);
-    const info = await stat(file).catch(() => null);
-    if (info !== null) found.push({ file, size: info.size, used: info.mtimeMs });
+  for (const folder of CACHE_FOLDERS) {
+    for (const entry of await readdir(path.join(dir, folder), { recursive: true, withFileTypes: true }).catch(() => [])) {
+      if (!entry.isFile()) continue;
+      const file = path.join(entry.parentPath, entry.name);
+      if (!CACHE_FILE.test(path.relative(dir, file).split(path.sep).join('/'))) continue;
+      const info = await stat(file).catch(() => null);
+      if (info !== null) found.push({ file, size: info.size, used: info.mtimeMs });
+    }
   }
   return found;
 }
+
+/**
+ * Marks `dir` as a cache (CACHEDIR.TAG, which backup tools know to skip): what `openImageStore` makes, and what
+ * `clearImageStore` looks for before it removes anything.
+ */
+const TAG = 'CACHEDIR.TAG';
+const TAG_TEXT = 'Signature: 8a477f597d28d172789f06886806bc55\n# The cache of image work of rlaif-v (see its README, "Re-runs").\n';
 
 /**
  * Whether a log of verdicts (`<pid>-<time>-<host>-<thread>.log`) may still be written to: its run lives (on this
@@ -100,38 +150,54 @@ function maybeWritten(file: string, mtimeMs: number): boolean {
  * used entries are removed until the rest fits. What other runs are writing is left alone.
  */
 export async function trimImageStore(dir: string, maxBytes: number): Promise<{ removed: number; bytes: number }> {
-  const logs = await logFiles(dir);
-  if (logs.length > 32) {
-    const done: string[] = [];
-    const lines = new Set<string>();
-    for (const file of logs) {
-      const info = await stat(file).catch(() => null);
-      if (info === null || maybeWritten(file, info.mtimeMs)) continue;
-      for await (const line of createInterface({ input: createReadStream(file), crlfDelay: Infinity })) {
-        const [record] = line.split('\t');
-        const [policy, key] = (record ?? '').split(' ');
-        if (policy !== undefined && key !== undefined && parseVerdictLine(line, policy) !== null) lines.add(verdictLine(policy, key));
-      }
-      done.push(file);
-    }
-    if (done.length > 1) {
-      const merged = path.join(dir, 'verdicts', `merged-${randomUUID()}.log`);
-      await writeFile(`${merged}.tmp`, [...lines].join(''));
-      await rename(`${merged}.tmp`, merged);
-      for (const file of done) await rm(file, { force: true });
-    }
-  }
+  await mergeLogs(dir).catch(() => undefined);
   const all = await entries(dir);
   let total = all.reduce((sum, entry) => sum + entry.size, 0);
   let removed = 0;
   for (const entry of all.sort((a, b) => a.used - b.used)) {
     if (total <= maxBytes) break;
     if (entry.file.endsWith('.log') && maybeWritten(entry.file, entry.used)) continue;
-    await rm(entry.file, { force: true });
+    await rm(entry.file, { force: true }).catch(() => undefined);
     total -= entry.size;
     removed++;
   }
   return { removed, bytes: total };
+}
+
+/** Merges the logs of finished runs, once there are many, into one (each line once); a log that cannot be read stays. */
+async function mergeLogs(dir: string): Promise<void> {
+  const logs = await logFiles(dir);
+  if (logs.length <= 32) return;
+  const merged = path.join(dir, 'verdicts', `merged-${randomUUID()}.log`);
+  const seen = new Set<string>();
+  const done: string[] = [];
+  const out = await open(`${merged}.tmp`, 'w');
+  try {
+    for (const file of logs) {
+      const info = await stat(file).catch(() => null);
+      if (info === null || maybeWritten(file, info.mtimeMs)) continue;
+      try {
+        for await (const line of createInterface({ input: createReadStream(file), crlfDelay: Infinity })) {
+          const [record] = line.split('\t');
+          const [policy, key] = (record ?? '').split(' ');
+          if (policy === undefined || key === undefined || parseVerdictLine(line, policy) === null || seen.has(record ?? '')) continue;
+          seen.add(record ?? '');
+          await out.write(verdictLine(policy, key));
+        }
+        done.push(file);
+      } catch {
+        // Removed by another run's merge meanwhile, or not ours to read: left as it is.
+      }
+    }
+  } finally {
+    await out.close();
+  }
+  if (done.length < 2) {
+    await rm(`${merged}.tmp`, { force: true });
+    return;
+  }
+  await rename(`${merged}.tmp`, merged);
+  for (const file of done) await rm(file, { force: true }).catch(() => undefined);
 }
 
 /** What the cache holds: its size, and its entries by kind. */
@@ -146,21 +212,37 @@ export interface ImageStoreInfo {
 
 export async function imageStoreInfo(dir: string): Promise<ImageStoreInfo> {
   const all = await entries(dir);
-  let verdicts = 0;
+  const verdicts = new Set<string>();
   for (const file of all.filter((entry) => entry.file.endsWith('.log'))) {
-    for await (const line of createInterface({ input: createReadStream(file.file), crlfDelay: Infinity })) if (line.includes('\t')) verdicts++;
+    try {
+      for await (const line of createInterface({ input: createReadStream(file.file), crlfDelay: Infinity })) {
+        const record = line.split('\t')[0] ?? '';
+        if (parseVerdictLine(line, record.split(' ')[0] ?? '') !== null) verdicts.add(record);
+      }
+    } catch {
+      // gone meanwhile
+    }
   }
   return {
     dir,
     bytes: all.reduce((sum, entry) => sum + entry.size, 0),
-    verdicts,
+    verdicts: verdicts.size,
     reencoded: all.filter((entry) => entry.file.endsWith('.bin')).length,
     rejected: all.filter((entry) => entry.file.endsWith('.rej')).length,
   };
 }
 
-/** Empties the cache (the directory stays). */
+/**
+ * Empties the cache: its own folders only (the directory, and anything else in it, stay).
+ *
+ * @throws {OutputError} `ERR_CACHE_NOT_OURS` (exit 2) when `dir` holds folders of the cache's names but is not marked as a cache (CACHEDIR.TAG).
+ */
 export async function clearImageStore(dir: string): Promise<void> {
-  await mkdir(dir, { recursive: true });
-  for (const name of await readdir(dir)) await rm(path.join(dir, name), { recursive: true, force: true });
+  const present = (await readdir(dir).catch(() => [] as string[])).filter((name) => (CACHE_FOLDERS as readonly string[]).includes(name));
+  if (present.length === 0) return;
+  const tag = await readFile(path.join(dir, TAG), 'utf8').catch(() => '');
+  if (!tag.startsWith(TAG_TEXT.split('\n')[0] ?? '')) {
+    throw new OutputError('ERR_CACHE_NOT_OURS', `${dir} is not marked as rlaif-v's cache (it has no ${TAG}): its ${present.join(' and ')} folder(s) were left alone.`);
+  }
+  for (const folder of present) await rm(path.join(dir, folder), { recursive: true, force: true });
 }

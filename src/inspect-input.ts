@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readdir, realpath, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { openAsBlob } from 'node:fs';
 import path from 'node:path';
 import { RecordBatchReader } from 'apache-arrow';
@@ -34,6 +34,8 @@ export interface InputFile {
   footerSha256: string;
   /** Which columns hold what. */
   layout: SourceLayout;
+  /** The directory of the dataset the file is in (see InputSource). */
+  root: string;
 }
 
 export interface InputPlan {
@@ -110,8 +112,8 @@ export interface DuplicateInput {
  * Expands directories to the parquet files inside them, keeping the order given; a file reached a second time (the
  * same file, whatever the path or link) is left out and told.
  */
-async function expandInputs(inputs: readonly string[]): Promise<{ files: string[]; duplicates: DuplicateInput[] }> {
-  const listed: string[] = [];
+async function expandInputs(inputs: readonly string[]): Promise<{ files: { path: string; root: string }[]; duplicates: DuplicateInput[] }> {
+  const listed: { path: string; root: string }[] = [];
   for (const input of inputs) {
     let info;
     try {
@@ -127,20 +129,22 @@ async function expandInputs(inputs: readonly string[]): Promise<{ files: string[
       if (found.length === 0) {
         throw new InputError('ERR_INPUT_EMPTY', `${input}: the directory holds no .parquet files.`, { file: input });
       }
-      listed.push(...found);
+      listed.push(...found.map((file) => ({ path: file, root: path.resolve(input) })));
     } else {
-      listed.push(input);
+      listed.push({ path: input, root: path.dirname(path.resolve(input)) });
     }
   }
   const seen = new Map<string, string>();
-  const files: string[] = [];
+  const files: { path: string; root: string }[] = [];
   const duplicates: DuplicateInput[] = [];
-  for (const file of listed) {
-    const real = await realpath(file).catch(() => path.resolve(file));
-    const first = seen.get(real);
+  for (const { path: file, root } of listed) {
+    // The same file by any path, link or hard link: the same device and inode.
+    const info = await stat(file).catch(() => null);
+    const identity = info === null ? path.resolve(file) : `${info.dev}:${info.ino}`;
+    const first = seen.get(identity);
     if (first === undefined) {
-      seen.set(real, file);
-      files.push(file);
+      seen.set(identity, file);
+      files.push({ path: file, root });
     } else duplicates.push({ path: file, sameAs: first });
   }
   return { files, duplicates };
@@ -189,6 +193,8 @@ export interface InputSource {
   name: string;
   path: string;
   blob: Blob;
+  /** The directory of the dataset the file is in (the input directory, or the snapshot's): image paths stay within it. */
+  root: string;
 }
 
 async function inspectSource(source: InputSource, firstRow: number, options: InspectOptions): Promise<InputFile> {
@@ -248,7 +254,7 @@ async function inspectSource(source: InputSource, firstRow: number, options: Ins
       rows += groupRows;
     }
     metadata.free();
-    return { path: source.path, size, rows, firstRow, rowGroups, footerSha256: await footerSha256(file, source.blob), layout };
+    return { path: source.path, size, rows, firstRow, rowGroups, footerSha256: await footerSha256(file, source.blob), layout, root: source.root };
   } finally {
     parquet.free();
   }
@@ -267,15 +273,15 @@ export function formatBytes(bytes: number): string {
 }
 
 /** Opens local files as Blobs, one at a time, failing on the first that is missing. */
-async function* localSources(files: readonly string[]): AsyncGenerator<InputSource> {
-  for (const file of files) {
+async function* localSources(files: readonly { path: string; root: string }[]): AsyncGenerator<InputSource> {
+  for (const { path: file, root } of files) {
     let blob: Blob;
     try {
       blob = await openAsBlob(file);
     } catch (error) {
       throw new InputError('ERR_INPUT_MISSING', `${file}: no such file. Check the --input path.`, { cause: error, file });
     }
-    yield { name: file, path: file, blob };
+    yield { name: file, path: file, blob, root };
   }
 }
 

@@ -22,7 +22,8 @@ async function* hubSources(source: DatasetSource, settings: HubSettings, onRetry
   for (const file of source.files) {
     const name = `${source.repo}/${file.path}`;
     const blob = file.cached ? await openAsBlob(file.blobPath) : await remoteBlob(source, file, settings, onRetry);
-    yield { name, path: file.localPath, blob };
+    // The snapshot's root: <cache>/datasets--org--name/snapshots/<commit>/, above the file's own folders.
+    yield { name, path: file.localPath, blob, root: file.localPath.slice(0, file.localPath.length - file.path.length) };
   }
 }
 

@@ -23,6 +23,7 @@ export interface SourceBatch {
   imagePages?: ImagePageRange | undefined;
   /** Where the images' paths are taken from, when the image column holds paths to image files (see ConvertTask). */
   imageDir?: string | undefined;
+  imageRoot?: string | undefined;
   file: string;
   /** Where the batch came from, so it can be read again (see {@link rereadBatch}) rather than kept. */
   origin: BatchOrigin;
@@ -185,8 +186,8 @@ async function* readRowGroup(
 }
 
 /** The directory image paths are taken from, for a file whose image column holds paths. */
-function imageDirOf(file: InputFile): { imageDir?: string } {
-  return file.layout.kind === 'source' && file.layout.image === 'path' ? { imageDir: path.dirname(path.resolve(file.path)) } : {};
+function imageDirOf(file: InputFile): { imageDir?: string; imageRoot?: string } {
+  return file.layout.kind === 'source' && file.layout.image === 'path' ? { imageDir: path.dirname(path.resolve(file.path)), imageRoot: file.root } : {};
 }
 
 /** Which rows to read, and rows at which batches must end (the ends of units of work, where checkpoints are taken). */

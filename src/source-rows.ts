@@ -30,25 +30,42 @@ function pagedImageAt(images: SourceImages, index: number): SourceImage | null {
   return bytes === null && path === null ? null : { bytes, path };
 }
 
-interface Message {
-  content?: unknown;
+/** An item of a list that is an object, as a record; null for anything else (null items included). */
+function record(item: unknown): Record<string, unknown> | null {
+  return item !== null && typeof item === 'object' && !Array.isArray(item) ? (item as Record<string, unknown>) : null;
 }
 
-/** The first text part of the first message of a converted row's list of messages (or its JSON string form). */
-function textOf(messages: unknown): string | null {
-  const first = Array.isArray(messages) ? (messages[0] as Message | undefined) : undefined;
-  let content = first?.content;
+/**
+ * The text of a message's content: the first text part of a list of parts, or of a JSON string of one (as datasets
+ * 5.x writes a prompt's content when its parts have different keys); a plain string as it is.
+ */
+function contentText(content: unknown): string | null {
+  let parts = content;
   if (typeof content === 'string') {
-    // datasets 5.x writes a prompt's content as a JSON string when its parts have different keys.
     try {
-      content = JSON.parse(content) as unknown;
+      parts = JSON.parse(content) as unknown;
     } catch {
-      return content as string;
+      return content;
     }
+    // A string that merely reads as JSON ("2", "true", "[1, 2]") is text.
+    if (!Array.isArray(parts) || !parts.every((part) => record(part) !== null && 'type' in (record(part) ?? {}))) return content;
   }
-  if (!Array.isArray(content)) return null;
-  const part = (content as { type?: unknown; text?: unknown }[]).find((item) => item.type === 'text' && typeof item.text === 'string');
-  return typeof part?.text === 'string' ? part.text : null;
+  if (!Array.isArray(parts)) return null;
+  for (const item of parts) {
+    const part = record(item);
+    if (part?.type === 'text' && typeof part.text === 'string') return part.text;
+  }
+  return null;
+}
+
+/** The text of the first message of `role` in a list of messages (a system message before the prompt is passed over). */
+function messageText(messages: unknown, role: 'user' | 'assistant'): string | null {
+  if (!Array.isArray(messages)) return null;
+  for (const item of messages) {
+    const message = record(item);
+    if (message?.role === role) return contentText(message.content);
+  }
+  return null;
 }
 
 /** A converted row's first image. */
@@ -65,7 +82,7 @@ function convertedRows(vector: (name: string) => Vector | null, rows: number): S
     return Array.from({ length: rows }, (_, index) => {
       const value: unknown = found?.get(index) ?? null;
       // Arrow's lists and structs, as plain arrays and objects.
-      return value !== null && typeof value === 'object' ? (JSON.parse(JSON.stringify(value)) as unknown) : value;
+      return value !== null && typeof value === 'object' ? (JSON.parse(JSON.stringify(value, (_key, item: unknown) => (typeof item === 'bigint' ? String(item) : item))) as unknown) : value;
     });
   };
   const prompts = column('prompt');
@@ -79,9 +96,9 @@ function convertedRows(vector: (name: string) => Vector | null, rows: number): S
     result.push({
       ds_name: null,
       image: firstImage(items),
-      question: textOf(prompts[index]),
-      chosen: textOf(chosen[index]),
-      rejected: textOf(rejected[index]),
+      question: messageText(prompts[index], 'user'),
+      chosen: messageText(chosen[index], 'assistant'),
+      rejected: messageText(rejected[index], 'assistant'),
       origin_dataset: null,
       origin_split: null,
       idx: null,

@@ -66,6 +66,8 @@ export interface ConvertTask {
    * parquet file, which the paths are relative to. The worker reads each file.
    */
   imageDir?: string | undefined;
+  /** The directory the image files must be within (the input's, or the snapshot's): a path leading elsewhere is refused. */
+  imageRoot?: string | undefined;
   /** Name of the BroadcastChannel the run's workers share prepared images on (unique per run). */
   cacheChannel: string;
   /** The run's table of images found whole and kept, in memory every worker shares (see workers/image-cache). */

@@ -16,6 +16,7 @@ function plan(files: [number, number][][]): InputPlan {
       rowGroups: groups.map(([count, bytes], group) => ({ index: group, rows: count, bytes, outputBytes: bytes, streamImages: true })),
       footerSha256: '',
       layout: { kind: 'converted' },
+      root: '',
     };
     firstRow += rows;
     return file;

@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import { Binary, Field, Int64, Schema, Table, tableToIPC, Utf8, vectorFromArray, type Vector } from 'apache-arrow';
+import { Binary, Field, Int64, List, Schema, Struct, Table, tableToIPC, Utf8, vectorFromArray, type Vector } from 'apache-arrow';
+import { imagesType } from '../src/output-schema.js';
+import { readSourceRows } from '../src/source-rows.js';
 import { convert } from '../src/convert.js';
 import { ParquetSink } from '../src/parquet-sink.js';
 import { sourceColumns, writeSourceFile } from '../src/source-table.js';
 import { parseColumnMap } from '../src/source-layout.js';
-import { cardForRepo } from '../src/dataset-card.js';
 import type { SourceRow } from '../src/types.js';
 import { goodRows } from '../scripts/bad-corpus.js';
 import { readJson, readParquet, runCli, tempDir } from './fixtures.js';
@@ -20,12 +21,11 @@ async function writeColumns(file: string, columns: Record<string, Vector>): Prom
   await sink.close();
 }
 
-/** The data files and the card of an output, by name. */
+/** The data files of an output, by name (the card differs with the files it was made from: it lists them). */
 async function dataOf(dir: string): Promise<Map<string, Buffer>> {
   const report = await readJson<{ output: { splits: Record<string, { files: { file: string }[] }> } }>(path.join(dir, 'report.json'));
   const files = new Map<string, Buffer>();
   for (const split of Object.values(report.output.splits)) for (const file of split.files) files.set(file.file, await readFile(path.join(dir, file.file)));
-  files.set('README.md', Buffer.from(cardForRepo(await readFile(path.join(dir, 'README.md'), 'utf8'), '<output>')));
   return files;
 }
 
@@ -52,6 +52,46 @@ async function rowsOf(dir: string): Promise<string[]> {
   }
   return rows.sort();
 }
+
+describe('readSourceRows of a converted dataset', () => {
+  const message = (role: string, content: string): { role: string; content: string } => ({ role, content });
+  const stringMessages = new List(new Field('element', new Struct([new Field('role', new Utf8(), true), new Field('content', new Utf8(), true)]), true));
+  const images = vectorFromArray([[{ bytes: new Uint8Array([1, 2, 3]), path: null }], null], imagesType);
+
+  it('takes the first user message as the question and the first assistant message as each answer', () => {
+    // datasets 5.x writes a prompt's content as a JSON string; answers that merely read as JSON stay text.
+    const prompt = vectorFromArray(
+      [[message('system', 'Be brief.'), message('user', '[{"type": "image", "text": null}, {"type": "text", "text": "How many?"}]')], [message('user', 'plain text')]],
+      stringMessages,
+    );
+    const chosen = vectorFromArray([[message('assistant', '2')], [message('assistant', '[1, 2]')]], stringMessages);
+    const rejected = vectorFromArray([[message('assistant', 'true')], [message('user', 'not an answer')]], stringMessages);
+    const ipc = tableToIPC(new Table({ prompt, chosen, rejected, images }), 'stream');
+    const rows = readSourceRows(ipc, undefined, { kind: 'converted' });
+    assert.deepEqual(
+      rows.map((row) => [row.question, row.chosen, row.rejected, row.image?.bytes === undefined ? undefined : Array.from(row.image?.bytes ?? [])]),
+      [
+        ['How many?', '2', 'true', [1, 2, 3]],
+        ['plain text', '[1, 2]', null, undefined],
+      ],
+    );
+  });
+
+  it('passes over null parts and messages instead of failing', () => {
+    const parts = new List(new Field('element', new Struct([new Field('type', new Utf8(), true), new Field('text', new Utf8(), true)]), true));
+    const structMessages = new List(new Field('element', new Struct([new Field('role', new Utf8(), true), new Field('content', parts, true)]), true));
+    const prompt = vectorFromArray([[null, { role: 'user', content: [null, { type: 'image', text: null }, { type: 'text', text: 'Q?' }] }], null], structMessages);
+    const answer = vectorFromArray([[{ role: 'assistant', content: [{ type: 'text', text: 'A.' }] }], [{ role: 'assistant', content: null }]], structMessages);
+    const rows = readSourceRows(tableToIPC(new Table({ prompt, chosen: answer, rejected: answer, images }), 'stream'), undefined, { kind: 'converted' });
+    assert.deepEqual(
+      rows.map((row) => [row.question, row.chosen]),
+      [
+        ['Q?', 'A.'],
+        [null, null],
+      ],
+    );
+  });
+});
 
 describe('inputs shaped like RLAIF-V', () => {
   let rows: SourceRow[];
@@ -109,16 +149,28 @@ describe('inputs shaped like RLAIF-V', () => {
     await convert({ input: [path.join(dir, 'paths')], output: paths, ...options });
     assertSameData(await dataOf(paths), reference, 'image paths');
 
-    // A path to no file: the row is rejected, saying which file.
-    await mkdir(path.join(dir, 'missing-file'));
-    await writeColumns(path.join(dir, 'missing-file', 'rows.parquet'), {
-      image: vectorFromArray(rows.map((_, index) => (index === 5 ? 'images/none.jpg' : `../paths/images/${index}.img`)), new Utf8()),
+    // A path to no file, to a folder, or out of the dataset's directory: the row is rejected, saying why; the file
+    // outside is not read.
+    await mkdir(path.join(dir, 'nested', 'data'), { recursive: true });
+    await cp(path.join(dir, 'paths', 'images'), path.join(dir, 'nested', 'images'), { recursive: true });
+    const odd = new Map([
+      [5, 'images/none.jpg'],
+      [6, '../images'],
+      [7, '../../mapped/rows.parquet'],
+      [8, '/etc/hostname'],
+    ]);
+    await writeColumns(path.join(dir, 'nested', 'data', 'rows.parquet'), {
+      image: vectorFromArray(rows.map((_, index) => odd.get(index) ?? `../images/${index}.img`), new Utf8()),
       ...texts,
     });
-    const report = await convert({ input: [path.join(dir, 'missing-file')], output: path.join(dir, 'missing-out'), ...options, maxRejectFraction: 1 });
-    assert.deepEqual(report.rejected.byCode, { missing_image: 1 });
+    const report = await convert({ input: [path.join(dir, 'nested')], output: path.join(dir, 'missing-out'), ...options, maxRejectFraction: 1 });
+    assert.deepEqual(report.rejected.byCode, { missing_image: 4 });
     const { table } = await readParquet(path.join(dir, 'missing-out', 'rejects', 'rejects.parquet'));
-    assert.match(String(table.get(0)?.toJSON().error_message), /the image file "images\/none\.jpg" cannot be read \(ENOENT: \S+none\.jpg\)/);
+    const messages = Array.from({ length: table.numRows }, (_, index) => String(table.get(index)?.toJSON().error_message));
+    assert.match(messages[0] ?? '', /the image file "images\/none\.jpg" cannot be read \(ENOENT: \S+none\.jpg\)/);
+    assert.match(messages[1] ?? '', /the image path "\.\.\/images" is not a file/);
+    assert.match(messages[2] ?? '', /the image path "\.\.\/\.\.\/mapped\/rows\.parquet" leads outside the dataset's directory/);
+    assert.match(messages[3] ?? '', /the image path "\/etc\/hostname" leads outside/);
   });
 
   it('reads a converted output as input: the same rows, split anew', async () => {

@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import path from 'node:path';
 import { Piscina } from 'piscina';
 import { toConversational, type ConversationalRow } from '../src/to-conversational.js';
@@ -30,24 +30,38 @@ function detached(row: SourceRow): SourceRow {
   return { ...row, image: { ...row.image, bytes: row.image.bytes.slice() } };
 }
 
+/** Image files larger than this are refused unread: no image of a dataset is, and reading one would take the memory. */
+const MAX_IMAGE_FILE_BYTES = 256 * 2 ** 20;
+
 /**
- * The row with its image read from the file its path names, relative to `dir` (an input whose image column holds
- * paths), into a buffer of its own (it is transferred with the result); or why it could not be read.
+ * The row with its image read from the file its path names, relative to `dir`, into a buffer of its own (it is
+ * transferred with the result); or why it could not be. The file must be a regular file within `root`, the dataset's
+ * directory: a path that leads elsewhere (`../..`, `/etc/…`) is refused, so that a dataset cannot pull other files
+ * into an output or its rejects.
  */
-function loadImageFile(dir: string, row: SourceRow): { row: SourceRow; error: string | null } | null {
+function loadImageFile(dir: string, root: string, row: SourceRow): { row: SourceRow; error: string | null } | null {
   const name = row.image?.path ?? null;
   if (row.image === null || row.image.bytes !== null || name === null) return null;
   const file = path.resolve(dir, name);
+  const inside = path.relative(root, file);
+  if (inside === '' || inside.startsWith('..') || path.isAbsolute(inside)) {
+    return { row, error: `the image path ${JSON.stringify(name)} leads outside the dataset's directory (${root}): it is not read` };
+  }
   let fd: number | null = null;
   try {
-    fd = openSync(file, 'r');
-    const bytes = new Uint8Array(fstatSync(fd).size);
-    for (let done = 0; done < bytes.byteLength; ) {
+    // Not blocking: a FIFO opened for reading would wait for a writer, and a worker waiting there cannot be stopped.
+    fd = openSync(file, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
+    const info = fstatSync(fd);
+    if (!info.isFile()) return { row, error: `the image path ${JSON.stringify(name)} is not a file (${file})` };
+    if (info.size > MAX_IMAGE_FILE_BYTES) return { row, error: `the image file ${JSON.stringify(name)} is ${info.size} bytes, over the ${MAX_IMAGE_FILE_BYTES} an image may be` };
+    const bytes = new Uint8Array(info.size);
+    let done = 0;
+    while (done < bytes.byteLength) {
       const read = readSync(fd, bytes, done, bytes.byteLength - done, done);
       if (read === 0) break;
       done += read;
     }
-    return { row: { ...row, image: { bytes, path: name } }, error: null };
+    return { row: { ...row, image: { bytes: done === bytes.byteLength ? bytes : bytes.slice(0, done), path: name } }, error: null };
   } catch (error) {
     return { row, error: `the image file ${JSON.stringify(name)} cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)}: ${file})` };
   } finally {
@@ -87,7 +101,7 @@ export default async function convertBatch(task: ConvertTask): Promise<ConvertRe
 
   for (const [offset, given] of source.entries()) {
     const index = task.firstRow + offset;
-    const loaded = task.imageDir === undefined ? null : loadImageFile(task.imageDir, given);
+    const loaded = task.imageDir === undefined ? null : loadImageFile(task.imageDir, task.imageRoot ?? task.imageDir, given);
     const row = loaded?.row ?? given;
     source[offset] = row;
     const refuse = (code: RejectedRow['code'], message: string): void => {

@@ -24,12 +24,13 @@ interface Shared {
 
 /** A slot being written: its key is not readable yet. */
 const BUSY = -1;
-const WORDS = 4;
+/** A key is the whole SHA-256: eight 32-bit words. */
+const WORDS = 8;
 
 /**
  * A table of the images found whole and kept as they are, in memory all workers share, so that each sees at once
  * what another found (a BroadcastChannel message waits for the receiver's event loop, which a busy worker does not
- * visit). Keys are 128 bits of the image's SHA-256, in open addressing; an entry is claimed with a compare-and-swap,
+ * visit). Keys are the image's whole SHA-256 (a verdict found for one image must never pass another), in open addressing; an entry is claimed with a compare-and-swap,
  * filled, then published. Only this one verdict lives here, because it needs no data: the bytes are the input's own.
  * Slot 0 holds the count. When the table is 70% full it takes no more: sharing then goes on by messages alone.
  */
@@ -42,7 +43,7 @@ export class KeptTable {
     this.#mask = this.#table.length / WORDS - 1;
   }
 
-  /** The table for `rows` keys: a power of two of slots, twice the keys, between 2^10 and 2^22 (64 MB). */
+  /** The table for `rows` keys: a power of two of slots, twice the keys, between 2^10 and 2^22 (128 MB). */
   static buffer(rows: number): SharedArrayBuffer {
     const slots = 2 ** Math.min(22, Math.max(10, Math.ceil(Math.log2(2 * rows + 1))));
     return new SharedArrayBuffer(slots * WORDS * 4);
@@ -62,7 +63,11 @@ export class KeptTable {
         Atomics.add(table, 0, 1);
         return true;
       }
-      if (first === words[0] && Atomics.load(table, at + 1) === words[1] && Atomics.load(table, at + 2) === words[2] && Atomics.load(table, at + 3) === words[3]) return true;
+      if (first === words[0]) {
+        let same = true;
+        for (let word = 1; word < WORDS && same; word++) same = Atomics.load(table, at + word) === words[word];
+        if (same) return true;
+      }
       slot = (slot + 1) & this.#mask || 1;
     }
     return false;
@@ -77,7 +82,7 @@ export class KeptTable {
   }
 }
 
-/** 128 bits of an image key as table words, the first never 0 (empty) nor BUSY; null for a key too short. */
+/** An image key (256 bits) as table words, the first never 0 (empty) nor BUSY; null for a key too short. */
 export function keyWords(key: string): Int32Array | null {
   const digest = Buffer.from(key, 'base64');
   if (digest.byteLength < WORDS * 4) return null;

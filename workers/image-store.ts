@@ -95,6 +95,7 @@ export class ImageStore {
 
   /** Keeps what was prepared of an image for later runs. Failures to write only lose the entry. */
   set(key: string, image: PreparedImage): void {
+    if (!image.ok && image.lasting === false) return;
     try {
       if (image.ok && !image.reencoded) {
         this.#log ??= this.#openLog();

@@ -6,7 +6,11 @@ import { isSrgbProfile, readImageHeader, type ImageHeader } from './image-header
 
 export type PreparedImage =
   | { ok: true; bytes: Uint8Array; reencoded: boolean }
-  | { ok: false; code: RejectCode; message: string };
+  /**
+   * `lasting` false: libvips failed, which can also be for want of memory: the reject is not kept for later runs (see
+   * image-store), only the rejects that the bytes alone decide.
+   */
+  | { ok: false; code: RejectCode; message: string; lasting?: false };
 
 /** Formats whose bytes can go into the output unchanged: what every image library and `datasets` reads. */
 const PASS_THROUGH_FORMATS = new Set(['jpeg', 'png', 'webp']);
@@ -29,6 +33,11 @@ function needsNormalizing(metadata: Metadata, policy: ImagePolicy): boolean {
 
 function reject(code: RejectCode, message: string): PreparedImage {
   return { ok: false, code, message };
+}
+
+/** A reject libvips gave, which a want of memory can give too: not kept for later runs. */
+function libvipsReject(code: RejectCode, message: string): PreparedImage {
+  return { ok: false, code, message, lasting: false };
 }
 
 type SharpFunction = typeof import('sharp').default;
@@ -165,7 +174,7 @@ export async function prepareImage(bytes: Uint8Array, policy: ImagePolicy): Prom
   try {
     metadata = await (await loadSharp())(bytes, { failOn: 'none', limitInputPixels: false }).metadata();
   } catch (error) {
-    return reject('unsupported_image', `not a readable image: ${libvipsReason(error)}`);
+    return libvipsReject('unsupported_image', `not a readable image: ${libvipsReason(error)}`);
   }
   const format = metadata.format ?? 'unknown';
   if (!READABLE_FORMATS.has(format)) {
@@ -180,7 +189,7 @@ export async function prepareImage(bytes: Uint8Array, policy: ImagePolicy): Prom
     }
     return { ok: true, bytes: await reencode(bytes, metadata, policy), reencoded: true };
   } catch (error) {
-    return reject('corrupt_image', `the ${format} image does not decode: ${libvipsReason(error)}`);
+    return libvipsReject('corrupt_image', `the ${format} image does not decode: ${libvipsReason(error)}`);
   }
 }
 
