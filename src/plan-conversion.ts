@@ -102,7 +102,7 @@ export async function* planConversion(
         cachedBytes: cached.reduce((sum, file) => sum + file.size, 0),
       };
       // A part downloads only the files its rows are in, known once the footers are read; a whole run starts at once.
-      sourceCard = await hubSourceCard(source, settings);
+      sourceCard = yield* hubEvents.during(hubSourceCard(source, settings, onRetry));
       const early = options.part === null ? new DatasetDownloads(source, settings, { signal, onRetry }) : null;
       downloads = early;
       plan = yield* hubEvents.during(inspectSources(hubSources(source, settings, onRetry), inspectOptions));

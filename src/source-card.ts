@@ -1,10 +1,11 @@
 import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { downloadFileToCacheDir } from '@huggingface/hub';
+import { downloadFile } from '@huggingface/hub';
 import { parse as parseYaml } from 'yaml';
 import type { DatasetSource } from './download-dataset.js';
 import type { HubSettings } from './hub-settings.js';
+import { retryFetch, type RetryEvent } from './retry-fetch.js';
 
 /**
  * What the source's own dataset card says that the output's card must carry on: its licence, its name and how to cite
@@ -60,27 +61,31 @@ export async function localSourceCard(inputs: readonly string[]): Promise<Source
 
 /**
  * The card of a Hub dataset at the commit converted: from the Hugging Face cache when it is there (offline, only
- * there), else downloaded into it. Null when the dataset has none or it cannot be fetched: a card is not worth
- * failing a conversion for.
+ * there), else read from the Hub. Null when the dataset has none or it cannot be fetched: a card is not worth failing
+ * a conversion for.
  */
-export async function hubSourceCard(source: DatasetSource, settings: HubSettings): Promise<SourceCard | null> {
+export async function hubSourceCard(source: DatasetSource, settings: HubSettings, onRetry?: (event: RetryEvent) => void): Promise<SourceCard | null> {
   const first = source.files[0];
   if (first === undefined) return null;
   // <cache>/datasets--org--name/snapshots/<commit>/<file path>: the snapshot's root is above the file's folders.
   const snapshot = first.localPath.slice(0, first.localPath.length - first.path.length);
-  let file: string | null = path.join(snapshot, 'README.md');
-  if (!existsSync(file)) {
-    if (settings.offline) return null;
-    file = await downloadFileToCacheDir({
-      repo: { type: 'dataset', name: source.repo },
-      path: 'README.md',
-      revision: source.commit,
-      cacheDir: settings.cacheDir,
-      hubUrl: settings.hubUrl,
-      accessToken: settings.accessToken,
-      fetch: settings.fetch,
-    }).catch(() => null);
+  const cached = path.join(snapshot, 'README.md');
+  let text: string | null = existsSync(cached) ? await readFile(cached, 'utf8').catch(() => null) : null;
+  // Read from the Hub (a few kilobytes, not kept: downloadFileToCacheDir writes progress to stdout, which --json owns).
+  if (text === null && !settings.offline) {
+    try {
+      const blob = await downloadFile({
+        repo: { type: 'dataset', name: source.repo },
+        path: 'README.md',
+        revision: source.commit,
+        hubUrl: settings.hubUrl,
+        accessToken: settings.accessToken,
+        fetch: retryFetch(settings.fetch, { ...settings.retry, onRetry: onRetry ?? settings.retry.onRetry }),
+      });
+      text = blob === null ? null : await blob.text();
+    } catch {
+      text = null;
+    }
   }
-  const text = file === null ? null : await readFile(file, 'utf8').catch(() => null);
   return text === null ? null : parseSourceCard(text, `${source.repo}/README.md`);
 }

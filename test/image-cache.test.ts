@@ -57,7 +57,7 @@ describe('ImageCache', () => {
     const table = keptTableBuffer(1); // 1,024 slots
     const cache = new ImageCache(`test-${Math.random()}`, undefined, table);
     const key = (n: number, first = 0x11111111): string => {
-      const digest = Buffer.alloc(20);
+      const digest = Buffer.alloc(32);
       digest.writeInt32LE(first, 0);
       digest.writeInt32LE(n, 4);
       digest.writeInt32LE(n * 7, 8);

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { convert } from '../src/convert.js';
@@ -35,7 +36,8 @@ describe('the cache of image work', () => {
     assert.ok(first.images.validated > 150, `decoded ${first.images.validated}`);
     const again = await run('again', cache);
     assert.equal(again.images.validated, 0);
-    assert.equal(again.images.fromCache, again.images.distinct, 'each distinct image from the cache, once');
+    // Each distinct image from the cache: once, or twice where two workers reach it at the same moment.
+    assert.ok(again.images.fromCache >= again.images.distinct && again.images.fromCache <= again.images.distinct + again.images.repeated, `${again.images.fromCache} from the cache`);
     assert.equal(again.images.repeated, first.images.repeated);
     assertSameFiles(await filesOf(path.join(dir, 'again')), await filesOf(path.join(dir, 'first')), 'a re-run');
     const other = await run('other', cache, { seed: 9, testSize: 0.2, writerBatchSize: 17, numProc: 1 });
@@ -96,15 +98,28 @@ describe('the cache of image work', () => {
     assert.equal(off.code, 0, off.stderr);
     assert.equal((JSON.parse(off.stdout) as ConvertReport).images.fromCache, 0);
     assert.deepEqual(await readdir(none), [], '--no-cache writes nothing');
-    // Bounded: the re-encoded images do not all fit in 100 KB; the least recently used go.
+    // Bounded: the re-encoded images do not all fit in 100 KB; the least recently used go, but never a file that is not
+    // the cache's own, however old (a cache pointed at ~/.cache must not eat it).
+    const foreign = path.join(cache, 'images', 'notes.txt');
+    await mkdir(path.dirname(foreign), { recursive: true });
+    await writeFile(foreign, 'x'.repeat(200_000));
+    await utimes(foreign, new Date(0), new Date(0));
+    await writeFile(path.join(cache, 'thesis.pdf'), 'y'.repeat(200_000));
     await run('small', cache, { images: 'png', cacheSize: '100KB' });
     const info = await imageStoreInfo(cache);
     assert.ok(info.bytes <= 100_000, `the cache holds ${info.bytes} bytes`);
     const shown = await runCli(['cache', 'info'], { env });
     assert.match(shown.stdout, new RegExp(`${cache.replace(/[/.]/g, '\\$&')}: [\\d.]+ KiB; [\\d,]+ image\\(s\\) found whole and kept, [\\d,]+ re-encoded, [\\d,]+ rejected`));
+    assert.ok(existsSync(foreign) && existsSync(path.join(cache, 'thesis.pdf')), 'files not the cache\'s own are left alone');
     const cleared = await runCli(['cache', 'clear'], { env });
     assert.equal(cleared.code, 0);
-    assert.deepEqual(await readdir(cache), []);
-    assert.ok((await stat(cache)).isDirectory());
+    assert.deepEqual((await readdir(cache)).sort(), ['CACHEDIR.TAG', 'thesis.pdf']);
+    // A directory not marked as the cache is not cleared, even where it has folders of the cache's names.
+    const other = await tempDir();
+    await mkdir(path.join(other, 'images'));
+    const refused = await runCli(['cache', 'clear'], { env: { RLAIF_V_CACHE: other } });
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /is not marked as rlaif-v's cache \(it has no CACHEDIR\.TAG\): its images folder\(s\) were left alone/);
+    assert.ok(existsSync(path.join(other, 'images')));
   });
 });

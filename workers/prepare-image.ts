@@ -35,7 +35,10 @@ function reject(code: RejectCode, message: string): PreparedImage {
   return { ok: false, code, message };
 }
 
-/** A reject libvips gave, which a want of memory can give too: not kept for later runs. */
+/**
+ * A reject libvips gave while decoding or encoding, which a want of memory can give too: not kept for later runs.
+ * (Reading a header takes no memory to speak of: what it refuses is refused for good.)
+ */
 function libvipsReject(code: RejectCode, message: string): PreparedImage {
   return { ok: false, code, message, lasting: false };
 }
@@ -174,7 +177,7 @@ export async function prepareImage(bytes: Uint8Array, policy: ImagePolicy): Prom
   try {
     metadata = await (await loadSharp())(bytes, { failOn: 'none', limitInputPixels: false }).metadata();
   } catch (error) {
-    return libvipsReject('unsupported_image', `not a readable image: ${libvipsReason(error)}`);
+    return reject('unsupported_image', `not a readable image: ${libvipsReason(error)}`);
   }
   const format = metadata.format ?? 'unknown';
   if (!READABLE_FORMATS.has(format)) {
