@@ -71,24 +71,57 @@ function count(value: number): string {
   return value.toLocaleString('en-US');
 }
 
-/** The parsed YAML front matter of a dataset card, or null when it has none. */
-function frontMatter(card: string): Record<string, unknown> | null {
-  const match = /^---\n([\s\S]*?)\n---(\n|$)/.exec(card);
+/** The parsed YAML front matter of a dataset card; null when it has none; an Error when it does not parse. */
+function frontMatter(card: string): Record<string, unknown> | Error | null {
+  const match = /^---\r?\n([\s\S]*?)\r?\n---(\r?\n|$)/.exec(card);
   if (match === null) return null;
-  const parsed: unknown = parseYaml(match[1] ?? '');
-  return parsed !== null && typeof parsed === 'object' ? (parsed as Record<string, unknown>) : null;
+  try {
+    const parsed: unknown = parseYaml(match[1] ?? '');
+    return parsed !== null && typeof parsed === 'object' ? (parsed as Record<string, unknown>) : null;
+  } catch (error) {
+    return error instanceof Error ? error : new Error(String(error));
+  }
 }
 
-/** The schema of a shard's footer as the facts that matter: names, types, nesting, annotations. */
-function schemaShape(metadata: FileMetaData): string {
-  return JSON.stringify(
-    metadata.schema.map((element) => [element.name, element.type ?? null, element.repetition_type ?? null, element.num_children ?? null, element.converted_type ?? null]),
+/**
+ * `datasets` features as what they mean, whatever way of writing them: a list as `[x]`, as `Sequence` or `List` of x
+ * (datasets 4 and later write List); without the fields that do not change the meaning.
+ */
+function meaning(feature: unknown): unknown {
+  if (Array.isArray(feature)) return feature.length === 1 ? { list: meaning(feature[0]) } : feature.map(meaning);
+  if (feature === null || typeof feature !== 'object') return feature;
+  const fields = feature as Record<string, unknown>;
+  if ((fields._type === 'Sequence' || fields._type === 'List' || fields._type === 'LargeList') && 'feature' in fields) return { list: meaning(fields.feature) };
+  return Object.fromEntries(
+    Object.entries(fields)
+      .filter(([key, value]) => key !== 'id' && !(key === 'length' && value === -1))
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([key, value]) => [key, meaning(value)]),
   );
 }
 
-const EXPECTED_SCHEMA = JSON.stringify(
-  OUTPUT_PARQUET_SCHEMA.map((element) => [element.name, element.type ?? null, element.repetition_type ?? null, element.num_children ?? null, element.converted_type ?? null]),
-);
+/** The features of a `huggingface` metadata value, as what they mean; null when it does not parse. */
+function featuresMeaning(value: string): string | null {
+  try {
+    return JSON.stringify(meaning((JSON.parse(value) as { info?: { features?: unknown } }).info?.features ?? null));
+  } catch {
+    return null;
+  }
+}
+
+const EXPECTED_FEATURES = featuresMeaning(outputHuggingfaceMetadata);
+
+/**
+ * The schema of a footer as the facts that matter: names, types, nesting, annotations (not the root's name, which
+ * writers choose: pyarrow writes `schema`).
+ */
+function schemaShape(schema: readonly { name: string; type?: string | undefined; repetition_type?: string | undefined; num_children?: number | undefined; converted_type?: string | undefined }[]): string {
+  return JSON.stringify(
+    schema.map((element, index) => [index === 0 ? '' : element.name, element.type ?? null, element.repetition_type ?? null, element.num_children ?? null, element.converted_type ?? null]),
+  );
+}
+
+const EXPECTED_SCHEMA = schemaShape(OUTPUT_PARQUET_SCHEMA);
 
 async function fileCrc(file: string): Promise<number> {
   let crc = 0;
@@ -116,7 +149,13 @@ async function listShards(dir: string, problems: VerifyProblem[]): Promise<Shard
     entry.indices.add(Number(match[2]));
     entry.counts.add(Number(match[3]));
     bySplit.set(split, entry);
-    shards.push({ file: `data/${name}`, split, size: (await stat(path.join(dir, 'data', name))).size, metadata: null });
+    const info = await stat(path.join(dir, 'data', name)).catch(() => null);
+    if (info === null || !info.isFile()) {
+      // A link to nothing (a snapshot whose blob is gone), or not a file: there is no shard to read.
+      problems.push({ code: 'missing_shard', where: `data/${name}`, message: `data/${name} ${info === null ? 'cannot be read: it links to nothing' : 'is not a file'}` });
+      continue;
+    }
+    shards.push({ file: `data/${name}`, split, size: info.size, metadata: null });
   }
   for (const [split, { indices, counts }] of bySplit) {
     const total = Math.max(...counts);
@@ -147,7 +186,7 @@ async function checkFooter(dir: string, shard: Shard, problems: VerifyProblem[])
   } finally {
     await handle.close();
   }
-  if (schemaShape(shard.metadata) !== EXPECTED_SCHEMA) {
+  if (schemaShape(shard.metadata.schema) !== EXPECTED_SCHEMA) {
     const columns = shard.metadata.schema.filter((element) => element.num_children !== undefined && element.repetition_type === 'OPTIONAL' && ['chosen', 'rejected', 'prompt', 'images'].includes(element.name));
     problems.push({
       code: 'shard_schema',
@@ -156,7 +195,7 @@ async function checkFooter(dir: string, shard: Shard, problems: VerifyProblem[])
     });
   }
   const features = shard.metadata.key_value_metadata?.find((entry) => entry.key === 'huggingface')?.value;
-  if (features !== outputHuggingfaceMetadata) {
+  if (features === undefined || featuresMeaning(features) !== EXPECTED_FEATURES) {
     problems.push({
       code: 'shard_metadata',
       where: shard.file,
@@ -176,6 +215,10 @@ async function checkCard(dir: string, rows: Map<string, number>, unknown: Set<st
     return;
   }
   const yaml = frontMatter(card);
+  if (yaml instanceof Error) {
+    problems.push({ code: 'missing_card', where: 'README.md', message: `README.md's YAML front matter does not parse (${yaml.message.split('\n')[0] ?? ''}): load_dataset would fail on it` });
+    return;
+  }
   const info = yaml?.dataset_info as { features?: unknown; splits?: { name?: unknown; num_examples?: unknown }[] } | undefined;
   if (info === undefined) {
     problems.push({ code: 'missing_card', where: 'README.md', message: 'README.md has no dataset_info in its YAML front matter' });
@@ -300,7 +343,9 @@ export async function* verifyIter(options: VerifyOptions): AsyncGenerator<Verify
           const rowEnd = rowStart + Number(group.num_rows);
           let read: { images?: { bytes?: Uint8Array | null }[] | null }[];
           try {
-            read = (await parquetReadObjects({ file: buffer, metadata, rowStart, rowEnd, columns: ['images'], compressors, utf8: false })) as typeof read;
+            // Every column is decoded: a damaged text page is as much a damaged shard as a damaged image.
+            read = (await parquetReadObjects({ file: buffer, metadata, rowStart, rowEnd, compressors, utf8: false })) as typeof read;
+            if (read.length !== rowEnd - rowStart) throw new Error(`it gave ${read.length} rows where its footer says ${rowEnd - rowStart}`);
           } catch (error) {
             problems.push({ code: 'shard_damaged', where: `${shard.file} row group ${index}`, message: `${shard.file}: row group ${index} cannot be read (${String(error)})` });
             rowStart = rowEnd;
@@ -313,7 +358,7 @@ export async function* verifyIter(options: VerifyOptions): AsyncGenerator<Verify
               problems.push({ code: 'bad_image', where: `${shard.file} row ${rowStart + offset}`, message: `${shard.file}, row ${rowStart + offset}: the row has no image` });
               images.bad++;
             }
-            task.images.push(bytes === null ? null : bytes.slice());
+            task.images.push(bytes === null || bytes.byteLength === 0 ? null : bytes.slice());
           }
           images.checked += task.images.length;
           const transfer = task.images.flatMap((bytes) => (bytes === null ? [] : [bytes.buffer as ArrayBuffer]));

@@ -3,7 +3,8 @@
  * into a private virtualenv, without network. Skipped, with the reason printed, where Python or the wheels are absent.
  */
 import assert from 'node:assert/strict';
-import { readdir } from 'node:fs/promises';
+import { copyFile, mkdir, readdir } from 'node:fs/promises';
+import { verify } from '../src/verify.js';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { convert } from '../src/convert.js';
@@ -151,6 +152,22 @@ describe('Python datasets reads the output', () => {
     assert.equal(result.rejected_role, 'assistant');
     assert.equal(result.decoded, report.output.rows);
     assert.equal(report.input.rows, 2000);
+  });
+
+  it('a copy that datasets writes back (to_parquet) verifies: its way of writing the schema and features is understood', async (t) => {
+    if (python === null) {
+      t.skip(skip);
+      return;
+    }
+    const copy = await tempDir();
+    await mkdir(path.join(copy, 'data'));
+    await copyFile(path.join(output, 'README.md'), path.join(copy, 'README.md'));
+    const write = 'import sys\nfrom datasets import load_dataset\nds = load_dataset(sys.argv[1])\nfor name, split in ds.items():\n    split.to_parquet(f"{sys.argv[2]}/data/{name}-00000-of-00001.parquet")\n';
+    await run(python, ['-c', write, output, copy], { maxBuffer: 16 * 1024 * 1024 });
+    const checked = await verify({ dir: copy, numProc: 2 });
+    assert.deepEqual(checked.problems, []);
+    assert.deepEqual(checked.notes, ['no report.json: rows were not checked against what was written']);
+    assert.equal(checked.images.checked, 2000);
   });
 
   it('decodes in Pillow every image of a run over the corpus of odd images (kept and normalized alike)', async (t) => {

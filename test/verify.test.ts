@@ -5,6 +5,7 @@ import { before, describe, it } from 'node:test';
 import { convert } from '../src/convert.js';
 import { verify, type VerifyReport } from '../src/verify.js';
 import { readParquet, runCli, sampleDir, tempDir } from './fixtures.js';
+import { parquetMetadata } from 'hyparquet';
 
 /** A copy of the converted output, to damage. */
 async function copyOf(output: string): Promise<string> {
@@ -70,6 +71,35 @@ describe('verify', () => {
     assert.equal(bad[0]?.where, `${shard} row 7`);
     assert.match(bad[0]?.message ?? '', /row 7: the (jpeg|png) image does not decode/);
     assert.ok(codes(report).includes('shard_changed'));
+  });
+
+  it('catches a damaged text page, without report.json to compare against', async () => {
+    const copy = await copyOf(output);
+    await rm(path.join(copy, 'report.json'));
+    const shard = shards[0] ?? '';
+    const file = path.join(copy, shard);
+    const bytes = await readFile(file);
+    const metadata = parquetMetadata(new Uint8Array(bytes));
+    const chunk = metadata.row_groups[0]?.columns.find((column) => column.meta_data?.path_in_schema.join('.') === 'chosen.list.element.content.list.element.text')?.meta_data;
+    assert.ok(chunk !== undefined);
+    const start = Number(chunk.dictionary_page_offset ?? chunk.data_page_offset);
+    bytes.fill(0xa5, start + 20, start + Number(chunk.total_compressed_size) - 4);
+    await writeFile(file, bytes);
+    const report = await verify({ dir: copy, numProc: 2 });
+    assert.deepEqual(codes(report), ['shard_damaged'], JSON.stringify(report.problems));
+    assert.match(report.problems[0]?.message ?? '', new RegExp(`${shard}: row group 0 cannot be read`));
+    assert.deepEqual(report.notes, ['no report.json: rows were not checked against what was written']);
+  });
+
+  it('says what is wrong with a card whose YAML does not parse, and reads one with CRLF line ends', async () => {
+    const copy = await copyOf(output);
+    const card = await readFile(path.join(copy, 'README.md'), 'utf8');
+    await writeFile(path.join(copy, 'README.md'), card.replace(/\n/g, '\r\n'));
+    assert.deepEqual((await verify({ dir: copy, numProc: 2 })).problems, []);
+    await writeFile(path.join(copy, 'README.md'), card.replace('dataset_info:', 'dataset_info: [unclosed'));
+    const report = await verify({ dir: copy, numProc: 2 });
+    assert.deepEqual(codes(report), ['missing_card']);
+    assert.match(report.problems[0]?.message ?? '', /README\.md's YAML front matter does not parse/);
   });
 
   it('catches a wrong num_examples in the card', async () => {

@@ -215,14 +215,32 @@ function libvipsReason(error: unknown): string {
 export async function checkImage(bytes: Uint8Array): Promise<{ ok: true } | { ok: false; message: string }> {
   if (bytes.byteLength === 0) return { ok: false, message: 'the image has zero bytes' };
   const header = readImageHeader(bytes);
+  if (header !== null && header.width * header.height > PILLOW_BOMB_PIXELS) {
+    return { ok: false, message: `${header.width}x${header.height} is over the ${PILLOW_BOMB_PIXELS} pixels Pillow refuses to open` };
+  }
   if (header !== null && header.plain) {
     const check = header.png === undefined ? checkJpeg(bytes) : checkPng(bytes, header.width, header.height, header.png);
     return check.ok ? check : { ok: false, message: `the ${header.format} image does not decode: ${check.message}` };
   }
+  const sharp = await loadSharp();
+  let metadata: Metadata;
   try {
-    await (await loadSharp())(bytes, { failOn: 'error', limitInputPixels: false, pages: 1 }).raw().toBuffer();
+    metadata = await sharp(bytes, { failOn: 'none', limitInputPixels: false }).metadata();
+  } catch (error) {
+    return { ok: false, message: `not a readable image: ${libvipsReason(error)}` };
+  }
+  // What this format holds and what readers of it (Pillow, datasets) all open: nothing else.
+  if (!PASS_THROUGH_FORMATS.has(metadata.format ?? '')) return { ok: false, message: `a ${metadata.format ?? 'unknown'} image, not JPEG, PNG or WebP` };
+  if ((metadata.width ?? 0) * (metadata.height ?? 0) > PILLOW_BOMB_PIXELS) {
+    return { ok: false, message: `${metadata.width}x${metadata.height} is over the ${PILLOW_BOMB_PIXELS} pixels Pillow refuses to open` };
+  }
+  try {
+    await sharp(bytes, { failOn: 'error', limitInputPixels: false, pages: 1 }).raw().toBuffer();
     return { ok: true };
   } catch (error) {
-    return { ok: false, message: `the image does not decode: ${libvipsReason(error)}` };
+    return { ok: false, message: `the ${metadata.format} image does not decode: ${libvipsReason(error)}` };
   }
 }
+
+/** Pillow raises DecompressionBombError past twice its warning limit of 89,478,485 pixels. */
+const PILLOW_BOMB_PIXELS = 2 * 89_478_485;
