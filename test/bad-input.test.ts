@@ -100,6 +100,23 @@ describe('CLI usage errors', () => {
     assert.match(result.stderr, /^rlaif-v: --num-proc takes a whole number from 1 to \d+, got "0"$/m);
   });
 
+  it('refuses an option that would do nothing, naming it, rather than passing it over', async () => {
+    const dir = await sampleDir(4);
+    const out = path.join(await tempDir(), 'out');
+    const cases: [string[], RegExp][] = [
+      [['convert', '-i', dir, '-o', out, '--images', 'png', '--quality', '50'], /^rlaif-v: --quality applies to --images jpeg and webp \(the encoders that take one\), not to png$/m],
+      [['convert', '-i', dir, '-o', out, '--quality', '50'], /--quality applies to --images jpeg and webp .*, not to keep/],
+      [['convert', '-i', dir, '-o', out, '--revision', 'main'], /^rlaif-v: --revision applies to --dataset \(a dataset on the Hub\), not to local input$/m],
+      [['push', path.join(dir, 'nope')], /nope: no such directory\. Give the output directory of rlaif-v convert/],
+    ];
+    for (const [args, message] of cases) {
+      const result = await runCli(args, { env: { HF_TOKEN: '' } });
+      assert.equal(result.code, 2, `${args.join(' ')}: ${result.stderr}`);
+      assert.match(result.stderr, message);
+    }
+    assert.equal((await runCli(['convert', '-i', dir, '-o', out, '--images', 'webp', '--quality', '50', '--quiet'])).code, 0, 'quality with an encoder that takes one');
+  });
+
   it('reads every option strictly: one value of its form, given once, or exit 2 and one line that names it', async () => {
     const dir = await sampleDir(4);
     const out = path.join(await tempDir(), 'out');
