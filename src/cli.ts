@@ -48,6 +48,14 @@ function asFlags(message: string): string {
 /** The staging directory of the conversion under way, if any: what an interrupted run may leave to be taken up. */
 let convertStaging: string | null = null;
 
+/**
+ * A command's examples, each whole on a line of its own under what it does: yargs' own examples column cut commands
+ * in the middle at any width. `$0` is the program's name.
+ */
+function examples(list: readonly (readonly [string, string])[]): string {
+  return `Examples:\n${list.map(([command, what]) => `  ${what}:\n    ${command.replace(/\$0/g, 'rlaif-v')}`).join('\n')}`;
+}
+
 /** The progress line being drawn, if any: taken away before a message is written, so the message starts its own line. */
 let activeRenderer: ProgressRenderer | null = null;
 
@@ -367,10 +375,12 @@ await yargs(hideBin(process.argv))
     'Convert source parquet files to a dataset directory that datasets.load_dataset and TRL read',
     (y) =>
       withConvertFlags(y)
-        .example('$0 convert --output rlaif-v', 'Download openbmb/RLAIF-V-Dataset into the Hugging Face cache and convert it')
-        .example('$0 convert --output rlaif-v --push-to-hub --repo-id me/rlaif-v', 'The same, then push the result to the Hub')
-        .example('$0 convert --input RLAIF-V-Dataset/ --output rlaif-v', 'Convert a local copy of the source')
-        .example('$0 convert -i sample -o out --num-proc 2 --seed 7 --test-size 0.05', 'A 5% test split with another seed'),
+        .epilogue(examples([
+          ['$0 convert --output rlaif-v', 'Download openbmb/RLAIF-V-Dataset into the Hugging Face cache and convert it'],
+          ['$0 convert --output rlaif-v --push-to-hub --repo-id me/rlaif-v', 'The same, then push the result to the Hub'],
+          ['$0 convert --input RLAIF-V-Dataset/ --output rlaif-v', 'Convert a local copy of the source'],
+          ['$0 convert -i sample -o out --num-proc 2 --seed 7 --test-size 0.05', 'A 5% test split with another seed'],
+        ])),
     async (argv) => {
       await runConvert(argv as unknown as Parameters<typeof runConvert>[0]);
     },
@@ -384,8 +394,10 @@ await yargs(hideBin(process.argv))
         .option('overwrite', { type: 'boolean', default: false, describe: 'Replace an existing output of this tool (never a directory of other files)' })
         .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'No progress or summary on stderr' })
         .option('json', { type: 'boolean', default: false, describe: 'Print the report as JSON on stdout' })
-        .example('$0 finalize rlaif-v', 'After every part of convert -o rlaif-v --num-shards K is done')
-        .example('$0 finalize rlaif-v --push-to-hub --repo-id me/rlaif-v', 'The same, then push the result to the Hub'),
+        .epilogue(examples([
+          ['$0 finalize rlaif-v', 'After every part of convert -o rlaif-v --num-shards K is done'],
+          ['$0 finalize rlaif-v --push-to-hub --repo-id me/rlaif-v', 'The same, then push the result to the Hub'],
+        ])),
     async (argv) => {
       await runFinalize(argv as unknown as Parameters<typeof runFinalize>[0]);
     },
@@ -408,8 +420,10 @@ await yargs(hideBin(process.argv))
         .option('sbatch-arg', { type: 'string', array: true, requiresArg: true, coerce: paths('--sbatch-arg'), describe: 'More sbatch options for both jobs, each as --sbatch-arg=--mem=16G' })
         .option('log-dir', { requiresArg: true, coerce: text('--log-dir'), describe: 'Where the batch scripts and logs go (default <output>.slurm)' })
         .option('dry-run', { type: 'boolean', default: false, describe: 'Print the two batch scripts instead of submitting them' })
-        .example('$0 slurm -o /shared/rlaif-v --tasks 16 --cpus-per-task 8 --time 1:00:00', 'Download and convert RLAIF-V in 16 parts')
-        .example('$0 slurm -i /shared/RLAIF-V-Dataset -o /shared/rlaif-v --tasks 4 --dry-run', 'Show the batch scripts'),
+        .epilogue(examples([
+          ['$0 slurm -o /shared/rlaif-v --tasks 16 --cpus-per-task 8 --time 1:00:00', 'Download and convert RLAIF-V in 16 parts'],
+          ['$0 slurm -i /shared/RLAIF-V-Dataset -o /shared/rlaif-v --tasks 4 --dry-run', 'Show the batch scripts'],
+        ])),
     async (argv) => {
       await runSlurm(argv as unknown as Parameters<typeof runSlurm>[0], hideBin(process.argv));
     },
@@ -423,7 +437,9 @@ await yargs(hideBin(process.argv))
         .option('num-proc', { requiresArg: true, coerce: numProcFlag, describe: 'Worker threads that decode the images (default: the available cores)' })
         .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'No progress on stderr' })
         .option('json', { type: 'boolean', default: false, describe: 'Print the findings as JSON on stdout' })
-        .example('$0 verify rlaif-v', 'Exit 0 when all holds, 1 naming each problem and where'),
+        .epilogue(examples([
+          ['$0 verify rlaif-v', 'Exit 0 when all holds, 1 naming each problem and where'],
+        ])),
     async (argv) => {
       const renderer = progressRenderer(argv.quiet);
       let report: VerifyReport | undefined;
@@ -453,8 +469,10 @@ await yargs(hideBin(process.argv))
       y
         .positional('action', { choices: ['info', 'clear'] as const, demandOption: true, describe: 'info or clear' })
         .option('json', { type: 'boolean', default: false, describe: 'Print what it holds as JSON on stdout (info)' })
-        .example('$0 cache info', 'Where the cache is, its size and entries')
-        .example('RLAIF_V_CACHE=/scratch/rlaif-v-cache $0 cache clear', 'Empty a cache elsewhere'),
+        .epilogue(examples([
+          ['$0 cache info', 'Where the cache is, its size and entries'],
+          ['RLAIF_V_CACHE=/scratch/rlaif-v-cache $0 cache clear', 'Empty a cache elsewhere'],
+        ])),
     async (argv) => {
       const dir = defaultStoreDir();
       if (argv.action === 'clear') {
@@ -483,7 +501,9 @@ await yargs(hideBin(process.argv))
         .option('token', { requiresArg: true, coerce: text('--token'), describe: 'Hugging Face token (default: HF_TOKEN, else the token file of hf auth login)' })
         .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'No progress on stderr' })
         .option('json', { type: 'boolean', default: false, describe: 'Print the push report as JSON on stdout' })
-        .example('$0 push rlaif-v --repo-id me/rlaif-v', 'Upload data/*.parquet, then README.md'),
+        .epilogue(examples([
+          ['$0 push rlaif-v --repo-id me/rlaif-v', 'Upload data/*.parquet, then README.md'],
+        ])),
     async (argv) => {
       if ((await stat(argv.dir).catch(() => null))?.isDirectory() !== true) {
         throw new InputError('ERR_INPUT_MISSING', `${argv.dir}: no such directory. Give the output directory of rlaif-v convert (or finalize).`, { file: argv.dir });

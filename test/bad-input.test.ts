@@ -163,11 +163,18 @@ describe('CLI usage errors', () => {
     assert.equal((await runCli([])).code, 2);
   });
 
-  it('prints help for every command', async () => {
-    for (const args of [['--help'], ['convert', '--help'], ['sample', '--help']]) {
-      const result = await runCli(args);
-      assert.equal(result.code, 0);
-      assert.match(result.stdout, /--/);
+  it('prints help for every command, each option described and each example whole on its line', async () => {
+    for (const command of ['convert', 'finalize', 'slurm', 'verify', 'cache', 'push', 'sample', 'bench']) {
+      const result = await runCli([command, '--help'], { env: { COLUMNS: '80' } });
+      assert.equal(result.code, 0, `${command}: ${result.stderr}`);
+      const options = result.stdout.split('\n').filter((line) => /^ {2}(-\w, )?--[a-z-]+\s/.test(line) || /^ {6}--[a-z-]+\s/.test(line));
+      for (const line of options) assert.match(line, /--[a-z-]+\s+[^\s[]/, `${command}: an option without a description: ${line}`);
+      const examples = result.stdout.split('Examples:\n')[1]?.split('\n').filter((line) => line.trim() !== '') ?? [];
+      for (const [index, line] of examples.entries()) {
+        // Lines go in pairs: what it does, then the whole command.
+        assert.match(line, index % 2 === 0 ? /^ {2}\S.*:$/ : /^ {4}(RLAIF_V_CACHE=\S+ )?rlaif-v /, `${command}: ${JSON.stringify(line)}`);
+      }
     }
+    assert.equal((await runCli(['--help'])).code, 0);
   });
 });

@@ -42,6 +42,8 @@ export async function tempDir(prefix = 'rlaif-v-test-'): Promise<string> {
 export async function sampleDir(rows: number, options: { files?: number; seed?: number; rowGroupSize?: number } = {}): Promise<string> {
   const dir = await tempDir('rlaif-v-sample-');
   await makeSample({ rows, output: dir, imageSide: 96, ...options });
+  // Parquet files alone, as many local copies are: the tests that need a source card write one.
+  await rm(path.join(dir, 'README.md'), { force: true });
   return dir;
 }
 
@@ -144,6 +146,12 @@ export async function oneOfEachKind(images: Uint8Array[]): Promise<Uint8Array[]>
   return [...kinds.values()];
 }
 
+/** A file of an output, to compare with another output's: the card's load_dataset line, which names the directory, as `<output>`. */
+export async function outputFile(dir: string, file: string): Promise<Buffer> {
+  const bytes = await readFile(path.join(dir, file));
+  return file === 'README.md' ? Buffer.from(cardForRepo(bytes.toString('utf8'), '<output>')) : bytes;
+}
+
 /**
  * Every file of a dataset directory but report.json (which has timings), with its bytes; the card's load_dataset line,
  * which names the directory, as if it were `<output>`, so that outputs in different directories compare.
@@ -154,8 +162,7 @@ export async function filesOf(dir: string): Promise<Map<string, Buffer>> {
     if (!entry.isFile()) continue;
     const relative = path.relative(dir, path.join(entry.parentPath, entry.name));
     if (relative === 'report.json') continue;
-    const bytes = await readFile(path.join(dir, relative));
-    files.set(relative, relative === 'README.md' ? Buffer.from(cardForRepo(bytes.toString('utf8'), '<output>')) : bytes);
+    files.set(relative, await outputFile(dir, relative));
   }
   return files;
 }

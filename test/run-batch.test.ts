@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
@@ -11,7 +10,7 @@ import { writeSourceFile } from '../src/source-table.js';
 import { runWatched } from '../src/run-batch.js';
 import type { ConvertResult, ConvertTask, SourceRow } from '../src/types.js';
 import { beat } from '../workers/convert-batch.js';
-import { makeImage, readParquet, sourceRow, tempDir } from './fixtures.js';
+import { makeImage, outputFile, readParquet, sourceRow, tempDir } from './fixtures.js';
 
 const FAULTY_WORKER = pathToFileURL(path.join(path.dirname(new URL(import.meta.url).pathname), 'fixtures', 'faulty-worker.js'));
 
@@ -63,7 +62,7 @@ describe('a worker that crashes or hangs does not sink the run', () => {
     const clean = await convert({ input: [input], output: path.join(dir, 'clean'), writerBatchSize: 16, maxRejectFraction: 1 });
     assert.deepEqual(clean.rejected.byCode, { unsupported_image: 2 });
     for (const file of ['README.md', ...(faulty.output.splits.train?.files ?? []).map((shard) => shard.file)]) {
-      assert.ok((await readFile(path.join(dir, 'faulty', file))).equals(await readFile(path.join(dir, 'clean', file))), file);
+      assert.ok((await outputFile(path.join(dir, 'faulty'), file)).equals(await outputFile(path.join(dir, 'clean'), file)), file);
     }
   });
 });
