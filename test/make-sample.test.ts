@@ -22,6 +22,16 @@ describe('makeSample', () => {
     assert.equal(rows, 20);
   });
 
+  it('tells its progress as it writes, up to every row, and writes a card of its own', async () => {
+    const dir = await tempDir();
+    const seen: [number, number][] = [];
+    await makeSample({ rows: 150, files: 2, output: dir, imageSide: 32, onProgress: (done, total) => seen.push([done, total]) });
+    assert.ok(seen.length >= 3, JSON.stringify(seen));
+    assert.ok(seen.every(([done, total], index) => total === 150 && done >= (seen[index - 1]?.[0] ?? 0)), JSON.stringify(seen));
+    assert.deepEqual(seen.at(-1), [150, 150]);
+    assert.match(await readFile(path.join(dir, 'README.md'), 'utf8'), /^---\nlicense: apache-2\.0\npretty_name: Synthetic RLAIF-V sample\n---\n/);
+  });
+
   it('gives the same bytes for the same seed and different bytes for another seed', async () => {
     const [a, b, c] = [await tempDir(), await tempDir(), await tempDir()];
     await makeSample({ rows: 30, output: a, imageSide: 64, seed: 5 });
