@@ -8,17 +8,14 @@
  * run's (the target is at most 0.5), and a run with --no-cache for reference. Prints a Markdown table and writes it to
  * bench/results/rerun-<timestamp>.md.
  */
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { ConvertReport } from '../src/convert-report.js';
-import { makeSample } from '../src/make-sample.js';
 import { measureNode } from './measure-process.js';
+import { CLI, ROOT, shapedInput } from './shaped-input.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const CLI = path.join(ROOT, 'dist', 'src', 'bin.js');
 
 const { values } = parseArgs({
   options: {
@@ -33,11 +30,7 @@ const files = Number(values.files);
 const repeats = Number(values.repeats);
 const numProc = values['num-proc'] ?? '2';
 
-const input = path.join(ROOT, 'bench', '.cache', `split-${rows}x${files}`);
-if ((await readdir(input).catch(() => [])).length === 0) {
-  process.stderr.write(`Generating ${rows} rows in ${files} file(s) of one row group into ${input} (once)...\n`);
-  await makeSample({ rows, files, output: input });
-}
+const input = await shapedInput(rows, files);
 const work = await mkdtemp(path.join(tmpdir(), 'rlaif-v-rerun-'));
 const round = (value: number): number => Math.round(value * 100) / 100;
 

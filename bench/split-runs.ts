@@ -15,14 +15,11 @@ import { spawn } from 'node:child_process';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, totalmem } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { makeSample } from '../src/make-sample.js';
 import type { ConvertReport } from '../src/convert-report.js';
 import { measureNode } from './measure-process.js';
+import { CLI, ROOT, shapedInput } from './shaped-input.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const CLI = path.join(ROOT, 'dist', 'src', 'bin.js');
 
 const { values } = parseArgs({
   options: {
@@ -39,13 +36,8 @@ const repeats = Number(values.repeats);
 const partCounts = (values.parts ?? '').split(',').map(Number);
 const numProc = values['num-proc'] ?? '2';
 
-const cache = path.join(ROOT, 'bench', '.cache');
-const input = path.join(cache, `split-${rows}x${files}`);
-if ((await readdir(input).catch(() => [])).length === 0) {
-  process.stderr.write(`Generating ${rows} rows in ${files} file(s) of one row group into ${input} (once)...\n`);
-  await makeSample({ rows, files, output: input });
-}
-const work = path.join(cache, 'split-work');
+const input = await shapedInput(rows, files);
+const work = path.join(ROOT, 'bench', '.cache', 'split-work');
 await rm(work, { recursive: true, force: true });
 await mkdir(work, { recursive: true });
 const common = ['--input', input, '--num-proc', numProc, '--quiet', '--no-cache'];
@@ -121,7 +113,7 @@ for (const count of partCounts) {
   process.stderr.write(`${count} parts: ${parts.map((s) => round(s)).join(', ')} s; finalize ${round(finalize.seconds)} s\n`);
 }
 
-const fileCount = (await readdir(input)).length;
+const fileCount = (await readdir(input)).filter((name) => name.endsWith('.parquet')).length;
 const lines = [
   `# Resuming and splitting a conversion (${new Date().toISOString()})`,
   '',
