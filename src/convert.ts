@@ -1,7 +1,6 @@
 import sharp from 'sharp'; // loaded in the main thread first, as sharp advises for use from worker threads on glibc
 import { randomUUID } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { rm, stat, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { resolveConvertOptions, type ConvertOptions, type ResolvedConvertOptions } from './convert-options.js';
@@ -22,8 +21,9 @@ import type { ConvertResult, ConvertTask, ImageStoreSettings, RejectedRow, Split
 import { openImageStore, trimImageStore } from './image-store-dir.js';
 import { rowNbytes, toConversational } from './to-conversational.js';
 import { runFingerprint } from './run-fingerprint.js';
-import { liveHolder, makeDirectory, openStaging, publishOutput, stagingDir } from './output-dir.js';
-import { missingFile, partDir, partsDir, readPartManifest, writePartManifest, type PartManifest } from './part-manifest.js';
+import { makeDirectory, openStaging, publishOutput, stagingDir } from './output-dir.js';
+import { partDir, writePartManifest } from './part-manifest.js';
+import { checkNoParts, checkPartsRoot, finishedPart, finishedPartProblem } from './part-staging.js';
 import { clearStaging, CHECKPOINT_FILE, findCheckpoint, RecentRows, rowsToRead, writeCheckpoint, type Checkpoint } from './checkpoint.js';
 import { bytesBefore, planUnits } from './plan-units.js';
 import { LOGICAL_COLUMNS } from './source-layout.js';
@@ -122,68 +122,6 @@ function badImageError(rejects: readonly RejectedRow[]): RlaifError | null {
   if (bad.code === 'worker_failed') return new RlaifError('ERR_WORKER_FAILED', `${row}: ${bad.message}, twice (the second time on a fresh worker). ${then}`);
   if (bad.code === 'image_timeout') return new RlaifError('ERR_IMAGE_TIMEOUT', `${row}: ${bad.message}, twice (the second time on a fresh worker). ${then}`);
   return new RlaifError('ERR_BAD_IMAGE', `${row} has a bad image: ${bad.code}: ${bad.message}. ${then}`);
-}
-
-/**
- * Before a part takes its directory: the staging directory the parts share must not hold a one-machine run's work, nor
- * be held by a live run (a one-machine convert, or finalize).
- */
-async function checkPartsRoot(output: string): Promise<void> {
-  const root = stagingDir(output);
-  if (existsSync(path.join(root, CHECKPOINT_FILE))) {
-    throw new OutputError(
-      'ERR_OUTPUT_BUSY',
-      `${root} holds an interrupted one-machine run of this output: take it up with the same convert command without ` +
-        `--num-shards, or remove ${root} to convert in parts.`,
-    );
-  }
-  const holder = await liveHolder(root);
-  if (holder !== null) {
-    throw new OutputError('ERR_OUTPUT_BUSY', `${root} is in use by another run (process ${holder.pid} on ${holder.host}), a one-machine convert or a finalize: wait for it to end.`);
-  }
-}
-
-/**
- * Before a whole run takes `<output>.partial`: parts of a run over several machines there are never removed while one
- * of them runs, and otherwise only with --no-resume.
- */
-async function checkNoParts(output: string, resume: boolean): Promise<void> {
-  const dir = partsDir(output);
-  const names = await readdir(dir).catch(() => null);
-  if (names === null) return;
-  for (const name of names.sort()) {
-    const holder = await liveHolder(path.join(dir, name));
-    if (holder !== null) {
-      throw new OutputError(
-        'ERR_OUTPUT_BUSY',
-        `Part ${name} of a run over several machines is being written in ${dir} (process ${holder.pid} on ${holder.host}): ` +
-          `wait for the parts to end, then put them together with rlaif-v finalize ${output}.`,
-      );
-    }
-  }
-  if (resume) {
-    throw new OutputError(
-      'ERR_OUTPUT_HAS_PARTS',
-      `${dir} holds the parts of a run over several machines (convert --num-shards): once they are all done, put them ` +
-        `together with rlaif-v finalize ${output}; or pass --no-resume to start over on this machine, which removes them.`,
-    );
-  }
-}
-
-/** The manifest of a part an earlier run finished, when it is of this run (same fingerprint) and its files are there. */
-async function finishedPart(dir: string, fingerprint: string): Promise<PartManifest | null> {
-  const manifest = await readPartManifest(dir);
-  if (manifest === null || manifest.fingerprint !== fingerprint) return null;
-  return (await missingFile(dir, manifest)) === null ? manifest : null;
-}
-
-/** Why a part an earlier run finished (its manifest is there) cannot be kept, or null when there is none. */
-async function finishedPartProblem(dir: string, fingerprint: string): Promise<string | null> {
-  const manifest = await readPartManifest(dir);
-  if (manifest === null) return null;
-  if (manifest.fingerprint !== fingerprint) return 'it was converting other input or with other options (its fingerprint differs)';
-  const missing = await missingFile(dir, manifest);
-  return missing === null ? null : `its ${missing} is missing or not as it was written`;
 }
 
 /** A run under way: its plan and the threads and sinks it works with. */
