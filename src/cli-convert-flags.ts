@@ -13,6 +13,16 @@ export const MAX_WORKERS_PER_CORE = 4;
 /** `--num-proc`, from 1 to MAX_WORKERS_PER_CORE × this machine's cores. */
 export const numProcFlag = wholeNumber('--num-proc', 1, MAX_WORKERS_PER_CORE * availableParallelism());
 
+/** What {@link withPushFlags} adds to argv, with the `--quiet` and `--json` every such command has. */
+export interface PushArgv {
+  pushToHub: boolean;
+  repoId: string;
+  private: boolean;
+  token: string | undefined;
+  quiet: boolean;
+  json: boolean;
+}
+
 /** How the output is pushed when the run is done: options of `convert`, `finalize` and `slurm`. */
 export function withPushFlags<T>(y: Argv<T>) {
   return y

@@ -6,12 +6,13 @@ import { OptionError } from './errors.js';
 import { hubSettings } from './hub-settings.js';
 import { checkOutputDir } from './output-dir.js';
 import { checkPushAccess } from './push-dataset.js';
+import type { PushArgv } from './cli-convert-flags.js';
 import { slurmScripts, submitSlurmJob, type SlurmJob } from './slurm-job.js';
 
 /** `rlaif-v slurm`: the command's own work, apart from the option table (src/cli.ts). */
 
 /** What `slurm` reads of its options (yargs' argv): convert's, and its own. */
-export interface SlurmArgv {
+export interface SlurmArgv extends PushArgv {
   input: string[] | undefined;
   dataset: string | undefined;
   revision: string | undefined;
@@ -20,12 +21,6 @@ export interface SlurmArgv {
   numProc: number | undefined;
   numShards: number | undefined;
   shardIndex: number | undefined;
-  pushToHub: boolean;
-  repoId: string;
-  private: boolean;
-  token: string | undefined;
-  quiet: boolean;
-  json: boolean;
   tasks: number;
   partition: string | undefined;
   time: string | undefined;

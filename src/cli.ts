@@ -8,7 +8,7 @@ import path from 'node:path';
 import { CHECKPOINT_FILE } from './checkpoint.js';
 import { stagingDir } from './output-dir.js';
 import { paths, text, wholeNumber } from './cli-options.js';
-import { numProcFlag, partOf, withConvertFlags, withPushFlags } from './cli-convert-flags.js';
+import { numProcFlag, partOf, withConvertFlags, withPushFlags, type PushArgv } from './cli-convert-flags.js';
 import { partDir } from './part-manifest.js';
 import { finalizeIter } from './finalize.js';
 import { verifyIter, type VerifyReport } from './verify.js';
@@ -117,14 +117,10 @@ function interruptible(): AbortController {
   return controller;
 }
 
-async function runConvert(argv: {
+async function runConvert(argv: PushArgv & {
   input: string[] | undefined;
   dataset: string | undefined;
   revision: string | undefined;
-  pushToHub: boolean;
-  repoId: string;
-  private: boolean;
-  token: string | undefined;
   output: string;
   numProc: number | undefined;
   writerBatchSize: number;
@@ -147,8 +143,6 @@ async function runConvert(argv: {
   columns: string | undefined;
   cache: boolean;
   cacheSize: string;
-  quiet: boolean;
-  json: boolean;
 }): Promise<void> {
   const part = partOf(argv);
   const controller = interruptible();
@@ -199,7 +193,7 @@ async function runConvert(argv: {
 /** Prints a finished run's report, fails on too many rejected rows, and pushes when asked. */
 async function reportAndPush(
   report: ConvertReport,
-  argv: { json: boolean; quiet: boolean; pushToHub: boolean; repoId: string; private: boolean },
+  argv: Omit<PushArgv, 'token'>,
   settings: HubSettings | undefined,
   signal: AbortSignal,
 ): Promise<void> {
@@ -220,15 +214,9 @@ async function reportAndPush(
 }
 
 /** `finalize`: the parts of a multi-machine run put together, then pushed when asked. */
-async function runFinalize(argv: {
+async function runFinalize(argv: PushArgv & {
   output: string;
   overwrite: boolean;
-  pushToHub: boolean;
-  repoId: string;
-  private: boolean;
-  token: string | undefined;
-  quiet: boolean;
-  json: boolean;
 }): Promise<void> {
   const controller = interruptible();
   const settings = argv.pushToHub ? await hubSettings({ token: argv.token }) : undefined;
