@@ -16,7 +16,7 @@ import { clearImageStore, defaultStoreDir, imageStoreInfo } from './image-store-
 import { runSlurm, type SlurmArgv } from './cli-slurm.js';
 import { InputError, OptionError, RlaifError } from './errors.js';
 import { stat } from 'node:fs/promises';
-import { makeSample, SAMPLE_DEFAULTS } from './make-sample.js';
+import { makeSample, SAMPLE_DEFAULTS, type SampleProfile } from './make-sample.js';
 import { ProgressRenderer, summarize } from './render-progress.js';
 import { formatBytes } from './inspect-input.js';
 import { packageInfo } from './package-info.js';
@@ -405,6 +405,13 @@ await yargs(hideBin(process.argv))
         .option('files', { requiresArg: true, default: SAMPLE_DEFAULTS.files, coerce: wholeNumber('--files', 1), describe: 'Files to spread the rows over' })
         .option('row-group-size', { requiresArg: true, coerce: wholeNumber('--row-group-size', 1), describe: 'Rows per row group (default: one row group per file, like the source)' })
         .option('image-side', { requiresArg: true, default: SAMPLE_DEFAULTS.imageSide, coerce: wholeNumber('--image-side', 8), describe: 'Longest side of the generated images, in pixels (8 or more)' })
+        .option('profile', {
+          requiresArg: true,
+          choices: ['varied', 'source'],
+          default: SAMPLE_DEFAULTS.profile,
+          coerce: text('--profile'),
+          describe: 'varied: every kind of image in even measure; source: shaped like RLAIF-V (90% JPEG photos of ~73 KB, 10% PNG of ~0.9 MB, ~155 KB a row)',
+        })
         .option('overwrite', { type: 'boolean', default: false, describe: 'Replace existing sample files' })
         .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'No summary on stderr' }),
     async (argv) => {
@@ -417,6 +424,7 @@ await yargs(hideBin(process.argv))
         files: argv.files,
         rowGroupSize: argv.rowGroupSize,
         imageSide: argv.imageSide,
+        profile: argv.profile as SampleProfile,
         overwrite: argv.overwrite,
         signal: interruptible().signal,
       });

@@ -19,10 +19,22 @@ export interface SampleOptions {
   files?: number;
   /** Rows per row group. Default: one row group per file, as the real source files appear to be. */
   rowGroupSize?: number;
+  /**
+   * Bytes a page of the image column (and its dictionary page) may reach. Default about 1 MiB. pyarrow, which most
+   * likely wrote the source, makes pages of 1,024 images: about 150 MB at the source's sizes.
+   */
+  pageBytes?: number;
   /** Longest side of the generated images, in pixels. Default 640 (COCO's, where most RLAIF-V images come from). */
   imageSide?: number;
   /** Fraction of rows that reuse an earlier row's image, as the source does. Default 0.2. */
   repeatFraction?: number;
+  /**
+   * Which images to draw. `varied` (the default): every kind the tool handles, in even measure, about 137 KB a row.
+   * `source`: shaped like openbmb/RLAIF-V-Dataset's bytes, about 156 KB a row: 90% JPEG photos averaging about 73 KB
+   * (mostly 4:2:0, some 4:4:4, a few progressive, grey, sRGB-tagged, and rare ones keep mode must normalize: EXIF-rotated,
+   * CMYK, a P3 profile), 10% PNG averaging about 0.9 MB (RGB and RGBA), which hold more than half the bytes.
+   */
+  profile?: SampleProfile;
   /** Replace existing sample files. Default false. */
   overwrite?: boolean;
   /** Stops the run; the file being written is removed (files already finished stay). */
@@ -76,7 +88,31 @@ function answer(random: Random, object: string): string {
   return parts.join(' ');
 }
 
-type ImageKind = 'jpeg' | 'jpeg-progressive' | 'jpeg-grey' | 'png' | 'png-rgba' | 'png-palette' | 'png-grey';
+type ImageKind =
+  | 'jpeg'
+  | 'jpeg-progressive'
+  | 'jpeg-grey'
+  | 'jpeg-444'
+  | 'jpeg-srgb'
+  | 'jpeg-p3'
+  | 'jpeg-rotated'
+  | 'jpeg-cmyk'
+  | 'png'
+  | 'png-rgba'
+  | 'png-palette'
+  | 'png-grey';
+
+/** The kinds of image a sample is drawn from. */
+export type SampleProfile = 'varied' | 'source';
+
+/** How a profile draws: which kinds, in what measure, and how large and grainy each comes out. */
+interface Profile {
+  kinds: readonly ImageKind[];
+  /** The longest side, as a fraction of `imageSide`: from `min` to `min + spread`. */
+  side: (kind: ImageKind) => { min: number; spread: number };
+  /** Grain from `min` to `min + spread` (more grain: larger files). */
+  grain: (kind: ImageKind) => { min: number; spread: number };
+}
 // Mostly JPEG, some PNG, as the source: its images come from photo datasets (COCO, VQAv2, OK-VQA, ...).
 const KINDS: readonly ImageKind[] = [
   ...Array.from({ length: 13 }, () => 'jpeg' as const),
@@ -89,6 +125,31 @@ const KINDS: readonly ImageKind[] = [
   'png-grey',
 ];
 
+/** `count` copies of `kind`. */
+const times = (count: number, kind: ImageKind): ImageKind[] => Array.from({ length: count }, () => kind);
+
+const PROFILES: Record<SampleProfile, Profile> = {
+  varied: { kinds: KINDS, side: () => ({ min: 0.5, spread: 0.5 }), grain: () => ({ min: 48, spread: 64 }) },
+  // Per 1,000 images. Measured on 2,000 rows (seed 42, 640 px): JPEG 73 KB and PNG 887 KB on average (10% of the images,
+  // 57% of the bytes), 154 KB a row: the source has 73 KB, 894 KB, 58% and 156 KB.
+  source: {
+    kinds: [
+      ...times(687, 'jpeg'),
+      ...times(150, 'jpeg-444'),
+      ...times(10, 'jpeg-progressive'),
+      ...times(25, 'jpeg-grey'),
+      ...times(10, 'jpeg-srgb'),
+      ...times(3, 'jpeg-p3'),
+      ...times(5, 'jpeg-rotated'),
+      ...times(2, 'jpeg-cmyk'),
+      ...times(75, 'png'),
+      ...times(33, 'png-rgba'),
+    ],
+    side: (kind) => (kind.startsWith('png') ? { min: 1.1, spread: 0.35 } : { min: 0.75, spread: 0.25 }),
+    grain: (kind) => (kind.startsWith('png') ? { min: 12, spread: 16 } : { min: 22, spread: 26 }),
+  },
+};
+
 interface DrawnImage {
   pixels: Buffer;
   width: number;
@@ -99,9 +160,10 @@ interface DrawnImage {
 }
 
 /** A picture-like image: a colour gradient, a few solid shapes and mild noise, so it compresses like a photo. */
-function drawImage(random: Random, side: number): DrawnImage {
-  const kind = pick(random, KINDS);
-  const width = Math.max(8, Math.round(side * (0.5 + random() * 0.5)));
+function drawImage(random: Random, side: number, profile: Profile): DrawnImage {
+  const kind = pick(random, profile.kinds);
+  const scale = profile.side(kind);
+  const width = Math.max(8, Math.round(side * (scale.min + random() * scale.spread)));
   const height = Math.max(8, Math.round(width * (0.6 + random() * 0.6)));
   const alpha = kind === 'png-rgba';
   const channels = alpha ? 4 : 3;
@@ -116,7 +178,8 @@ function drawImage(random: Random, side: number): DrawnImage {
     colour: [randomInt(random, 256), randomInt(random, 256), randomInt(random, 256)],
   }));
   // Grain, mostly in luminance as in photos, so JPEG sizes come out like real photos (about 100-200 KB at 640 px).
-  const grain = 48 + randomInt(random, 64);
+  const grainRange = profile.grain(kind);
+  const grain = grainRange.min + randomInt(random, grainRange.spread);
   let noise = randomInt(random, 0xffffffff) | 1;
   const next = (): number => {
     noise ^= noise << 13;
@@ -163,6 +226,21 @@ async function encodeImage(drawn: DrawnImage): Promise<Uint8Array> {
     case 'jpeg-grey':
       encoded = await image.toColourspace('b-w').jpeg({ quality: 85 }).toBuffer();
       break;
+    case 'jpeg-444':
+      encoded = await image.jpeg({ quality: drawn.quality, chromaSubsampling: '4:4:4' }).toBuffer();
+      break;
+    case 'jpeg-srgb':
+      encoded = await image.withIccProfile('srgb').jpeg({ quality: drawn.quality }).toBuffer();
+      break;
+    case 'jpeg-p3':
+      encoded = await image.withIccProfile('p3').jpeg({ quality: drawn.quality }).toBuffer();
+      break;
+    case 'jpeg-rotated':
+      encoded = await image.withMetadata({ orientation: 6 }).jpeg({ quality: drawn.quality }).toBuffer();
+      break;
+    case 'jpeg-cmyk':
+      encoded = await image.toColourspace('cmyk').jpeg({ quality: drawn.quality }).toBuffer();
+      break;
     case 'png-palette':
       encoded = await image.png({ palette: true, colours: 64, dither: 0 }).toBuffer();
       break;
@@ -176,9 +254,9 @@ async function encodeImage(drawn: DrawnImage): Promise<Uint8Array> {
 }
 
 /** What `makeSample` does when an option is not given. */
-export const SAMPLE_DEFAULTS = { seed: 42, files: 1, imageSide: 640 };
+export const SAMPLE_DEFAULTS = { seed: 42, files: 1, imageSide: 640, profile: 'varied' as SampleProfile };
 
-function checkOptions(options: SampleOptions): Required<Omit<SampleOptions, 'rowGroupSize' | 'signal' | 'onProgress'>> & { rowGroupSize: number | null } {
+function checkOptions(options: SampleOptions): Required<Omit<SampleOptions, 'rowGroupSize' | 'pageBytes' | 'signal' | 'onProgress'>> & { rowGroupSize: number | null; pageBytes: number | undefined } {
   const integer = (value: unknown, name: string, min: number): number => {
     if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
       throw invalidOption(name, min === 0 ? 'non-negative integer' : 'positive integer', value);
@@ -188,6 +266,8 @@ function checkOptions(options: SampleOptions): Required<Omit<SampleOptions, 'row
   const files = integer(options.files ?? SAMPLE_DEFAULTS.files, 'files', 1);
   const rows = integer(options.rows, 'rows', 1);
   if (files > rows) throw invalidOption('files', `at most rows (${rows})`, files);
+  const profile = options.profile ?? SAMPLE_DEFAULTS.profile;
+  if (!Object.hasOwn(PROFILES, profile)) throw invalidOption('profile', `one of ${Object.keys(PROFILES).join(', ')}`, profile);
   const repeatFraction = options.repeatFraction ?? 0.2;
   if (typeof repeatFraction !== 'number' || !(repeatFraction >= 0 && repeatFraction < 1)) {
     throw invalidOption('repeatFraction', 'a number in [0, 1)', repeatFraction);
@@ -201,6 +281,8 @@ function checkOptions(options: SampleOptions): Required<Omit<SampleOptions, 'row
     imageSide: integer(options.imageSide ?? SAMPLE_DEFAULTS.imageSide, 'imageSide', 8),
     repeatFraction,
     overwrite: options.overwrite ?? false,
+    profile,
+    pageBytes: options.pageBytes === undefined ? undefined : integer(options.pageBytes, 'pageBytes', 1),
   };
 }
 
@@ -260,7 +342,7 @@ export async function makeSample(options: SampleOptions): Promise<SampleReport> 
     }
     await rm(target, { force: true });
     const rowsInFile = Math.min(perFile, resolved.rows - row);
-    const sink = await openSourceSink(target, resolved.rowGroupSize ?? Math.max(1, rowsInFile));
+    const sink = await openSourceSink(target, resolved.rowGroupSize ?? Math.max(1, rowsInFile), resolved.pageBytes);
     try {
       let pending: PendingRow[] = [];
       for (let i = 0; i < rowsInFile; i++, row++) {
@@ -268,7 +350,7 @@ export async function makeSample(options: SampleOptions): Promise<SampleReport> 
         if (seen.length > 0 && random() < resolved.repeatFraction) {
           image = pick(random, seen);
         } else {
-          const drawn = drawImage(random, resolved.imageSide);
+          const drawn = drawImage(random, resolved.imageSide, PROFILES[resolved.profile]);
           const imagePath = `${String(seen.length).padStart(6, '0')}.${drawn.kind.startsWith('png') ? 'png' : 'jpg'}`;
           image = { image: encodeImage(drawn).then((bytes) => ({ bytes, path: imagePath })), path: imagePath };
           image.image.catch(() => undefined); // awaited when its rows are written

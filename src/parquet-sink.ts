@@ -14,7 +14,16 @@ export interface ParquetSinkOptions {
   rowGroupSize: number;
   /** Key/value pairs for the footer (the Arrow schema metadata is carried by the batches themselves). */
   metadata: Map<string, string>;
+  /**
+   * Bytes a data page (and the dictionary page) may reach before the next one starts. Default about 1 MiB, as
+   * parquet-rs and datasets write. pyarrow checks only every 1,024 values, so that its pages of images hold 1,024 of
+   * them, and its dictionary page as many: about 150 MB each at RLAIF-V's sizes, which this makes as large.
+   */
+  pageBytes?: number;
 }
+
+/** parquet-rs's default page size (data and dictionary pages), which these files have always had. */
+const DEFAULT_PAGE_BYTES = 2 ** 20;
 
 /** `created_by` in every footer: fixed, so output bytes do not depend on anything but the data. */
 const CREATED_BY = 'rlaif-v-convert (parquet-wasm 0.8.0)';
@@ -45,6 +54,8 @@ export class ParquetSink {
     // name), so every column gets pyarrow's defaults: dictionary encoding and statistics on.
     const properties = new WriterPropertiesBuilder()
       .setCompression(Compression.SNAPPY)
+      .setDataPageSizeLimit(options.pageBytes ?? DEFAULT_PAGE_BYTES)
+      .setDictionaryPageSizeLimit(options.pageBytes ?? DEFAULT_PAGE_BYTES)
       .setMaxRowGroupSize(options.rowGroupSize)
       .setWriteBatchSize(1)
       .setCreatedBy(CREATED_BY)

@@ -23,10 +23,14 @@ export function sourceRowsToIPC(rows: readonly SourceRow[]): Uint8Array {
   return tableToIPC(new Table(sourceSchema(), sourceColumns(rows)), 'stream');
 }
 
-/** Opens a parquet file for rows in the exact schema of openbmb/RLAIF-V-Dataset. */
-export async function openSourceSink(path: string, rowGroupSize: number): Promise<ParquetSink> {
+/**
+ * Opens a parquet file for rows in the exact schema of openbmb/RLAIF-V-Dataset, its pages of about `pageBytes` (see
+ * ParquetSinkOptions).
+ */
+export async function openSourceSink(path: string, rowGroupSize: number, pageBytes?: number): Promise<ParquetSink> {
   return ParquetSink.open(path, {
     rowGroupSize,
+    ...(pageBytes === undefined ? {} : { pageBytes }),
     metadata: new Map([['huggingface', sourceSchema().metadata.get('huggingface') ?? '']]),
   });
 }
@@ -35,8 +39,8 @@ export async function openSourceSink(path: string, rowGroupSize: number): Promis
  * Writes `rows` as a parquet file in the source schema (the sample generator and the test fixtures use it).
  * Default: one row group for the whole file.
  */
-export async function writeSourceFile(path: string, rows: readonly SourceRow[], rowGroupSize = Math.max(1, rows.length)): Promise<void> {
-  const sink = await openSourceSink(path, rowGroupSize);
+export async function writeSourceFile(path: string, rows: readonly SourceRow[], rowGroupSize = Math.max(1, rows.length), pageBytes?: number): Promise<void> {
+  const sink = await openSourceSink(path, rowGroupSize, pageBytes);
   try {
     await sink.write(sourceRowsToIPC(rows));
     await sink.close();

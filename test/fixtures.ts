@@ -39,7 +39,7 @@ export async function tempDir(prefix = 'rlaif-v-test-'): Promise<string> {
 }
 
 /** A generated source dataset of small images, fast enough for the suite. */
-export async function sampleDir(rows: number, options: { files?: number; seed?: number; rowGroupSize?: number } = {}): Promise<string> {
+export async function sampleDir(rows: number, options: { files?: number; seed?: number; rowGroupSize?: number; pageBytes?: number } = {}): Promise<string> {
   const dir = await tempDir('rlaif-v-sample-');
   await makeSample({ rows, output: dir, imageSide: 96, ...options });
   // Parquet files alone, as many local copies are: the tests that need a source card write one.

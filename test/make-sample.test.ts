@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { open, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import sharp from 'sharp';
 import { OutputError } from '../src/errors.js';
 import { makeSample } from '../src/make-sample.js';
 import { sourceSchema } from '../src/output-schema.js';
+import { readFooter, scanColumnPages } from '../src/read-column-pages.js';
 import { readParquet, ROOT, tempDir } from './fixtures.js';
 
 describe('makeSample', () => {
@@ -20,6 +21,34 @@ describe('makeSample', () => {
     );
     assert.equal(keyValue.get('huggingface'), expected.metadata.get('huggingface'));
     assert.equal(rows, 20);
+  });
+
+  it('draws images shaped like the source with profile source: nine in ten JPEG, PNGs many times larger', async () => {
+    const dir = await tempDir();
+    await makeSample({ rows: 200, output: dir, imageSide: 128, profile: 'source', repeatFraction: 0 });
+    const { table } = await readParquet(path.join(dir, 'RLAIF-V-Dataset_000.parquet'));
+    const sizes = { jpeg: [] as number[], png: [] as number[] };
+    for (const row of table.getChild('image') ?? []) {
+      const bytes = (row as { bytes: Uint8Array } | null)?.bytes;
+      if (bytes !== undefined) (bytes[0] === 0xff ? sizes.jpeg : sizes.png).push(bytes.byteLength);
+    }
+    const mean = (values: number[]): number => values.reduce((sum, value) => sum + value, 0) / values.length;
+    assert.ok(sizes.jpeg.length >= 165 && sizes.jpeg.length <= 195, `${sizes.jpeg.length} JPEG of 200`);
+    assert.ok(mean(sizes.png) > 6 * mean(sizes.jpeg), `PNG ${mean(sizes.png)} against JPEG ${mean(sizes.jpeg)} bytes`);
+    await assert.rejects(makeSample({ rows: 2, output: dir, profile: 'photos' as never, overwrite: true }), /profile/);
+  });
+
+  it('makes pages as large as pageBytes says (pyarrow makes them of 1,024 images)', async () => {
+    const dir = await tempDir();
+    await makeSample({ rows: 300, output: dir, imageSide: 64, repeatFraction: 0, pageBytes: 2 ** 24 });
+    const file = path.join(dir, 'RLAIF-V-Dataset_000.parquet');
+    const handle = await open(file, 'r');
+    try {
+      const column = await scanColumnPages(handle, await readFooter(handle, (await stat(file)).size), 0, ['image', 'bytes']);
+      assert.equal(column.dictionary?.header.dictionary_page_header?.num_values, 300, 'every image in one dictionary page');
+    } finally {
+      await handle.close();
+    }
   });
 
   it('tells its progress as it writes, up to every row, and writes a card of its own', async () => {
