@@ -133,6 +133,7 @@ async function runConvert(argv: PushArgv & {
   maxShardSize: string;
   maxRejectFraction: number;
   maxRowGroupBytes: string;
+  maxBytesInFlight: string | undefined;
   imageTimeout: number;
   onBadImage: string;
   overwrite: boolean;
@@ -172,6 +173,7 @@ async function runConvert(argv: PushArgv & {
     maxShardSize: argv.maxShardSize,
     maxRejectFraction: argv.maxRejectFraction,
     maxRowGroupBytes: argv.maxRowGroupBytes,
+    ...(argv.maxBytesInFlight === undefined ? {} : { maxBytesInFlight: argv.maxBytesInFlight }),
     imageTimeout: argv.imageTimeout,
     onBadImage: argv.onBadImage as 'skip' | 'fail',
     overwrite: argv.overwrite,

@@ -44,6 +44,12 @@ export interface ConvertOptions {
   maxRejectFraction?: number;
   /** `skip`: a row whose image is bad goes to rejects/ and the run goes on; `fail`: the run stops. Default skip. */
   onBadImage?: 'skip' | 'fail';
+  /**
+   * The most image data read and not yet written (in the reader, the workers, and the writer's queue and row groups):
+   * bytes or `512MB`. The reader waits while this much is in flight; a batch larger than it goes alone. Memory is
+   * about this plus a fixed cost (see the README's Memory section). Default 64 MiB per worker plus 128 MiB.
+   */
+  maxBytesInFlight?: number | string;
   /** Largest input row group that may be loaded (uncompressed bytes of the columns read). Default 1.5 GiB. */
   maxRowGroupBytes?: number | string;
   /** Input row groups larger than this have their image column read by the workers, a page at a time (where its encoding and codec allow), rather than whole by parquet-wasm on the main thread. Default 1: every row group. */
@@ -99,6 +105,7 @@ export interface ResolvedConvertOptions {
   maxRejectFraction: number;
   onBadImage: 'skip' | 'fail';
   maxRowGroupBytes: number;
+  maxBytesInFlight: number;
   streamRowGroupBytes: number;
   imageTimeoutMs: number;
   resume: boolean;
@@ -132,7 +139,15 @@ export const DEFAULTS = {
   checkpointEvery: '32MB',
   cacheSize: '10GB',
   onBadImage: 'skip' as 'skip' | 'fail',
+  /** maxBytesInFlight: this much per worker, plus {@link DEFAULTS.bytesInFlightBase}. */
+  bytesInFlightPerWorker: 64 * 2 ** 20,
+  bytesInFlightBase: 128 * 2 ** 20,
 };
+
+/** The default of maxBytesInFlight for `numProc` workers: two batches of 32 MiB each, and room for the writer. */
+export function defaultBytesInFlight(numProc: number): number {
+  return DEFAULTS.bytesInFlightBase + numProc * DEFAULTS.bytesInFlightPerWorker;
+}
 
 const IMAGE_MODES: readonly ImageMode[] = ['keep', 'jpeg', 'png', 'webp'];
 
@@ -233,11 +248,12 @@ export function resolveConvertOptions(options: ConvertOptions): ResolvedConvertO
     }
     part = { index, count };
   }
+  const numProc = positiveInteger(options.numProc ?? availableParallelism(), 'numProc');
   return {
     input,
     dataset,
     output: options.output,
-    numProc: positiveInteger(options.numProc ?? availableParallelism(), 'numProc'),
+    numProc,
     writerBatchSize: positiveInteger(options.writerBatchSize ?? DEFAULTS.writerBatchSize, 'writerBatchSize'),
     testSize,
     seed,
@@ -252,6 +268,7 @@ export function resolveConvertOptions(options: ConvertOptions): ResolvedConvertO
     maxRejectFraction: fraction(options.maxRejectFraction ?? DEFAULTS.maxRejectFraction, 'maxRejectFraction'),
     onBadImage: oneOf(options.onBadImage ?? DEFAULTS.onBadImage, 'onBadImage', ['skip', 'fail'] as const),
     maxRowGroupBytes,
+    maxBytesInFlight: options.maxBytesInFlight === undefined ? defaultBytesInFlight(numProc) : parseSize(options.maxBytesInFlight, 'maxBytesInFlight'),
     streamRowGroupBytes: parseSize(options.streamRowGroupBytes ?? DEFAULTS.streamRowGroupBytes, 'streamRowGroupBytes'),
     imageTimeoutMs: positiveNumber(options.imageTimeout ?? DEFAULTS.imageTimeout, 'imageTimeout') * 1000,
     resume: options.resume ?? true,

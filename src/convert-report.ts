@@ -57,6 +57,11 @@ export interface ConvertReport {
    */
   images: { kept: number; reencoded: number; distinct: number; repeated: number; validated: number; fromCache: number; bytesIn: number };
   /** Wall-clock seconds of each stage; `images` and `format` add up the workers' time. */
+  /**
+   * Image data read and not yet written (in the reader, the workers, and the writer's queue and row groups): the
+   * budget (`--max-bytes-in-flight`) and the most held at once. Memory is about this plus a fixed cost.
+   */
+  memory?: { maxBytesInFlight: number; peakBytesInFlight: number };
   seconds: { plan: number; convert: number; read: number; images: number; format: number; write: number; total: number };
   /**
    * Where the time went: the main thread's busy fraction (event loop not idle) while converting and writing, and CPU

@@ -14,7 +14,9 @@ import { createPool, type ConvertPool } from './worker-pool.js';
 import type { ConvertEvent, ConvertReport, SplitName, SplitReport } from './convert-report.js';
 import { packageInfo } from './package-info.js';
 import { planConversion, type Planned } from './plan-conversion.js';
-import { readBatches, rereadBatch, type SourceBatch } from './read-batches.js';
+import { batchBytes, readBatches, rereadBatch, type SourceBatch } from './read-batches.js';
+import { BytesInFlight } from './bytes-in-flight.js';
+import { MAX_BATCH_BYTES } from './page-range.js';
 import { runBatch, startBatch } from './run-batch.js';
 import { RejectSink } from './reject-sink.js';
 import type { ConvertResult, ConvertTask, ImageStoreSettings, RejectedRow, SplitPart } from './types.js';
@@ -130,6 +132,8 @@ interface Run extends Planned {
   signal: AbortSignal | undefined;
   pool: ConvertPool;
   writers: SplitWriters;
+  /** Image data read and not yet written, against options.maxBytesInFlight. */
+  memory: BytesInFlight;
   rejects: RejectSink;
   tally: Tally;
   staging: string;
@@ -174,6 +178,7 @@ async function* convertRows(run: Run): AsyncGenerator<ConvertEvent> {
       store,
     }),
   };
+  const memory = run.memory;
   const { firstRow, endRow } = run.range;
   // Checkpoints are taken where units of work end, and at the end of a part; the input is read in batches that never
   // cross one.
@@ -217,6 +222,7 @@ async function* convertRows(run: Run): AsyncGenerator<ConvertEvent> {
     if (result.train !== null) parts.train = result.train;
     if (result.test !== null) parts.test = result.test;
     await writers.append(parts);
+    run.memory.observe();
     tally.writeMs += performance.now() - writeStarted;
     await rejects.write(result.rejects);
     // Which input row each appended row came from: those not rejected.
@@ -225,12 +231,15 @@ async function* convertRows(run: Run): AsyncGenerator<ConvertEvent> {
     tally.add(result);
     position = Math.max(position, first + result.rows);
   };
-  const inFlight: { batch: SourceBatch; result: Promise<ConvertResult> }[] = [];
+  const inFlight: { batch: SourceBatch; result: Promise<ConvertResult>; bytes: number }[] = [];
   const take = async (): Promise<void> => {
     const head = inFlight.shift();
     if (head === undefined) return;
     let first = head.batch.firstRow;
-    for (const result of await runBatch(pool, head.batch, batchOptions, head.result)) {
+    const results = await runBatch(pool, head.batch, batchOptions, head.result);
+    // From here its images are the writer's, counted in writers.bytes.
+    memory.release(head.bytes);
+    for (const result of results) {
       await collect(result, first);
       first += result.rows;
     }
@@ -249,8 +258,22 @@ async function* convertRows(run: Run): AsyncGenerator<ConvertEvent> {
     bytes: { done: bytesAt(position) - bytes.first, total: bytes.total },
   });
 
-  const batches = readBatches(plan, options.writerBatchSize, { ranges, cuts: unitEnds });
+  // A full pipeline holds TASKS_PER_WORKER batches a worker, and about two more in the writer's hands.
+  const maxBatchBytes = Math.min(MAX_BATCH_BYTES, Math.max(2 ** 16, Math.floor(options.maxBytesInFlight / (TASKS_PER_WORKER * options.numProc + 2))));
+  const onHeld = (delta: number): void => (delta >= 0 ? memory.add(delta) : memory.release(-delta));
+  const batches = readBatches(plan, options.writerBatchSize, { ranges, cuts: unitEnds, maxBatchBytes, onHeld });
   for (;;) {
+    // The next batch is read once there is a worker for it, and room in the memory budget for a batch of the largest
+    // size: batches ahead of it are written first. With nothing else to wait for (but rows waiting in the writer for
+    // their row group to fill), it goes whatever its size.
+    while (inFlight.length >= options.numProc * TASKS_PER_WORKER || memory.held() + maxBatchBytes > options.maxBytesInFlight) {
+      if (inFlight.length > 0) await take();
+      else if (writers.queued > 0) await writers.flush();
+      else break;
+      yield* hubEvents.take();
+      if (downloads !== null && !downloads.finished) yield downloads.event();
+      yield progress();
+    }
     const readStarted = performance.now();
     const pending = batches.next();
     // While the next file is still downloading, report the download instead of sitting silent.
@@ -264,15 +287,11 @@ async function* convertRows(run: Run): AsyncGenerator<ConvertEvent> {
     if (next.done === true) break;
     signal?.throwIfAborted();
     const batch = next.value;
+    const bytes = batchBytes(batch);
+    memory.add(bytes);
     const result = startBatch(pool, batch, batchOptions);
     // Only where the batch came from stays here: its data went to the worker, and is read again if that worker dies.
-    inFlight.push({ batch: { ...batch, data: [], imagePages: undefined }, result });
-    while (inFlight.length >= options.numProc * TASKS_PER_WORKER) {
-      await take();
-      yield* hubEvents.take();
-      if (downloads !== null && !downloads.finished) yield downloads.event();
-      yield progress();
-    }
+    inFlight.push({ batch: { ...batch, data: [], imagePages: undefined }, result, bytes });
   }
   while (inFlight.length > 0) {
     await take();
@@ -348,6 +367,7 @@ function report(run: Run, splits: Partial<Record<SplitName, SplitReport>>, bytes
     ...(run.resumeNote === undefined ? {} : { resume: run.resumeNote }),
     ...(run.part === null ? {} : { part: { ...run.part, host: hostname(), output: run.output } }),
     images: tally.images,
+    memory: { maxBytesInFlight: run.memory.budget, peakBytesInFlight: run.memory.peak },
     seconds: {
       plan: times.planSeconds,
       convert: times.convertSeconds,
@@ -466,6 +486,7 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
       signal,
       pool,
       writers,
+      memory: new BytesInFlight(options.maxBytesInFlight, () => writers.bytes),
       rejects: new RejectSink(staging.dir, resumed?.rejects),
       tally: new Tally(),
       staging: staging.dir,

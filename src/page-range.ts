@@ -38,3 +38,38 @@ export function rowOfRange(range: ImagePageRange, index: number): ImagePageRange
   const column: ColumnPages = { spec: range.spec, dictionary: range.dictionary, pages: range.pages };
   return pageRange(range.file, column, range.skip + index, 1);
 }
+
+/** The most a batch's pages may hold in its worker, compressed and decompressed, for the worker to read them. */
+export const MAX_BATCH_BYTES = 64 * 2 ** 20;
+/** How many times over the column the workers may read it between them (a page two batches share is read twice). */
+const WORKER_READ_FACTOR = 1.5;
+
+/**
+ * Whether the workers should read their batches' images from these pages themselves (each its own pages), rather than
+ * the column be read once by the reader (see stream-column-values): when no batch would hold more than
+ * `maxBatchBytes` of pages, nor the batches between them read the column more than 1.5 times over. Pages of about 1 MiB, as parquet-rs and datasets
+ * write them, are best read by the workers: no image byte then passes through the main thread. Pages of 1,024 images
+ * and their dictionary page, as pyarrow writes them by default (150 MB each at RLAIF-V's sizes), would be read whole
+ * by every batch that has a row in them: eight times over at 128 rows a batch, and 300 MB held per batch.
+ */
+export function pagesForWorkers(column: ColumnPages, batchSize: number, maxBatchBytes = MAX_BATCH_BYTES): boolean {
+  const rows = column.pages.reduce((sum, page) => sum + page.rows, 0);
+  const dictionary = column.dictionary;
+  let total = dictionary?.compressedSize ?? 0;
+  for (const page of column.pages) total += page.compressedSize;
+  let read = 0;
+  for (let first = 0; first < rows; first += batchSize) {
+    const range = pageRange('', column, first, Math.min(batchSize, rows - first));
+    let held = 0;
+    for (const page of range.pages) {
+      held += page.compressedSize + page.header.uncompressed_page_size;
+      read += page.compressedSize;
+    }
+    if (range.dictionary !== null) {
+      held += range.dictionary.compressedSize + range.dictionary.header.uncompressed_page_size;
+      read += range.dictionary.compressedSize;
+    }
+    if (held > maxBatchBytes) return false;
+  }
+  return read <= WORKER_READ_FACTOR * total;
+}

@@ -6,9 +6,10 @@ import { ParquetFile, type RecordBatch as WasmRecordBatch } from 'parquet-wasm';
 import { InputError } from './errors.js';
 import type { InputFile, InputPlan, InputRowGroup } from './inspect-input.js';
 import { columnsOf, imageLeaves } from './source-layout.js';
-import { pageRange } from './page-range.js';
+import { MAX_BATCH_BYTES, pageRange, pagesForWorkers } from './page-range.js';
 import { readColumnPages, readFooter, scanColumnPages, type ColumnPages } from './read-column-pages.js';
 import { readSourceRows } from './source-rows.js';
+import { streamColumnValues } from './stream-column-values.js';
 import type { ImagePageRange, SourceRow } from './types.js';
 
 export interface SourceBatch {
@@ -43,6 +44,27 @@ interface Stretch {
   rows: number;
 }
 
+/**
+ * The memory a batch holds while it is converted: the pages its worker reads (compressed and decompressed, with their
+ * dictionary), or the buffers its images are in.
+ */
+export function batchBytes(batch: Pick<SourceBatch, 'data' | 'imagePages'>): number {
+  let total = 0;
+  const pages = batch.imagePages;
+  if (pages !== undefined) {
+    for (const page of pages.dictionary === null ? pages.pages : [pages.dictionary, ...pages.pages]) total += page.compressedSize + page.header.uncompressed_page_size;
+    return total;
+  }
+  const buffers = new Set<ArrayBufferLike>();
+  for (const row of batch.data) {
+    const bytes = row.image?.bytes;
+    if (bytes == null || buffers.has(bytes.buffer)) continue;
+    buffers.add(bytes.buffer);
+    total += bytes.buffer.byteLength;
+  }
+  return total;
+}
+
 function dataError(file: string, group: number, error: unknown): InputError {
   return new InputError('ERR_PARQUET_DATA', `${file}: row group ${group} cannot be read (${String(error)}).`, { cause: error, file });
 }
@@ -59,7 +81,24 @@ class PagedValues {
 
   async take(count: number): Promise<(Uint8Array | string | null)[]> {
     const out: (Uint8Array | string | null)[] = [];
-    while (out.length < count) {
+    await this.#walk(count, (values) => out.push(...values));
+    return out;
+  }
+
+  /** Stops reading: the pages' generator finishes (and lets go of what it holds). */
+  async close(): Promise<void> {
+    await this.#pages.return(undefined);
+  }
+
+  /** Passes over `count` values without keeping them; how many there were. */
+  async skip(count: number): Promise<number> {
+    let skipped = 0;
+    await this.#walk(count, (values) => (skipped += values.length));
+    return skipped;
+  }
+
+  async #walk(count: number, use: (values: (Uint8Array | string | null)[]) => void): Promise<void> {
+    for (let done = 0; done < count; ) {
       if (this.#at >= this.#page.length) {
         const next = await this.#pages.next();
         if (next.done === true) break;
@@ -67,11 +106,13 @@ class PagedValues {
         this.#at = 0;
         continue;
       }
-      const take = Math.min(count - out.length, this.#page.length - this.#at);
-      out.push(...this.#page.slice(this.#at, this.#at + take));
+      const take = Math.min(count - done, this.#page.length - this.#at);
+      use(this.#page.slice(this.#at, this.#at + take));
       this.#at += take;
+      done += take;
     }
-    return out;
+    // What is passed is not kept: a page of values of its own is let go once taken.
+    if (this.#at >= this.#page.length) this.#page = [];
   }
 }
 
@@ -118,7 +159,9 @@ async function* readRowGroup(
   batchSize: number,
   paged: { handle: FileHandle; footer: FileMetaData } | null,
   stretches: readonly Stretch[],
+  limits: Pick<ReadRange, 'maxBatchBytes' | 'onHeld'>,
 ): AsyncGenerator<GroupBatch> {
+  const maxBatchBytes = limits.maxBatchBytes ?? MAX_BATCH_BYTES;
   const first = stretches[0];
   const last = stretches.at(-1);
   if (first === undefined || last === undefined) return;
@@ -144,44 +187,70 @@ async function* readRowGroup(
     throw dataError(input.path, group.index, error);
   }
   const paths = leaves.path === null ? null : new PagedValues(readColumnPages(paged.handle, paged.footer, group.index, leaves.path));
+  // Pages too large for each worker to read its own share of are read once, here, a chunk at a time, and each batch
+  // gets its images in buffers of its own (see pagesForWorkers).
+  const streamed = pagesForWorkers(bytes, batchSize, limits.maxBatchBytes) ? null : new PagedValues(streamColumnValues(paged.handle, bytes, limits.onHeld));
   try {
-    await paths?.take(first.offset);
+    await paths?.skip(first.offset);
+    if (streamed !== null && (await streamed.skip(first.offset)) !== first.offset) throw new Error(`the image column ended before row ${first.offset}`);
   } catch (error) {
     throw dataError(input.path, group.index, error);
   }
   const span = { offset: first.offset, rows: last.offset + last.rows - first.offset };
   let at = first.offset;
   let next = 0;
-  for await (const batch of wasmBatches(parquet, input.path, group, batchSize, columnsOf(input.layout, true), span)) {
-    const rows = batch.numRows;
-    let imagePaths: (string | null)[];
-    try {
-      imagePaths = paths === null ? Array.from({ length: rows }, () => null) : (await paths.take(rows)).map((value) => (typeof value === 'string' ? value : null));
-    } catch (error) {
-      throw dataError(input.path, group.index, error);
-    }
-    if (imagePaths.length !== rows) {
-      throw dataError(input.path, group.index, new Error(`the image column ended after ${at - first.offset + imagePaths.length} of ${span.rows} rows`));
-    }
-    const data = readSourceRows(batch.intoIPCStream(), { bytes: [], paths: imagePaths }, input.layout);
-    // The parts of this batch that lie in stretches, each a batch of its own.
-    for (; next < stretches.length; next++) {
-      const stretch = stretches[next] as Stretch;
-      const from = Math.max(stretch.offset, at);
-      const to = Math.min(stretch.offset + stretch.rows, at + rows);
-      if (from >= at + rows) break;
-      if (from < to) {
-        let imagePages: ImagePageRange;
-        try {
-          imagePages = pageRange(input.path, bytes, from, to - from);
-        } catch (error) {
-          throw dataError(input.path, group.index, error);
-        }
-        yield { rows: to - from, data: from === at && to === at + rows ? data : data.slice(from - at, to - at), imagePages, offset: from };
+  try {
+    for await (const batch of wasmBatches(parquet, input.path, group, batchSize, columnsOf(input.layout, true), span)) {
+      const rows = batch.numRows;
+      let imagePaths: (string | null)[];
+      let images: (Uint8Array | null)[] = [];
+      try {
+        imagePaths = paths === null ? Array.from({ length: rows }, () => null) : (await paths.take(rows)).map((value) => (typeof value === 'string' ? value : null));
+        if (streamed !== null) images = (await streamed.take(rows)).map((value) => (value instanceof Uint8Array ? value : null));
+      } catch (error) {
+        throw dataError(input.path, group.index, error);
       }
-      if (stretch.offset + stretch.rows > at + rows) break;
+      const short = Math.min(imagePaths.length, streamed === null ? rows : images.length);
+      if (short !== rows) {
+        throw dataError(input.path, group.index, new Error(`the image column ended after ${at - first.offset + short} of ${span.rows} rows`));
+      }
+      const data = readSourceRows(batch.intoIPCStream(), { bytes: images, paths: imagePaths }, input.layout);
+      // The parts of this batch that lie in stretches, each a batch of its own.
+      for (; next < stretches.length; next++) {
+        const stretch = stretches[next] as Stretch;
+        const from = Math.max(stretch.offset, at);
+        const to = Math.min(stretch.offset + stretch.rows, at + rows);
+        if (from >= at + rows) break;
+        if (from < to && streamed === null) {
+          let imagePages: ImagePageRange;
+          try {
+            imagePages = pageRange(input.path, bytes, from, to - from);
+          } catch (error) {
+            throw dataError(input.path, group.index, error);
+          }
+          yield { rows: to - from, data: from === at && to === at + rows ? data : data.slice(from - at, to - at), imagePages, offset: from };
+        } else if (from < to) {
+          // Images of their own: a batch is cut where its images would pass maxBatchBytes (a row alone may).
+          let start = from;
+          let held = 0;
+          for (let row = from; row < to; row++) {
+            const size = images[row - at]?.byteLength ?? 0;
+            if (row > start && held + size > maxBatchBytes) {
+              yield { rows: row - start, data: data.slice(start - at, row - at), offset: start };
+              start = row;
+              held = 0;
+            }
+            held += size;
+          }
+          yield { rows: to - start, data: start === at && to === at + rows ? data : data.slice(start - at, to - at), offset: start };
+        }
+        if (stretch.offset + stretch.rows > at + rows) break;
+      }
+      at += rows;
     }
-    at += rows;
+  } finally {
+    // A row group left before its end (a retry reads one batch) lets go of what its reader holds.
+    await streamed?.close();
   }
 }
 
@@ -195,6 +264,13 @@ export interface ReadRange {
   /** Row ranges `[start, end)` (global indices), in order and apart. Default: every row. */
   ranges?: readonly (readonly [number, number])[];
   cuts?: readonly number[];
+  /**
+   * The most a batch may hold: its pages, when its worker reads them (else the column is read here), or its images,
+   * when they are read here (a batch ends before they pass it; a row alone may). Default 64 MiB.
+   */
+  maxBatchBytes?: number;
+  /** Told of image bytes the reader itself holds (a dictionary's entries not yet used): more, or fewer when negative. */
+  onHeld?: (delta: number) => void;
 }
 
 /** The stretches of a row group that lie in `ranges`, cut at `cuts` (global row indices). */
@@ -240,7 +316,7 @@ export async function* readBatches(plan: InputPlan, batchSize: number, range: Re
           paged = { handle, footer: await readFooter(handle, file.size) };
         }
         let read = 0;
-        for await (const batch of readRowGroup(parquet, file, group, batchSize, group.streamImages ? paged : null, stretches)) {
+        for await (const batch of readRowGroup(parquet, file, group, batchSize, group.streamImages ? paged : null, stretches, range)) {
           const { offset, ...rest } = batch;
           const firstRow = groupFirstRow - group.rows + offset;
           yield { ...rest, firstRow, file: file.path, ...imageDirOf(file), origin: { file, group, batchSize, stretch: { offset, rows: batch.rows } } };
@@ -271,7 +347,7 @@ export async function rereadBatch(batch: SourceBatch): Promise<SourceBatch> {
       const handle = await open(file.path, 'r');
       paged = { handle, footer: await readFooter(handle, file.size) };
     }
-    for await (const again of readRowGroup(parquet, file, group, batchSize, paged, [stretch])) {
+    for await (const again of readRowGroup(parquet, file, group, batchSize, paged, [stretch], {})) {
       const { offset: _offset, ...rest } = again;
       return { ...rest, firstRow: batch.firstRow, file: batch.file, ...imageDirOf(file), origin: batch.origin };
     }

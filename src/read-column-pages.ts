@@ -164,10 +164,10 @@ export function decodeDictionaryPage(spec: ColumnSpec, ref: PageRef, data: Uint8
 }
 
 /**
- * Decodes one data page's data (as read from the file) into its values in row order, null where the value or its
- * parent struct is null. Byte-array values are views into the page's decompressed buffer, not copies.
+ * Decodes one data page's data (as read from the file) into its values in row order, undefined where the value or its
+ * parent struct is null; a dictionary-encoded page's values taken from `dictionary`.
  */
-export function decodeDataPage(spec: ColumnSpec, ref: PageRef, data: Uint8Array, dictionary: DecodedArray | undefined): (Uint8Array | string | null)[] {
+function decodeRows(spec: ColumnSpec, ref: PageRef, data: Uint8Array, dictionary: DecodedArray | undefined): unknown[] {
   const decoder = fullDecoder(spec);
   const { header } = ref;
   let levels: { definitionLevels: number[] | undefined; dataPage: DecodedArray; encoding: string };
@@ -181,15 +181,35 @@ export function decodeDataPage(spec: ColumnSpec, ref: PageRef, data: Uint8Array,
   }
   // Values are stored for non-null entries only; the definition levels say which entries those are.
   const values = convertWithDictionary(levels.dataPage, dictionary, levels.encoding as never, decoder);
-  const out: (Uint8Array | string | null)[] = [];
-  const valueOf = (value: unknown): Uint8Array | string | null => (value instanceof Uint8Array || typeof value === 'string' ? value : null);
-  if (levels.definitionLevels === undefined || levels.definitionLevels.length === 0) {
-    for (const value of values) out.push(valueOf(value));
-  } else {
-    let next = 0;
-    for (const level of levels.definitionLevels) out.push(level === spec.maxDefinition ? valueOf(values[next++]) : null);
-  }
+  if (levels.definitionLevels === undefined || levels.definitionLevels.length === 0) return Array.from(values as ArrayLike<unknown>);
+  const out: unknown[] = [];
+  let next = 0;
+  for (const level of levels.definitionLevels) out.push(level === spec.maxDefinition ? values[next++] : undefined);
   return out;
+}
+
+/**
+ * Decodes one data page's data (as read from the file) into its values in row order, null where the value or its
+ * parent struct is null. Byte-array values are views into the page's decompressed buffer, not copies.
+ */
+export function decodeDataPage(spec: ColumnSpec, ref: PageRef, data: Uint8Array, dictionary: DecodedArray | undefined): (Uint8Array | string | null)[] {
+  return decodeRows(spec, ref, data, dictionary).map((value) => (value instanceof Uint8Array || typeof value === 'string' ? value : null));
+}
+
+/**
+ * A dictionary-encoded data page's entries (indexes into the dictionary page of `size` values) in row order, null where
+ * a row has no value.
+ *
+ * @throws {Error} when an index is past the dictionary.
+ */
+export function decodeIndexPage(spec: ColumnSpec, ref: PageRef, data: Uint8Array, size: number): (number | null)[] {
+  // Decoded through a dictionary whose every value is its own index.
+  const identity = Array.from({ length: size }, (_, index) => index);
+  return decodeRows(spec, ref, data, identity).map((value) => {
+    if (value === undefined || value === null) return null;
+    if (typeof value !== 'number') throw new Error(`a dictionary index past the ${size} values of the dictionary`);
+    return value;
+  });
 }
 
 /**

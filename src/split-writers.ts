@@ -1,6 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import { OutputError } from './errors.js';
 import { workerUrl } from './worker-url.js';
+import { imageBufferBytes } from './to-conversational.js';
 import type { SplitPart } from './types.js';
 import type { SplitWriterOptions, SplitWriterState, WrittenSplit } from './write-split.js';
 
@@ -20,9 +21,12 @@ export type WriterRequest =
   | { type: 'finish'; split: string }
   | { type: 'abort' };
 
-/** Its answers: one `appended` a part; for `finish`, `rewritten` rows as it goes, then `finished`. */
+/**
+ * Its answers: one `appended` a part (with `held`, the bytes of images in rows it still holds for their row group);
+ * for `finish`, `rewritten` rows as it goes, then `finished`.
+ */
 export type WriterReply =
-  | { type: 'appended' }
+  | { type: 'appended'; held: number }
   | { type: 'checkpoint'; splits: WritersState }
   | { type: 'rewritten'; split: string; rows: number }
   /** `thread`: the writer thread's kernel id and CPU seconds so far (null without /proc), for the report. */
@@ -51,7 +55,10 @@ export class SplitWriters {
   readonly #worker: Worker;
   readonly #rows = new Map<string, number>();
   readonly #replies: WriterReply[] = [];
-  #pending = 0;
+  /** The image bytes of each part posted and not yet written, oldest first. */
+  readonly #queued: number[] = [];
+  #queuedBytes = 0;
+  #heldBytes = 0;
   #failure: OutputError | null = null;
   #wake: (() => void) | null = null;
   #thread: { id: number; cpu: number } | null = null;
@@ -61,7 +68,10 @@ export class SplitWriters {
     this.#worker = new Worker(url, { workerData: { splits, resume } satisfies WriterSetup });
     this.#worker.on('message', (reply: WriterReply) => {
       if (reply.type === 'failed') this.#fail(new OutputError(reply.code, reply.message));
-      else if (reply.type === 'appended') this.#pending--;
+      else if (reply.type === 'appended') {
+        this.#queuedBytes -= this.#queued.shift() ?? 0;
+        this.#heldBytes = reply.held;
+      }
       else this.#replies.push(reply);
       this.#wake?.();
     });
@@ -77,6 +87,24 @@ export class SplitWriters {
     return this.#thread;
   }
 
+  /**
+   * Image bytes the writer thread has: in parts posted and not yet written, and in rows waiting for their row group
+   * (as of its last answer).
+   */
+  get bytes(): number {
+    return this.#queuedBytes + this.#heldBytes;
+  }
+
+  /** Parts posted and not yet written. */
+  get queued(): number {
+    return this.#queued.length;
+  }
+
+  /** Waits until every part posted is written. */
+  async flush(): Promise<void> {
+    while (this.#queued.length > 0) await this.#next();
+  }
+
   /** Rows appended to a split so far. */
   rows(split: string): number {
     return this.#rows.get(split) ?? 0;
@@ -89,9 +117,11 @@ export class SplitWriters {
   async append(parts: Record<string, SplitPart>): Promise<void> {
     this.#throwIfFailed();
     for (const [split, part] of Object.entries(parts)) this.#rows.set(split, this.rows(split) + part.rows);
+    const bytes = imageBufferBytes(Object.values(parts).flatMap((part) => part.data));
     this.#worker.postMessage({ type: 'append', parts } satisfies WriterRequest, buffersOf(Object.values(parts)));
-    this.#pending++;
-    while (this.#pending >= MAX_PENDING) await this.#next();
+    this.#queued.push(bytes);
+    this.#queuedBytes += bytes;
+    while (this.#queued.length >= MAX_PENDING) await this.#next();
   }
 
   /** Where every split stands on disk once all parts appended so far are written (see {@link SplitWriter.state}). */

@@ -60,3 +60,20 @@ export function rowNbytes(row: ConversationalRow): number {
   for (const image of row.images) total += 4 + image.bytes.byteLength + stringBytes(image.path);
   return total;
 }
+
+/**
+ * The memory the rows' images hold: the buffers they are views into, each counted once (a page a worker read holds
+ * several images; an image of its own is its own buffer). What the run's memory budget counts them as.
+ */
+export function imageBufferBytes(rows: Iterable<ConversationalRow>): number {
+  const buffers = new Set<ArrayBufferLike>();
+  let total = 0;
+  for (const row of rows) {
+    for (const image of row.images) {
+      if (buffers.has(image.bytes.buffer)) continue;
+      buffers.add(image.bytes.buffer);
+      total += image.bytes.buffer.byteLength;
+    }
+  }
+  return total;
+}

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { assembleSplit, type AssembleCounts } from './assemble-split.js';
 import { planShards } from './plan-shards.js';
 import { ShardWriter, type ShardWriterState, type WrittenShard } from './shard-writer.js';
-import { rowNbytes } from './to-conversational.js';
+import { rowNbytes, type ConversationalRow } from './to-conversational.js';
 import type { SplitPart } from './types.js';
 
 export type { ShardWriterState, WrittenShard } from './shard-writer.js';
@@ -71,6 +71,11 @@ export class SplitWriter {
 
   get rows(): number {
     return this.#rows;
+  }
+
+  /** Rows appended but waiting for their row group to fill. */
+  get pendingRows(): readonly ConversationalRow[] {
+    return this.#writer.pendingRows;
   }
 
   /** Takes up where a dead run's {@link state} left off (its files checked by the caller). */

@@ -10,15 +10,22 @@ export function encodeSplit(rows: ConversationalRow[]): SplitPart | null {
 }
 
 /**
- * The buffers to transfer with the rows: each image's buffer once (a page holds several images). An image that does
- * not own a buffer of this task (a re-encoded image kept in the worker's cache) is copied first, so the cache keeps it.
+ * The buffers to transfer with the rows: each image's buffer once (a page holds several images). An image is copied
+ * into a buffer of its own first when its buffer is not this task's to give (a re-encoded image kept in the worker's
+ * cache), or when the rows use less than half of it (a page shared with the next batch, or whose other rows were
+ * rejected): an image waiting in the writer, as a test row can for thousands of rows, then holds only itself.
  */
 export function transferables(parts: (SplitPart | null)[], owned: (buffer: ArrayBufferLike) => boolean): ArrayBuffer[] {
+  const used = new Map<ArrayBufferLike, number>();
+  for (const part of parts) {
+    for (const row of part?.data ?? []) for (const image of row.images) used.set(image.bytes.buffer, (used.get(image.bytes.buffer) ?? 0) + image.bytes.byteLength);
+  }
   const buffers = new Set<ArrayBuffer>();
   for (const part of parts) {
     for (const row of part?.data ?? []) {
       for (const image of row.images) {
-        if (!owned(image.bytes.buffer)) image.bytes = image.bytes.slice();
+        const buffer = image.bytes.buffer;
+        if (!owned(buffer) || 2 * (used.get(buffer) ?? 0) < buffer.byteLength) image.bytes = image.bytes.slice();
         buffers.add(image.bytes.buffer as ArrayBuffer);
       }
     }

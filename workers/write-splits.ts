@@ -7,6 +7,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { RlaifError } from '../src/errors.js';
 import { osThreadId, threadCpuSeconds } from '../src/measure-cpu.js';
 import type { WriterReply, WriterRequest, WriterSetup } from '../src/split-writers.js';
+import { imageBufferBytes } from '../src/to-conversational.js';
 import { SplitWriter, type SplitWriterState } from '../src/write-split.js';
 
 const port = parentPort;
@@ -27,7 +28,9 @@ function writerOf(split: string): SplitWriter {
 async function handle(request: WriterRequest): Promise<void> {
   if (request.type === 'append') {
     for (const [split, part] of Object.entries(request.parts)) await writerOf(split).append(part);
-    reply({ type: 'appended' });
+    let held = 0;
+    for (const writer of writers.values()) held += imageBufferBytes(writer.pendingRows);
+    reply({ type: 'appended', held });
   } else if (request.type === 'checkpoint') {
     const splits: Record<string, { state: SplitWriterState; pending: number }> = {};
     for (const [name, writer] of writers) splits[name] = writer.state();
