@@ -35,11 +35,9 @@ export function toConversational(question: string, chosen: string, rejected: str
   };
 }
 
-const encoder = new TextEncoder();
-
 function stringBytes(value: string | null): number {
-  // 4 bytes of offset per value, as in an Arrow string array, plus the UTF-8 data.
-  return 4 + (value === null ? 0 : encoder.encode(value).byteLength);
+  // 4 bytes of offset per value, as in an Arrow string array, plus the UTF-8 data (counted, not encoded).
+  return 4 + (value === null ? 0 : Buffer.byteLength(value, 'utf8'));
 }
 
 function messagesBytes(messages: Message[]): number {
