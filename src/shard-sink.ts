@@ -1,9 +1,10 @@
-import { closeSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
+import { readSync } from 'node:fs';
 import { rm, type FileHandle } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import type { RowGroup, SchemaElement } from 'hyparquet';
 import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
 import { OutputError } from './errors.js';
+import { FileOutput } from './file-output.js';
 import { publishParquet } from './publish-parquet.js';
 import type { ConversationalRow } from './to-conversational.js';
 
@@ -93,28 +94,24 @@ export function rowGroupSpan(group: RowGroup): { start: bigint; length: number }
 /** Arrays at least this large skip the writer's buffer. */
 const DIRECT_WRITE_BYTES = 2 ** 16;
 
-function writeAll(fd: number, bytes: Uint8Array, position: number): void {
-  for (let done = 0; done < bytes.byteLength; ) done += writeSync(fd, bytes, done, bytes.byteLength - done, position + done);
-}
-
 /**
- * A ByteWriter that empties itself into a file descriptor whenever it holds more than `flushAt` bytes, keeping the
- * CRC-32 of everything it wrote (what a resumed run checks a kept file against).
+ * A ByteWriter that empties itself into a file whenever it holds more than `flushAt` bytes, keeping the CRC-32 of
+ * everything it wrote (what a resumed run checks a kept file against).
  */
 class FileByteWriter extends ByteWriter {
-  readonly #fd: number;
+  readonly #output: FileOutput;
   readonly #flushAt: number;
   /** CRC-32 of the bytes written to the file so far. */
   crc = 0;
 
-  constructor(fd: number, flushAt = 8 * 2 ** 20) {
+  constructor(output: FileOutput, flushAt = 8 * 2 ** 20) {
     super(flushAt + 2 ** 20);
-    this.#fd = fd;
+    this.#output = output;
     this.#flushAt = flushAt;
   }
 
   #write(bytes: Uint8Array): void {
-    writeAll(this.#fd, bytes, this.offset - this.index);
+    this.#output.write(bytes, this.offset - this.index);
     this.crc = crc32(bytes, this.crc);
   }
 
@@ -155,7 +152,7 @@ class FileByteWriter extends ByteWriter {
 export class ShardSink {
   readonly path: string;
   readonly #tmpPath: string;
-  readonly #fd: number;
+  readonly #output: FileOutput;
   readonly #bytes: FileByteWriter;
   readonly #writer: ParquetWriter;
   readonly #rowGroupSize: number;
@@ -164,13 +161,13 @@ export class ShardSink {
   #rows = 0;
   #failure: unknown = null;
 
-  private constructor(path: string, fd: number, options: ShardSinkOptions, resumed?: SinkState) {
+  private constructor(path: string, output: FileOutput, options: ShardSinkOptions, resumed?: SinkState) {
     this.path = path;
     this.#tmpPath = `${path}.partial`;
-    this.#fd = fd;
+    this.#output = output;
     this.#rowGroupSize = options.rowGroupSize;
     this.#gridOffset = options.gridOffset ?? 0;
-    this.#bytes = new FileByteWriter(fd);
+    this.#bytes = new FileByteWriter(output);
     this.#writer = new ParquetWriter({
       writer: this.#bytes,
       schema: OUTPUT_PARQUET_SCHEMA,
@@ -192,7 +189,7 @@ export class ShardSink {
 
   /** Opens `<path>.partial` for writing; `close()` renames it to `path`. */
   static async open(path: string, options: ShardSinkOptions): Promise<ShardSink> {
-    return new ShardSink(path, openSync(`${path}.partial`, 'w'), options);
+    return new ShardSink(path, FileOutput.open(`${path}.partial`, 'w'), options);
   }
 
   /**
@@ -200,14 +197,7 @@ export class ShardSink {
    * after a crash: the rows written after that state must be written again. The caller has checked the file's CRC.
    */
   static async resume(path: string, options: ShardSinkOptions, state: SinkState): Promise<ShardSink> {
-    const fd = openSync(`${path}.partial`, 'r+');
-    try {
-      ftruncateSync(fd, state.length);
-    } catch (error) {
-      closeSync(fd);
-      throw error;
-    }
-    return new ShardSink(path, fd, options, state);
+    return new ShardSink(path, FileOutput.open(`${path}.partial`, 'r+', state.length), options, state);
   }
 
   /** `<path>.partial`, the file being written. */
@@ -227,6 +217,7 @@ export class ShardSink {
   state(): SinkState {
     this.#throwIfFailed();
     this.#bytes.flush();
+    this.#output.sync();
     return {
       length: this.#bytes.offset,
       crc: this.#bytes.crc,
@@ -327,10 +318,11 @@ export class ShardSink {
     try {
       if (this.#pending.length > 0) this.#writeGroup(this.#pending.length);
       this.#writer.finish();
+      this.#output.finish(this.#bytes.offset);
     } catch (error) {
       this.#failure = error;
     } finally {
-      closeSync(this.#fd);
+      this.#output.close();
     }
     this.#throwIfFailed();
     return { ...(await publishParquet(this.#tmpPath, this.path, this.#rows)), crc: this.#bytes.crc };
@@ -339,7 +331,7 @@ export class ShardSink {
   /** Stops writing and removes the partial file. */
   async abort(): Promise<void> {
     try {
-      closeSync(this.#fd);
+      this.#output.close();
     } catch {
       // already closed by close()
     }

@@ -1,5 +1,5 @@
 /**
- * The part of the WebAssembly JavaScript API that workers/check-jpeg.ts uses. TypeScript declares it only in the DOM
+ * The part of the WebAssembly JavaScript API that workers/check-jpeg.ts and src/file-output.ts (page-aligned memory) use. TypeScript declares it only in the DOM
  * library, which this project does not load (it would bring browser globals into Node code).
  */
 declare namespace WebAssembly {
@@ -12,6 +12,8 @@ declare namespace WebAssembly {
     readonly exports: Record<string, unknown>;
   }
   class Memory {
+    /** `initial` in pages of 64 KiB. */
+    constructor(descriptor: { initial: number; maximum?: number });
     readonly buffer: ArrayBuffer;
   }
 }
