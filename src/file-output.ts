@@ -48,12 +48,19 @@ export class FileOutput {
   #stage: Uint8Array | null;
   #stageStart = 0;
   #staged = 0;
+  #closed = false;
 
   private constructor(fd: number, direct: number | null, start: number) {
     this.fd = fd;
     this.#direct = direct;
-    this.#stage = direct === null ? null : new Uint8Array(new WebAssembly.Memory({ initial: Math.ceil((STAGE_BYTES + ALIGN) / 65536) }).buffer, 0, STAGE_BYTES);
-    if (direct !== null && start > 0) this.#resumeAt(start);
+    try {
+      this.#stage = direct === null ? null : new Uint8Array(new WebAssembly.Memory({ initial: Math.ceil((STAGE_BYTES + ALIGN) / 65536) }).buffer, 0, STAGE_BYTES);
+      if (direct !== null && start > 0) this.#resumeAt(start);
+    } catch (error) {
+      if (direct !== null) closeSync(direct);
+      closeSync(fd);
+      throw error;
+    }
   }
 
   /**
@@ -111,6 +118,11 @@ export class FileOutput {
       this.#staged += take;
       at += take;
       if (this.#staged === stage.byteLength) this.#drain(false);
+      if (this.#stage === null) {
+        // The filesystem refused a direct write: the rest goes as usual.
+        writeAll(this.fd, bytes.subarray(at), position + at);
+        return;
+      }
     }
   }
 
@@ -125,7 +137,10 @@ export class FileOutput {
     ftruncateSync(this.fd, length);
   }
 
+  /** Closes the file (again: nothing). */
   close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
     if (this.#direct !== null) closeSync(this.#direct);
     this.#direct = null;
     this.#stage = null;

@@ -190,9 +190,10 @@ async function* readRowGroup(
   // Pages too large for each worker to read its own share of are read once, here, a chunk at a time, and each batch
   // gets its images in buffers of its own (see pagesForWorkers).
   const streamed = pagesForWorkers(bytes, batchSize, limits.maxBatchBytes) ? null : new PagedValues(streamColumnValues(paged.handle, bytes, limits.onHeld));
+  /** The row of the row group whose image the stream gives next. */
+  let imageAt = 0;
   try {
     await paths?.skip(first.offset);
-    if (streamed !== null && (await streamed.skip(first.offset)) !== first.offset) throw new Error(`the image column ended before row ${first.offset}`);
   } catch (error) {
     throw dataError(input.path, group.index, error);
   }
@@ -203,18 +204,14 @@ async function* readRowGroup(
     for await (const batch of wasmBatches(parquet, input.path, group, batchSize, columnsOf(input.layout, true), span)) {
       const rows = batch.numRows;
       let imagePaths: (string | null)[];
-      let images: (Uint8Array | null)[] = [];
       try {
         imagePaths = paths === null ? Array.from({ length: rows }, () => null) : (await paths.take(rows)).map((value) => (typeof value === 'string' ? value : null));
-        if (streamed !== null) images = (await streamed.take(rows)).map((value) => (value instanceof Uint8Array ? value : null));
       } catch (error) {
         throw dataError(input.path, group.index, error);
       }
-      const short = Math.min(imagePaths.length, streamed === null ? rows : images.length);
-      if (short !== rows) {
-        throw dataError(input.path, group.index, new Error(`the image column ended after ${at - first.offset + short} of ${span.rows} rows`));
-      }
-      const data = readSourceRows(batch.intoIPCStream(), { bytes: images, paths: imagePaths }, input.layout);
+      const ended = (read: number): InputError => dataError(input.path, group.index, new Error(`the image column ended after ${read} of ${span.rows} rows`));
+      if (imagePaths.length !== rows) throw ended(at - first.offset + imagePaths.length);
+      const data = readSourceRows(batch.intoIPCStream(), { bytes: [], paths: imagePaths }, input.layout);
       // The parts of this batch that lie in stretches, each a batch of its own.
       for (; next < stretches.length; next++) {
         const stretch = stretches[next] as Stretch;
@@ -229,12 +226,30 @@ async function* readRowGroup(
             throw dataError(input.path, group.index, error);
           }
           yield { rows: to - from, data: from === at && to === at + rows ? data : data.slice(from - at, to - at), imagePages, offset: from };
-        } else if (from < to) {
-          // Images of their own: a batch is cut where its images would pass maxBatchBytes (a row alone may).
+        } else if (from < to && streamed !== null) {
+          // Images of their own, taken a row at a time (the reader holds no more than the batch it fills): a batch is
+          // cut where its images would pass maxBatchBytes (a row alone may). Rows between stretches are passed over.
           let start = from;
           let held = 0;
+          try {
+            if ((await streamed.skip(from - imageAt)) !== from - imageAt) throw ended(imageAt - first.offset);
+          } catch (error) {
+            throw error instanceof InputError ? error : dataError(input.path, group.index, error);
+          }
           for (let row = from; row < to; row++) {
-            const size = images[row - at]?.byteLength ?? 0;
+            let value: Uint8Array | string | null | undefined;
+            try {
+              [value] = await streamed.take(1);
+            } catch (error) {
+              throw dataError(input.path, group.index, error);
+            }
+            if (value === undefined) throw ended(row - first.offset);
+            imageAt = row + 1;
+            const image = value instanceof Uint8Array ? value : null;
+            const imagePath = imagePaths[row - at] ?? null;
+            const source = data[row - at];
+            if (source !== undefined) source.image = image === null && imagePath === null ? null : { bytes: image, path: imagePath };
+            const size = image?.byteLength ?? 0;
             if (row > start && held + size > maxBatchBytes) {
               yield { rows: row - start, data: data.slice(start - at, row - at), offset: start };
               start = row;

@@ -179,6 +179,14 @@ function decodeRows(spec: ColumnSpec, ref: PageRef, data: Uint8Array, dictionary
   } else {
     return [];
   }
+  // An index past the dictionary would come out as a missing value: damage, said so.
+  if (dictionary !== undefined && levels.encoding.endsWith('_DICTIONARY')) {
+    const indexes = levels.dataPage as ArrayLike<number>;
+    for (let at = 0; at < indexes.length; at++) {
+      const index = indexes[at] ?? 0;
+      if (!(index < dictionary.length)) throw new Error(`a dictionary index ${index} past the ${dictionary.length} values of the dictionary`);
+    }
+  }
   // Values are stored for non-null entries only; the definition levels say which entries those are.
   const values = convertWithDictionary(levels.dataPage, dictionary, levels.encoding as never, decoder);
   if (levels.definitionLevels === undefined || levels.definitionLevels.length === 0) return Array.from(values as ArrayLike<unknown>);

@@ -214,7 +214,7 @@ async function* chunks(file: FileHandle, offset: number, length: number, buffer:
 /** `sink` behind the column's codec: snappy decompressed as it streams, or passed through. */
 function decompressing(spec: ColumnSpec, sink: Sink, expected: number): Sink {
   if (spec.decoder.codec !== 'SNAPPY') return sink;
-  const snappy = new SnappyStream((bytes) => sink.push(bytes));
+  const snappy = new SnappyStream((bytes) => sink.push(bytes), 2 ** 20);
   return {
     push: (bytes) => snappy.push(bytes),
     end: () => {
@@ -410,13 +410,18 @@ export async function* streamColumnValues(file: FileHandle, pages: ColumnPages, 
       const entries = indexes?.byPage.get(index);
       let given = 0;
       if (entries !== undefined && dictionary !== null) {
+        // Given as they are taken from the dictionary, a slice's worth at most: the reader holds little ahead.
         let out: Value[] = [];
+        let held = 0;
         for (const entry of entries) {
-          out.push(entry === null ? null : await dictionary.get(entry, row + given));
+          const value = entry === null ? null : await dictionary.get(entry, row + given);
+          out.push(value);
+          held += value?.byteLength ?? 0;
           given++;
-          if (out.length === 64) {
+          if (held >= SLICE_BYTES || out.length === 64) {
             yield out;
             out = [];
+            held = 0;
           }
         }
         if (out.length > 0) yield out;

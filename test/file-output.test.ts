@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
+import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it } from 'node:test';
@@ -58,6 +59,35 @@ describe('FileOutput', () => {
     again.finish(keep + rest.length);
     again.close();
     assert.ok((await readFile(file)).equals(Buffer.concat([first.subarray(0, keep), rest])));
+  });
+
+  it('goes on with ordinary writes, from the bytes not yet written, when the filesystem refuses a direct write', async (t) => {
+    const dir = await tempDir();
+    if (!directWritesIn(dir)) return t.skip('no O_DIRECT here');
+    const file = path.join(dir, 'out');
+    const output = FileOutput.open(file, 'w');
+    const fs = createRequire(import.meta.url)('node:fs') as typeof import('node:fs');
+    const writeSync = fs.writeSync;
+    // Every write to the file but through its ordinary descriptor is refused, as a filesystem with larger blocks would.
+    fs.writeSync = ((fd: number, ...rest: unknown[]) => {
+      if (fd !== output.fd) throw Object.assign(new Error('EINVAL: invalid argument, write'), { code: 'EINVAL' });
+      return (writeSync as (...args: unknown[]) => number)(fd, ...rest);
+    }) as typeof fs.writeSync;
+    syncBuiltinESMExports();
+    try {
+      const first = bytes(9 * 2 ** 20 + 3, 1); // more than the staging area: the refusal comes in the middle of it
+      const second = bytes(70_000, 2);
+      output.write(first, 0);
+      assert.equal(output.direct, false);
+      output.write(second, first.length);
+      output.finish(first.length + second.length);
+      output.close();
+      output.close();
+      assert.ok((await readFile(file)).equals(Buffer.concat([first, second])));
+    } finally {
+      fs.writeSync = writeSync;
+      syncBuiltinESMExports();
+    }
   });
 
   it('refuses a write that does not follow the last', async () => {

@@ -16,12 +16,11 @@ export function encodeSplit(rows: ConversationalRow[]): SplitPart | null {
  * rejected): an image waiting in the writer, as a test row can for thousands of rows, then holds only itself.
  */
 export function transferables(parts: (SplitPart | null)[], owned: (buffer: ArrayBufferLike) => boolean): ArrayBuffer[] {
-  const used = new Map<ArrayBufferLike, number>();
-  for (const part of parts) {
-    for (const row of part?.data ?? []) for (const image of row.images) used.set(image.bytes.buffer, (used.get(image.bytes.buffer) ?? 0) + image.bytes.byteLength);
-  }
   const buffers = new Set<ArrayBuffer>();
   for (const part of parts) {
+    // Counted by part: a test row's page is mostly the train rows', and the test row waits far longer in the writer.
+    const used = new Map<ArrayBufferLike, number>();
+    for (const row of part?.data ?? []) for (const image of row.images) used.set(image.bytes.buffer, (used.get(image.bytes.buffer) ?? 0) + image.bytes.byteLength);
     for (const row of part?.data ?? []) {
       for (const image of row.images) {
         const buffer = image.bytes.buffer;
