@@ -1,3 +1,4 @@
+import { MARKER_FILE } from './tool-marker.js';
 import { createReadStream, existsSync } from 'node:fs';
 import { readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -99,13 +100,15 @@ function filesOf(checkpoint: Checkpoint): Set<string> {
 }
 
 /**
- * Removes from a staging directory everything but the lock and, when one is taken up, the checkpoint and its files:
+ * Removes from a staging directory (this tool's, by its marker) everything but the lock, the marker and, when one is
+ * taken up, the checkpoint and its files:
  * what a dead run wrote after its last checkpoint, and all of it when its work cannot be used.
  */
 export async function clearStaging(dir: string, keep: Checkpoint | null): Promise<void> {
   const files = keep === null ? new Set<string>() : filesOf(keep);
   if (keep !== null) files.add(CHECKPOINT_FILE);
   files.add('lock.json');
+  files.add(MARKER_FILE);
   const visit = async (relative: string): Promise<void> => {
     for (const entry of await readdir(path.join(dir, relative), { withFileTypes: true })) {
       const name = relative === '' ? entry.name : `${relative}/${entry.name}`;

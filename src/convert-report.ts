@@ -80,7 +80,7 @@ export interface ConvertReport {
   /** Set by `finalize`: each part's figures, in order. */
   parts?: PartFigures[];
   /** Set by `finalize`: what putting the parts together cost, and how the rows got into the shards. */
-  finalize?: { seconds: number; rows: AssembleCounts };
+  finalize?: { id?: string; seconds: number; rows: AssembleCounts };
   options: {
     numProc: number;
     writerBatchSize: number;
@@ -122,7 +122,7 @@ export type ConvertEvent =
   | { type: 'part-finished'; staging: string }
   /** An input file given more than once: read only once, at its first place. */
   | { type: 'duplicate-input'; duplicate: DuplicateInput }
-  /** A leftover of a killed run beside the output, removed (or a previous output it had moved aside, restored). */
+  /** What a run killed while publishing the output left, finished: an output it was replacing removed, or its finished output put in place. */
   | { type: 'leftover'; leftover: Leftover }
   /**
    * An interrupted run's staging directory was found: taken up from its checkpoint (`rowsReused` input rows found

@@ -23,8 +23,8 @@ import type { ConvertResult, ConvertTask, ImageStoreSettings, RejectedRow, Split
 import { openImageStore, trimImageStore } from './image-store-dir.js';
 import { rowNbytes, toConversational } from './to-conversational.js';
 import { runFingerprint } from './run-fingerprint.js';
-import { makeDirectory, openStaging, publishOutput, stagingDir } from './output-dir.js';
-import { partDir, writePartManifest } from './part-manifest.js';
+import { makeDirectory, openStaging, ownDirectory, publishOutput, stagingDir, type Staging } from './output-dir.js';
+import { partDir, partsDir, writePartManifest } from './part-manifest.js';
 import { checkNoParts, checkPartsRoot, finishedPart, finishedPartProblem } from './part-staging.js';
 import { clearStaging, CHECKPOINT_FILE, findCheckpoint, RecentRows, rowsToRead, writeCheckpoint, type Checkpoint } from './checkpoint.js';
 import { bytesBefore, planUnits } from './plan-units.js';
@@ -79,6 +79,17 @@ function splitWriter(name: SplitName, rows: number, plan: InputPlan, options: Re
     rowGroupSize: options.rowGroupSize,
     arrowSchema: outputArrowSchemaValue(),
   };
+}
+
+/**
+ * A part's directory, `<output>.partial/parts/I-of-K/`, taken for this run: the staging directory the parts share is
+ * made (marked as this tool's, for `output`) or must be one this tool made so.
+ */
+async function openPartStaging(output: string, part: { index: number; count: number }): Promise<Staging> {
+  await makeDirectory(path.dirname(output), 'the output');
+  await ownDirectory(stagingDir(output), 'staging', { output: path.basename(output), what: `the staging directory of ${output}` });
+  await makeDirectory(partsDir(output), 'the output');
+  return openStaging(partDir(output, part), 'part');
 }
 
 /** What the conversion counts as it goes, for the report. */
@@ -448,7 +459,7 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
     const range = part ?? { firstRow: 0, endRow: plan.rows };
     if (part !== null) await checkPartsRoot(output);
     else await checkNoParts(output, options.resume);
-    const staging = await openStaging(part === null ? stagingDir(output) : partDir(output, part));
+    const staging = part === null ? await openStaging(stagingDir(output), 'staging', output) : await openPartStaging(output, part);
     let resumed: Checkpoint | null = null;
     let resumeNote: ConvertReport['resume'];
     let toRead: [number, number][] = [[range.firstRow, range.endRow]];
@@ -537,7 +548,7 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
       await rm(path.join(staging.dir, CHECKPOINT_FILE), { force: true });
       await run.rejects.removeSegments();
       await staging.release();
-      await publishOutput(staging.dir, output);
+      await publishOutput(staging, output);
       published = true;
       yield { type: 'done', report: done };
       return done;

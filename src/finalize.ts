@@ -1,5 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { assembleSplit, type AssembleCounts, type ShardSource } from './assemble-split.js';
 import { CHECKPOINT_FILE } from './checkpoint.js';
@@ -7,7 +8,8 @@ import { DEFAULTS } from './convert-options.js';
 import type { ConvertEvent, ConvertReport, PartFigures, SplitName, SplitReport } from './convert-report.js';
 import { reportCard } from './dataset-card.js';
 import { AccountingError, InputError, OutputError } from './errors.js';
-import { checkOutputDir, clearLeftovers, liveHolder, makeDirectory, openStaging, publishOutput, removingDir, stagingDir } from './output-dir.js';
+import { checkOutputDir, finishPublishing, isOurOutput, liveHolder, openStaging, publishOutput, stagingDir, type Staging } from './output-dir.js';
+import { markedAs, updateMarker, type ToolMarker } from './tool-marker.js';
 import { outputArrowSchemaValue } from './output-schema.js';
 import { packageInfo } from './package-info.js';
 import { missingFile, parsePartName, partDir, partsDir, readPartManifest, type PartManifest } from './part-manifest.js';
@@ -101,19 +103,13 @@ async function readParts(output: string): Promise<PartManifest[]> {
 }
 
 /**
- * Removes the parts once the output is in place: renamed first, in one step, to a name any next run clears (see
- * {@link removingDir}), so that a finalize killed while removing them never leaves half the parts looking like a run.
+ * Removes the parts' staging directory once the output is in place: its marker first says it is being discarded, so
+ * that a finalize killed while removing it leaves nothing that looks like a run, and the next run on the output
+ * finishes the removal (see finishPublishing).
  */
-async function discard(root: string, output: string): Promise<void> {
-  const leftover = removingDir(output);
-  try {
-    await rename(root, leftover);
-  } catch (error) {
-    // Another finalize that found the output published removed them first.
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw error;
-  }
-  await rm(leftover, { recursive: true, force: true });
+async function discard(root: string, marker: ToolMarker): Promise<void> {
+  await updateMarker(root, marker, { state: 'discarding' });
+  await rm(root, { recursive: true, force: true });
 }
 
 function sum(values: readonly number[]): number {
@@ -126,7 +122,7 @@ function finalReport(
   manifests: readonly PartManifest[],
   splits: Partial<Record<SplitName, SplitReport>>,
   bytesOut: number,
-  finalize: { seconds: number; rows: AssembleCounts },
+  finalize: { id: string; seconds: number; rows: AssembleCounts },
 ): ConvertReport {
   const reports = manifests.map((manifest) => manifest.report);
   const first = reports[0];
@@ -196,32 +192,39 @@ export async function* finalizeIter(options: FinalizeOptions): AsyncGenerator<Co
   const started = performance.now();
   const output = path.resolve(options.output);
   const root = stagingDir(output);
-  // What a finalize killed at its end left: a previous output moved aside (put back), or the parts it was removing.
-  for (const leftover of await clearLeftovers(output)) yield { type: 'leftover', leftover };
-  const published = await readFile(path.join(output, 'report.json'), 'utf8').then((text) => JSON.parse(text) as ConvertReport, () => null);
+  // What a finalize killed at its end left: an output half moved into place, an output it replaced, parts it was
+  // removing. Each is this tool's by its marker.
+  for (const leftover of await finishPublishing(output)) yield { type: 'leftover', leftover };
+  const published = (await isOurOutput(output))
+    ? await readFile(path.join(output, 'report.json'), 'utf8').then((text) => JSON.parse(text) as ConvertReport, () => null)
+    : null;
+  const rootMarker = await markedAs(root, 'staging');
   if (published?.parts !== undefined && !existsSync(partsDir(output))) {
+    yield { type: 'done', report: published };
+    return published;
+  }
+  // Killed between publishing and clearing up: the output was put together from these very parts (the id finalize
+  // wrote on their directory before publishing is the one its report carries), not merely from the same input.
+  if (rootMarker?.finalizing !== undefined && published?.finalize?.id === rootMarker.finalizing) {
+    await discard(root, rootMarker);
     yield { type: 'done', report: published };
     return published;
   }
   const manifests = await readParts(output);
   const first = manifests[0];
   if (first === undefined) throw new Error('no parts');
-  // Killed between publishing and clearing up: the output is this run's already.
-  if (published?.fingerprint === first.fingerprint && published.parts?.length === manifests.length) {
-    await discard(root, output);
-    yield { type: 'done', report: published };
-    return published;
-  }
   await checkOutputDir(output, { overwrite: options.overwrite ?? false, inputs: [] });
   if (existsSync(path.join(root, CHECKPOINT_FILE))) {
     throw new OutputError('ERR_OUTPUT_BUSY', `${root} also holds an interrupted one-machine run of this output; remove its checkpoint.json and data/ to finalize the parts.`);
   }
-  const staging = await openStaging(root);
+  const staging = await openStaging(root, 'staging', output);
   const final = path.join(root, 'final');
   let done = false;
+  let finalDir: Staging | null = null;
   try {
-    await rm(final, { recursive: true, force: true });
-    await makeDirectory(final, 'the output');
+    // What a killed finalize had put together is made again.
+    if ((await markedAs(final, 'final')) !== null) await rm(final, { recursive: true, force: true });
+    finalDir = await openStaging(final, 'final', output);
     const reportOptions = first.report.options;
     const counts: AssembleCounts = { linked: 0, copied: 0, rewritten: 0 };
     const splits: Partial<Record<SplitName, SplitReport>> = {};
@@ -273,19 +276,23 @@ export async function* finalizeIter(options: FinalizeOptions): AsyncGenerator<Co
     }
     const bytesOut = sum(Object.values(splits).map((split) => sum(split.files.map((file) => file.size))));
     const seconds = Math.round((performance.now() - started) / 10) / 100;
-    const report = finalReport(output, manifests, splits, bytesOut, { seconds, rows: counts });
+    const id = randomUUID();
+    const report = finalReport(output, manifests, splits, bytesOut, { id, seconds, rows: counts });
     await writeFile(path.join(final, 'README.md'), reportCard(report));
     await writeFile(path.join(final, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
     options.signal?.throwIfAborted();
-    await publishOutput(final, output);
+    const marker = await updateMarker(root, staging.marker, { finalizing: id });
+    await finalDir.release();
+    await publishOutput(finalDir, output);
     done = true;
     await staging.release();
-    await discard(root, output);
+    await discard(root, marker);
     yield { type: 'done', report };
     return report;
   } finally {
     if (!done) {
-      await rm(final, { recursive: true, force: true }).catch(() => undefined);
+      await finalDir?.release().catch(() => undefined);
+      if (finalDir !== null) await rm(final, { recursive: true, force: true }).catch(() => undefined);
       await staging.release().catch(() => undefined);
     }
   }

@@ -1,10 +1,12 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream, readFileSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { open, readdir, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { homedir, hostname } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { OutputError } from './errors.js';
+import { checkApartFromInputs, makeDirectory } from './output-dir.js';
+import { createMarker, MARKER_FILE, markedAs } from './tool-marker.js';
 import { isAlive } from './file-lock.js';
 import { packageInfo } from './package-info.js';
 import type { ImagePolicy, ImageStoreSettings } from './types.js';
@@ -94,8 +96,7 @@ async function keptKeys(dir: string, policy: string): Promise<Set<string>> {
  */
 export async function openImageStore(dir: string, policy: ImagePolicy, versions: Record<string, string | undefined>): Promise<{ settings: ImageStoreSettings; verdicts: number }> {
   const key = policyKey(policy, versions);
-  await mkdir(dir, { recursive: true });
-  await writeFile(path.join(dir, TAG), TAG_TEXT).catch(() => undefined);
+  await ownCacheDir(dir);
   const keys = await keptKeys(dir, key);
   const kept = KeptTable.buffer(keys.size);
   const table = new KeptTable(kept);
@@ -150,6 +151,7 @@ function maybeWritten(file: string, mtimeMs: number): boolean {
  * used entries are removed until the rest fits. What other runs are writing is left alone.
  */
 export async function trimImageStore(dir: string, maxBytes: number): Promise<{ removed: number; bytes: number }> {
+  if ((await markedAs(dir, 'cache')) === null) return { removed: 0, bytes: 0 };
   await mergeLogs(dir).catch(() => undefined);
   const all = await entries(dir);
   let total = all.reduce((sum, entry) => sum + entry.size, 0);
@@ -238,11 +240,65 @@ export async function imageStoreInfo(dir: string): Promise<ImageStoreInfo> {
  * @throws {OutputError} `ERR_CACHE_NOT_OURS` (exit 2) when `dir` holds folders of the cache's names but is not marked as a cache (CACHEDIR.TAG).
  */
 export async function clearImageStore(dir: string): Promise<void> {
-  const present = (await readdir(dir).catch(() => [] as string[])).filter((name) => (CACHE_FOLDERS as readonly string[]).includes(name));
-  if (present.length === 0) return;
-  const tag = await readFile(path.join(dir, TAG), 'utf8').catch(() => '');
-  if (!tag.startsWith(TAG_TEXT.split('\n')[0] ?? '')) {
-    throw new OutputError('ERR_CACHE_NOT_OURS', `${dir} is not marked as rlaif-v's cache (it has no ${TAG}): its ${present.join(' and ')} folder(s) were left alone.`);
+  if ((await stat(dir).catch(() => null)) === null) return;
+  if ((await markedAs(dir, 'cache')) === null) {
+    throw new OutputError(
+      'ERR_CACHE_NOT_OURS',
+      `${dir} is not rlaif-v's cache (it has no ${MARKER_FILE} saying so): nothing in it was removed. Remove it yourself if it is an old cache of this tool.`,
+    );
   }
-  for (const folder of present) await rm(path.join(dir, folder), { recursive: true, force: true });
+  // Only the cache's own files, by their names and places; then the folders they leave empty.
+  for (const entry of await entries(dir)) await rm(entry.file, { force: true }).catch(() => undefined);
+  for (const folder of CACHE_FOLDERS) await removeEmptyFolders(path.join(dir, folder));
+}
+
+/** Removes `dir` and the folders in it that hold nothing (a folder with anything in it stays, and its parents). */
+async function removeEmptyFolders(dir: string): Promise<void> {
+  const children = await readdir(dir, { withFileTypes: true }).catch(() => null);
+  if (children === null) return;
+  for (const child of children) if (child.isDirectory()) await removeEmptyFolders(path.join(dir, child.name));
+  if ((await readdir(dir).catch(() => ['?'])).length === 0) await rmdir(dir).catch(() => undefined);
+}
+
+/**
+ * Checks that `dir` can be this tool's cache without touching anything: it is missing, empty, or marked as a cache by
+ * this tool; and it is apart from the input.
+ *
+ * @throws {OutputError} (exit 2) `ERR_CACHE_NOT_OURS` for a directory of other files; `ERR_OUTPUT_OVERLAPS_INPUT` for a
+ * cache that is, holds or lies in an input.
+ */
+export async function checkCacheDir(dir: string, inputs: readonly string[]): Promise<void> {
+  await checkApartFromInputs([{ path: dir, what: 'The cache (RLAIF_V_CACHE)' }], inputs);
+  if ((await markedAs(dir, 'cache')) !== null) return;
+  const names = await readdir(dir).catch((error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? [] : null));
+  if (names !== null && names.length === 0) return;
+  throw cacheNotOurs(dir);
+}
+
+function cacheNotOurs(dir: string): OutputError {
+  return new OutputError(
+    'ERR_CACHE_NOT_OURS',
+    `The cache directory ${dir} holds files that are not rlaif-v's cache (it has no ${MARKER_FILE} saying so), so it is neither ` +
+      'used nor changed. Point RLAIF_V_CACHE at a new or empty directory, or run with --no-cache (an old cache of this tool: remove it).',
+  );
+}
+
+/**
+ * Makes `dir` the cache, or finds it made: missing, it is made (with its parents); empty, it is taken; either way it is
+ * marked as this tool's cache and tagged (CACHEDIR.TAG, which backup tools skip). A directory of other files is never
+ * used nor tagged.
+ *
+ * @throws {OutputError} `ERR_CACHE_NOT_OURS` for a directory of other files.
+ */
+async function ownCacheDir(dir: string): Promise<void> {
+  if ((await markedAs(dir, 'cache')) !== null) return;
+  await makeDirectory(dir, 'the cache');
+  if ((await readdir(dir)).some((name) => !name.startsWith(MARKER_FILE))) throw cacheNotOurs(dir);
+  try {
+    await createMarker(dir, 'cache');
+  } catch (error) {
+    // Another run made it the cache a moment before.
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || (await markedAs(dir, 'cache')) === null) throw error;
+  }
+  await writeFile(path.join(dir, TAG), TAG_TEXT).catch(() => undefined);
 }

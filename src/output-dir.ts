@@ -2,28 +2,32 @@ import { mkdir, readdir, readFile, realpath, rename, rm, stat } from 'node:fs/pr
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { OutputError } from './errors.js';
-import { isAlive, liveLockHolder, tryLock, type LockHolder } from './file-lock.js';
+import { liveLockHolder, tryLock, type LockHolder } from './file-lock.js';
 import { packageInfo } from './package-info.js';
+import { createMarker, MARKER_FILE, markedAs, markedOutput, readMarker, updateMarker, type MarkerKind, type ToolMarker } from './tool-marker.js';
 
 /**
- * The output directory's safety rules. A conversion writes into `<output>.partial` beside the output and moves
- * it into place at the end; `--overwrite` replaces only what this tool made. Nothing here ever removes a directory
- * that is not recognisably this tool's: a user's input, home or working directory must survive any typo.
+ * The output directory's safety rules. A conversion writes into `<output>.partial` beside the output and moves it into
+ * place at the end; `--overwrite` replaces only what this tool made. The tool removes, empties, moves or takes up a
+ * directory only when it carries this tool's marker saying what it was made as, under the name it has (see
+ * tool-marker): never for its name alone. Anything else in the way is refused before any work.
  */
 
 /**
- * Where a replaced output is moved aside while the new one takes its place: `<output>.old-`, then the host and the
- * process id, so a run on another machine sharing the filesystem is never taken for a dead one here.
+ * What this tool makes beside an output, by name: only its staging directory, `<output>.partial` (its parts and
+ * finalize's work are inside it). Everything else it makes lives inside a directory of its own. (The bystander test
+ * lays out look-alikes of these names and checks no command touches them.)
  */
-function oldSibling(output: string): string {
-  return `${output}.old-${hostname()}-${process.pid}`;
-}
+export const SIBLING_SUFFIXES = ['.partial'] as const;
 
-/** What a leftover of an earlier, killed run was, and what was done with it. */
+/** Inside a staging directory being published: the output it replaces, moved there in one step, removed last. */
+export const REPLACED_OUTPUT = '.replaced-output';
+
+/** What was found of an interrupted publishing, and finished. */
 export interface Leftover {
   path: string;
   pid: number;
-  /** `removed` a staging directory; `restored` a previous output a dead run had moved aside, back to `--output`. */
+  /** `removed`: an output replaced, or a directory being discarded; `restored`: a finished output moved into place. */
   action: 'removed' | 'restored';
 }
 
@@ -56,8 +60,13 @@ function within(inner: string, outer: string): boolean {
   return relative === '' || (!relative.startsWith(`..${path.sep}`) && relative !== '..' && !path.isAbsolute(relative));
 }
 
-/** Whether `dir` holds a report.json written by this tool (what every finished conversion leaves). */
-async function isOurOutput(dir: string): Promise<boolean> {
+/**
+ * Whether `dir` is an output of this tool under the name it has: its marker says it was published as that name, or
+ * (an output of an older version, from before markers) it holds a report.json written by this tool.
+ */
+export async function isOurOutput(dir: string): Promise<boolean> {
+  if ((await markedOutput(dir)) !== null) return true;
+  if ((await readMarker(dir)) !== null) return false; // a marker of something else, or of an output renamed since
   try {
     const report = JSON.parse(await readFile(path.join(dir, 'report.json'), 'utf8')) as { tool?: { name?: unknown } };
     return report.tool?.name === packageInfo.name;
@@ -67,14 +76,39 @@ async function isOurOutput(dir: string): Promise<boolean> {
 }
 
 /**
- * Checks `--output` before any work is done and returns its absolute path.
+ * Checks that `dirs` (what a run may write, remove or take up: the output, its staging directory, the cache) are
+ * apart from every input: none is an input, holds one or lies inside an input directory.
+ *
+ * @throws {OutputError} `ERR_OUTPUT_OVERLAPS_INPUT` (exit 2) naming both.
+ */
+export async function checkApartFromInputs(dirs: readonly { path: string; what: string }[], inputs: readonly string[]): Promise<void> {
+  for (const input of inputs) {
+    const inputPath = await resolvedPath(input);
+    const inputIsDir = (await stats(inputPath))?.isDirectory() ?? false;
+    for (const dir of dirs) {
+      const resolved = await resolvedPath(dir.path);
+      if (within(inputPath, resolved) || (inputIsDir && within(resolved, inputPath))) {
+        throw new OutputError(
+          'ERR_OUTPUT_OVERLAPS_INPUT',
+          `${dir.what} ${dir.path} ${within(inputPath, resolved) ? (inputPath === resolved ? 'is' : 'holds') : 'lies inside'} the input ${input}: ` +
+            'write the dataset to a directory apart from its source.',
+        );
+      }
+    }
+  }
+}
+
+/**
+ * Checks `--output` before any work is done and returns its absolute path: where it is (not a file, not the working
+ * directory), apart from the input (it and its staging directory), and, when it exists, that it may be replaced.
+ * Finishes first what a run killed while publishing left (see {@link finishPublishing}); `events` hears of it.
  *
  * @throws {OutputError} (exit 2) `ERR_OUTPUT_IS_FILE` for an existing file; `ERR_OUTPUT_OVERLAPS_INPUT` when the output
- * is an input, holds one or lies inside an input directory; `ERR_OUTPUT_HOLDS_CWD` for the working directory or a
- * parent of it; `ERR_OUTPUT_EXISTS` for an existing directory without `overwrite`; `ERR_OUTPUT_NOT_OURS` for a
- * non-empty directory this tool did not write, even with `overwrite`.
+ * or its staging directory is an input, holds one or lies inside an input directory; `ERR_OUTPUT_HOLDS_CWD` for the
+ * working directory or a parent of it; `ERR_OUTPUT_EXISTS` for an existing directory without `overwrite`;
+ * `ERR_OUTPUT_NOT_OURS` for a non-empty directory this tool did not write, even with `overwrite`.
  */
-export async function checkOutputDir(output: string, options: { overwrite: boolean; inputs: readonly string[] }): Promise<string> {
+export async function checkOutputDir(output: string, options: { overwrite: boolean; inputs: readonly string[]; finish?: (leftover: Leftover) => void }): Promise<string> {
   const absolute = path.resolve(output);
   const resolved = await resolvedPath(absolute);
   const info = await stats(absolute);
@@ -85,67 +119,61 @@ export async function checkOutputDir(output: string, options: { overwrite: boole
   if (!ancestor.info.isDirectory()) {
     throw new OutputError('ERR_OUTPUT_IS_FILE', `--output ${absolute} cannot be made: ${ancestor.path} is a file, not a directory.`);
   }
-  for (const input of options.inputs) {
-    const inputPath = await resolvedPath(input);
-    const inputIsDir = (await stats(inputPath))?.isDirectory() ?? false;
-    if (within(inputPath, resolved) || (inputIsDir && within(resolved, inputPath))) {
-      throw new OutputError(
-        'ERR_OUTPUT_OVERLAPS_INPUT',
-        `--output ${absolute} ${within(inputPath, resolved) ? (inputPath === resolved ? 'is' : 'holds') : 'lies inside'} the input ${input}: ` +
-          'write the dataset to a directory apart from its source.',
-      );
-    }
-  }
+  await checkApartFromInputs(
+    [
+      { path: absolute, what: '--output' },
+      { path: stagingDir(absolute), what: 'The staging directory of --output,' },
+    ],
+    options.inputs,
+  );
   if (within(await resolvedPath(process.cwd()), resolved)) {
     throw new OutputError(
       'ERR_OUTPUT_HOLDS_CWD',
       `--output ${absolute} is the working directory or a parent of it: choose a new directory for the dataset, such as ./rlaif-v.`,
     );
   }
-  if (info === null) return absolute;
+  for (const leftover of await finishPublishing(absolute)) options.finish?.(leftover);
+  if ((await stats(absolute)) === null) return absolute;
   if (!options.overwrite) {
     throw new OutputError('ERR_OUTPUT_EXISTS', `${absolute} already exists. Replace it with the overwrite option (--overwrite), or choose another output.`);
   }
   if ((await readdir(absolute)).length > 0 && !(await isOurOutput(absolute))) {
     throw new OutputError(
       'ERR_OUTPUT_NOT_OURS',
-      `${absolute} holds files that are not an output of rlaif-v (it has no report.json written by this tool), so the overwrite ` +
+      `${absolute} holds files that are not an output of rlaif-v published there (it has no marker or report.json of this tool), so the overwrite ` +
         'option will not replace it. Remove it yourself if it is no longer needed, or choose another output.',
     );
   }
   return absolute;
 }
 
-/** The host and pid at the end of a leftover's name (no host in the names of version 0.1 runs). */
-const RUN_SUFFIX = /^(?:(.+)-)?(\d+)$/;
-
 /**
- * Clears what killed runs on this host left beside `output`: their staging directories are removed, and a previous
- * output that a run had moved aside just before it died is moved back when `output` is missing (removed when a newer
- * output took its place). Only leftovers of processes no longer running are touched.
+ * Finishes what a run killed while publishing `output` left, and nothing else: a finished output in its staging
+ * directory (`<output>.partial`, or finalize's `<output>.partial/final`, marked as publishing) is moved into place when
+ * `output` is missing, an output it replaced (moved into it first) is removed, and a parts' directory finalize was
+ * discarding is removed. Every one of them is recognised by this tool's marker, never by its name.
  */
-export async function clearLeftovers(output: string): Promise<Leftover[]> {
-  const dir = path.dirname(output);
-  const name = path.basename(output);
-  const names = await readdir(dir).catch(() => [] as string[]);
+export async function finishPublishing(output: string): Promise<Leftover[]> {
   const done: Leftover[] = [];
-  for (const entry of names.sort()) {
-    const kind = entry.startsWith(`${name}.partial-`) ? 'partial' : entry.startsWith(`${name}.old-`) ? 'old' : entry.startsWith(`${name}.removing-`) ? 'removing' : null;
-    if (kind === null) continue;
-    const run = RUN_SUFFIX.exec(entry.slice(name.length + kind.length + 2));
-    // What is being removed is removed by anyone (two removals at once do no harm): it may be another host's.
-    if (run === null || (kind !== 'removing' && run[1] !== undefined && run[1] !== hostname())) continue;
-    const pid = Number(run[2]);
-    if (pid === process.pid || (kind !== 'removing' && isAlive(pid))) continue;
-    const leftover = path.join(dir, entry);
-    if (!(await stats(leftover))?.isDirectory()) continue;
-    if (kind === 'old' && (await stats(output)) === null && (await isOurOutput(leftover))) {
-      await rename(leftover, output);
-      done.push({ path: leftover, pid, action: 'restored' });
-    } else {
-      await rm(leftover, { recursive: true, force: true });
-      done.push({ path: leftover, pid, action: 'removed' });
-    }
+  const root = stagingDir(output);
+  for (const staging of [root, path.join(root, 'final')]) {
+    const kind = staging === root ? 'staging' : 'final';
+    const marker = await markedAs(staging, kind);
+    if (marker?.state !== 'publishing' || marker.output !== path.basename(output) || (await stats(output)) !== null) continue;
+    await rename(staging, output);
+    done.push({ path: staging, pid: marker.pid, action: 'restored' });
+    if ((await stats(path.join(output, REPLACED_OUTPUT))) === null) await updateMarker(output, marker, { state: undefined });
+  }
+  const published = await markedOutput(output);
+  if (published !== null && (await stats(path.join(output, REPLACED_OUTPUT))) !== null) {
+    await rm(path.join(output, REPLACED_OUTPUT), { recursive: true, force: true });
+    done.push({ path: path.join(output, REPLACED_OUTPUT), pid: published.pid, action: 'removed' });
+    await updateMarker(output, published, { state: undefined });
+  }
+  const parts = await markedAs(root, 'staging');
+  if (parts?.state === 'discarding') {
+    await rm(root, { recursive: true, force: true });
+    done.push({ path: root, pid: parts.pid, action: 'removed' });
   }
   return done;
 }
@@ -177,25 +205,19 @@ function unwritable(dir: string, what: string, error: unknown): OutputError {
   });
 }
 
-/**
- * Where a finished run's staging directory goes to be removed: `<output>.removing-<host>-<pid>`, renamed there in one
- * step, so a run killed while removing it leaves a name that says it is rubbish, which the next run clears.
- */
-export function removingDir(output: string): string {
-  return `${output}.removing-${hostname()}-${process.pid}`;
-}
-
 /** The staging directory of `output`: where a conversion writes until it is done, and what a re-run takes up. */
 export function stagingDir(output: string): string {
-  return `${output}.partial`;
+  return `${output}${SIBLING_SUFFIXES[0]}`;
 }
 
 const LOCK = 'lock.json';
 
-/** A staging directory this run holds: `adopted` when it was a dead run's, left for this one to take up. */
+/** A directory this run holds: `adopted` when it was a dead run's, left for this one to take up. */
 export interface Staging {
   dir: string;
   adopted: boolean;
+  /** Its marker, as this run last wrote it. */
+  marker: ToolMarker;
   /** Stops renewing the lock and removes it (the directory stays). */
   release(): Promise<void>;
 }
@@ -210,26 +232,59 @@ export async function liveHolder(dir: string): Promise<LockHolder | null> {
   return holder === null || (holder.host === hostname() && holder.pid === process.pid) ? null : holder;
 }
 
+/** How long a directory another run has just made may stay without its marker (it writes it a moment later). */
+const MARKER_WAIT_MS = 2000;
+
 /**
- * Takes the staging directory `dir` (`<output>.partial`, or a part's directory in it) for this run, making it and its
- * missing parents when there is none. One left by a run that is no longer running (see {@link liveHolder}) is
- * adopted, for the caller to take up or clear.
+ * Makes `dir` (its parent must exist) as a directory of this tool's of `kind`, marked so, or finds it made so:
+ * `created` tells which. A directory there without the marker (a user's, or anything else) is refused.
  *
- * @throws {OutputError} `ERR_OUTPUT_BUSY` (exit 2) when a live run holds it; `ERR_OUTPUT_UNWRITABLE` (exit 2), as
- * {@link makeDirectory}.
+ * @throws {OutputError} `ERR_OUTPUT_NOT_OURS` (exit 2) for a directory in the way that this tool did not make as
+ * `kind`; `ERR_OUTPUT_IS_FILE` for a file there; `ERR_OUTPUT_UNWRITABLE` when it cannot be made.
  */
-export async function openStaging(dir: string): Promise<Staging> {
-  await makeDirectory(path.dirname(dir), 'the output');
-  const existing = await stats(dir);
-  if (existing !== null && !existing.isDirectory()) {
-    throw new OutputError('ERR_OUTPUT_IS_FILE', `${dir} is in the way of this run's staging directory: it is not a directory. Remove it.`);
-  }
+export async function ownDirectory(dir: string, kind: MarkerKind, options: { output?: string; what: string }): Promise<{ marker: ToolMarker; created: boolean }> {
   try {
     await mkdir(dir);
+    try {
+      return { marker: await createMarker(dir, kind, options.output === undefined ? {} : { output: options.output }), created: true };
+    } catch (error) {
+      throw unwritable(dir, options.what, error);
+    }
   } catch (error) {
-    // There already, or another part of the same run made it a moment before.
-    if (!((error as NodeJS.ErrnoException).code === 'EEXIST' && (await stats(dir))?.isDirectory() === true)) throw unwritable(dir, 'the output', error);
+    if (error instanceof OutputError) throw error;
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw unwritable(dir, options.what, error);
   }
+  const info = await stats(dir);
+  if (info !== null && !info.isDirectory()) {
+    throw new OutputError('ERR_OUTPUT_IS_FILE', `${dir} is in the way of ${options.what}: it is a file, not a directory. Move it away, or choose another output.`);
+  }
+  // Made by another run a moment ago (two parts starting at once), its marker may be on its way.
+  for (let waited = 0; ; waited += 50) {
+    const marker = await markedAs(dir, kind);
+    if (marker !== null) return { marker, created: false };
+    const empty = (await readdir(dir).catch(() => ['?'])).every((name) => name.startsWith(MARKER_FILE));
+    if (!empty || waited >= MARKER_WAIT_MS) break;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new OutputError(
+    'ERR_OUTPUT_NOT_OURS',
+    `${dir} is in the way of ${options.what}: it was not made by rlaif-v for it (it has no ${MARKER_FILE} saying so), so it is ` +
+      'neither used nor removed. Move it away (or remove it, if nothing in it is needed), or choose another output.',
+  );
+}
+
+/**
+ * Takes the staging directory `dir` for this run: `<output>.partial` (kind `staging`, which becomes `output`), a
+ * part's directory in it (kind `part`), or finalize's (kind `final`); its parent must be this tool's or, for
+ * `<output>.partial`, exist or be made. It is made, marked, when there is none; one this tool made so, left by a run
+ * that is no longer running (see {@link liveHolder}), is adopted, for the caller to take up or clear.
+ *
+ * @throws {OutputError} `ERR_OUTPUT_BUSY` (exit 2) when a live run holds it; `ERR_OUTPUT_NOT_OURS` when a directory is
+ * in its place that this tool did not make as it; `ERR_OUTPUT_UNWRITABLE` (exit 2), as {@link makeDirectory}.
+ */
+export async function openStaging(dir: string, kind: 'staging' | 'part' | 'final', output?: string): Promise<Staging> {
+  if (kind === 'staging') await makeDirectory(path.dirname(dir), 'the output');
+  const { marker, created } = await ownDirectory(dir, kind, { what: `the staging directory of ${output ?? dir}`, ...(output === undefined ? {} : { output: path.basename(output) }) });
   let taken;
   try {
     taken = await tryLock(path.join(dir, LOCK));
@@ -243,22 +298,25 @@ export async function openStaging(dir: string): Promise<Staging> {
     );
   }
   const lock = taken.lock;
-  return { dir, adopted: existing !== null, release: () => lock.release() };
+  return { dir, adopted: !created, marker, release: () => lock.release() };
 }
 
 /**
- * Moves the finished staging directory into place. An existing output is moved aside first and removed only once the
- * new one is in place; if that move fails, the old output is put back.
+ * Moves the finished staging directory (marked as this run's, for `output`) into place. First its marker says it is
+ * being published; an existing output is moved into it, in one step, and removed only once the new one is in place;
+ * if the move fails, the old output is put back. A run killed on the way leaves what {@link finishPublishing} finishes.
  */
-export async function publishOutput(staging: string, output: string): Promise<void> {
-  const old = oldSibling(output);
+export async function publishOutput(staging: Staging, output: string): Promise<void> {
+  await updateMarker(staging.dir, staging.marker, { state: 'publishing' });
+  const replaced = path.join(staging.dir, REPLACED_OUTPUT);
   const replacing = (await stats(output)) !== null;
-  if (replacing) await rename(output, old);
+  if (replacing) await rename(output, replaced);
   try {
-    await rename(staging, output);
+    await rename(staging.dir, output);
   } catch (error) {
-    if (replacing) await rename(old, output);
+    if (replacing) await rename(replaced, output);
     throw error;
   }
-  if (replacing) await rm(old, { recursive: true, force: true });
+  if (replacing) await rm(path.join(output, REPLACED_OUTPUT), { recursive: true, force: true });
+  await updateMarker(output, staging.marker, { state: undefined });
 }

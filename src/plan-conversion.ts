@@ -1,12 +1,12 @@
 import { openAsBlob } from 'node:fs';
-import path from 'node:path';
 import type { ResolvedConvertOptions } from './convert-options.js';
 import type { ConvertEvent } from './convert-report.js';
 import { DatasetDownloads, remoteBlob, resolveDataset, type DatasetSource, type DownloadEvent } from './download-dataset.js';
 import { EventQueue } from './event-queue.js';
 import { hubSettings, withSignal, type HubSettings } from './hub-settings.js';
 import { inspectInput, inspectSources, type InputPlan, type InputSource } from './inspect-input.js';
-import { checkOutputDir, clearLeftovers } from './output-dir.js';
+import { checkOutputDir, type Leftover } from './output-dir.js';
+import { checkCacheDir } from './image-store-dir.js';
 import { planSplit, type SplitPlan } from './plan-split.js';
 import { partRange, type PartRange } from './plan-units.js';
 import { hubSourceCard, localSourceCard, type SourceCard } from './source-card.js';
@@ -14,7 +14,7 @@ import type { RetryEvent } from './retry-fetch.js';
 
 /**
  * Planning a conversion, before any image is read: the input's footers (a Hub dataset resolved and its download
- * started first), the output directory checked and cleared of killed runs' leftovers, and the split.
+ * started first), the output directory checked (a run killed while publishing it finished), and the split.
  */
 
 /** The dataset's files for planning: footers of cached files read from disk, of the others from the Hub. */
@@ -52,12 +52,15 @@ export interface Planned {
   hubEvents: EventQueue<DownloadEvent>;
 }
 
-/**
- * Clears what killed runs left beside the output, first: a previous output put back is then protected like any other
- * (replaced only with `overwrite`).
- */
-async function* leftoversOf(output: string): AsyncGenerator<ConvertEvent> {
-  for (const leftover of await clearLeftovers(path.resolve(output))) yield { type: 'leftover', leftover };
+/** The output checked (see checkOutputDir), telling what a run killed while publishing it left and this one finished. */
+async function* checkedOutput(output: string, overwrite: boolean, inputs: readonly string[]): AsyncGenerator<ConvertEvent, string> {
+  const finished: Leftover[] = [];
+  try {
+    return await checkOutputDir(output, { overwrite, inputs, finish: (leftover) => finished.push(leftover) });
+  } finally {
+    // Told even when the output is then refused (a finished output put in place exists, and is not replaced).
+    for (const leftover of finished) yield { type: 'leftover', leftover };
+  }
 }
 
 /** Reads the input's footers (resolving and starting the download of a Hub dataset first) and plans the split. */
@@ -81,13 +84,13 @@ export async function* planConversion(
       plan = await inspectInput(options.input, inspectOptions);
       sourceCard = await localSourceCard(options.input);
       for (const duplicate of plan.duplicates ?? []) yield { type: 'duplicate-input', duplicate };
-      yield* leftoversOf(options.output);
-      output = await checkOutputDir(options.output, { overwrite: options.overwrite, inputs: options.input });
+      if (options.cache !== null) await checkCacheDir(options.cache.dir, options.input);
+      output = yield* checkedOutput(options.output, options.overwrite, options.input);
     } else {
       const settings = withSignal(runOptions.hub ?? (await hubSettings()), signal);
       // Checked before anything is downloaded; the cache is this run's input.
-      yield* leftoversOf(options.output);
-      output = await checkOutputDir(options.output, { overwrite: options.overwrite, inputs: [settings.cacheDir] });
+      if (options.cache !== null) await checkCacheDir(options.cache.dir, [settings.cacheDir]);
+      output = yield* checkedOutput(options.output, options.overwrite, [settings.cacheDir]);
       const onRetry = (retry: RetryEvent): void => void hubEvents.push({ type: 'retry', retry });
       source = yield* hubEvents.during(resolveDataset({ repo: options.dataset.repo, revision: options.dataset.revision, settings, onRetry }));
       const cached = source.files.filter((file) => file.cached);

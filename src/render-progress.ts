@@ -115,8 +115,8 @@ export class ProgressRenderer {
         const { path: where, pid, action } = event.leftover;
         this.#line(
           action === 'removed'
-            ? `Removed ${where}, left by an interrupted run (process ${pid})`
-            : `Restored the previous output from ${where}, where an interrupted run (process ${pid}) had moved it`,
+            ? `Removed ${where}, which an interrupted run (process ${pid}) was removing`
+            : `Put in place the finished output an interrupted run (process ${pid}) was publishing from ${where}`,
         );
         return;
       }

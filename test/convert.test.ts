@@ -60,8 +60,9 @@ describe('convert', () => {
     report = await convert({ input: [input], output, numProc: 2 });
   });
 
-  it('writes the layout push_to_hub gives, and nothing else', async () => {
+  it('writes the layout push_to_hub gives, and nothing else but the marker that says this tool made it', async () => {
     assert.deepEqual(await listFiles(output), [
+      '.rlaif-v.json',
       'README.md',
       'data/test-00000-of-00001.parquet',
       'data/train-00000-of-00001.parquet',

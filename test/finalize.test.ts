@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { spawn } from 'node:child_process';
-import { cp, rm, writeFile } from 'node:fs/promises';
+import { cp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
@@ -9,7 +9,14 @@ import { convert } from '../src/convert.js';
 import type { ConvertReport } from '../src/convert-report.js';
 import { finalize } from '../src/finalize.js';
 import { partDir } from '../src/part-manifest.js';
+import { MARKER_FILE } from '../src/tool-marker.js';
 import { addRejectedRows, assertSameFiles, CLI, filesOf, killAfterCheckpoint, readJson, runCli, sampleDir, sleep, tempDir } from './fixtures.js';
+
+/** Rewrites a directory's marker with `changes`, as if it had been made so. */
+async function remark(dir: string, changes: Record<string, unknown>): Promise<void> {
+  const file = path.join(dir, MARKER_FILE);
+  await writeFile(file, JSON.stringify({ ...(JSON.parse(await readFile(file, 'utf8')) as object), ...changes }));
+}
 
 /** Converts `input` in `count` parts, one after another, then puts them together; returns finalize's report. */
 async function inParts(input: string, output: string, count: number, options: { testSize: number; maxShardSize: string }): Promise<ConvertReport> {
@@ -70,6 +77,20 @@ describe('a run in parts (convert --num-shards, then finalize)', () => {
     }
   });
 
+  it('with overwrite, replaces a damaged output by what the parts make, even of the same input and options', async () => {
+    const reference = await filesOf(path.join(dir, 'clean-one'));
+    const output = path.join(dir, 'damaged');
+    await inParts(clean, output, 2, options);
+    const shard = path.join(output, 'data', (await readdir(path.join(output, 'data'))).find((name) => name.startsWith('train-')) ?? '');
+    await writeFile(shard, (await readFile(shard)).subarray(0, 1000));
+    for (let index = 0; index < 2; index++) {
+      await convert({ input: [clean], output, numProc: 2, ...options, maxRejectFraction: 1, checkpointEvery: '96KB', numShards: 2, shardIndex: index, overwrite: true });
+    }
+    await finalize({ output, overwrite: true });
+    assertSameFiles(await filesOf(output), reference, 'the damaged output, finalized again');
+    assert.ok(!existsSync(`${output}.partial`));
+  });
+
   it('takes up a part killed with kill -9, and does not do a finished part again', async () => {
     const reference = await filesOf(path.join(dir, 'clean-one'));
     const output = path.join(dir, 'killed');
@@ -105,6 +126,8 @@ describe('a run in parts (convert --num-shards, then finalize)', () => {
     for (const delay of [150, 250, 350, 450, 600]) {
       const output = path.join(dir, `finalize-killed-${delay}`);
       await cp(`${parts}.partial`, `${output}.partial`, { recursive: true });
+      // Copied under another name, the parts' directory is not this output's until its marker says so.
+      await remark(`${output}.partial`, { name: path.basename(`${output}.partial`), output: path.basename(output) });
       const child = spawn(process.execPath, [CLI, 'finalize', output, '--quiet'], { stdio: 'ignore', detached: true });
       const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
       await sleep(delay);

@@ -16,6 +16,7 @@ import { writeSourceFile } from '../src/source-table.js';
 export { sourceRow } from '../scripts/bad-corpus.js';
 import { makeSample } from '../src/make-sample.js';
 import { cardForRepo } from '../src/dataset-card.js';
+import { MARKER_FILE } from '../src/tool-marker.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CLI = path.join(ROOT, 'dist', 'src', 'bin.js');
@@ -161,7 +162,8 @@ export async function filesOf(dir: string): Promise<Map<string, Buffer>> {
   for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
     if (!entry.isFile()) continue;
     const relative = path.relative(dir, path.join(entry.parentPath, entry.name));
-    if (relative === 'report.json') continue;
+    // The marker differs from run to run (its id and time): it says what made the directory, not what it holds.
+    if (relative === 'report.json' || relative === MARKER_FILE) continue;
     files.set(relative, await outputFile(dir, relative));
   }
   return files;

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -6,6 +7,7 @@ import { before, describe, it } from 'node:test';
 import { convert } from '../src/convert.js';
 import type { ConvertReport } from '../src/convert-report.js';
 import { imageStoreInfo } from '../src/image-store-dir.js';
+import { MARKER_FILE } from '../src/tool-marker.js';
 import { addRejectedRows, assertSameFiles, filesOf, runCli, sampleDir, tempDir } from './fixtures.js';
 
 /** Every file under `dir`, relative, with the ones whose names end with `ending`. */
@@ -113,13 +115,57 @@ describe('the cache of image work', () => {
     assert.ok(existsSync(foreign) && existsSync(path.join(cache, 'thesis.pdf')), 'files not the cache\'s own are left alone');
     const cleared = await runCli(['cache', 'clear'], { env });
     assert.equal(cleared.code, 0);
-    assert.deepEqual((await readdir(cache)).sort(), ['CACHEDIR.TAG', 'thesis.pdf']);
-    // A directory not marked as the cache is not cleared, even where it has folders of the cache's names.
-    const other = await tempDir();
-    await mkdir(path.join(other, 'images'));
-    const refused = await runCli(['cache', 'clear'], { env: { RLAIF_V_CACHE: other } });
+    // Only the cache's own entries go, and the folders they leave empty: images/ keeps what else is in it.
+    assert.deepEqual((await readdir(cache)).sort(), [MARKER_FILE, 'CACHEDIR.TAG', 'images', 'thesis.pdf'].sort());
+    assert.deepEqual(await readdir(path.join(cache, 'images')), ['notes.txt']);
+  });
+
+  it("never uses, tags or clears a directory of other files: RLAIF_V_CACHE pointed at a user's folder", async () => {
+    const project = await tempDir();
+    await mkdir(path.join(project, 'images', 'cats'), { recursive: true });
+    await writeFile(path.join(project, 'images', 'cats', 'cat1.jpg'), 'a cat');
+    await mkdir(path.join(project, 'verdicts'));
+    await writeFile(path.join(project, 'verdicts', 'final.log'), 'mine');
+    const before = (await readdir(project, { recursive: true })).sort();
+    const env = { RLAIF_V_CACHE: project };
+    const converted = await runCli(['convert', '-i', input, '-o', path.join(dir, 'into-project'), '--quiet'], { env });
+    assert.equal(converted.code, 2, converted.stderr);
+    assert.match(converted.stderr, /The cache directory \S+ holds files that are not rlaif-v's cache .* --no-cache/);
+    assert.ok(!existsSync(path.join(dir, 'into-project')) && !existsSync(path.join(dir, 'into-project.partial')), 'refused before any work');
+    const refused = await runCli(['cache', 'clear'], { env });
     assert.equal(refused.code, 2);
-    assert.match(refused.stderr, /is not marked as rlaif-v's cache \(it has no CACHEDIR\.TAG\): its images folder\(s\) were left alone/);
-    assert.ok(existsSync(path.join(other, 'images')));
+    assert.match(refused.stderr, /is not rlaif-v's cache \(it has no \.rlaif-v\.json saying so\): nothing in it was removed/);
+    assert.deepEqual((await readdir(project, { recursive: true })).sort(), before, 'not a file was added, changed or removed');
+    assert.equal(await readFile(path.join(project, 'images', 'cats', 'cat1.jpg'), 'utf8'), 'a cat');
+    // An empty directory is taken as the cache, and marked so; a cache in the input is refused.
+    const empty = await tempDir();
+    const took = await runCli(['convert', '-i', input, '-o', path.join(dir, 'into-empty'), '--quiet', '--max-reject-fraction', '1'], { env: { RLAIF_V_CACHE: empty } });
+    assert.equal(took.code, 0, took.stderr);
+    assert.ok(existsSync(path.join(empty, MARKER_FILE)) && existsSync(path.join(empty, 'CACHEDIR.TAG')));
+    const inside = await runCli(['convert', '-i', input, '-o', path.join(dir, 'cache-in-input'), '--quiet'], { env: { RLAIF_V_CACHE: path.join(input, 'cache') } });
+    assert.equal(inside.code, 2);
+    assert.match(inside.stderr, /The cache \(RLAIF_V_CACHE\) \S+ lies inside the input/);
+    assert.ok(!existsSync(path.join(input, 'cache')));
+  });
+
+  it('does not cost a row a damaged entry it cannot remove (a read-only cache)', async (t) => {
+    const cache = await tempDir();
+    await run('ro-1', cache, { images: 'jpeg', quality: 60 });
+    const [blob] = await filesIn(cache, '.bin');
+    assert.ok(blob !== undefined);
+    const bytes = await readFile(blob);
+    bytes[bytes.length - 10] = (bytes[bytes.length - 10] ?? 0) ^ 0xff;
+    await writeFile(blob, bytes);
+    // Its folder made immutable: not even root may remove the entry (where chattr and the filesystem allow).
+    const locked = spawnSync('chattr', ['+i', path.dirname(blob)]);
+    if (locked.status !== 0) return t.skip(`chattr +i is not available here: ${locked.stderr?.toString().trim() ?? locked.error?.message ?? ''}`);
+    try {
+      const again = await run('ro-2', cache, { images: 'jpeg', quality: 60 });
+      assert.equal(again.rejected.byCode.worker_failed, undefined);
+      assertSameFiles(await filesOf(path.join(dir, 'ro-2')), await filesOf(path.join(dir, 'ro-1')), 'with a damaged entry that stays');
+      assert.ok(existsSync(blob), 'the entry could not be removed, and was not used');
+    } finally {
+      spawnSync('chattr', ['-i', path.dirname(blob)]);
+    }
   });
 });

@@ -1,14 +1,16 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { convert, convertIter } from '../src/convert.js';
 import type { ConvertEvent } from '../src/convert-report.js';
 import { OutputError } from '../src/errors.js';
-import { publishOutput } from '../src/output-dir.js';
+import { openStaging, publishOutput, REPLACED_OUTPUT } from '../src/output-dir.js';
+import { MARKER_FILE } from '../src/tool-marker.js';
 import { CLI, sampleDir, tempDir } from './fixtures.js';
 
 /** The id of a process that has ended: what a killed run leaves in its leftovers' names. */
@@ -17,6 +19,23 @@ async function deadPid(): Promise<number> {
   await new Promise((resolve) => child.on('exit', resolve));
   assert.ok(child.pid !== undefined);
   return child.pid;
+}
+
+/** Every file under `dir` (relative path) with the SHA-256 of its bytes. */
+async function snapshot(dir: string): Promise<Map<string, string>> {
+  const files = new Map<string, string>();
+  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const file = path.join(entry.parentPath, entry.name);
+    files.set(path.relative(dir, file), createHash('sha256').update(await readFile(file)).digest('hex'));
+  }
+  return files;
+}
+
+/** Rewrites a directory's marker with `changes`, as a run at that step would have left it. */
+async function updateMarkerFile(dir: string, changes: Record<string, unknown>): Promise<void> {
+  const file = path.join(dir, MARKER_FILE);
+  await writeFile(file, JSON.stringify({ ...(JSON.parse(await readFile(file, 'utf8')) as object), ...changes }));
 }
 
 function refusedWith(code: string) {
@@ -83,43 +102,71 @@ describe('the output directory', () => {
     assert.deepEqual(await readdir(work), ['keep.txt']);
   });
 
-  it('is cleared of what killed runs on this host left, and a previous output they had moved aside is put back', async () => {
+  it('leaves alone whatever lies beside it under names like its own, a user\'s renamed output among them', async () => {
     const dir = await tempDir();
     const output = path.join(dir, 'out');
     const dead = await deadPid();
-    const leftovers = {
-      staging: `${output}.partial-${hostname()}-${dead}`,
-      legacy: `${output}.partial-${dead}`,
-      live: `${output}.partial-${hostname()}-${process.ppid}`,
-      elsewhere: `${output}.partial-another-host-${dead}`,
-      previous: `${output}.old-${hostname()}-${dead}`,
-      // What a finalize on another machine was removing when it died: rubbish whoever left it.
-      removing: `${output}.removing-another-host-${dead}`,
-    };
-    for (const leftover of Object.values(leftovers)) {
-      await mkdir(path.join(leftover, 'data'), { recursive: true });
-      await writeFile(path.join(leftover, 'data', 'train-00000-of-00001.parquet'), 'partial');
+    // The names older versions cleared by themselves, and a published output the user renamed to keep it.
+    await convert({ input: [input], output: path.join(dir, 'kept') });
+    await rename(path.join(dir, 'kept'), `${output}.old-20240101`);
+    const lookalikes = [`${output}.partial-${hostname()}-${dead}`, `${output}.partial-${dead}`, `${output}.old-${hostname()}-${dead}`, `${output}.removing-backup-${dead}`];
+    for (const lookalike of lookalikes) {
+      await mkdir(path.join(lookalike, 'data'), { recursive: true });
+      await writeFile(path.join(lookalike, 'data', 'train-00000-of-00001.parquet'), 'mine');
     }
-    // The previous output: a finished one, moved aside by a run that died before its new output was in place.
-    await convert({ input: [input], output: path.join(dir, 'finished') });
-    await writeFile(leftovers.previous + '/report.json', await readFile(path.join(dir, 'finished', 'report.json')));
-
+    const before = await snapshot(dir);
     const events: ConvertEvent[] = [];
-    const run = async (): Promise<void> => {
+    for await (const event of convertIter({ input: [input], output })) events.push(event);
+    assert.deepEqual(events.filter((event) => event.type === 'leftover'), []);
+    const after = await snapshot(dir);
+    for (const [file, hash] of before) assert.equal(after.get(file), hash, `${file} was changed`);
+    // The renamed output is not this one's to replace by itself, and convert with overwrite replaces only `out`.
+    await convert({ input: [input], output, overwrite: true });
+    assert.equal((await snapshot(dir)).get(path.join(`${output}.old-20240101`, 'report.json')), before.get(path.join(`${output}.old-20240101`, 'report.json')));
+  });
+
+  it('is refused where <output>.partial is a directory this tool did not make, which is left whole', async () => {
+    const dir = await tempDir();
+    const output = path.join(dir, 'mydata');
+    await mkdir(`${output}.partial`);
+    await writeFile(path.join(`${output}.partial`, 'notes.txt'), 'keep me');
+    for (const options of [{}, { resume: false }, { overwrite: true }]) {
+      await assert.rejects(convert({ input: [input], output, ...options }), refusedWith('ERR_OUTPUT_NOT_OURS'));
+    }
+    await assert.rejects(convert({ input: [input], output, numShards: 2, shardIndex: 0 }), refusedWith('ERR_OUTPUT_NOT_OURS'));
+    assert.deepEqual(await readdir(`${output}.partial`), ['notes.txt']);
+    assert.deepEqual((await readdir(dir)).sort(), ['mydata.partial']);
+    // An input named like a staging directory is never its own output's staging directory.
+    const data = path.join(dir, 'data');
+    await mkdir(`${data}.partial`);
+    for (const name of await readdir(input)) await writeFile(path.join(`${data}.partial`, name), await readFile(path.join(input, name)));
+    const inputFiles = await snapshot(`${data}.partial`);
+    for (const options of [{}, { overwrite: true }, { resume: false }]) {
+      await assert.rejects(convert({ input: [`${data}.partial`], output: data, ...options }), refusedWith('ERR_OUTPUT_OVERLAPS_INPUT'));
+    }
+    assert.deepEqual(await snapshot(`${data}.partial`), inputFiles);
+  });
+
+  it('is finished by the next run when a run was killed while publishing it, at any step', async () => {
+    const dir = await tempDir();
+    const output = path.join(dir, 'out');
+    await convert({ input: [input], output });
+    const expected = await snapshot(output);
+    // Killed after the marker said publishing and the old output was moved in, before the new one was moved out.
+    await convert({ input: [input], output: path.join(dir, 'next'), seed: 7 });
+    const staging = `${output}.partial`;
+    await rename(path.join(dir, 'next'), staging);
+    await updateMarkerFile(staging, { name: path.basename(staging), output: 'out', state: 'publishing' });
+    const nextFiles = await snapshot(staging);
+    await rename(output, path.join(staging, REPLACED_OUTPUT));
+    const events: ConvertEvent[] = [];
+    await assert.rejects(async () => {
       for await (const event of convertIter({ input: [input], output })) events.push(event);
-    };
-    // Put back, the previous output is protected as any other: not replaced without overwrite.
-    await assert.rejects(run(), refusedWith('ERR_OUTPUT_EXISTS'));
-    const seen = events.flatMap((event) => (event.type === 'leftover' ? [`${event.leftover.action} ${path.basename(event.leftover.path)}`] : []));
-    assert.deepEqual(seen.sort(), [
-      `removed ${path.basename(leftovers.legacy)}`,
-      `removed ${path.basename(leftovers.removing)}`,
-      `removed ${path.basename(leftovers.staging)}`,
-      `restored ${path.basename(leftovers.previous)}`,
-    ].sort());
-    const names = await readdir(dir);
-    assert.deepEqual(names.sort(), ['finished', 'out', path.basename(leftovers.elsewhere), path.basename(leftovers.live)].sort());
-    assert.ok((await readdir(output)).includes('report.json'));
+    }, refusedWith('ERR_OUTPUT_EXISTS'));
+    assert.deepEqual(events.flatMap((event) => (event.type === 'leftover' ? [event.leftover.action] : [])).sort(), ['removed', 'restored']);
+    assert.ok(!existsSync(staging));
+    assert.deepEqual([...(await snapshot(output)).keys()].sort(), [...nextFiles.keys()].filter((file) => !file.startsWith(REPLACED_OUTPUT)).sort());
+    assert.ok(expected.size > 0);
   });
 
   it('is put back when the new one cannot be moved into place', async () => {
@@ -127,10 +174,14 @@ describe('the output directory', () => {
     const output = path.join(dir, 'out');
     await mkdir(output);
     await writeFile(path.join(output, 'report.json'), '{}');
-    await assert.rejects(publishOutput(path.join(dir, 'no-such-staging'), output), /ENOENT/);
+    const staging = await openStaging(path.join(dir, 'out.partial'), 'staging', output);
+    await staging.release();
+    await rm(staging.dir, { recursive: true });
+    await assert.rejects(publishOutput(staging, output), /ENOENT/);
     assert.deepEqual(await readdir(dir), ['out']);
     assert.deepEqual(await readdir(output), ['report.json']);
   });
+
   it('is made with its missing parents, or refused in one line: under a file, or where nothing can be made', async () => {
     const dir = await tempDir();
     const nested = path.join(dir, 'new', 'parents', 'out');
@@ -141,11 +192,11 @@ describe('the output directory', () => {
     const cases: [string[], RegExp][] = [[convertTo(path.join(dir, 'afile', 'sub')), /cannot be made: .*afile is a file, not a directory/]];
     // /proc accepts no new directory; Node's recursive mkdir looped there forever (ENOENT, then EEXIST).
     if (existsSync('/proc/self')) {
-      cases.push([convertTo('/proc/rlaif-v-out'), /^rlaif-v: Cannot write the output: making \/proc\/rlaif-v-out\.partial failed \(ENOENT\)/]);
+      cases.push([convertTo('/proc/rlaif-v-out'), /^rlaif-v: Cannot write the staging directory of \/proc\/rlaif-v-out: making \/proc\/rlaif-v-out\.partial failed \(ENOENT\)/]);
       cases.push([['sample', '--rows', '4', '--output', '/proc/rlaif-v-sample'], /^rlaif-v: Cannot write the sample: making \/proc\/rlaif-v-sample failed \(ENOENT\)/]);
     }
     // sysfs refuses new directories even to root.
-    if (existsSync('/sys/kernel')) cases.push([convertTo('/sys/rlaif-v-out'), /^rlaif-v: Cannot write the output: making \/sys\/rlaif-v-out\.partial failed \((EPERM|EACCES|ENOENT)\)/]);
+    if (existsSync('/sys/kernel')) cases.push([convertTo('/sys/rlaif-v-out'), /^rlaif-v: Cannot write the staging directory of \/sys\/rlaif-v-out: making \/sys\/rlaif-v-out\.partial failed \((EPERM|EACCES|ENOENT)\)/]);
     for (const [args, message] of cases) {
       const output = args.join(' ');
       const run = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 60_000 });

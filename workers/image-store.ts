@@ -19,6 +19,15 @@ import type { PreparedImage } from './prepare-image.js';
  * Files are written aside and renamed into place, logs are one writer's each: runs can share the cache.
  */
 
+/** Removes a damaged entry if it can: one that cannot be removed is merely not used (it must never cost a row). */
+function forget(file: string): void {
+  try {
+    rmSync(file, { force: true });
+  } catch {
+    // read-only, or not ours to remove
+  }
+}
+
 /** What a stored file starts with: a format mark, then the SHA-256 of the content after it. */
 const MAGIC = Buffer.from('RLVC1\n');
 const HEADER = MAGIC.byteLength + 32;
@@ -58,7 +67,10 @@ export class ImageStore {
     return path.join(this.#settings.dir, 'images', this.#settings.policy, hex.slice(0, 2), `${hex}.${kind}`);
   }
 
-  /** What an earlier run prepared of these bytes, or undefined: nothing, or an entry that failed its check (removed). */
+  /**
+   * What an earlier run prepared of these bytes, or undefined: nothing, or an entry that failed its check (removed
+   * where it can be: a cache this run cannot write, on a read-only mount or another user's, keeps it, unused).
+   */
   get(key: string, bytes: Uint8Array): PreparedImage | undefined {
     const words = keyWords(key);
     if (words !== null && this.#kept.has(words)) return { ok: true, bytes, reencoded: false };
@@ -72,7 +84,7 @@ export class ImageStore {
       }
       const content = data.subarray(HEADER);
       if (data.byteLength < HEADER || !data.subarray(0, MAGIC.byteLength).equals(MAGIC) || !sha256(content).equals(data.subarray(MAGIC.byteLength, HEADER))) {
-        rmSync(file, { force: true });
+        forget(file);
         continue;
       }
       // Used now: the last to be evicted (least recently used first).
@@ -87,7 +99,7 @@ export class ImageStore {
         const { code, message } = JSON.parse(content.toString('utf8')) as { code: string; message: string };
         return { ok: false, code: code as never, message };
       } catch {
-        rmSync(file, { force: true });
+        forget(file);
       }
     }
     return undefined;

@@ -1,0 +1,104 @@
+import { randomUUID } from 'node:crypto';
+import { link, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import path from 'node:path';
+
+/**
+ * The proof that a directory is this tool's: a marker file it writes into every directory it makes and may later
+ * remove, empty, move or take up. Names prove nothing (`out.old-2024` may be a user's backup, `out.partial` a user's
+ * folder); the marker says what the directory was made as and under which name, so a directory renamed since (a
+ * published output the user renamed to keep it) is taken for nothing.
+ */
+
+export const MARKER_FILE = '.rlaif-v.json';
+
+/**
+ * What a directory was made as: a run's `staging` directory (`<output>.partial`, which becomes the output when
+ * published), a `part`'s directory of a run over several machines, `finalize`'s output being put together, the image
+ * `cache`, a `sample`.
+ */
+export type MarkerKind = 'staging' | 'part' | 'final' | 'cache' | 'sample';
+
+export interface ToolMarker {
+  tool: 'rlaif-v';
+  kind: MarkerKind;
+  /** The directory's name when it was made. */
+  name: string;
+  /** For a directory that becomes an output when published: the output's name, which it then has. */
+  output?: string;
+  /** A random id, different for every directory made. */
+  id: string;
+  created: string;
+  host: string;
+  pid: number;
+  /**
+   * `publishing`: the directory holds a finished output, being moved into place (a run killed meanwhile is finished by
+   * the next); `discarding`: it is being removed.
+   */
+  state?: 'publishing' | 'discarding';
+  /** Set on the parts' staging directory by finalize before it publishes: the id its report carries. */
+  finalizing?: string;
+}
+
+const TOOL = 'rlaif-v';
+
+function content(marker: ToolMarker): string {
+  return `${JSON.stringify(marker, null, 2)}\n`;
+}
+
+/** The marker of `dir`, or null when it has none (or one that does not read as this tool's). */
+export async function readMarker(dir: string): Promise<ToolMarker | null> {
+  try {
+    const marker = JSON.parse(await readFile(path.join(dir, MARKER_FILE), 'utf8')) as Partial<ToolMarker> | null;
+    if (marker === null || typeof marker !== 'object' || marker.tool !== TOOL || typeof marker.kind !== 'string' || typeof marker.name !== 'string') return null;
+    return marker as ToolMarker;
+  } catch {
+    return null;
+  }
+}
+
+/** The marker of `dir` when it says `dir` was made as `kind` under the name it has now; null otherwise. */
+export async function markedAs(dir: string, kind: MarkerKind): Promise<ToolMarker | null> {
+  const marker = await readMarker(dir);
+  return marker !== null && marker.kind === kind && marker.name === path.basename(dir) ? marker : null;
+}
+
+/** The marker of `dir` when it is an output this tool published under the name it has now; null otherwise. */
+export async function markedOutput(dir: string): Promise<ToolMarker | null> {
+  const marker = await readMarker(dir);
+  return marker !== null && marker.output !== undefined && marker.output === path.basename(dir) ? marker : null;
+}
+
+/**
+ * Writes the marker of a directory this run has just made (`dir` must exist): created in one step, never over another
+ * (EEXIST when `dir` has one already).
+ */
+export async function createMarker(dir: string, kind: MarkerKind, options: { output?: string } = {}): Promise<ToolMarker> {
+  const marker: ToolMarker = {
+    tool: TOOL,
+    kind,
+    name: path.basename(dir),
+    ...(options.output === undefined ? {} : { output: options.output }),
+    id: randomUUID(),
+    created: new Date().toISOString(),
+    host: hostname(),
+    pid: process.pid,
+  };
+  const temp = path.join(dir, `${MARKER_FILE}.${marker.id}.tmp`);
+  await writeFile(temp, content(marker));
+  try {
+    await link(temp, path.join(dir, MARKER_FILE));
+  } finally {
+    await rm(temp, { force: true });
+  }
+  return marker;
+}
+
+/** Replaces the marker of `dir` (which must be this run's) in one step: `changes` applied to `marker`. */
+export async function updateMarker(dir: string, marker: ToolMarker, changes: Partial<Pick<ToolMarker, 'state' | 'finalizing'>>): Promise<ToolMarker> {
+  const updated = { ...marker, ...changes };
+  const temp = path.join(dir, `${MARKER_FILE}.${randomUUID()}.tmp`);
+  await writeFile(temp, content(updated));
+  await rename(temp, path.join(dir, MARKER_FILE));
+  return updated;
+}
