@@ -1,6 +1,6 @@
 import type { Argv } from 'yargs';
 import { availableParallelism } from 'node:os';
-import { DEFAULTS } from './convert-options.js';
+import { DEFAULTS, PILLOW_MAX_PIXELS } from './convert-options.js';
 import { decimal, paths, testSize, text, wholeNumber } from './cli-options.js';
 import { OptionError } from './errors.js';
 import { DEFAULT_REPO_ID } from './push-dataset.js';
@@ -46,7 +46,7 @@ export function withConvertFlags<T>(y: Argv<T>) {
     .option('images', { requiresArg: true, choices: ['keep', 'jpeg', 'png', 'webp'], default: DEFAULTS.images, coerce: text('--images'), describe: 'keep: pass normal images through unchanged; or re-encode every image' })
     .option('quality', { requiresArg: true, coerce: wholeNumber('--quality', 1, 100), describe: `JPEG/WebP quality, 1 to 100, with --images jpeg|webp (default ${DEFAULTS.quality})` })
     .option('max-side', { requiresArg: true, coerce: wholeNumber('--max-side', 1), describe: 'Shrink images whose longest side is larger (pixels)' })
-    .option('max-pixels', { requiresArg: true, default: DEFAULTS.maxPixels, coerce: wholeNumber('--max-pixels', 1), describe: 'Refuse larger images before decoding (bomb guard)' })
+    .option('max-pixels', { requiresArg: true, default: DEFAULTS.maxPixels, coerce: wholeNumber('--max-pixels', 1, PILLOW_MAX_PIXELS), describe: `Refuse larger images before decoding (bomb guard), at most ${PILLOW_MAX_PIXELS} (above it, Pillow refuses them)` })
     .option('max-shard-size', { requiresArg: true, default: DEFAULTS.maxShardSize, coerce: text('--max-shard-size'), describe: 'Largest uncompressed shard, as datasets counts it' })
     .option('max-reject-fraction', { requiresArg: true, default: DEFAULTS.maxRejectFraction, coerce: decimal('--max-reject-fraction', 0, 1), describe: 'Exit 1 when more than this fraction of the rows (0 to 1) is rejected' })
     .option('max-row-group-bytes', { requiresArg: true, default: DEFAULTS.maxRowGroupBytes, coerce: text('--max-row-group-bytes'), describe: 'Refuse input row groups larger than this (uncompressed), before reading' })

@@ -158,6 +158,18 @@ function positiveInteger(value: unknown, name: string): number {
   return value;
 }
 
+/**
+ * Pillow refuses outright (DecompressionBombError) an image of more than twice its warning limit, 2 × 89,478,485
+ * pixels: an output holding one could not be loaded by `datasets`, nor pass verify.
+ */
+export const PILLOW_MAX_PIXELS = 2 * 89_478_485;
+
+function maxPixels(value: unknown): number {
+  const pixels = positiveInteger(value, 'maxPixels');
+  if (pixels > PILLOW_MAX_PIXELS) throw invalidOption('maxPixels', `an integer from 1 to ${PILLOW_MAX_PIXELS} (above it, Pillow refuses to open an image)`, value);
+  return pixels;
+}
+
 function positiveNumber(value: unknown, name: string): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) throw invalidOption(name, 'a positive number', value);
   return value;
@@ -261,7 +273,7 @@ export function resolveConvertOptions(options: ConvertOptions): ResolvedConvertO
       mode,
       quality,
       maxSide,
-      maxPixels: positiveInteger(options.maxPixels ?? DEFAULTS.maxPixels, 'maxPixels'),
+      maxPixels: maxPixels(options.maxPixels ?? DEFAULTS.maxPixels),
     },
     maxShardSize: parseSize(options.maxShardSize ?? DEFAULTS.maxShardSize, 'maxShardSize'),
     overwrite: options.overwrite ?? false,

@@ -12,7 +12,7 @@ export interface SplitPlan {
  * How many rows go to the test split: `ceil(rows * testSize)` for a fraction in (0, 1), exactly `testSize` for a
  * whole number >= 1, as `datasets.train_test_split` does.
  *
- * @throws {OptionError} when testSize is negative, not a number, or asks for more rows than there are.
+ * @throws {OptionError} when testSize is negative, not a number, or leaves no row to train on.
  */
 export function countTestRows(rows: number, testSize: number): number {
   if (!Number.isFinite(testSize) || testSize < 0) {
@@ -22,8 +22,9 @@ export function countTestRows(rows: number, testSize: number): number {
   if (testSize < 1) count = Math.ceil(rows * testSize);
   else if (Number.isInteger(testSize)) count = testSize;
   else throw invalidOption('testSize', 'a fraction in [0, 1) or a whole number of rows', testSize);
-  if (count > rows) {
-    throw invalidOption('testSize', `at most the ${rows} input rows`, testSize);
+  // As datasets' train_test_split: a split that leaves nothing to train on is refused, however it is written.
+  if (count >= rows && rows > 0) {
+    throw invalidOption('testSize', `fewer test rows than the ${rows} input rows (${count} would leave none to train on)`, testSize);
   }
   return count;
 }

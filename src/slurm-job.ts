@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { RlaifError } from './errors.js';
+import { OptionError, RlaifError } from './errors.js';
 import { packageInfo } from './package-info.js';
 
 /**
@@ -47,8 +47,44 @@ function directives(job: SlurmJob, name: string, log: string): string[] {
   ];
 }
 
-/** The two batch scripts: the array job's, and finalize's. */
+/** Characters that would end or bend a line of a batch script, quoted or not: a newline ends a `#SBATCH` line. */
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+/**
+ * Refuses any value bound for a batch script that holds a control character (a newline, a carriage return, a tab...):
+ * a newline in `--output` ended a `#SBATCH` line or a comment, and what followed it ran on the node.
+ *
+ * @throws {OptionError} naming the value.
+ */
+function checkScriptValues(job: SlurmJob): void {
+  const values: [string, string][] = [
+    ...job.command.map((word): [string, string] => ['the command', word]),
+    ...job.convertArgs.map((word): [string, string] => ['an argument of convert', word]),
+    ...job.finalizeArgs.map((word): [string, string] => ['an argument of finalize', word]),
+    ['--output', job.output],
+    ['--log-dir', job.logDir],
+    ['the working directory', job.workDir],
+    ...(job.partition === undefined ? [] : [['--partition', job.partition] as [string, string]]),
+    ...(job.time === undefined ? [] : [['--time', job.time] as [string, string]]),
+    ...job.sbatchArgs.map((arg): [string, string] => ['--sbatch-arg', arg]),
+  ];
+  for (const [what, value] of values) {
+    if (CONTROL.test(value)) {
+      throw new OptionError(
+        `${what} ${JSON.stringify(value)} holds a control character (a newline, a tab...), which would end or bend a line of the batch scripts: give it without one.`,
+      );
+    }
+  }
+}
+
+/**
+ * The two batch scripts: the array job's, and finalize's. Values go into them quoted as one word each, and into no
+ * comment.
+ *
+ * @throws {OptionError} for a value holding a control character.
+ */
 export function slurmScripts(job: SlurmJob): { convert: string; finalize: string } {
+  checkScriptValues(job);
   const run = job.command.map(shellQuote).join(' ');
   const convert = [
     '#!/bin/bash',
@@ -56,8 +92,9 @@ export function slurmScripts(job: SlurmJob): { convert: string; finalize: string
     `#SBATCH --array=0-${job.tasks - 1}`,
     ...(job.cpusPerTask === undefined ? [] : [`#SBATCH --cpus-per-task=${job.cpusPerTask}`]),
     `# Written by rlaif-v ${packageInfo.version}. Task N of this array converts part N of ${job.tasks} of the input into`,
-    `# ${job.output}.partial/parts/. Submitted again, finished parts are kept and interrupted ones taken up; one part`,
-    '# alone runs again with sbatch --array=N. finalize.sbatch puts the parts together once every task has succeeded.',
+    '# <output>.partial/parts/ (the output is on the line below). Submitted again, finished parts are kept and interrupted',
+    '# ones taken up; one part alone runs again with sbatch --array=N. finalize.sbatch puts the parts together once every',
+    '# task has succeeded.',
     // The task's own id, not its place in the array: `sbatch --array=2 convert.sbatch` runs part 2 again by itself.
     `exec ${run} convert ${[...job.convertArgs, '--num-shards', String(job.tasks)].map(shellQuote).join(' ')} --shard-index "$SLURM_ARRAY_TASK_ID"`,
     '',
@@ -66,7 +103,7 @@ export function slurmScripts(job: SlurmJob): { convert: string; finalize: string
     '#!/bin/bash',
     ...directives(job, 'rlaif-v-finalize', 'finalize.log'),
     `# Written by rlaif-v ${packageInfo.version}. Submitted with --dependency=afterok on the array job of convert.sbatch: it`,
-    `# runs once all ${job.tasks} parts have succeeded, and puts them together into ${job.output}.`,
+    `# runs once all ${job.tasks} parts have succeeded, and puts them together into the output named below.`,
     `exec ${run} finalize ${[job.output, ...job.finalizeArgs].map(shellQuote).join(' ')}`,
     '',
   ].join('\n');

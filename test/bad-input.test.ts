@@ -125,6 +125,8 @@ describe('CLI usage errors', () => {
       [['--test-size', '50%'], /--test-size takes .* got "50%"/],
       [['--test-size', '0x10'], /--test-size takes .* got "0x10"/],
       [['--test-size', '1.0'], /--test-size 1\.0 is a fraction of the rows that leaves none to train on/],
+      [['--test-size', '4'], /fewer test rows than the 4 input rows \(4 would leave none to train on\) for --test-size/],
+      [['--max-pixels', '178956971'], /--max-pixels takes a whole number from 1 to 178956970, got "178956971"/],
       [['--test-size', ''], /--test-size needs a value/],
       [['--test-size'], /--test-size needs a value/],
       [['--test-size', '--seed', '3'], /--test-size needs a value/],

@@ -27,6 +27,7 @@ describe('resolveConvertOptions', () => {
     ['maxSide', 0, /maxSide/],
     ['maxShardSize', 'big', /maxShardSize/],
     ['maxRejectFraction', 2, /maxRejectFraction/],
+    ['maxPixels', 178_956_971, /Pillow refuses to open an image.*maxPixels/],
   ] as const) {
     it(`refuses ${name} = ${String(value)} with a message naming it`, () => {
       assert.throws(

@@ -16,6 +16,10 @@ describe('countTestRows', () => {
 
   it('refuses a count above the rows, a negative size and a non-integer above 1', () => {
     assert.throws(() => countTestRows(5, 6), /testSize/);
+    // However it is written, a test split of every row leaves nothing to train on: refused, as 1.0 is.
+    assert.throws(() => countTestRows(1000, 1000), /would leave none to train on/);
+    assert.throws(() => countTestRows(1, 0.5), /would leave none to train on/);
+    assert.equal(countTestRows(1000, 999), 999);
     assert.throws(() => countTestRows(5, -0.1), /testSize/);
     assert.throws(() => countTestRows(5, 1.5), /testSize/);
   });

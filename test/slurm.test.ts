@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
-import type { SubmittedJobs } from '../src/slurm-job.js';
+import { slurmScripts, type SubmittedJobs } from '../src/slurm-job.js';
 import { writeSourceFile } from '../src/source-table.js';
 import { goodRows } from '../scripts/bad-corpus.js';
 import { assertSameFiles, filesOf, runCli, sampleDir, tempDir } from './fixtures.js';
@@ -105,5 +105,21 @@ describe('rlaif-v slurm, on a Slurm cluster of one node', () => {
     const token = await runCli(['slurm', '-i', input, '-o', output, '--tasks', '2', '--token', 'hf_x', '--dry-run']);
     assert.equal(token.code, 2);
     assert.match(token.stderr, /--token would be written into the batch scripts/);
+    // A newline in any value would end a #SBATCH line or a comment, and what follows would run on the node.
+    const base = ['slurm', '-i', input, '--tasks', '2', '--dry-run'];
+    for (const args of [
+      ['-o', `${output}\ntouch /tmp/rlaif-v-injected`],
+      ['-o', output, '--sbatch-arg=--mem=16G\ntouch /tmp/rlaif-v-injected'],
+      ['-o', output, '--partition', 'gpu\rtouch'],
+    ]) {
+      const injected = await runCli([...base, ...args]);
+      assert.equal(injected.code, 2, `${args.join(' ')}: ${injected.stdout}`);
+      assert.match(injected.stderr, /holds a control character .* which would end or bend a line of the batch scripts/);
+      assert.equal(injected.stdout, '');
+    }
+    const scripts = slurmScripts({ command: ['node', 'bin.js'], convertArgs: [], finalizeArgs: [], output: '/data/OUTPUT-NAME', tasks: 2, logDir: '/data/logs', workDir: '/data', sbatchArgs: [] });
+    for (const script of [scripts.convert, scripts.finalize]) {
+      assert.deepEqual(script.split('\n').filter((line) => line.startsWith('# ') && line.includes('OUTPUT-NAME')), [], 'no value in a comment');
+    }
   });
 });
