@@ -22,7 +22,7 @@ import { RejectSink } from './reject-sink.js';
 import type { ConvertResult, ConvertTask, ImageStoreSettings, RejectedRow, SplitPart } from './types.js';
 import { openImageStore, trimImageStore } from './image-store-dir.js';
 import { rowNbytes, toConversational } from './to-conversational.js';
-import { runFingerprint } from './run-fingerprint.js';
+import { imageFilesDigest, runFingerprint } from './run-fingerprint.js';
 import { makeDirectory, openStaging, ownDirectory, publishOutput, stagingDir, type Staging } from './output-dir.js';
 import { partDir, partsDir, writePartManifest } from './part-manifest.js';
 import { checkNoParts, checkPartsRoot, finishedPart, finishedPartProblem } from './part-staging.js';
@@ -34,6 +34,7 @@ import { SplitWriters } from './split-writers.js';
 import { keptTableBuffer } from '../workers/image-cache.js';
 import type { SplitWriterOptions, SplitWriterState } from './write-split.js';
 import { drain } from './drain.js';
+import { LockLostError } from './file-lock.js';
 
 export type { ConvertOptions } from './convert-options.js';
 
@@ -145,6 +146,8 @@ interface Run extends Planned {
   writers: SplitWriters;
   /** Image data read and not yet written, against options.maxBytesInFlight. */
   memory: BytesInFlight;
+  /** The staging directory held: its lock is checked before each checkpoint and before publishing. */
+  lock: Staging;
   rejects: RejectSink;
   tally: Tally;
   staging: string;
@@ -205,6 +208,8 @@ async function* convertRows(run: Run): AsyncGenerator<ConvertEvent> {
   let nextCut = 0;
 
   const checkpoint = async (row: number): Promise<void> => {
+    // Only while the staging directory is still this run's: a run suspended past its lock's life stops here.
+    await run.lock.verify();
     const segments = await rejects.cut();
     const states = await writers.checkpoint();
     const splits: Record<string, SplitWriterState> = {};
@@ -454,7 +459,7 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
       ...(planned.part === null ? {} : { part: planned.part }),
     };
 
-    const fingerprint = runFingerprint(plan, options);
+    const fingerprint = runFingerprint(plan, options, await imageFilesDigest(plan));
     const part = planned.part;
     const range = part ?? { firstRow: 0, endRow: plan.rows };
     if (part !== null) await checkPartsRoot(output);
@@ -498,6 +503,7 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
       pool,
       writers,
       memory: new BytesInFlight(options.maxBytesInFlight, () => writers.bytes),
+      lock: staging,
       rejects: new RejectSink(staging.dir, resumed?.rejects),
       tally: new Tally(),
       staging: staging.dir,
@@ -509,6 +515,7 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
       store: options.cache === null ? null : (await openImageStore(options.cache.dir, options.image, { ...sharp.versions })).settings,
     };
     let published = false;
+    let lockLost = false;
     try {
       const convertStarted = performance.now();
       const loopStarted = performance.eventLoopUtilization();
@@ -534,6 +541,7 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
         const done = report(run, splits, bytesOut, times);
         signal?.throwIfAborted();
         // Last, and atomically: the part is finished once its manifest is there.
+        await staging.verify();
         await writePartManifest(staging.dir, { version: 1, fingerprint, part, planned: { train: split.trainRows, test: split.testRows }, rejects: segments, report: done });
         await rm(path.join(staging.dir, CHECKPOINT_FILE), { force: true });
         await staging.release();
@@ -547,13 +555,18 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
       signal?.throwIfAborted();
       await rm(path.join(staging.dir, CHECKPOINT_FILE), { force: true });
       await run.rejects.removeSegments();
-      await staging.release();
       await publishOutput(staging, output);
       published = true;
       yield { type: 'done', report: done };
       return done;
+    } catch (error) {
+      lockLost = error instanceof LockLostError;
+      throw error;
     } finally {
-      if (!published) {
+      if (!published && lockLost) {
+        // The staging directory is another run's now: nothing in it is touched, not even what this run was writing.
+        await writers.close().catch(() => undefined);
+      } else if (!published) {
         await run.rejects.abort().catch(() => undefined);
         await staging.release().catch(() => undefined);
         // Stopped from outside (Ctrl-C, SIGTERM, a caller's signal) after a checkpoint: the staging directory stays as

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { link, open, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import { RlaifError } from './errors.js';
 
 /**
  * Lock files that runs on several machines sharing a filesystem can trust: each names its holder (host and process
@@ -8,10 +9,12 @@ import { hostname } from 'node:os';
  * not renewed for two minutes, is a dead run's.
  */
 
-/** Who holds a lock. */
+/** Who holds a lock: a host and process, and a token of its own, different for every lock taken. */
 export interface LockHolder {
   host: string;
   pid: number;
+  /** Random, one per lock taken: how a holder knows the lock is still its own (absent in locks of older versions). */
+  token?: string;
 }
 
 /** How often a holder renews its lock, and how old a lock of another host must be to count as its holder's death. */
@@ -58,29 +61,68 @@ export async function readLock(file: string): Promise<{ lock: LockHolder; ageMs:
   }
 }
 
+/** Whether two locks are the same lock taken: the same token (or, for locks without one, holder). */
+function sameLock(a: LockHolder, b: LockHolder): boolean {
+  return a.token !== undefined || b.token !== undefined ? a.token === b.token : a.host === b.host && a.pid === b.pid;
+}
+
 /** The holder of the lock in `file` while it lives, or null: no lock, or a dead run's (see the module's comment). */
 export async function liveLockHolder(file: string, graceMs?: number): Promise<LockHolder | null> {
   const held = await readLock(file);
   if (held === null) return null;
-  if (held.lock.host === hostname() && held.lock.pid === process.pid) return held.lock;
+  // This process's own lock lives; one that names this process but not one of its tokens is a dead run's whose
+  // process id this one now has (PID 1 in every container).
+  if (held.lock.host === hostname() && held.lock.pid === process.pid) return held.lock.token !== undefined && ownTokens.has(held.lock.token) ? held.lock : null;
   const live = held.lock.host === hostname() ? await runsStill(held.lock.pid, graceMs) : held.ageMs < LOCK_STALE_MS;
   return live ? held.lock : null;
 }
 
-/** Renews the lock in `file` every LOCK_RENEW_MS until the returned function is called (which does not remove it). */
-export function renewLock(file: string): () => void {
-  const timer = setInterval(() => {
-    const now = new Date();
-    utimes(file, now, now).catch(() => undefined);
-  }, LOCK_RENEW_MS);
-  timer.unref();
-  return () => clearInterval(timer);
-}
+/** The tokens of the locks this process holds. */
+const ownTokens = new Set<string>();
 
 /** A lock this process holds. */
 export interface HeldLock {
-  /** Stops renewing it and removes it, unless another run has taken it over meanwhile. */
-  release(): Promise<void>;
+  /**
+   * Stops renewing it and removes it, unless another run has taken it over meanwhile. `at`: where the lock file is now,
+   * when the directory holding it was moved (a staging directory published with its lock).
+   */
+  release(at?: string): Promise<void>;
+  /**
+   * Checks that the lock is still this one's (its file holds this lock's token), as a holder must before each step that
+   * others could see (a checkpoint, publishing): a holder suspended past LOCK_STALE_MS may have lost it to another.
+   *
+   * @throws {LockLostError} when another run holds it now, or it is gone.
+   */
+  verify(): Promise<void>;
+}
+
+/** The lock a run held is another's now (or gone): it must stop before writing anything more (exit 1). */
+export class LockLostError extends RlaifError {
+  constructor(file: string, now: LockHolder | null) {
+    super(
+      'ERR_LOCK_LOST',
+      `The lock ${file} is no longer this run's: ${now === null ? 'it is gone' : `process ${now.pid} on ${now.host} holds it now`} ` +
+        '(this run was stopped or suspended for longer than a lock is kept, and another run took over). This run stops without writing more.',
+    );
+    this.name = 'LockLostError';
+  }
+}
+
+/** Renews the lock in `file` every LOCK_RENEW_MS, while it is still `mine`, until the returned function is called. */
+export function renewLock(file: string, mine: LockHolder): () => void {
+  const timer = setInterval(() => {
+    void readLock(file).then((held) => {
+      // Another's now: left alone (renewing it would keep a lock alive for a run that may be gone).
+      if (held === null || !sameLock(held.lock, mine)) {
+        clearInterval(timer);
+        return;
+      }
+      const now = new Date();
+      return utimes(file, now, now).catch(() => undefined);
+    });
+  }, LOCK_RENEW_MS);
+  timer.unref();
+  return () => clearInterval(timer);
 }
 
 function isCode(error: unknown, code: string): boolean {
@@ -109,38 +151,54 @@ async function createWith(file: string, content: string): Promise<void> {
   }
 }
 
+/** Waits injected by the tests between a taker's look at a lock and its moving it aside (see tryLock). */
+export interface LockHooks {
+  beforeTakeover?: () => Promise<void>;
+}
+
 /**
  * Tries once to take the lock in `file` (its directory must exist). A dead run's lock is moved aside first, by a rename
- * only one taker can win, and put back if what was moved turns out to be a live run's after all. Resolves with the
- * lock, or with its live holder. `graceMs`: how long a process of this host just killed is given to be gone.
+ * only one taker can win, and removed only when what was moved is exactly the lock seen dead (the same file, the same
+ * token): otherwise, another taker's lock moved by mistake, it is put back. Resolves with the lock, or with its live
+ * holder. `graceMs`: how long a process of this host just killed is given to be gone.
  */
-export async function tryLock(file: string, graceMs?: number): Promise<{ lock: HeldLock } | { holder: LockHolder }> {
-  const me: LockHolder = { host: hostname(), pid: process.pid };
+export async function tryLock(file: string, graceMs?: number, hooks: LockHooks = {}): Promise<{ lock: HeldLock } | { holder: LockHolder }> {
+  const me: LockHolder = { host: hostname(), pid: process.pid, token: randomUUID() };
   for (;;) {
     try {
       await createWith(file, `${JSON.stringify(me)}\n`);
-      const stop = renewLock(file);
+      ownTokens.add(me.token ?? '');
+      const stop = renewLock(file, me);
+      const verify = async (): Promise<void> => {
+        const held = await readLock(file);
+        if (held === null || !sameLock(held.lock, me)) throw new LockLostError(file, held?.lock ?? null);
+      };
       return {
         lock: {
-          release: async () => {
+          release: async (at = file) => {
             stop();
-            const held = await readLock(file);
-            if (held?.lock.host === me.host && held.lock.pid === me.pid) await rm(file, { force: true });
+            ownTokens.delete(me.token ?? '');
+            const held = await readLock(at);
+            if (held !== null && sameLock(held.lock, me)) await rm(at, { force: true });
           },
+          verify,
         },
       };
     } catch (error) {
       if (!isCode(error, 'EEXIST')) throw error;
     }
+    // What is there now, and which file it is: only this very file may be moved aside and removed.
+    const seen = await stat(file).catch(() => null);
+    if (seen === null) continue; // released meanwhile: try again
     const held = await readLock(file);
     if (held === null) {
       // Unreadable (cut short by a crash, or made by something else): stale once it has not been renewed for long.
-      const info = await stat(file).catch(() => null);
-      if (info !== null && Date.now() - info.mtimeMs < LOCK_STALE_MS) return { holder: { host: 'unknown', pid: 0 } };
+      if (Date.now() - seen.mtimeMs < LOCK_STALE_MS) return { holder: { host: 'unknown', pid: 0 } };
     } else {
       const holder = await liveLockHolder(file, graceMs);
       if (holder !== null) return { holder };
     }
+    await hooks.beforeTakeover?.();
     const aside = `${file}.stale-${randomUUID()}`;
     try {
       await rename(file, aside);
@@ -148,9 +206,12 @@ export async function tryLock(file: string, graceMs?: number): Promise<{ lock: H
       if (isCode(error, 'ENOENT')) continue;
       throw error;
     }
-    const moved = await readLock(aside);
-    if (moved !== null && held !== null && (moved.lock.host !== held.lock.host || moved.lock.pid !== held.lock.pid)) {
-      // Another taker replaced the dead lock between our look and our move: put its lock back.
+    const moved = await stat(aside).catch(() => null);
+    const movedLock = await readLock(aside);
+    const same = moved !== null && moved.ino === seen.ino && moved.dev === seen.dev && (held === null ? movedLock === null : movedLock !== null && sameLock(movedLock.lock, held.lock));
+    if (!same) {
+      // Another taker's lock, made between our look and our move: put back (unless the place is taken again, when
+      // that taker finds its lock gone at its next check and stops).
       await link(aside, file).catch(() => undefined);
     }
     await rm(aside, { force: true });

@@ -281,8 +281,8 @@ export async function* finalizeIter(options: FinalizeOptions): AsyncGenerator<Co
     await writeFile(path.join(final, 'README.md'), reportCard(report));
     await writeFile(path.join(final, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
     options.signal?.throwIfAborted();
+    await staging.verify();
     const marker = await updateMarker(root, staging.marker, { finalizing: id });
-    await finalDir.release();
     await publishOutput(finalDir, output);
     done = true;
     await staging.release();

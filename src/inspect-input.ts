@@ -1,3 +1,5 @@
+import { isOurOutput } from './output-dir.js';
+import { MARKER_FILE } from './tool-marker.js';
 import { createHash } from 'node:crypto';
 import { readdir, stat } from 'node:fs/promises';
 import { openAsBlob } from 'node:fs';
@@ -92,10 +94,16 @@ const PAGEABLE_ENCODINGS = new Set<Encoding>([
  */
 async function listParquet(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  // In an output of this tool, only data/ holds rows of the dataset: its rejects/ are rows it refused.
+  const outputs: string[] = [];
+  for (const entry of entries) {
+    if ((entry.name === 'report.json' || entry.name === MARKER_FILE) && !outputs.includes(entry.parentPath) && (await isOurOutput(entry.parentPath))) outputs.push(entry.parentPath);
+  }
   const files: string[] = [];
   for (const entry of entries) {
     if (!entry.name.endsWith('.parquet')) continue;
     const file = path.join(entry.parentPath, entry.name);
+    if (outputs.some((output) => file.startsWith(`${output}${path.sep}`) && !file.startsWith(path.join(output, 'data') + path.sep))) continue;
     if (entry.isFile() || (entry.isSymbolicLink() && (await stat(file).catch(() => null))?.isFile() === true)) files.push(file);
   }
   return files.sort();

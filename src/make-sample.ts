@@ -1,8 +1,9 @@
-import { rm, stat, writeFile } from 'node:fs/promises';
+import { readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 import { invalidOption, OutputError } from './errors.js';
 import { makeDirectory } from './output-dir.js';
+import { createMarker, MARKER_FILE, markedAs } from './tool-marker.js';
 import type { ParquetSink } from './parquet-sink.js';
 import { openSourceSink, sourceRowsToIPC } from './source-table.js';
 import { createRandom, randomInt } from './random.js';
@@ -302,6 +303,36 @@ taken from the real dataset, so it is under the licence of the tool that made it
 `;
 }
 
+const SAMPLE_FILE = /^RLAIF-V-Dataset_\d{3,}\.parquet$/;
+
+/**
+ * Makes the sample's directory or takes it as it is, and returns the sample files in it that a sample of `files` files
+ * would leave behind: an earlier, larger sample's, to be removed once the new one is written (only from a directory
+ * this tool made as a sample; from any other, they are refused); and whether to mark it as a sample once written.
+ *
+ * @throws {OutputError} `ERR_OUTPUT_EXISTS` for such files in a directory this tool did not make, or without overwrite.
+ */
+async function sampleDirectory(dir: string, files: number, overwrite: boolean): Promise<{ stale: string[]; mark: boolean }> {
+  await makeDirectory(path.dirname(path.resolve(dir)), 'the sample');
+  const names = await readdir(dir).catch(() => null);
+  if (names === null || names.every((name) => name.startsWith(MARKER_FILE))) {
+    await makeDirectory(dir, 'the sample');
+    return { stale: [], mark: (await markedAs(dir, 'sample')) === null };
+  }
+  const wanted = new Set(Array.from({ length: files }, (_, index) => sampleFileName(index)));
+  const stale = names.filter((name) => SAMPLE_FILE.test(name) && !wanted.has(name)).sort();
+  if (stale.length === 0) return { stale: [], mark: false };
+  if (!overwrite || (await markedAs(dir, 'sample')) === null) {
+    throw new OutputError(
+      'ERR_OUTPUT_EXISTS',
+      `${dir} holds ${stale.join(', ')}, which a sample of ${files} file(s) would not replace, and which would be read with it` +
+        (overwrite ? ': it was not made by rlaif-v sample, so they are not removed.' : '.') +
+        ' Remove them, or choose another output.',
+    );
+  }
+  return { stale: stale.map((name) => path.join(dir, name)), mark: false };
+}
+
 /** `RLAIF-V-Dataset_000.parquet`: the source's own file names. */
 export function sampleFileName(index: number): string {
   return `RLAIF-V-Dataset_${String(index).padStart(3, '0')}.parquet`;
@@ -324,7 +355,7 @@ async function writeRows(sink: ParquetSink, pending: PendingRow[]): Promise<void
 export async function makeSample(options: SampleOptions): Promise<SampleReport> {
   const resolved = checkOptions(options);
   const random = createRandom(resolved.seed);
-  await makeDirectory(resolved.output, 'the sample');
+  const { stale, mark } = await sampleDirectory(resolved.output, resolved.files, resolved.overwrite);
   const perFile = Math.ceil(resolved.rows / resolved.files);
   const written: string[] = [];
   // Images are drawn in order (that is what consumes the seeded generator) and encoded concurrently.
@@ -387,6 +418,10 @@ export async function makeSample(options: SampleOptions): Promise<SampleReport> 
     written.push(target);
     bytes += (await stat(target)).size;
   }
+  // Files of an earlier sample of more files would be read with these: gone, now that the new ones are whole.
+  for (const file of stale) await rm(file, { force: true });
+  // A directory made (or found empty) for the sample is marked so once the sample is whole.
+  if (mark) await createMarker(resolved.output, 'sample').catch(() => undefined);
   // A card of its own, as a dataset on the Hub has: what it is and its licence, which a conversion carries on.
   await writeFile(path.join(resolved.output, 'README.md'), sampleCard(resolved.rows, resolved.seed));
   return { files: written, rows: resolved.rows, distinctImages: seen.length, bytes };

@@ -218,8 +218,10 @@ export interface Staging {
   adopted: boolean;
   /** Its marker, as this run last wrote it. */
   marker: ToolMarker;
-  /** Stops renewing the lock and removes it (the directory stays). */
-  release(): Promise<void>;
+  /** Stops renewing the lock and removes it (the directory stays; `moved`: where it is now, when it was published). */
+  release(moved?: string): Promise<void>;
+  /** Checks the lock is still this run's, before a step others could see (see HeldLock.verify). */
+  verify(): Promise<void>;
 }
 
 /**
@@ -298,15 +300,17 @@ export async function openStaging(dir: string, kind: 'staging' | 'part' | 'final
     );
   }
   const lock = taken.lock;
-  return { dir, adopted: !created, marker, release: () => lock.release() };
+  return { dir, adopted: !created, marker, release: (moved) => lock.release(moved === undefined ? undefined : path.join(moved, LOCK)), verify: () => lock.verify() };
 }
 
 /**
- * Moves the finished staging directory (marked as this run's, for `output`) into place. First its marker says it is
- * being published; an existing output is moved into it, in one step, and removed only once the new one is in place;
- * if the move fails, the old output is put back. A run killed on the way leaves what {@link finishPublishing} finishes.
+ * Moves the finished staging directory (marked as this run's, for `output`) into place, its lock held to the end (then
+ * removed from the output): checked first, then the marker says it is being published; an existing output is moved
+ * into it, in one step, and removed only once the new one is in place; if the move fails, the old output is put back.
+ * A run killed on the way leaves what {@link finishPublishing} finishes.
  */
 export async function publishOutput(staging: Staging, output: string): Promise<void> {
+  await staging.verify();
   await updateMarker(staging.dir, staging.marker, { state: 'publishing' });
   const replaced = path.join(staging.dir, REPLACED_OUTPUT);
   const replacing = (await stats(output)) !== null;
@@ -317,6 +321,7 @@ export async function publishOutput(staging: Staging, output: string): Promise<v
     if (replacing) await rename(replaced, output);
     throw error;
   }
+  await staging.release(output);
   if (replacing) await rm(path.join(output, REPLACED_OUTPUT), { recursive: true, force: true });
   await updateMarker(output, staging.marker, { state: undefined });
 }

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readdir, utimes, writeFile } from 'node:fs/promises';
+import { readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { acquireLock, LOCK_STALE_MS, tryLock } from '../src/file-lock.js';
+import { acquireLock, LOCK_STALE_MS, LockLostError, tryLock, type HeldLock } from '../src/file-lock.js';
 import { tempDir } from './fixtures.js';
 
 /** The id of a process that has ended. */
@@ -46,6 +46,51 @@ describe('file locks', () => {
     await utimes(empty, old, old);
     assert.ok('lock' in (await tryLock(empty, 0)));
     assert.deepEqual((await readdir(dir)).sort(), ['dead.lock', 'elsewhere.lock', 'empty.lock', 'live.lock'], 'no files left aside');
+  });
+
+  it("never remove another taker's lock made between their look at a dead one and their move", async () => {
+    const file = path.join(await tempDir(), 'race.lock');
+    await writeFile(file, JSON.stringify({ host: hostname(), pid: deadPid() }));
+    let third: Awaited<ReturnType<typeof tryLock>> | null = null;
+    // B sees the dead lock; before it moves it aside, C takes the lock over (the dead one gone, C's made).
+    const second = await tryLock(file, 0, {
+      beforeTakeover: async () => {
+        third = await tryLock(file, 0);
+      },
+    });
+    assert.ok(third !== null && 'lock' in third, 'C took the dead lock');
+    assert.ok('holder' in second, 'B found C holding it, and did not take it too');
+    await (third as { lock: HeldLock }).lock.verify();
+  });
+
+  it('never let two takers both win an unreadable stale lock', async () => {
+    const file = path.join(await tempDir(), 'empty.lock');
+    await writeFile(file, '');
+    const old = new Date(Date.now() - LOCK_STALE_MS - 1000);
+    await utimes(file, old, old);
+    let third: Awaited<ReturnType<typeof tryLock>> | null = null;
+    const second = await tryLock(file, 0, {
+      beforeTakeover: async () => {
+        third = await tryLock(file, 0);
+      },
+    });
+    const winners = [second, third].filter((taken) => taken !== null && 'lock' in taken);
+    assert.equal(winners.length, 1, 'one taker holds it');
+    assert.deepEqual((await readdir(path.dirname(file))).sort(), ['empty.lock'], 'nothing left aside');
+  });
+
+  it('tell their holder when another has taken them over (a holder suspended past their life)', async () => {
+    const file = path.join(await tempDir(), 'fenced.lock');
+    const taken = await tryLock(file, 0);
+    assert.ok('lock' in taken);
+    await taken.lock.verify();
+    await writeFile(file, JSON.stringify({ host: 'another-host', pid: 7, token: 'theirs' }));
+    await assert.rejects(taken.lock.verify(), (error: unknown) => error instanceof LockLostError && error.code === 'ERR_LOCK_LOST' && /process 7 on another-host holds it now/.test(error.message));
+    await taken.lock.release();
+    assert.match(await readFile(file, 'utf8'), /theirs/, 'released, it leaves the other run\'s lock alone');
+    // A lock naming this very process but not one of its locks: a dead run's whose process id this one now has.
+    await writeFile(file, JSON.stringify({ host: hostname(), pid: process.pid, token: 'a predecessor' }));
+    assert.ok('lock' in (await tryLock(file, 0)));
   });
 
   it('make a waiter wait until the holder lets go', async () => {

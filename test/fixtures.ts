@@ -45,6 +45,7 @@ export async function sampleDir(rows: number, options: { files?: number; seed?: 
   await makeSample({ rows, output: dir, imageSide: 96, ...options });
   // Parquet files alone, as many local copies are: the tests that need a source card write one.
   await rm(path.join(dir, 'README.md'), { force: true });
+  await rm(path.join(dir, MARKER_FILE), { force: true });
   return dir;
 }
 

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { open, readFile, stat } from 'node:fs/promises';
+import { open, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import sharp from 'sharp';
@@ -90,6 +90,18 @@ describe('makeSample', () => {
     }
     assert.equal(rows, 120);
     for (const kind of ['jpeg/srgb/3', 'jpeg/b-w/1', 'png/srgb/3', 'png/srgb/4']) assert.ok(formats.has(kind), `${kind} in ${[...formats].join(' ')}`);
+  });
+
+  it('with overwrite and fewer files, removes the earlier sample\'s extra files (only in a directory it made)', async () => {
+    const dir = path.join(await tempDir(), 'sample');
+    await makeSample({ rows: 15, files: 3, output: dir, imageSide: 16 });
+    await makeSample({ rows: 10, files: 2, output: dir, imageSide: 16, overwrite: true });
+    assert.deepEqual((await readdir(dir)).filter((name) => name.endsWith('.parquet')).sort(), ['RLAIF-V-Dataset_000.parquet', 'RLAIF-V-Dataset_001.parquet']);
+    // A directory this tool did not make keeps its files: the run is refused instead.
+    const mine = await tempDir();
+    await writeFile(path.join(mine, 'RLAIF-V-Dataset_004.parquet'), 'the user\'s');
+    await assert.rejects(makeSample({ rows: 4, output: mine, imageSide: 16, overwrite: true }), /holds RLAIF-V-Dataset_004\.parquet, which a sample of 1 file\(s\) would not replace.*not made by rlaif-v sample/);
+    assert.equal(await readFile(path.join(mine, 'RLAIF-V-Dataset_004.parquet'), 'utf8'), 'the user\'s');
   });
 
   it('refuses to overwrite a sample file unless told to', async () => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
@@ -169,17 +169,17 @@ describe('the output directory', () => {
     assert.ok(expected.size > 0);
   });
 
-  it('is put back when the new one cannot be moved into place', async () => {
+  it('is not replaced by a run whose staging directory is no longer its own (its lock taken over): nothing moves', async () => {
     const dir = await tempDir();
     const output = path.join(dir, 'out');
     await mkdir(output);
     await writeFile(path.join(output, 'report.json'), '{}');
     const staging = await openStaging(path.join(dir, 'out.partial'), 'staging', output);
-    await staging.release();
-    await rm(staging.dir, { recursive: true });
-    await assert.rejects(publishOutput(staging, output), /ENOENT/);
-    assert.deepEqual(await readdir(dir), ['out']);
+    await writeFile(path.join(staging.dir, 'lock.json'), JSON.stringify({ host: 'another-host', pid: 7, token: 'theirs' }));
+    await assert.rejects(publishOutput(staging, output), /is no longer this run's: process 7 on another-host holds it now/);
+    assert.deepEqual((await readdir(dir)).sort(), ['out', 'out.partial']);
     assert.deepEqual(await readdir(output), ['report.json']);
+    await staging.release();
   });
 
   it('is made with its missing parents, or refused in one line: under a file, or where nothing can be made', async () => {

@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
+import { convertIter } from '../src/convert.js';
 import type { ConvertReport } from '../src/convert-report.js';
+import { RlaifError } from '../src/errors.js';
 import { addRejectedRows, assertSameFiles, CLI, filesOf, killAfterCheckpoint, readJson, runCli, sampleDir, sleep, tempDir } from './fixtures.js';
 
 describe('resume after a crash', () => {
@@ -24,6 +27,26 @@ describe('resume after a crash', () => {
     assert.equal(made.code, 0, made.stderr);
     reference = await filesOf(ref);
     assert.ok([...reference.keys()].some((name) => name.startsWith('rejects/')), 'the input has rejected rows');
+  });
+
+  it('stops at its next checkpoint when its lock was taken over (it was suspended too long), and touches nothing of the new holder\'s', async () => {
+    const output = path.join(dir, 'fenced');
+    const staging = `${output}.partial`;
+    let taken = false;
+    const run = async (): Promise<void> => {
+      for await (const event of convertIter({ input: [input], output, checkpointEvery: '96KB', testSize: 0.2, maxRejectFraction: 1, numProc: 2 })) {
+        if (!taken && event.type === 'progress' && existsSync(path.join(staging, 'checkpoint.json'))) {
+          // Another host's run takes the staging directory over, as if this one had been suspended for minutes.
+          await writeFile(path.join(staging, 'lock.json'), JSON.stringify({ host: 'another-host', pid: 7, token: 'theirs' }));
+          taken = true;
+        }
+      }
+    };
+    await assert.rejects(run(), (error: unknown) => error instanceof RlaifError && error.code === 'ERR_LOCK_LOST');
+    assert.ok(taken);
+    assert.ok(existsSync(staging) && existsSync(path.join(staging, 'checkpoint.json')), 'the staging directory is left to its new holder');
+    assert.match(await readFile(path.join(staging, 'lock.json'), 'utf8'), /theirs/);
+    assert.ok(!existsSync(output));
   });
 
   it('gives the same bytes as an uninterrupted run after kill -9 at any point, and leaves nothing behind', async () => {

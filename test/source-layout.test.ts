@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { Binary, Field, Int64, List, Schema, Struct, Table, tableToIPC, Utf8, vectorFromArray, type Vector } from 'apache-arrow';
@@ -146,34 +146,53 @@ describe('inputs shaped like RLAIF-V', () => {
     for (const [index, row] of rows.entries()) await writeFile(path.join(dir, 'paths', 'images', `${index}.img`), row.image?.bytes ?? new Uint8Array());
     await writeColumns(path.join(dir, 'paths', 'rows.parquet'), { image: vectorFromArray(rows.map((_, index) => `images/${index}.img`), new Utf8()), ...texts });
     const paths = path.join(dir, 'paths-out');
-    await convert({ input: [path.join(dir, 'paths')], output: paths, ...options });
+    const first = await convert({ input: [path.join(dir, 'paths')], output: paths, ...options });
     assertSameData(await dataOf(paths), reference, 'image paths');
+    // The image files are part of the input: a changed one changes the fingerprint (no run is taken up across it).
+    const same = await convert({ input: [path.join(dir, 'paths')], output: path.join(dir, 'paths-same'), ...options });
+    assert.equal(same.fingerprint, first.fingerprint);
+    await writeFile(path.join(dir, 'paths', 'images', '0.img'), rows[1]?.image?.bytes ?? new Uint8Array());
+    const changed = await convert({ input: [path.join(dir, 'paths')], output: path.join(dir, 'paths-changed'), ...options });
+    assert.notEqual(changed.fingerprint, first.fingerprint);
+    await writeFile(path.join(dir, 'paths', 'images', '0.img'), rows[0]?.image?.bytes ?? new Uint8Array());
 
     // A path to no file, to a folder, or out of the dataset's directory: the row is rejected, saying why; the file
     // outside is not read.
     await mkdir(path.join(dir, 'nested', 'data'), { recursive: true });
     await cp(path.join(dir, 'paths', 'images'), path.join(dir, 'nested', 'images'), { recursive: true });
+    // Links inside the dataset to a file and to a folder outside it: where the file really is decides.
+    await writeFile(path.join(dir, 'outside.jpg'), rows[0]?.image?.bytes ?? new Uint8Array());
+    await symlink(path.join(dir, 'outside.jpg'), path.join(dir, 'nested', 'images', 'link.jpg'));
+    await symlink(path.join(dir, 'paths', 'images'), path.join(dir, 'nested', 'images', 'elsewhere'));
     const odd = new Map([
       [5, 'images/none.jpg'],
       [6, '../images'],
       [7, '../../mapped/rows.parquet'],
       [8, '/etc/hostname'],
+      [9, '../images/link.jpg'],
+      [10, '../images/elsewhere/3.img'],
     ]);
     await writeColumns(path.join(dir, 'nested', 'data', 'rows.parquet'), {
       image: vectorFromArray(rows.map((_, index) => odd.get(index) ?? `../images/${index}.img`), new Utf8()),
       ...texts,
     });
     const report = await convert({ input: [path.join(dir, 'nested')], output: path.join(dir, 'missing-out'), ...options, maxRejectFraction: 1 });
-    assert.deepEqual(report.rejected.byCode, { missing_image: 4 });
+    assert.deepEqual(report.rejected.byCode, { missing_image: 6 });
     const { table } = await readParquet(path.join(dir, 'missing-out', 'rejects', 'rejects.parquet'));
     const messages = Array.from({ length: table.numRows }, (_, index) => String(table.get(index)?.toJSON().error_message));
-    assert.match(messages[0] ?? '', /the image file "images\/none\.jpg" cannot be read \(ENOENT: \S+none\.jpg\)/);
+    assert.match(messages[0] ?? '', /the image file "images\/none\.jpg" cannot be read \(ENOENT: data\/images\/none\.jpg\)/);
     assert.match(messages[1] ?? '', /the image path "\.\.\/images" is not a file/);
     assert.match(messages[2] ?? '', /the image path "\.\.\/\.\.\/mapped\/rows\.parquet" leads outside the dataset's directory/);
     assert.match(messages[3] ?? '', /the image path "\/etc\/hostname" leads outside/);
+    assert.match(messages[4] ?? '', /the image path "\.\.\/images\/link\.jpg" leads outside the dataset's directory through a link/);
+    assert.match(messages[5] ?? '', /the image path "\.\.\/images\/elsewhere\/3\.img" leads outside the dataset's directory through a link/);
+    assert.ok(messages.every((message) => !message.includes(dir)), 'messages name no absolute path');
   });
 
-  it('reads a converted output as input: the same rows, split anew', async () => {
+  it('reads a converted output as input: the same rows, split anew, and not its rejects', async () => {
+    // The output's rejects are rows it refused: converting it again reads data/ alone.
+    await mkdir(path.join(dir, 'reference', 'rejects'), { recursive: true });
+    await cp(path.join(dir, 'reference', 'data', (await readdir(path.join(dir, 'reference', 'data')))[0] ?? ''), path.join(dir, 'reference', 'rejects', 'rejects.parquet'));
     const again = path.join(dir, 'again');
     const result = await runCli(['convert', '-i', path.join(dir, 'reference'), '-o', again, '--seed', '9', '--test-size', '0.25', '--json']);
     assert.equal(result.code, 0, result.stderr);
