@@ -1,4 +1,4 @@
-import { MARKER_FILE } from './tool-marker.js';
+import { isInsideName, MARKER_FILE } from './tool-marker.js';
 import { createReadStream, existsSync } from 'node:fs';
 import { readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -69,6 +69,8 @@ export async function findCheckpoint(dir: string, fingerprint: string, noCheckpo
   if (checkpoint.fingerprint !== fingerprint) {
     return { checkpoint: null, reason: 'it was converting other input or with other options (its fingerprint differs)' };
   }
+  // Every file it names must lie in the staging directory: an edited checkpoint must not make a run write elsewhere.
+  if (![...filesOf(checkpoint)].every(isInsideName)) return { checkpoint: null, reason: 'its checkpoint names files outside its directory' };
   for (const split of Object.values(checkpoint.splits)) {
     for (const shard of split.writer.shards) {
       if ((await fileCrc(path.join(dir, shard.file))) !== shard.crc) return { checkpoint: null, reason: `${shard.file} is missing or not as it was written` };

@@ -23,7 +23,7 @@ import type { ConvertResult, ConvertTask, ImageStoreSettings, RejectedRow, Split
 import { openImageStore, trimImageStore } from './image-store-dir.js';
 import { rowNbytes, toConversational } from './to-conversational.js';
 import { imageFilesDigest, runFingerprint } from './run-fingerprint.js';
-import { makeDirectory, openStaging, ownDirectory, publishOutput, stagingDir, type Staging } from './output-dir.js';
+import { makeDirectory, openStaging, outputIdentity, ownDirectory, publishOutput, stagingDir, type Staging } from './output-dir.js';
 import { partDir, partsDir, writePartManifest } from './part-manifest.js';
 import { checkNoParts, checkPartsRoot, finishedPart, finishedPartProblem } from './part-staging.js';
 import { clearStaging, CHECKPOINT_FILE, findCheckpoint, RecentRows, rowsToRead, writeCheckpoint, type Checkpoint } from './checkpoint.js';
@@ -448,6 +448,8 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
   try {
     planned = yield* planConversion(options, runOptions);
     const { plan, split, output } = planned;
+    // What is at the output now (nothing, or the output overwrite may replace): what must still be there to publish.
+    const approved = await outputIdentity(output);
     const planSeconds = seconds(started);
     yield {
       type: 'planned',
@@ -465,6 +467,14 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
     if (part !== null) await checkPartsRoot(output);
     else await checkNoParts(output, options.resume);
     const staging = part === null ? await openStaging(stagingDir(output), 'staging', output) : await openPartStaging(output, part);
+    // Checked again now that this run holds its directory: a part (or a whole run) may have started meanwhile.
+    try {
+      if (part !== null) await checkPartsRoot(output);
+      else await checkNoParts(output, options.resume);
+    } catch (error) {
+      await staging.release();
+      throw error;
+    }
     let resumed: Checkpoint | null = null;
     let resumeNote: ConvertReport['resume'];
     let toRead: [number, number][] = [[range.firstRow, range.endRow]];
@@ -516,6 +526,8 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
     };
     let published = false;
     let lockLost = false;
+    /** Set once the finished output is being moved into place: a failure then leaves it in the staging directory. */
+    let publishing = false;
     try {
       const convertStarted = performance.now();
       const loopStarted = performance.eventLoopUtilization();
@@ -555,7 +567,8 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
       signal?.throwIfAborted();
       await rm(path.join(staging.dir, CHECKPOINT_FILE), { force: true });
       await run.rejects.removeSegments();
-      await publishOutput(staging, output);
+      publishing = true;
+      await publishOutput(staging, output, approved);
       published = true;
       yield { type: 'done', report: done };
       return done;
@@ -566,6 +579,10 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
       if (!published && lockLost) {
         // The staging directory is another run's now: nothing in it is touched, not even what this run was writing.
         await writers.close().catch(() => undefined);
+      } else if (!published && publishing) {
+        // Finished but not put in place (something took the output's place): kept, for the next run to publish.
+        await writers.close().catch(() => undefined);
+        await staging.release().catch(() => undefined);
       } else if (!published) {
         await run.rejects.abort().catch(() => undefined);
         await staging.release().catch(() => undefined);

@@ -8,7 +8,7 @@ import { DEFAULTS } from './convert-options.js';
 import type { ConvertEvent, ConvertReport, PartFigures, SplitName, SplitReport } from './convert-report.js';
 import { reportCard } from './dataset-card.js';
 import { AccountingError, InputError, OutputError } from './errors.js';
-import { checkOutputDir, finishPublishing, isOurOutput, liveHolder, openStaging, publishOutput, stagingDir, type Staging } from './output-dir.js';
+import { checkOutputDir, finishPublishing, isOurOutput, liveHolder, openStaging, outputIdentity, publishOutput, stagingDir, type Staging } from './output-dir.js';
 import { markedAs, updateMarker, type ToolMarker } from './tool-marker.js';
 import { outputArrowSchemaValue } from './output-schema.js';
 import { packageInfo } from './package-info.js';
@@ -214,12 +214,15 @@ export async function* finalizeIter(options: FinalizeOptions): AsyncGenerator<Co
   const first = manifests[0];
   if (first === undefined) throw new Error('no parts');
   await checkOutputDir(output, { overwrite: options.overwrite ?? false, inputs: [] });
+  const approved = await outputIdentity(output);
   if (existsSync(path.join(root, CHECKPOINT_FILE))) {
     throw new OutputError('ERR_OUTPUT_BUSY', `${root} also holds an interrupted one-machine run of this output; remove its checkpoint.json and data/ to finalize the parts.`);
   }
   const staging = await openStaging(root, 'staging', output);
   const final = path.join(root, 'final');
   let done = false;
+  /** Set once the finished output is being moved into place: a failure then leaves it where it is, for the next run. */
+  let publishing = false;
   let finalDir: Staging | null = null;
   try {
     // What a killed finalize had put together is made again.
@@ -283,7 +286,8 @@ export async function* finalizeIter(options: FinalizeOptions): AsyncGenerator<Co
     options.signal?.throwIfAborted();
     await staging.verify();
     const marker = await updateMarker(root, staging.marker, { finalizing: id });
-    await publishOutput(finalDir, output);
+    publishing = true;
+    await publishOutput(finalDir, output, approved);
     done = true;
     await staging.release();
     await discard(root, marker);
@@ -292,7 +296,7 @@ export async function* finalizeIter(options: FinalizeOptions): AsyncGenerator<Co
   } finally {
     if (!done) {
       await finalDir?.release().catch(() => undefined);
-      if (finalDir !== null) await rm(final, { recursive: true, force: true }).catch(() => undefined);
+      if (finalDir !== null && !publishing) await rm(final, { recursive: true, force: true }).catch(() => undefined);
       await staging.release().catch(() => undefined);
     }
   }

@@ -1,11 +1,11 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream, readFileSync } from 'node:fs';
-import { open, readdir, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { lstat, open, readdir, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { homedir, hostname } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { OutputError } from './errors.js';
-import { checkApartFromInputs, makeDirectory } from './output-dir.js';
+import { checkApartFromInputs, makeDirectory, overlaps } from './output-dir.js';
 import { createMarker, MARKER_FILE, markedAs } from './tool-marker.js';
 import { isAlive } from './file-lock.js';
 import { packageInfo } from './package-info.js';
@@ -68,9 +68,18 @@ export function policyKey(policy: ImagePolicy, versions: Record<string, string |
   return createHash('sha256').update(JSON.stringify(identity)).digest('hex').slice(0, 24);
 }
 
+/** The names of the logs of verdicts the cache writes: a run's and thread's, or a merge of them. */
+const LOG_NAME = /^(\d+-\d+-[^/]+-\d+|merged-[0-9a-f-]{36})\.log$/;
+
+/** Whether `folder` of the cache is a folder of its own (a link there is followed by nothing of the cache). */
+async function ownFolder(folder: string): Promise<boolean> {
+  return (await lstat(folder).catch(() => null))?.isDirectory() === true;
+}
+
 async function logFiles(dir: string): Promise<string[]> {
+  if (!(await ownFolder(path.join(dir, 'verdicts')))) return [];
   const names = await readdir(path.join(dir, 'verdicts')).catch(() => [] as string[]);
-  return names.filter((name) => name.endsWith('.log')).map((name) => path.join(dir, 'verdicts', name));
+  return names.filter((name) => LOG_NAME.test(name)).map((name) => path.join(dir, 'verdicts', name));
 }
 
 /** Every whole verdict line of `policy` in the logs: the keys of images found whole and kept. */
@@ -111,12 +120,13 @@ export async function openImageStore(dir: string, policy: ImagePolicy, versions:
 const CACHE_FOLDERS = ['verdicts', 'images'] as const;
 
 /** What the cache's files are called: logs of verdicts, results (and results being written). */
-const CACHE_FILE = /(^verdicts\/[^/]+\.log$)|(^images\/[0-9a-f]{24}\/[0-9a-f]{2}\/[0-9a-f]{64}\.(bin|rej)(\.[^/]+\.tmp)?$)/;
+const CACHE_FILE = /(^verdicts\/(\d+-\d+-[^/]+-\d+|merged-[0-9a-f-]{36})\.log(\.tmp)?$)|(^images\/[0-9a-f]{24}\/[0-9a-f]{2}\/[0-9a-f]{64}\.(bin|rej)(\.[^/]+\.tmp)?$)/;
 
 /** Every file of the cache with its size and when it was last used: only files of its own folders and names. */
 async function entries(dir: string): Promise<{ file: string; size: number; used: number }[]> {
   const found: { file: string; size: number; used: number }[] = [];
   for (const folder of CACHE_FOLDERS) {
+    if (!(await ownFolder(path.join(dir, folder)))) continue;
     for (const entry of await readdir(path.join(dir, folder), { recursive: true, withFileTypes: true }).catch(() => [])) {
       if (!entry.isFile()) continue;
       const file = path.join(entry.parentPath, entry.name);
@@ -267,8 +277,16 @@ async function removeEmptyFolders(dir: string): Promise<void> {
  * @throws {OutputError} (exit 2) `ERR_CACHE_NOT_OURS` for a directory of other files; `ERR_OUTPUT_OVERLAPS_INPUT` for a
  * cache that is, holds or lies in an input.
  */
-export async function checkCacheDir(dir: string, inputs: readonly string[]): Promise<void> {
+export async function checkCacheDir(dir: string, inputs: readonly string[], output: string): Promise<void> {
   await checkApartFromInputs([{ path: dir, what: 'The cache (RLAIF_V_CACHE)' }], inputs);
+  for (const place of [output, `${output}.partial`]) {
+    if (await overlaps(dir, place)) {
+      throw new OutputError(
+        'ERR_CACHE_OVERLAPS_OUTPUT',
+        `The cache (RLAIF_V_CACHE) ${dir} and ${place} are one inside the other: the cache would be published, or removed with an output it replaces. Keep them apart.`,
+      );
+    }
+  }
   if ((await markedAs(dir, 'cache')) !== null) return;
   const names = await readdir(dir).catch((error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? [] : null));
   if (names !== null && names.length === 0) return;

@@ -1,4 +1,4 @@
-import { mkdir, readdir, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { OutputError } from './errors.js';
@@ -35,6 +35,31 @@ async function stats(target: string): Promise<import('node:fs').Stats | null> {
   return stat(target).catch(() => null);
 }
 
+/** What is at `target` itself (a link as a link), or null. */
+async function lstats(target: string): Promise<import('node:fs').Stats | null> {
+  return lstat(target).catch(() => null);
+}
+
+/**
+ * Which directory is at a path: what a run approved at its start must still be there when it publishes. Its device,
+ * inode and time of birth (an inode number is reused once its directory is gone; its birth time is not).
+ */
+export interface OutputIdentity {
+  dev: number;
+  ino: number;
+  born: number;
+}
+
+/** The identity of what is at `output` now, or null when nothing is. */
+export async function outputIdentity(output: string): Promise<OutputIdentity | null> {
+  const info = await lstats(output);
+  return info === null ? null : { dev: info.dev, ino: info.ino, born: info.birthtimeMs };
+}
+
+function sameIdentity(a: OutputIdentity | null, b: OutputIdentity | null | undefined): boolean {
+  return a === null || b === null || b === undefined ? a === (b ?? null) : a.dev === b.dev && a.ino === b.ino && a.born === b.born;
+}
+
 /** `target` with symbolic links resolved, as far as it exists; the missing rest appended as given. */
 async function resolvedPath(target: string): Promise<string> {
   const absolute = path.resolve(target);
@@ -67,12 +92,19 @@ function within(inner: string, outer: string): boolean {
 export async function isOurOutput(dir: string): Promise<boolean> {
   if ((await markedOutput(dir)) !== null) return true;
   if ((await readMarker(dir)) !== null) return false; // a marker of something else, or of an output renamed since
+  // An output of a version before markers: its report names this very directory (a report copied elsewhere does not).
   try {
-    const report = JSON.parse(await readFile(path.join(dir, 'report.json'), 'utf8')) as { tool?: { name?: unknown } };
-    return report.tool?.name === packageInfo.name;
+    const report = JSON.parse(await readFile(path.join(dir, 'report.json'), 'utf8')) as { tool?: { name?: unknown }; output?: { dir?: unknown } };
+    return report.tool?.name === packageInfo.name && report.output?.dir === path.resolve(dir);
   } catch {
     return false;
   }
+}
+
+/** Whether one of two paths is or lies inside the other, links resolved. */
+export async function overlaps(a: string, b: string): Promise<boolean> {
+  const [first, second] = [await resolvedPath(a), await resolvedPath(b)];
+  return within(first, second) || within(second, first);
 }
 
 /**
@@ -111,6 +143,10 @@ export async function checkApartFromInputs(dirs: readonly { path: string; what: 
 export async function checkOutputDir(output: string, options: { overwrite: boolean; inputs: readonly string[]; finish?: (leftover: Leftover) => void }): Promise<string> {
   const absolute = path.resolve(output);
   const resolved = await resolvedPath(absolute);
+  const link = await lstats(absolute);
+  if (link?.isSymbolicLink() === true) {
+    throw new OutputError('ERR_OUTPUT_IS_FILE', `--output ${absolute} is a symbolic link: give the directory itself (or another output), so that nothing but it is replaced.`);
+  }
   const info = await stats(absolute);
   if (info !== null && !info.isDirectory()) {
     throw new OutputError('ERR_OUTPUT_IS_FILE', `--output ${absolute} is a file, not a directory: choose a directory to write the dataset into.`);
@@ -148,27 +184,33 @@ export async function checkOutputDir(output: string, options: { overwrite: boole
 }
 
 /**
- * Finishes what a run killed while publishing `output` left, and nothing else: a finished output in its staging
- * directory (`<output>.partial`, or finalize's `<output>.partial/final`, marked as publishing) is moved into place when
- * `output` is missing, an output it replaced (moved into it first) is removed, and a parts' directory finalize was
- * discarding is removed. Every one of them is recognised by this tool's marker, never by its name.
+ * Finishes what a run killed while publishing `output` left, and nothing else. A finished output in its staging
+ * directory (`<output>.partial`, or finalize's `<output>.partial/final`, marked as being published, holding its
+ * report.json and no checkpoint) is moved into place when `output` is missing, or when what is at `output` is the very
+ * output that run was allowed to replace (its marker says which); an output it replaced, moved into it, is removed;
+ * the parts' directory finalize was discarding is removed. Each is recognised by this tool's marker, never by its name.
  */
 export async function finishPublishing(output: string): Promise<Leftover[]> {
   const done: Leftover[] = [];
   const root = stagingDir(output);
   for (const staging of [root, path.join(root, 'final')]) {
-    const kind = staging === root ? 'staging' : 'final';
-    const marker = await markedAs(staging, kind);
-    if (marker?.state !== 'publishing' || marker.output !== path.basename(output) || (await stats(output)) !== null) continue;
+    const marker = await markedAs(staging, staging === root ? 'staging' : 'final');
+    if (marker?.state !== 'publishing' || marker.output !== path.basename(output)) continue;
+    const finished = (await stats(path.join(staging, 'report.json'))) !== null && (await stats(path.join(staging, 'checkpoint.json'))) === null;
+    if (!finished) continue;
+    const now = await outputIdentity(output);
+    if (now !== null && !sameIdentity(now, marker.replaces)) continue;
+    if (now !== null) await rename(output, path.join(staging, REPLACED_OUTPUT));
     await rename(staging, output);
+    await rm(path.join(output, 'lock.json'), { force: true });
     done.push({ path: staging, pid: marker.pid, action: 'restored' });
-    if ((await stats(path.join(output, REPLACED_OUTPUT))) === null) await updateMarker(output, marker, { state: undefined });
+    await updateMarker(output, marker, { kind: 'output', name: path.basename(output), state: undefined, replaces: undefined });
   }
   const published = await markedOutput(output);
   if (published !== null && (await stats(path.join(output, REPLACED_OUTPUT))) !== null) {
     await rm(path.join(output, REPLACED_OUTPUT), { recursive: true, force: true });
     done.push({ path: path.join(output, REPLACED_OUTPUT), pid: published.pid, action: 'removed' });
-    await updateMarker(output, published, { state: undefined });
+    await updateMarker(output, published, { kind: 'output', name: path.basename(output), state: undefined, replaces: undefined });
   }
   const parts = await markedAs(root, 'staging');
   if (parts?.state === 'discarding') {
@@ -256,7 +298,10 @@ export async function ownDirectory(dir: string, kind: MarkerKind, options: { out
     if (error instanceof OutputError) throw error;
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw unwritable(dir, options.what, error);
   }
-  const info = await stats(dir);
+  const info = await lstats(dir);
+  if (info?.isSymbolicLink() === true) {
+    throw new OutputError('ERR_OUTPUT_NOT_OURS', `${dir} is in the way of ${options.what}: it is a symbolic link, which is neither used nor removed. Move it away, or choose another output.`);
+  }
   if (info !== null && !info.isDirectory()) {
     throw new OutputError('ERR_OUTPUT_IS_FILE', `${dir} is in the way of ${options.what}: it is a file, not a directory. Move it away, or choose another output.`);
   }
@@ -300,28 +345,44 @@ export async function openStaging(dir: string, kind: 'staging' | 'part' | 'final
     );
   }
   const lock = taken.lock;
-  return { dir, adopted: !created, marker, release: (moved) => lock.release(moved === undefined ? undefined : path.join(moved, LOCK)), verify: () => lock.verify() };
+  // Taken up, a directory left being published (its output in the way was not the one it was to replace) is this
+  // run's to work in again: it no longer says it is finished.
+  let current = marker;
+  if (!created && marker.state !== undefined) current = await updateMarker(dir, marker, { state: undefined, replaces: undefined });
+  return { dir, adopted: !created, marker: current, release: (moved) => lock.release(moved === undefined ? undefined : path.join(moved, LOCK)), verify: () => lock.verify() };
 }
 
 /**
  * Moves the finished staging directory (marked as this run's, for `output`) into place, its lock held to the end (then
- * removed from the output): checked first, then the marker says it is being published; an existing output is moved
- * into it, in one step, and removed only once the new one is in place; if the move fails, the old output is put back.
- * A run killed on the way leaves what {@link finishPublishing} finishes.
+ * removed from the output). What is at `output` must be what the run was allowed to replace when it started
+ * (`approved`: nothing, or that very directory): anything else that appeared or took its place is left as it is, and
+ * the finished output stays in the staging directory (marked as being published) for the next run to put in place.
+ * The marker says it is being published and what it replaces; the old output is moved into it, in one step, and
+ * removed only once the new one is in place; if that move fails, the old output is put back. A run killed on the way
+ * leaves what {@link finishPublishing} finishes. Published, its marker says it is the output.
+ *
+ * @throws {OutputError} `ERR_OUTPUT_CHANGED` (exit 2) when what is at `output` is not what was approved.
  */
-export async function publishOutput(staging: Staging, output: string): Promise<void> {
+export async function publishOutput(staging: Staging, output: string, approved: OutputIdentity | null): Promise<void> {
   await staging.verify();
-  await updateMarker(staging.dir, staging.marker, { state: 'publishing' });
+  const marker = await updateMarker(staging.dir, staging.marker, { state: 'publishing', replaces: approved ?? undefined });
+  const now = await outputIdentity(output);
+  if (!sameIdentity(now, approved)) {
+    throw new OutputError(
+      'ERR_OUTPUT_CHANGED',
+      `${output} ${approved === null ? 'appeared' : now === null ? 'went away' : 'was replaced by something else'} while this run worked: it is left as it is, ` +
+        `and the finished output stays in ${staging.dir}. Move what is at ${output} away and run the same command again to put it in place.`,
+    );
+  }
   const replaced = path.join(staging.dir, REPLACED_OUTPUT);
-  const replacing = (await stats(output)) !== null;
-  if (replacing) await rename(output, replaced);
+  if (approved !== null) await rename(output, replaced);
   try {
     await rename(staging.dir, output);
   } catch (error) {
-    if (replacing) await rename(replaced, output);
+    if (approved !== null) await rename(replaced, output);
     throw error;
   }
   await staging.release(output);
-  if (replacing) await rm(path.join(output, REPLACED_OUTPUT), { recursive: true, force: true });
-  await updateMarker(output, staging.marker, { state: undefined });
+  if (approved !== null) await rm(path.join(output, REPLACED_OUTPUT), { recursive: true, force: true });
+  await updateMarker(output, marker, { kind: 'output', name: path.basename(output), state: undefined, replaces: undefined });
 }

@@ -1,3 +1,4 @@
+import { isInsideName } from './tool-marker.js';
 import { readFile, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ConvertReport } from './convert-report.js';
@@ -57,7 +58,10 @@ export async function writePartManifest(dir: string, manifest: PartManifest): Pr
 export async function readPartManifest(dir: string): Promise<PartManifest | null> {
   try {
     const manifest = JSON.parse(await readFile(path.join(dir, PART_FILE), 'utf8')) as PartManifest;
-    return manifest.version === 1 ? manifest : null;
+    if (manifest.version !== 1) return null;
+    // Every file it names must lie in the part's directory: finalize links or copies them into the output.
+    const names = [...manifestFiles(manifest).map((file) => file.file), ...manifest.rejects.map((segment) => segment.file)];
+    return names.every(isInsideName) ? manifest : null;
   } catch {
     return null;
   }

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { openAsBlob } from 'node:fs';
 import type { ResolvedConvertOptions } from './convert-options.js';
 import type { ConvertEvent } from './convert-report.js';
@@ -84,12 +85,12 @@ export async function* planConversion(
       plan = await inspectInput(options.input, inspectOptions);
       sourceCard = await localSourceCard(options.input);
       for (const duplicate of plan.duplicates ?? []) yield { type: 'duplicate-input', duplicate };
-      if (options.cache !== null) await checkCacheDir(options.cache.dir, options.input);
+      if (options.cache !== null) await checkCacheDir(options.cache.dir, options.input, path.resolve(options.output));
       output = yield* checkedOutput(options.output, options.overwrite, options.input);
     } else {
       const settings = withSignal(runOptions.hub ?? (await hubSettings()), signal);
       // Checked before anything is downloaded; the cache is this run's input.
-      if (options.cache !== null) await checkCacheDir(options.cache.dir, [settings.cacheDir]);
+      if (options.cache !== null) await checkCacheDir(options.cache.dir, [settings.cacheDir], path.resolve(options.output));
       output = yield* checkedOutput(options.output, options.overwrite, [settings.cacheDir]);
       const onRetry = (retry: RetryEvent): void => void hubEvents.push({ type: 'retry', retry });
       source = yield* hubEvents.during(resolveDataset({ repo: options.dataset.repo, revision: options.dataset.revision, settings, onRetry }));

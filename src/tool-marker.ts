@@ -13,11 +13,11 @@ import path from 'node:path';
 export const MARKER_FILE = '.rlaif-v.json';
 
 /**
- * What a directory was made as: a run's `staging` directory (`<output>.partial`, which becomes the output when
- * published), a `part`'s directory of a run over several machines, `finalize`'s output being put together, the image
- * `cache`, a `sample`.
+ * What a directory was made as: a run's `staging` directory (`<output>.partial`), a `part`'s directory of a run over
+ * several machines, `finalize`'s output being put together (`final`), a published `output` (what a staging or final
+ * directory becomes, renamed), the image `cache`, a `sample`.
  */
-export type MarkerKind = 'staging' | 'part' | 'final' | 'cache' | 'sample';
+export type MarkerKind = 'staging' | 'part' | 'final' | 'output' | 'cache' | 'sample';
 
 export interface ToolMarker {
   tool: 'rlaif-v';
@@ -38,6 +38,8 @@ export interface ToolMarker {
   state?: 'publishing' | 'discarding';
   /** Set on the parts' staging directory by finalize before it publishes: the id its report carries. */
   finalizing?: string;
+  /** While publishing: the output it replaces (its device, inode and birth time), which the user allowed it to replace. */
+  replaces?: { dev: number; ino: number; born: number };
 }
 
 const TOOL = 'rlaif-v';
@@ -94,8 +96,17 @@ export async function createMarker(dir: string, kind: MarkerKind, options: { out
   return marker;
 }
 
+/**
+ * Whether `name`, a file name a manifest or checkpoint of this tool gives relative to its directory, stays inside that
+ * directory: relative, no `..`, no empty or `.` part. Anything else (an edited or forged file) is not to be used.
+ */
+export function isInsideName(name: unknown): name is string {
+  if (typeof name !== 'string' || name === '' || path.isAbsolute(name) || name.includes('\\') || name.includes('\0')) return false;
+  return name.split('/').every((part) => part !== '' && part !== '.' && part !== '..');
+}
+
 /** Replaces the marker of `dir` (which must be this run's) in one step: `changes` applied to `marker`. */
-export async function updateMarker(dir: string, marker: ToolMarker, changes: Partial<Pick<ToolMarker, 'state' | 'finalizing'>>): Promise<ToolMarker> {
+export async function updateMarker(dir: string, marker: ToolMarker, changes: Partial<Omit<ToolMarker, 'tool' | 'id' | 'created' | 'host' | 'pid'>>): Promise<ToolMarker> {
   const updated = { ...marker, ...changes };
   const temp = path.join(dir, `${MARKER_FILE}.${randomUUID()}.tmp`);
   await writeFile(temp, content(updated));

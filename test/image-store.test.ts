@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { convert } from '../src/convert.js';
@@ -14,6 +14,16 @@ import { addRejectedRows, assertSameFiles, filesOf, runCli, sampleDir, tempDir }
 async function filesIn(dir: string, ending: string): Promise<string[]> {
   const entries = await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => []);
   return entries.filter((entry) => entry.isFile() && entry.name.endsWith(ending)).map((entry) => path.join(entry.parentPath, entry.name));
+}
+
+/** Flips a byte of one re-encoded entry of the cache in `cache`; resolves with its file. */
+async function damageOneEntry(cache: string): Promise<string> {
+  const [blob] = await filesIn(cache, '.bin');
+  assert.ok(blob !== undefined);
+  const bytes = await readFile(blob);
+  bytes[bytes.length - 10] = (bytes[bytes.length - 10] ?? 0) ^ 0xff;
+  await writeFile(blob, bytes);
+  return blob;
 }
 
 describe('the cache of image work', () => {
@@ -64,11 +74,7 @@ describe('the cache of image work', () => {
   it('never trusts a damaged entry: it is redone, and the output is as without the cache', async () => {
     const cache = await tempDir();
     await run('jpeg-1', cache, { images: 'jpeg', quality: 70 });
-    const [blob] = await filesIn(cache, '.bin');
-    assert.ok(blob !== undefined);
-    const bytes = await readFile(blob);
-    bytes[bytes.length - 10] = (bytes[bytes.length - 10] ?? 0) ^ 0xff;
-    await writeFile(blob, bytes);
+    await damageOneEntry(cache);
     const damaged = await run('jpeg-2', cache, { images: 'jpeg', quality: 70 });
     assert.equal(damaged.images.validated, 1, 'the damaged image was re-encoded again');
     assertSameFiles(await filesOf(path.join(dir, 'jpeg-2')), await filesOf(path.join(dir, 'jpeg-1')), 'after a damaged entry');
@@ -146,16 +152,25 @@ describe('the cache of image work', () => {
     assert.equal(inside.code, 2);
     assert.match(inside.stderr, /The cache \(RLAIF_V_CACHE\) \S+ lies inside the input/);
     assert.ok(!existsSync(path.join(input, 'cache')));
+    // Nor in the output or its staging directory (it would be published, or removed with the output it replaces).
+    for (const cacheDir of [path.join(dir, 'with-cache.partial', 'cache'), path.join(dir, 'with-cache', 'cache'), path.join(dir, 'with-cache')]) {
+      const overlapping = await runCli(['convert', '-i', input, '-o', path.join(dir, 'with-cache'), '--quiet'], { env: { RLAIF_V_CACHE: cacheDir } });
+      assert.equal(overlapping.code, 2, cacheDir);
+      assert.match(overlapping.stderr, /are one inside the other/);
+    }
+    // A link in the place of one of its folders is followed by nothing of the cache: clear leaves what it points at.
+    const logs = await tempDir();
+    await writeFile(path.join(logs, '1-2-host-3.log'), 'the user\'s'); // named as the cache names its logs
+    await rm(path.join(empty, 'verdicts'), { recursive: true, force: true });
+    await symlink(logs, path.join(empty, 'verdicts'));
+    assert.equal((await runCli(['cache', 'clear'], { env: { RLAIF_V_CACHE: empty } })).code, 0);
+    assert.equal(await readFile(path.join(logs, '1-2-host-3.log'), 'utf8'), 'the user\'s');
   });
 
   it('does not cost a row a damaged entry it cannot remove (a read-only cache)', async (t) => {
     const cache = await tempDir();
     await run('ro-1', cache, { images: 'jpeg', quality: 60 });
-    const [blob] = await filesIn(cache, '.bin');
-    assert.ok(blob !== undefined);
-    const bytes = await readFile(blob);
-    bytes[bytes.length - 10] = (bytes[bytes.length - 10] ?? 0) ^ 0xff;
-    await writeFile(blob, bytes);
+    const blob = await damageOneEntry(cache);
     // Its folder made immutable: not even root may remove the entry (where chattr and the filesystem allow).
     const locked = spawnSync('chattr', ['+i', path.dirname(blob)]);
     if (locked.status !== 0) return t.skip(`chattr +i is not available here: ${locked.stderr?.toString().trim() ?? locked.error?.message ?? ''}`);

@@ -2,14 +2,14 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, symlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { convert, convertIter } from '../src/convert.js';
 import type { ConvertEvent } from '../src/convert-report.js';
 import { OutputError } from '../src/errors.js';
-import { openStaging, publishOutput, REPLACED_OUTPUT } from '../src/output-dir.js';
+import { openStaging, outputIdentity, publishOutput, REPLACED_OUTPUT } from '../src/output-dir.js';
 import { MARKER_FILE } from '../src/tool-marker.js';
 import { CLI, sampleDir, tempDir } from './fixtures.js';
 
@@ -156,7 +156,7 @@ describe('the output directory', () => {
     await convert({ input: [input], output: path.join(dir, 'next'), seed: 7 });
     const staging = `${output}.partial`;
     await rename(path.join(dir, 'next'), staging);
-    await updateMarkerFile(staging, { name: path.basename(staging), output: 'out', state: 'publishing' });
+    await updateMarkerFile(staging, { kind: 'staging', name: path.basename(staging), output: 'out', state: 'publishing' });
     const nextFiles = await snapshot(staging);
     await rename(output, path.join(staging, REPLACED_OUTPUT));
     const events: ConvertEvent[] = [];
@@ -169,6 +169,36 @@ describe('the output directory', () => {
     assert.ok(expected.size > 0);
   });
 
+  it('is replaced by the next run when a run allowed to replace it was killed just after saying it was publishing', async () => {
+    const dir = await tempDir();
+    const output = path.join(dir, 'out');
+    await convert({ input: [input], output });
+    await convert({ input: [input], output: path.join(dir, 'next'), seed: 7 });
+    const staging = `${output}.partial`;
+    await rename(path.join(dir, 'next'), staging);
+    const replaces = await outputIdentity(output);
+    await updateMarkerFile(staging, { kind: 'staging', name: path.basename(staging), output: 'out', state: 'publishing', replaces });
+    const nextFiles = [...(await snapshot(staging)).keys()].sort();
+    const events: ConvertEvent[] = [];
+    await assert.rejects(async () => {
+      for await (const event of convertIter({ input: [input], output })) events.push(event);
+    }, refusedWith('ERR_OUTPUT_EXISTS'));
+    assert.deepEqual(events.flatMap((event) => (event.type === 'leftover' ? [event.leftover.action] : [])), ['restored', 'removed']);
+    assert.deepEqual([...(await snapshot(output)).keys()].sort(), nextFiles);
+    assert.ok(!existsSync(staging));
+    // Another directory in its place is not the one it was allowed to replace: left alone, as the finished output is.
+    await convert({ input: [input], output: path.join(dir, 'third'), seed: 8 });
+    await rename(path.join(dir, 'third'), staging);
+    await updateMarkerFile(staging, { kind: 'staging', name: path.basename(staging), output: 'out', state: 'publishing', replaces });
+    await rename(output, path.join(dir, 'kept'));
+    await mkdir(output);
+    await writeFile(path.join(output, 'mine.txt'), 'mine');
+    await assert.rejects(convert({ input: [input], output }), refusedWith('ERR_OUTPUT_EXISTS'));
+    await assert.rejects(convert({ input: [input], output, overwrite: true }), refusedWith('ERR_OUTPUT_NOT_OURS'));
+    assert.deepEqual(await readdir(output), ['mine.txt']);
+    assert.ok(existsSync(path.join(staging, 'report.json')), 'the finished output still waits');
+  });
+
   it('is not replaced by a run whose staging directory is no longer its own (its lock taken over): nothing moves', async () => {
     const dir = await tempDir();
     const output = path.join(dir, 'out');
@@ -176,10 +206,70 @@ describe('the output directory', () => {
     await writeFile(path.join(output, 'report.json'), '{}');
     const staging = await openStaging(path.join(dir, 'out.partial'), 'staging', output);
     await writeFile(path.join(staging.dir, 'lock.json'), JSON.stringify({ host: 'another-host', pid: 7, token: 'theirs' }));
-    await assert.rejects(publishOutput(staging, output), /is no longer this run's: process 7 on another-host holds it now/);
+    await assert.rejects(publishOutput(staging, output, await outputIdentity(output)), /is no longer this run's: process 7 on another-host holds it now/);
     assert.deepEqual((await readdir(dir)).sort(), ['out', 'out.partial']);
     assert.deepEqual(await readdir(output), ['report.json']);
     await staging.release();
+  });
+
+  it('is never a directory that appeared, or took the approved one\'s place, while the run worked: it is left alone, and the finished output waits', async () => {
+    const dir = await tempDir();
+    const output = path.join(dir, 'out');
+    // Made while the run converts: after its start (when nothing was there), before it publishes.
+    let appeared = false;
+    const events = convertIter({ input: [input], output });
+    await assert.rejects(async () => {
+      for await (const event of events) {
+        if (!appeared && event.type === 'planned') {
+          await mkdir(output);
+          await writeFile(path.join(output, 'thesis.txt'), 'my thesis');
+          appeared = true;
+        }
+      }
+    }, refusedWith('ERR_OUTPUT_CHANGED'));
+    assert.deepEqual(await readdir(output), ['thesis.txt']);
+    assert.ok(existsSync(path.join(`${output}.partial`, 'report.json')), 'the finished output waits in the staging directory');
+    // Moved away, the next run puts the finished output in place at once.
+    await rename(output, path.join(dir, 'thesis'));
+    const next: ConvertEvent[] = [];
+    await assert.rejects(async () => {
+      for await (const event of convertIter({ input: [input], output })) next.push(event);
+    }, refusedWith('ERR_OUTPUT_EXISTS'));
+    assert.deepEqual(next.flatMap((event) => (event.type === 'leftover' ? [event.leftover.action] : [])), ['restored']);
+    assert.ok((await readdir(output)).includes('report.json'));
+    assert.equal(await readFile(path.join(dir, 'thesis', 'thesis.txt'), 'utf8'), 'my thesis');
+  });
+
+  it('marks a published output as the output under its name: renamed, it is taken for nothing, not even as a staging directory', async () => {
+    const dir = await tempDir();
+    const output = path.join(dir, 'out');
+    await convert({ input: [input], output });
+    const marker = JSON.parse(await readFile(path.join(output, MARKER_FILE), 'utf8')) as { kind: string; name: string; state?: string };
+    assert.deepEqual([marker.kind, marker.name, marker.state], ['output', 'out', undefined]);
+    await rename(output, `${output}.partial`);
+    await writeFile(path.join(`${output}.partial`, 'notes.md'), 'mine');
+    await assert.rejects(convert({ input: [input], output }), refusedWith('ERR_OUTPUT_NOT_OURS'));
+    assert.equal(await readFile(path.join(`${output}.partial`, 'notes.md'), 'utf8'), 'mine');
+    // A report.json of this tool copied into a folder of the user's does not make it an output to replace.
+    const analysis = path.join(dir, 'analysis');
+    await mkdir(analysis);
+    await writeFile(path.join(analysis, 'notes.md'), 'mine');
+    await writeFile(path.join(analysis, 'report.json'), JSON.stringify({ tool: { name: 'rlaif-v-convert' }, output: { dir: path.join(dir, 'elsewhere') } }));
+    await assert.rejects(convert({ input: [input], output: analysis, overwrite: true }), refusedWith('ERR_OUTPUT_NOT_OURS'));
+    assert.deepEqual((await readdir(analysis)).sort(), ['notes.md', 'report.json']);
+  });
+
+  it('refuses symbolic links in the place of the output or its staging directory', async () => {
+    const dir = await tempDir();
+    const target = path.join(dir, 'target');
+    await mkdir(target);
+    await symlink(target, path.join(dir, 'out'));
+    await assert.rejects(convert({ input: [input], output: path.join(dir, 'out'), overwrite: true }), refusedWith('ERR_OUTPUT_IS_FILE'));
+    await symlink(path.join(dir, 'nowhere'), path.join(dir, 'dangling'));
+    await assert.rejects(convert({ input: [input], output: path.join(dir, 'dangling') }), refusedWith('ERR_OUTPUT_IS_FILE'));
+    await symlink(target, path.join(dir, 'other.partial'));
+    await assert.rejects(convert({ input: [input], output: path.join(dir, 'other') }), refusedWith('ERR_OUTPUT_NOT_OURS'));
+    assert.deepEqual(await readdir(target), []);
   });
 
   it('is made with its missing parents, or refused in one line: under a file, or where nothing can be made', async () => {

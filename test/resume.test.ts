@@ -49,6 +49,26 @@ describe('resume after a crash', () => {
     assert.ok(!existsSync(output));
   });
 
+  it('never follows a checkpoint that names files outside its directory (an edited one): it starts over', async () => {
+    const output = path.join(dir, 'forged');
+    const staging = `${output}.partial`;
+    const killed = await killAfterCheckpoint(['convert', ...common, '-o', output], staging, 0);
+    assert.ok(killed, 'killed after its first checkpoint');
+    const victim = path.join(dir, 'victim.txt');
+    await writeFile(victim, 'my precious thesis');
+    const file = path.join(staging, 'checkpoint.json');
+    const checkpoint = JSON.parse(await readFile(file, 'utf8')) as { splits: Record<string, { writer: { open: { file: string } | null } }> };
+    const open = Object.values(checkpoint.splits).find((split) => split.writer.open !== null)?.writer.open;
+    assert.ok(open !== undefined && open !== null);
+    open.file = path.relative(staging, victim).replace(/\.partial$/, '');
+    await writeFile(file, JSON.stringify(checkpoint));
+    const again = await runCli(['convert', ...common.filter((arg) => arg !== '--quiet'), '-o', output]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stderr, /Starting over: .*\(its checkpoint names files outside its directory\)/);
+    assert.equal(await readFile(victim, 'utf8'), 'my precious thesis');
+    assertSameFiles(await filesOf(output), reference, 'started over');
+  });
+
   it('gives the same bytes as an uninterrupted run after kill -9 at any point, and leaves nothing behind', async () => {
     let resumed = 0;
     let reused = 0;
