@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream, readFileSync } from 'node:fs';
-import { lstat, open, readdir, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { lstat, open, readdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { homedir, hostname } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -290,14 +290,34 @@ export async function checkCacheDir(dir: string, inputs: readonly string[], outp
   if ((await markedAs(dir, 'cache')) !== null) return;
   const names = await readdir(dir).catch((error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? [] : null));
   if (names !== null && names.length === 0) return;
+  if (await isOlderCache(dir)) return;
   throw cacheNotOurs(dir);
+}
+
+/** Where the cache's folders and files may be, relative to it (a folder of images of a policy, then of a key's first byte). */
+const CACHE_FOLDER = /^(verdicts|images|images\/[0-9a-f]{24}|images\/[0-9a-f]{24}\/[0-9a-f]{2})$/;
+
+/**
+ * Whether `dir` is a cache an older version of this tool made, before markers: its CACHEDIR.TAG is the one this tool
+ * writes, and it holds nothing else than what the cache itself writes (its folders and the files of its names; no
+ * link). Such a directory holds nothing of anyone else's, and is taken as the cache (and marked so).
+ */
+async function isOlderCache(dir: string): Promise<boolean> {
+  if ((await readFile(path.join(dir, TAG), 'utf8').catch(() => '')) !== TAG_TEXT) return false;
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => null);
+  if (entries === null) return false;
+  return entries.every((entry) => {
+    const relative = path.relative(dir, path.join(entry.parentPath, entry.name)).split(path.sep).join('/');
+    if (entry.isDirectory()) return CACHE_FOLDER.test(relative);
+    return entry.isFile() && (relative === TAG || CACHE_FILE.test(relative));
+  });
 }
 
 function cacheNotOurs(dir: string): OutputError {
   return new OutputError(
     'ERR_CACHE_NOT_OURS',
     `The cache directory ${dir} holds files that are not rlaif-v's cache (it has no ${MARKER_FILE} saying so), so it is neither ` +
-      'used nor changed. Point RLAIF_V_CACHE at a new or empty directory, or run with --no-cache (an old cache of this tool: remove it).',
+      'used nor changed. Point RLAIF_V_CACHE at a new or empty directory, or run with --no-cache.',
   );
 }
 
@@ -311,7 +331,7 @@ function cacheNotOurs(dir: string): OutputError {
 async function ownCacheDir(dir: string): Promise<void> {
   if ((await markedAs(dir, 'cache')) !== null) return;
   await makeDirectory(dir, 'the cache');
-  if ((await readdir(dir)).some((name) => !name.startsWith(MARKER_FILE))) throw cacheNotOurs(dir);
+  if ((await readdir(dir)).some((name) => !name.startsWith(MARKER_FILE)) && !(await isOlderCache(dir))) throw cacheNotOurs(dir);
   try {
     await createMarker(dir, 'cache');
   } catch (error) {

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { convert } from '../src/convert.js';
 import type { ConvertReport } from '../src/convert-report.js';
+import { OutputError } from '../src/errors.js';
 import { imageStoreInfo } from '../src/image-store-dir.js';
 import { MARKER_FILE } from '../src/tool-marker.js';
 import { addRejectedRows, assertSameFiles, filesOf, runCli, sampleDir, tempDir } from './fixtures.js';
@@ -165,6 +166,19 @@ describe('the cache of image work', () => {
     await symlink(logs, path.join(empty, 'verdicts'));
     assert.equal((await runCli(['cache', 'clear'], { env: { RLAIF_V_CACHE: empty } })).code, 0);
     assert.equal(await readFile(path.join(logs, '1-2-host-3.log'), 'utf8'), 'the user\'s');
+  });
+
+  it("takes an older version's cache, which holds nothing but its own, and marks it; not one with anything else in it", async () => {
+    const cache = await tempDir();
+    await run('old-1', cache);
+    await rm(path.join(cache, MARKER_FILE));
+    const again = await run('old-2', cache);
+    assert.equal(again.images.validated, 0, 'its verdicts are used');
+    assert.ok(existsSync(path.join(cache, MARKER_FILE)));
+    await rm(path.join(cache, MARKER_FILE));
+    await writeFile(path.join(cache, 'images', 'notes.txt'), 'mine');
+    await assert.rejects(run('old-3', cache), (error: unknown) => error instanceof OutputError && error.code === 'ERR_CACHE_NOT_OURS');
+    assert.equal(await readFile(path.join(cache, 'images', 'notes.txt'), 'utf8'), 'mine');
   });
 
   it('does not cost a row a damaged entry it cannot remove (a read-only cache)', async (t) => {
