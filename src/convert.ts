@@ -1,6 +1,6 @@
 import sharp from 'sharp'; // loaded in the main thread first, as sharp advises for use from worker threads on glibc
 import { randomUUID } from 'node:crypto';
-import { rm, stat, writeFile } from 'node:fs/promises';
+import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { resolveConvertOptions, type ConvertOptions, type ResolvedConvertOptions } from './convert-options.js';
@@ -23,7 +23,7 @@ import type { ConvertResult, ConvertTask, ImageStoreSettings, RejectedRow, Split
 import { openImageStore, trimImageStore } from './image-store-dir.js';
 import { rowNbytes, toConversational } from './to-conversational.js';
 import { imageFilesDigest, runFingerprint } from './run-fingerprint.js';
-import { makeDirectory, openStaging, outputIdentity, ownDirectory, publishOutput, stagingDir, type Staging } from './output-dir.js';
+import { makeDirectory, markPublishing, openStaging, outputIdentity, ownDirectory, publishOutput, stagingDir, type Staging } from './output-dir.js';
 import { partDir, partsDir, writePartManifest } from './part-manifest.js';
 import { checkNoParts, checkPartsRoot, finishedPart, finishedPartProblem } from './part-staging.js';
 import { clearStaging, CHECKPOINT_FILE, findCheckpoint, RecentRows, rowsToRead, writeCheckpoint, type Checkpoint } from './checkpoint.js';
@@ -462,6 +462,16 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
     };
 
     const fingerprint = runFingerprint(plan, options, await imageFilesDigest(plan));
+    // The output a run killed as it published was put in place just now: when it is the one this run would make, this
+    // run is done; otherwise it is an output like any other, replaced only with overwrite.
+    if (planned.restored && !options.overwrite) {
+      const finished = await readFile(path.join(output, 'report.json'), 'utf8').then((text) => JSON.parse(text) as ConvertReport, () => null);
+      if (finished?.fingerprint !== fingerprint || planned.part !== null) {
+        throw new OutputError('ERR_OUTPUT_EXISTS', `${output} already exists. Replace it with the overwrite option (--overwrite), or choose another output.`);
+      }
+      yield { type: 'done', report: finished };
+      return finished;
+    }
     const part = planned.part;
     const range = part ?? { firstRow: 0, endRow: plan.rows };
     if (part !== null) await checkPartsRoot(output);
@@ -565,9 +575,11 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
       await writeFile(path.join(staging.dir, 'README.md'), reportCard(done));
       await writeFile(path.join(staging.dir, 'report.json'), `${JSON.stringify(done, null, 2)}\n`);
       signal?.throwIfAborted();
+      // From here the output is whole: marked so before its checkpoint goes, a run killed now is finished by the next.
+      publishing = true;
+      await markPublishing(staging, approved);
       await rm(path.join(staging.dir, CHECKPOINT_FILE), { force: true });
       await run.rejects.removeSegments();
-      publishing = true;
       await publishOutput(staging, output, approved);
       published = true;
       yield { type: 'done', report: done };

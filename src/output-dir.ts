@@ -133,14 +133,18 @@ export async function checkApartFromInputs(dirs: readonly { path: string; what: 
 /**
  * Checks `--output` before any work is done and returns its absolute path: where it is (not a file, not the working
  * directory), apart from the input (it and its staging directory), and, when it exists, that it may be replaced.
- * Finishes first what a run killed while publishing left (see {@link finishPublishing}); `events` hears of it.
+ * Finishes first what a run killed while publishing left (see {@link finishPublishing}); `finish` hears of it, and with
+ * `allowFinished`, an output put in place so is returned unchecked (the caller compares it with what it would make).
  *
  * @throws {OutputError} (exit 2) `ERR_OUTPUT_IS_FILE` for an existing file; `ERR_OUTPUT_OVERLAPS_INPUT` when the output
  * or its staging directory is an input, holds one or lies inside an input directory; `ERR_OUTPUT_HOLDS_CWD` for the
  * working directory or a parent of it; `ERR_OUTPUT_EXISTS` for an existing directory without `overwrite`;
  * `ERR_OUTPUT_NOT_OURS` for a non-empty directory this tool did not write, even with `overwrite`.
  */
-export async function checkOutputDir(output: string, options: { overwrite: boolean; inputs: readonly string[]; finish?: (leftover: Leftover) => void }): Promise<string> {
+export async function checkOutputDir(
+  output: string,
+  options: { overwrite: boolean; inputs: readonly string[]; finish?: (leftover: Leftover) => void; allowFinished?: boolean },
+): Promise<string> {
   const absolute = path.resolve(output);
   const resolved = await resolvedPath(absolute);
   const link = await lstats(absolute);
@@ -168,8 +172,11 @@ export async function checkOutputDir(output: string, options: { overwrite: boole
       `--output ${absolute} is the working directory or a parent of it: choose a new directory for the dataset, such as ./rlaif-v.`,
     );
   }
-  for (const leftover of await finishPublishing(absolute)) options.finish?.(leftover);
+  const finished = await finishPublishing(absolute);
+  for (const leftover of finished) options.finish?.(leftover);
   if ((await stats(absolute)) === null) return absolute;
+  // An output a killed run had finished, put in place just now: the caller sees whether it is the one it would make.
+  if (options.allowFinished === true && finished.some((leftover) => leftover.action === 'restored')) return absolute;
   if (!options.overwrite) {
     throw new OutputError('ERR_OUTPUT_EXISTS', `${absolute} already exists. Replace it with the overwrite option (--overwrite), or choose another output.`);
   }
@@ -196,10 +203,15 @@ export async function finishPublishing(output: string): Promise<Leftover[]> {
   for (const staging of [root, path.join(root, 'final')]) {
     const marker = await markedAs(staging, staging === root ? 'staging' : 'final');
     if (marker?.state !== 'publishing' || marker.output !== path.basename(output)) continue;
-    const finished = (await stats(path.join(staging, 'report.json'))) !== null && (await stats(path.join(staging, 'checkpoint.json'))) === null;
-    if (!finished) continue;
+    // Marked so only once whole (report.json written); a directory taken up since says so no more.
+    if ((await stats(path.join(staging, 'report.json'))) === null) continue;
     const now = await outputIdentity(output);
     if (now !== null && !sameIdentity(now, marker.replaces)) continue;
+    // What is left of the work that made it: its checkpoint and its rejects' segments (joined into rejects.parquet).
+    await rm(path.join(staging, 'checkpoint.json'), { force: true });
+    for (const name of await readdir(path.join(staging, 'rejects')).catch(() => [] as string[])) {
+      if (/^segment-\d+\.parquet$/.test(name)) await rm(path.join(staging, 'rejects', name), { force: true });
+    }
     if (now !== null) await rename(output, path.join(staging, REPLACED_OUTPUT));
     await rename(staging, output);
     await rm(path.join(output, 'lock.json'), { force: true });
@@ -256,8 +268,8 @@ const LOCK = 'lock.json';
 
 /** A directory this run holds: `adopted` when it was a dead run's, left for this one to take up. */
 export interface Staging {
-  dir: string;
-  adopted: boolean;
+  readonly dir: string;
+  readonly adopted: boolean;
   /** Its marker, as this run last wrote it. */
   marker: ToolMarker;
   /** Stops renewing the lock and removes it (the directory stays; `moved`: where it is now, when it was published). */
@@ -353,6 +365,19 @@ export async function openStaging(dir: string, kind: 'staging' | 'part' | 'final
 }
 
 /**
+ * Marks a staging directory as holding a whole output, being published in place of `approved` (what was at the output
+ * when the run started): from then on a run killed is finished by the next (see {@link finishPublishing}), whatever is
+ * left of the work that made it (its checkpoint, its rejects' segments) is rubbish. Checks the lock first.
+ */
+export async function markPublishing(staging: Staging, approved: OutputIdentity | null): Promise<ToolMarker> {
+  await staging.verify();
+  if (staging.marker.state !== 'publishing') {
+    staging.marker = await updateMarker(staging.dir, staging.marker, { state: 'publishing', replaces: approved ?? undefined });
+  }
+  return staging.marker;
+}
+
+/**
  * Moves the finished staging directory (marked as this run's, for `output`) into place, its lock held to the end (then
  * removed from the output). What is at `output` must be what the run was allowed to replace when it started
  * (`approved`: nothing, or that very directory): anything else that appeared or took its place is left as it is, and
@@ -364,8 +389,7 @@ export async function openStaging(dir: string, kind: 'staging' | 'part' | 'final
  * @throws {OutputError} `ERR_OUTPUT_CHANGED` (exit 2) when what is at `output` is not what was approved.
  */
 export async function publishOutput(staging: Staging, output: string, approved: OutputIdentity | null): Promise<void> {
-  await staging.verify();
-  const marker = await updateMarker(staging.dir, staging.marker, { state: 'publishing', replaces: approved ?? undefined });
+  const marker = await markPublishing(staging, approved);
   const now = await outputIdentity(output);
   if (!sameIdentity(now, approved)) {
     throw new OutputError(

@@ -51,14 +51,17 @@ export interface Planned {
   sourceCard: SourceCard | null;
   /** Where retries of Hub requests go, to be told at the next chance to yield (downloads go on while converting). */
   hubEvents: EventQueue<DownloadEvent>;
+  /** Whether the output was put in place just now, finished by a run killed as it published it (see finishPublishing). */
+  restored: boolean;
 }
 
 /** The output checked (see checkOutputDir), telling what a run killed while publishing it left and this one finished. */
-async function* checkedOutput(output: string, overwrite: boolean, inputs: readonly string[]): AsyncGenerator<ConvertEvent, string> {
+async function* checkedOutput(output: string, overwrite: boolean, inputs: readonly string[], restored: { output: boolean }): AsyncGenerator<ConvertEvent, string> {
   const finished: Leftover[] = [];
   try {
-    return await checkOutputDir(output, { overwrite, inputs, finish: (leftover) => finished.push(leftover) });
+    return await checkOutputDir(output, { overwrite, inputs, finish: (leftover) => finished.push(leftover), allowFinished: true });
   } finally {
+    restored.output = finished.some((leftover) => leftover.action === 'restored');
     // Told even when the output is then refused (a finished output put in place exists, and is not replaced).
     for (const leftover of finished) yield { type: 'leftover', leftover };
   }
@@ -76,6 +79,7 @@ export async function* planConversion(
   const hubEvents = new EventQueue<DownloadEvent>();
   // Downloads go on in the background from when they start; on any way out but a finished plan, they stop.
   let planned = false;
+  const restored = { output: false };
   try {
     let source: DatasetSource | null = null;
     let plan: InputPlan;
@@ -86,12 +90,12 @@ export async function* planConversion(
       sourceCard = await localSourceCard(options.input);
       for (const duplicate of plan.duplicates ?? []) yield { type: 'duplicate-input', duplicate };
       if (options.cache !== null) await checkCacheDir(options.cache.dir, options.input, path.resolve(options.output));
-      output = yield* checkedOutput(options.output, options.overwrite, options.input);
+      output = yield* checkedOutput(options.output, options.overwrite, options.input, restored);
     } else {
       const settings = withSignal(runOptions.hub ?? (await hubSettings()), signal);
       // Checked before anything is downloaded; the cache is this run's input.
       if (options.cache !== null) await checkCacheDir(options.cache.dir, [settings.cacheDir], path.resolve(options.output));
-      output = yield* checkedOutput(options.output, options.overwrite, [settings.cacheDir]);
+      output = yield* checkedOutput(options.output, options.overwrite, [settings.cacheDir], restored);
       const onRetry = (retry: RetryEvent): void => void hubEvents.push({ type: 'retry', retry });
       source = yield* hubEvents.during(resolveDataset({ repo: options.dataset.repo, revision: options.dataset.revision, settings, onRetry }));
       const cached = source.files.filter((file) => file.cached);
@@ -118,7 +122,7 @@ export async function* planConversion(
     const split = planSplit(plan.rows, options.testSize, options.seed);
     const part = options.part === null ? null : partRange(plan, options.part.count, options.part.index);
     planned = true;
-    return { plan, source, downloads, output, split, part, sourceCard, hubEvents };
+    return { plan, source, downloads, output, split, part, sourceCard, hubEvents, restored: restored.output };
   } finally {
     if (!planned) downloads?.abort();
   }

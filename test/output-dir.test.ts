@@ -11,7 +11,7 @@ import type { ConvertEvent } from '../src/convert-report.js';
 import { OutputError } from '../src/errors.js';
 import { openStaging, outputIdentity, publishOutput, REPLACED_OUTPUT } from '../src/output-dir.js';
 import { MARKER_FILE } from '../src/tool-marker.js';
-import { CLI, sampleDir, tempDir } from './fixtures.js';
+import { assertSameFiles, CLI, filesOf, sampleDir, tempDir } from './fixtures.js';
 
 /** The id of a process that has ended: what a killed run leaves in its leftovers' names. */
 async function deadPid(): Promise<number> {
@@ -169,6 +169,25 @@ describe('the output directory', () => {
     assert.ok(expected.size > 0);
   });
 
+  it('is put in place by the same command, and done, when a run was killed with its output whole, before it was moved', async () => {
+    const dir = await tempDir();
+    const output = path.join(dir, 'out');
+    await convert({ input: [input], output });
+    const expected = await filesOf(output);
+    // As left by a run killed after it said it was publishing, before its checkpoint and segments were removed.
+    const staging = `${output}.partial`;
+    await rename(output, staging);
+    await updateMarkerFile(staging, { kind: 'staging', name: path.basename(staging), output: 'out', state: 'publishing' });
+    await writeFile(path.join(staging, 'checkpoint.json'), '{}');
+    await mkdir(path.join(staging, 'rejects'), { recursive: true });
+    await writeFile(path.join(staging, 'rejects', 'segment-00000.parquet'), 'x');
+    const events: ConvertEvent[] = [];
+    for await (const event of convertIter({ input: [input], output })) events.push(event);
+    assert.equal(events.at(-1)?.type, 'done');
+    assertSameFiles(new Map([...(await filesOf(output))].filter(([name]) => name !== 'rejects/segment-00000.parquet')), expected, 'put in place');
+    assert.ok(!existsSync(path.join(output, 'checkpoint.json')) && !existsSync(path.join(output, 'rejects', 'segment-00000.parquet')));
+  });
+
   it('is replaced by the next run when a run allowed to replace it was killed just after saying it was publishing', async () => {
     const dir = await tempDir();
     const output = path.join(dir, 'out');
@@ -229,13 +248,13 @@ describe('the output directory', () => {
     }, refusedWith('ERR_OUTPUT_CHANGED'));
     assert.deepEqual(await readdir(output), ['thesis.txt']);
     assert.ok(existsSync(path.join(`${output}.partial`, 'report.json')), 'the finished output waits in the staging directory');
-    // Moved away, the next run puts the finished output in place at once.
+    // Moved away, the same command again puts the finished output in place at once, and is done.
     await rename(output, path.join(dir, 'thesis'));
     const next: ConvertEvent[] = [];
-    await assert.rejects(async () => {
-      for await (const event of convertIter({ input: [input], output })) next.push(event);
-    }, refusedWith('ERR_OUTPUT_EXISTS'));
+    for await (const event of convertIter({ input: [input], output })) next.push(event);
     assert.deepEqual(next.flatMap((event) => (event.type === 'leftover' ? [event.leftover.action] : [])), ['restored']);
+    assert.equal(next.at(-1)?.type, 'done');
+    assert.ok(!next.some((event) => event.type === 'progress'), 'nothing converted again');
     assert.ok((await readdir(output)).includes('report.json'));
     assert.equal(await readFile(path.join(dir, 'thesis', 'thesis.txt'), 'utf8'), 'my thesis');
   });
