@@ -259,7 +259,7 @@ export async function clearImageStore(dir: string): Promise<void> {
   }
   // Only the cache's own files, by their names and places; then the folders they leave empty.
   for (const entry of await entries(dir)) await rm(entry.file, { force: true }).catch(() => undefined);
-  for (const folder of CACHE_FOLDERS) await removeEmptyFolders(path.join(dir, folder));
+  for (const folder of CACHE_FOLDERS) if (await ownFolder(path.join(dir, folder))) await removeEmptyFolders(path.join(dir, folder));
 }
 
 /** Removes `dir` and the folders in it that hold nothing (a folder with anything in it stays, and its parents). */

@@ -9,14 +9,7 @@ import { convert } from '../src/convert.js';
 import type { ConvertReport } from '../src/convert-report.js';
 import { finalize } from '../src/finalize.js';
 import { partDir } from '../src/part-manifest.js';
-import { MARKER_FILE } from '../src/tool-marker.js';
-import { addRejectedRows, assertSameFiles, CLI, filesOf, killAfterCheckpoint, readJson, runCli, sampleDir, sleep, tempDir } from './fixtures.js';
-
-/** Rewrites a directory's marker with `changes`, as if it had been made so. */
-async function remark(dir: string, changes: Record<string, unknown>): Promise<void> {
-  const file = path.join(dir, MARKER_FILE);
-  await writeFile(file, JSON.stringify({ ...(JSON.parse(await readFile(file, 'utf8')) as object), ...changes }));
-}
+import { addRejectedRows, assertSameFiles, CLI, filesOf, killAfterCheckpoint, readJson, remark, runCli, sampleDir, sleep, tempDir } from './fixtures.js';
 
 /** Converts `input` in `count` parts, one after another, then puts them together; returns finalize's report. */
 async function inParts(input: string, output: string, count: number, options: { testSize: number; maxShardSize: string }): Promise<ConvertReport> {

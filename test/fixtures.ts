@@ -1,7 +1,7 @@
 /** Shared test helpers: temporary directories, generated inputs, reading output back, running the CLI. */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { existsSync, mkdtempSync, openAsBlob } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -168,6 +168,12 @@ export async function filesOf(dir: string): Promise<Map<string, Buffer>> {
     files.set(relative, await outputFile(dir, relative));
   }
   return files;
+}
+
+/** Rewrites a directory's marker with `changes`, as a run at some step (or one that made it so) would have left it. */
+export async function remark(dir: string, changes: Record<string, unknown>): Promise<void> {
+  const file = path.join(dir, MARKER_FILE);
+  await writeFile(file, JSON.stringify({ ...(JSON.parse(await readFile(file, 'utf8')) as object), ...changes }));
 }
 
 export function assertSameFiles(actual: Map<string, Buffer>, expected: Map<string, Buffer>, what: string): void {

@@ -11,7 +11,7 @@ import type { ConvertEvent } from '../src/convert-report.js';
 import { OutputError } from '../src/errors.js';
 import { openStaging, outputIdentity, publishOutput, REPLACED_OUTPUT } from '../src/output-dir.js';
 import { MARKER_FILE } from '../src/tool-marker.js';
-import { assertSameFiles, CLI, filesOf, sampleDir, tempDir } from './fixtures.js';
+import { assertSameFiles, CLI, filesOf, remark, sampleDir, tempDir } from './fixtures.js';
 
 /** The id of a process that has ended: what a killed run leaves in its leftovers' names. */
 async function deadPid(): Promise<number> {
@@ -30,12 +30,6 @@ async function snapshot(dir: string): Promise<Map<string, string>> {
     files.set(path.relative(dir, file), createHash('sha256').update(await readFile(file)).digest('hex'));
   }
   return files;
-}
-
-/** Rewrites a directory's marker with `changes`, as a run at that step would have left it. */
-async function updateMarkerFile(dir: string, changes: Record<string, unknown>): Promise<void> {
-  const file = path.join(dir, MARKER_FILE);
-  await writeFile(file, JSON.stringify({ ...(JSON.parse(await readFile(file, 'utf8')) as object), ...changes }));
 }
 
 function refusedWith(code: string) {
@@ -156,7 +150,7 @@ describe('the output directory', () => {
     await convert({ input: [input], output: path.join(dir, 'next'), seed: 7 });
     const staging = `${output}.partial`;
     await rename(path.join(dir, 'next'), staging);
-    await updateMarkerFile(staging, { kind: 'staging', name: path.basename(staging), output: 'out', state: 'publishing' });
+    await remark(staging, { kind: 'staging', name: path.basename(staging), output: 'out', state: 'publishing' });
     const nextFiles = await snapshot(staging);
     await rename(output, path.join(staging, REPLACED_OUTPUT));
     const events: ConvertEvent[] = [];
@@ -177,7 +171,7 @@ describe('the output directory', () => {
     // As left by a run killed after it said it was publishing, before its checkpoint and segments were removed.
     const staging = `${output}.partial`;
     await rename(output, staging);
-    await updateMarkerFile(staging, { kind: 'staging', name: path.basename(staging), output: 'out', state: 'publishing' });
+    await remark(staging, { kind: 'staging', name: path.basename(staging), output: 'out', state: 'publishing' });
     await writeFile(path.join(staging, 'checkpoint.json'), '{}');
     await mkdir(path.join(staging, 'rejects'), { recursive: true });
     await writeFile(path.join(staging, 'rejects', 'segment-00000.parquet'), 'x');
@@ -196,7 +190,7 @@ describe('the output directory', () => {
     const staging = `${output}.partial`;
     await rename(path.join(dir, 'next'), staging);
     const replaces = await outputIdentity(output);
-    await updateMarkerFile(staging, { kind: 'staging', name: path.basename(staging), output: 'out', state: 'publishing', replaces });
+    await remark(staging, { kind: 'staging', name: path.basename(staging), output: 'out', state: 'publishing', replaces });
     const nextFiles = [...(await snapshot(staging)).keys()].sort();
     const events: ConvertEvent[] = [];
     await assert.rejects(async () => {
@@ -208,7 +202,7 @@ describe('the output directory', () => {
     // Another directory in its place is not the one it was allowed to replace: left alone, as the finished output is.
     await convert({ input: [input], output: path.join(dir, 'third'), seed: 8 });
     await rename(path.join(dir, 'third'), staging);
-    await updateMarkerFile(staging, { kind: 'staging', name: path.basename(staging), output: 'out', state: 'publishing', replaces });
+    await remark(staging, { kind: 'staging', name: path.basename(staging), output: 'out', state: 'publishing', replaces });
     await rename(output, path.join(dir, 'kept'));
     await mkdir(output);
     await writeFile(path.join(output, 'mine.txt'), 'mine');
