@@ -35,6 +35,7 @@ import { keptTableBuffer } from '../workers/image-cache.js';
 import type { SplitWriterOptions, SplitWriterState } from './write-split.js';
 import { drain } from './drain.js';
 import { LockLostError } from './file-lock.js';
+import { removeMarkedDirectory } from './tool-marker.js';
 
 export type { ConvertOptions } from './convert-options.js';
 
@@ -605,7 +606,7 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
           await writers.close().catch(() => undefined);
         } else {
           await writers.abort().catch(() => undefined);
-          await rm(staging.dir, { recursive: true, force: true });
+          await removeMarkedDirectory(staging.dir);
         }
       }
     }

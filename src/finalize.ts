@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { assembleSplit, type AssembleCounts, type ShardSource } from './assemble-split.js';
 import { CHECKPOINT_FILE } from './checkpoint.js';
@@ -9,7 +9,7 @@ import type { ConvertEvent, ConvertReport, PartFigures, SplitName, SplitReport }
 import { reportCard } from './dataset-card.js';
 import { AccountingError, InputError, OutputError } from './errors.js';
 import { checkOutputDir, finishPublishing, isOurOutput, liveHolder, openStaging, outputIdentity, publishOutput, stagingDir, type Staging } from './output-dir.js';
-import { markedAs, updateMarker, type ToolMarker } from './tool-marker.js';
+import { markedAs, removeMarkedDirectory, updateMarker, type ToolMarker } from './tool-marker.js';
 import { outputArrowSchemaValue } from './output-schema.js';
 import { packageInfo } from './package-info.js';
 import { missingFile, parsePartName, partDir, partsDir, readPartManifest, type PartManifest } from './part-manifest.js';
@@ -109,7 +109,7 @@ async function readParts(output: string): Promise<PartManifest[]> {
  */
 async function discard(root: string, marker: ToolMarker): Promise<void> {
   await updateMarker(root, marker, { state: 'discarding' });
-  await rm(root, { recursive: true, force: true });
+  await removeMarkedDirectory(root);
 }
 
 function sum(values: readonly number[]): number {
@@ -226,7 +226,7 @@ export async function* finalizeIter(options: FinalizeOptions): AsyncGenerator<Co
   let finalDir: Staging | null = null;
   try {
     // What a killed finalize had put together is made again.
-    if ((await markedAs(final, 'final')) !== null) await rm(final, { recursive: true, force: true });
+    if ((await markedAs(final, 'final')) !== null) await removeMarkedDirectory(final);
     finalDir = await openStaging(final, 'final', output);
     const reportOptions = first.report.options;
     const counts: AssembleCounts = { linked: 0, copied: 0, rewritten: 0 };
@@ -296,7 +296,7 @@ export async function* finalizeIter(options: FinalizeOptions): AsyncGenerator<Co
   } finally {
     if (!done) {
       await finalDir?.release().catch(() => undefined);
-      if (finalDir !== null && !publishing) await rm(final, { recursive: true, force: true }).catch(() => undefined);
+      if (finalDir !== null && !publishing) await removeMarkedDirectory(final).catch(() => undefined);
       await staging.release().catch(() => undefined);
     }
   }

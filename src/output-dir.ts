@@ -4,7 +4,7 @@ import path from 'node:path';
 import { OutputError } from './errors.js';
 import { liveLockHolder, tryLock, type LockHolder } from './file-lock.js';
 import { packageInfo } from './package-info.js';
-import { createMarker, MARKER_FILE, markedAs, markedOutput, readMarker, updateMarker, type MarkerKind, type ToolMarker } from './tool-marker.js';
+import { createMarker, MARKER_FILE, markedAs, markedOutput, readMarker, removeMarkedDirectory, updateMarker, type MarkerKind, type ToolMarker } from './tool-marker.js';
 
 /**
  * The output directory's safety rules. A conversion writes into `<output>.partial` beside the output and moves it into
@@ -218,15 +218,24 @@ export async function finishPublishing(output: string): Promise<Leftover[]> {
     done.push({ path: staging, pid: marker.pid, action: 'restored' });
     await updateMarker(output, marker, { kind: 'output', name: path.basename(output), state: undefined, replaces: undefined });
   }
+  // Moved into place by a run killed before its marker said it is the output (the marker still says what it was made
+  // as, for this output, and that it was being published); while that run lives, its lock, moved with it, says so.
+  const moved = await markedOutput(output);
+  const unlocked = moved !== null && (await liveLockHolder(path.join(output, LOCK))) === null;
+  if (moved !== null && unlocked && moved.kind !== 'output' && moved.state === 'publishing') {
+    await rm(path.join(output, LOCK), { force: true });
+    await updateMarker(output, moved, { kind: 'output', name: path.basename(output), state: undefined, replaces: undefined });
+    done.push({ path: output, pid: moved.pid, action: 'restored' });
+  }
   const published = await markedOutput(output);
-  if (published !== null && (await stats(path.join(output, REPLACED_OUTPUT))) !== null) {
+  if (published !== null && unlocked && (await stats(path.join(output, REPLACED_OUTPUT))) !== null) {
     await rm(path.join(output, REPLACED_OUTPUT), { recursive: true, force: true });
     done.push({ path: path.join(output, REPLACED_OUTPUT), pid: published.pid, action: 'removed' });
     await updateMarker(output, published, { kind: 'output', name: path.basename(output), state: undefined, replaces: undefined });
   }
   const parts = await markedAs(root, 'staging');
   if (parts?.state === 'discarding') {
-    await rm(root, { recursive: true, force: true });
+    await removeMarkedDirectory(root);
     done.push({ path: root, pid: parts.pid, action: 'removed' });
   }
   return done;
@@ -406,7 +415,9 @@ export async function publishOutput(staging: Staging, output: string, approved: 
     if (approved !== null) await rename(replaced, output);
     throw error;
   }
-  await staging.release(output);
+  // The lock, moved with it, is held until the output is whole and says so: a run killed before is finished by the
+  // next (see finishPublishing), which leaves alone an output whose run still holds it.
   if (approved !== null) await rm(path.join(output, REPLACED_OUTPUT), { recursive: true, force: true });
   await updateMarker(output, marker, { kind: 'output', name: path.basename(output), state: undefined, replaces: undefined });
+  await staging.release(output);
 }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { link, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { link, readdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 
@@ -112,4 +112,27 @@ export async function updateMarker(dir: string, marker: ToolMarker, changes: Par
   await writeFile(temp, content(updated));
   await rename(temp, path.join(dir, MARKER_FILE));
   return updated;
+}
+
+/**
+ * Removes `dir`, a directory marked as this tool's, its marker last: a run killed on the way leaves the marker with
+ * whatever was not yet removed, still this tool's for the next run to finish removing (a recursive rm takes the
+ * entries in any order, and killed after the marker went, it left a directory no run may touch). `beforeRemove` hears
+ * of each entry before it goes (tests stop there).
+ */
+export async function removeMarkedDirectory(dir: string, hooks: { beforeRemove?: (name: string) => void } = {}): Promise<void> {
+  const names = await readdir(dir).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return null;
+    throw error;
+  });
+  if (names === null) return;
+  for (const name of names.filter((entry) => entry !== MARKER_FILE)) {
+    hooks.beforeRemove?.(name);
+    await rm(path.join(dir, name), { recursive: true, force: true });
+  }
+  hooks.beforeRemove?.(MARKER_FILE);
+  await rm(path.join(dir, MARKER_FILE), { force: true });
+  await rmdir(dir).catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== 'ENOENT') throw error;
+  });
 }

@@ -9,6 +9,7 @@ import { convert } from '../src/convert.js';
 import type { ConvertReport } from '../src/convert-report.js';
 import { finalize } from '../src/finalize.js';
 import { partDir } from '../src/part-manifest.js';
+import { removeMarkedDirectory } from '../src/tool-marker.js';
 import { addRejectedRows, assertSameFiles, CLI, filesOf, killAfterCheckpoint, readJson, remark, runCli, sampleDir, sleep, tempDir } from './fixtures.js';
 
 /** Converts `input` in `count` parts, one after another, then puts them together; returns finalize's report. */
@@ -135,6 +136,40 @@ describe('a run in parts (convert --num-shards, then finalize)', () => {
       assert.ok(!existsSync(`${output}.partial`), 'nothing left behind');
     }
     assert.ok(killed >= 2, `only ${killed} finalize runs were killed before they ended`);
+  });
+
+  it('finishes what a finalize killed while removing the parts left, and is done', async () => {
+    const reference = await filesOf(path.join(dir, 'clean-one'));
+    const parts = path.join(dir, 'parts-kept');
+    const output = path.join(dir, 'finalize-killed-removing');
+    await cp(`${parts}.partial`, `${output}.partial`, { recursive: true });
+    await remark(`${output}.partial`, { name: path.basename(`${output}.partial`), output: path.basename(output) });
+    const report = await finalize({ output });
+    // As a finalize killed part way through removing the parts leaves them: the marker, kept to the last, and some parts.
+    await cp(`${parts}.partial`, `${output}.partial`, { recursive: true });
+    await remark(`${output}.partial`, { name: path.basename(`${output}.partial`), output: path.basename(output), finalizing: report.finalize?.id, state: 'discarding' });
+    let seen = 0;
+    await assert.rejects(
+      removeMarkedDirectory(`${output}.partial`, {
+        beforeRemove: () => {
+          if (++seen === 2) throw new Error('killed');
+        },
+      }),
+    );
+    assert.ok(existsSync(`${output}.partial`));
+    const again = await runCli(['finalize', output, '--quiet']);
+    assert.equal(again.code, 0, again.stderr);
+    assertSameFiles(await filesOf(output), reference, 'after a finalize killed while removing the parts');
+    assert.ok(!existsSync(`${output}.partial`), 'nothing left behind');
+    // Killed a step earlier: the output moved into place, its marker still final's and its lock with it, the parts kept.
+    await cp(`${parts}.partial`, `${output}.partial`, { recursive: true });
+    await remark(`${output}.partial`, { name: path.basename(`${output}.partial`), output: path.basename(output), finalizing: report.finalize?.id });
+    await remark(output, { kind: 'final', name: 'final', state: 'publishing' });
+    await writeFile(path.join(output, 'lock.json'), JSON.stringify({ host: hostname(), pid: 2 ** 22 + 1, token: 'the-killed-run' }));
+    const last = await runCli(['finalize', output, '--quiet']);
+    assert.equal(last.code, 0, last.stderr);
+    assertSameFiles(await filesOf(output), reference, 'after a finalize killed just after moving the output into place');
+    assert.ok(!existsSync(`${output}.partial`), 'nothing left behind');
   });
 
   it('refuses, naming them, parts that are missing, of other options or of another count, before any work', async () => {

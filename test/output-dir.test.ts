@@ -182,6 +182,35 @@ describe('the output directory', () => {
     assert.ok(!existsSync(path.join(output, 'checkpoint.json')) && !existsSync(path.join(output, 'rejects', 'segment-00000.parquet')));
   });
 
+  it('is finished by the same command when a run was killed after moving it into place, before its marker said so', async () => {
+    const dir = await tempDir();
+    const output = path.join(dir, 'out');
+    await convert({ input: [input], output });
+    const expected = await filesOf(output);
+    // As left by a run killed just after the rename: the staging directory's marker and its lock, moved with it.
+    const left = async (lockPid: number): Promise<void> => {
+      await remark(output, { kind: 'staging', name: 'out.partial', output: 'out', state: 'publishing' });
+      await writeFile(path.join(output, 'lock.json'), JSON.stringify({ host: hostname(), pid: lockPid, token: 'the-killed-run' }));
+    };
+    await left(await deadPid());
+    const events: ConvertEvent[] = [];
+    for await (const event of convertIter({ input: [input], output })) events.push(event);
+    assert.equal(events.at(-1)?.type, 'done');
+    assert.deepEqual(events.flatMap((event) => (event.type === 'leftover' ? [event.leftover.action] : [])), ['restored']);
+    assert.ok(!existsSync(path.join(output, 'lock.json')));
+    assert.equal((JSON.parse(await readFile(path.join(output, MARKER_FILE), 'utf8')) as { kind: string }).kind, 'output');
+    assertSameFiles(await filesOf(output), expected, 'finished');
+    // While the run that moved it lives (its lock says so), it is that run's to finish: left alone.
+    const live = spawn('sleep', ['30']);
+    try {
+      await left(live.pid ?? 0);
+      await assert.rejects(convert({ input: [input], output }), refusedWith('ERR_OUTPUT_EXISTS'));
+      assert.ok(existsSync(path.join(output, 'lock.json')));
+    } finally {
+      live.kill();
+    }
+  });
+
   it('is replaced by the next run when a run allowed to replace it was killed just after saying it was publishing', async () => {
     const dir = await tempDir();
     const output = path.join(dir, 'out');
