@@ -6,7 +6,7 @@ import { crc32 } from 'node:zlib';
 import type { SplitName } from './convert-report.js';
 import type { SplitPlan } from './plan-split.js';
 import type { RejectSegment } from './reject-sink.js';
-import type { SplitWriterState } from './write-split.js';
+import type { SplitWriterState, WrittenSplit } from './write-split.js';
 
 /**
  * A run's checkpoint: what its staging directory holds at a row of the input, written at the end of every unit of
@@ -28,6 +28,12 @@ export interface Checkpoint {
    */
   pendingFrom: Record<string, number | null>;
   rejects: { segments: RejectSegment[]; counts: Record<string, number> };
+  /**
+   * The splits whose writing is finished, once every row is read: their files closed, and when they were cut again,
+   * cut (in a folder apart until settled, see settleSplit). Such a split is in neither `splits` nor `pendingFrom`: a
+   * run that takes this one up reads none of its rows, settles it, and goes on with the rest of the end of the run.
+   */
+  finished?: Record<string, WrittenSplit>;
 }
 
 export const CHECKPOINT_FILE = 'checkpoint.json';
@@ -70,7 +76,7 @@ export async function findCheckpoint(dir: string, fingerprint: string, noCheckpo
     return { checkpoint: null, reason: 'it was converting other input or with other options (its fingerprint differs)' };
   }
   // Every file it names must lie in the staging directory: an edited checkpoint must not make a run write elsewhere.
-  if (![...filesOf(checkpoint)].every(isInsideName)) return { checkpoint: null, reason: 'its checkpoint names files outside its directory' };
+  if (![...filesOf(checkpoint), ...namesOfFinished(checkpoint)].every(isInsideName)) return { checkpoint: null, reason: 'its checkpoint names files outside its directory' };
   for (const split of Object.values(checkpoint.splits)) {
     for (const shard of split.writer.shards) {
       if ((await fileCrc(path.join(dir, shard.file))) !== shard.crc) return { checkpoint: null, reason: `${shard.file} is missing or not as it was written` };
@@ -84,10 +90,23 @@ export async function findCheckpoint(dir: string, fingerprint: string, noCheckpo
     if (!existsSync(partial) && (await fileCrc(closed, open.sink.length)) === open.sink.crc) await rename(closed, partial);
     else return { checkpoint: null, reason: `${open.file}.partial is missing or not as it was written` };
   }
+  for (const split of Object.values(checkpoint.finished ?? {})) {
+    for (const file of split.files) {
+      // Where it goes, or still apart (a run killed before, or while, the split was settled).
+      const apart = split.apart === undefined ? null : path.join(dir, split.apart, path.basename(file.file));
+      if ((await fileCrc(path.join(dir, file.file))) === file.crc || (apart !== null && (await fileCrc(apart)) === file.crc)) continue;
+      return { checkpoint: null, reason: `${file.file} is missing or not as it was written` };
+    }
+  }
   for (const segment of checkpoint.rejects.segments) {
     if ((await fileCrc(path.join(dir, segment.file))) !== segment.crc) return { checkpoint: null, reason: `${segment.file} is missing or not as it was written` };
   }
   return { checkpoint };
+}
+
+/** The names a checkpoint's finished splits give besides their files: the folder apart and the old files it removes. */
+function namesOfFinished(checkpoint: Checkpoint): string[] {
+  return Object.values(checkpoint.finished ?? {}).flatMap((split) => [...(split.apart === undefined ? [] : [split.apart]), ...(split.replaces ?? [])]);
 }
 
 /** The files of a checkpoint, relative to the staging directory. */
@@ -98,6 +117,12 @@ function filesOf(checkpoint: Checkpoint): Set<string> {
     if (split.writer.open !== null) files.add(`${split.writer.open.file}.partial`);
   }
   for (const segment of checkpoint.rejects.segments) files.add(segment.file);
+  for (const split of Object.values(checkpoint.finished ?? {})) {
+    for (const file of split.files) {
+      files.add(file.file);
+      if (split.apart !== undefined) files.add(`${split.apart}/${path.basename(file.file)}`);
+    }
+  }
   return files;
 }
 

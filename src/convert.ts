@@ -32,7 +32,7 @@ import { LOGICAL_COLUMNS } from './source-layout.js';
 import { outputArrowSchemaValue } from './output-schema.js';
 import { SplitWriters } from './split-writers.js';
 import { keptTableBuffer } from '../workers/image-cache.js';
-import type { SplitWriterOptions, SplitWriterState } from './write-split.js';
+import { settleSplit, type SplitWriterOptions, type SplitWriterState, type WrittenSplit } from './write-split.js';
 import { drain } from './drain.js';
 import { LockLostError } from './file-lock.js';
 import { removeMarkedDirectory } from './tool-marker.js';
@@ -155,6 +155,10 @@ interface Run extends Planned {
   fingerprint: string;
   /** The checkpoint of the interrupted run this one takes up, or null. */
   resumed: Checkpoint | null;
+  /** The checkpoint last written (or the one taken up): what a split finished is added to (see finishSplits). */
+  lastCheckpoint: Checkpoint | null;
+  /** The splits whose writing is finished (see Checkpoint.finished): taken up so, or finished by this run. */
+  finished: Record<string, WrittenSplit>;
   /** What the report says of it. */
   resumeNote: ConvertReport['resume'];
   /** The input rows this run converts: all of them, or those the checkpoint it takes up does not hold. */
@@ -221,14 +225,10 @@ async function* convertRows(run: Run): AsyncGenerator<ConvertEvent> {
       splits[name] = state.state;
       pendingFrom[name] = recent.firstOfLast(name, state.pending);
     }
-    await writeCheckpoint(run.staging, {
-      version: 1,
-      fingerprint: run.fingerprint,
-      row,
-      splits,
-      pendingFrom,
-      rejects: { segments, counts: rejects.counts },
-    });
+    const written: Checkpoint = { version: 1, fingerprint: run.fingerprint, row, splits, pendingFrom, rejects: { segments, counts: rejects.counts } };
+    if (Object.keys(run.finished).length > 0) written.finished = { ...run.finished };
+    await writeCheckpoint(run.staging, written);
+    run.lastCheckpoint = written;
   };
   /** Takes one result, whose rows start at input row `first`. */
   const collect = async (result: ConvertResult, first: number): Promise<void> => {
@@ -317,25 +317,50 @@ async function* convertRows(run: Run): AsyncGenerator<ConvertEvent> {
   }
 }
 
-/** Closes every split's shards (cutting them again where their plan did not hold), telling rows rewritten. */
-async function* finishSplits(writers: SplitWriters, signal: AbortSignal | undefined): AsyncGenerator<ConvertEvent, Partial<Record<SplitName, SplitReport>>> {
+/**
+ * Closes every split's shards (cutting them again where their plan did not hold), telling rows rewritten. Each split
+ * finished is added to the run's checkpoint (at the input's end, where the last was taken) before its files cut again
+ * replace its old ones: a run killed at any step from here is taken up with the finished splits as they are, and
+ * finishes only the rest. A split the run took up finished is only settled.
+ */
+async function* finishSplits(run: Run): AsyncGenerator<ConvertEvent, Partial<Record<SplitName, SplitReport>>> {
+  const { writers, signal } = run;
   const splits: Partial<Record<SplitName, SplitReport>> = {};
   let rewritten = 0;
   const toRewrite = writers.rows('train') + writers.rows('test');
   for (const name of SPLITS) {
-    const finishing = writers.finish(name);
-    for (;;) {
-      const step = await finishing.next();
-      if (step.done === true) {
-        if (step.value.rows > 0) splits[name] = { rows: step.value.rows, numBytes: step.value.nbytes, files: step.value.files, resharded: step.value.resharded };
-        break;
+    let result = run.finished[name];
+    if (result === undefined) {
+      const cutting = writers.cut(name);
+      for (;;) {
+        const step = await cutting.next();
+        if (step.done === true) {
+          result = step.value;
+          break;
+        }
+        rewritten += step.value;
+        signal?.throwIfAborted();
+        yield { type: 'progress', stage: 'write', done: rewritten, total: toRewrite };
       }
-      rewritten += step.value;
-      signal?.throwIfAborted();
-      yield { type: 'progress', stage: 'write', done: rewritten, total: toRewrite };
+      await recordFinished(run, name, result);
     }
+    const settled = await settleSplit(run.staging, result);
+    if (settled.rows > 0) splits[name] = { rows: settled.rows, numBytes: settled.nbytes, files: settled.files, resharded: settled.resharded };
   }
   return splits;
+}
+
+/** Adds a finished split to the run's last checkpoint, taken where the input ends, and writes it (see finishSplits). */
+async function recordFinished(run: Run, name: SplitName, result: WrittenSplit): Promise<void> {
+  const last = run.lastCheckpoint;
+  if (last === null || last.row !== run.range.endRow) throw new Error(`the last checkpoint is at row ${last?.row ?? 'none'}, not at the end of the input (${run.range.endRow})`);
+  run.finished[name] = result;
+  const { [name]: _state, ...splits } = last.splits;
+  const { [name]: _pending, ...pendingFrom } = last.pendingFrom;
+  const checkpoint: Checkpoint = { ...last, splits, pendingFrom, finished: { ...run.finished } };
+  await run.lock.verify();
+  await writeCheckpoint(run.staging, checkpoint);
+  run.lastCheckpoint = checkpoint;
 }
 
 /** Rows in must equal rows out plus rows rejected: anything else is a bug, and no output is published. */
@@ -510,13 +535,13 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
     await makeDirectory(path.join(staging.dir, 'data'), 'the output');
     // A part's rows of each split start where its rows before the part end, were none of them rejected.
     const testBefore = split.testMask.subarray(0, range.firstRow).reduce((sum, bit) => sum + bit, 0);
-    const writers = new SplitWriters(
-      {
-        train: splitWriter('train', split.trainRows, plan, options, staging.dir, part === null ? undefined : range.firstRow - testBefore),
-        test: splitWriter('test', split.testRows, plan, options, staging.dir, part === null ? undefined : testBefore),
-      },
-      resumed?.splits,
-    );
+    // A split the run taken up had finished needs no writer.
+    const finished = resumed?.finished ?? {};
+    const writerOptions = {
+      train: splitWriter('train', split.trainRows, plan, options, staging.dir, part === null ? undefined : range.firstRow - testBefore),
+      test: splitWriter('test', split.testRows, plan, options, staging.dir, part === null ? undefined : testBefore),
+    };
+    const writers = new SplitWriters(Object.fromEntries(Object.entries(writerOptions).filter(([name]) => finished[name] === undefined)), resumed?.splits);
     const run: Run = {
       ...planned,
       options,
@@ -530,6 +555,8 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
       staging: staging.dir,
       fingerprint,
       resumed,
+      lastCheckpoint: resumed,
+      finished: { ...finished },
       resumeNote,
       toRead,
       range,
@@ -549,7 +576,7 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
       if (options.cache !== null) await trimImageStore(options.cache.dir, options.cache.maxBytes).catch(() => undefined);
 
       const writeStarted = performance.now();
-      const splits = yield* finishSplits(writers, signal);
+      const splits = yield* finishSplits(run);
       await writers.close();
       // A part's rejects stay in their segments, for finalize to join with the other parts'.
       const segments = part === null ? null : await run.rejects.cut();

@@ -18,12 +18,12 @@ export type WritersState = Record<string, { state: SplitWriterState; pending: nu
 export type WriterRequest =
   | { type: 'append'; parts: Record<string, SplitPart> }
   | { type: 'checkpoint' }
-  | { type: 'finish'; split: string }
+  | { type: 'cut'; split: string }
   | { type: 'abort' };
 
 /**
  * Its answers: one `appended` a part (with `held`, the bytes of images in rows it still holds for their row group);
- * for `finish`, `rewritten` rows as it goes, then `finished`.
+ * for `cut`, `rewritten` rows as it goes, then `finished`.
  */
 export type WriterReply =
   | { type: 'appended'; held: number }
@@ -138,9 +138,12 @@ export class SplitWriters {
     }
   }
 
-  /** Closes a split's shards (cutting them again if their plan did not hold), yielding rows rewritten as it goes. */
-  async *finish(split: string): AsyncGenerator<number, WrittenSplit> {
-    this.#worker.postMessage({ type: 'finish', split } satisfies WriterRequest);
+  /**
+   * Closes a split's shards (cutting them again, apart, if their plan did not hold), yielding rows rewritten as it goes
+   * (see {@link SplitWriter.cut}; the caller settles the split).
+   */
+  async *cut(split: string): AsyncGenerator<number, WrittenSplit> {
+    this.#worker.postMessage({ type: 'cut', split } satisfies WriterRequest);
     for (;;) {
       const reply = this.#replies.shift();
       if (reply === undefined) {

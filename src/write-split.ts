@@ -44,6 +44,30 @@ export interface WrittenSplit {
   resharded: boolean;
   /** When they were: rows taken in files whole, in row groups copied byte for byte, and encoded again. */
   assembled?: AssembleCounts;
+  /** Until settled (see {@link settleSplit}): the folder of the dataset directory the files are in, cut again. */
+  apart?: string;
+  /** Until settled: the split's old files, which the files cut again replace. */
+  replaces?: string[];
+}
+
+/**
+ * Puts a split's files cut again in place of its old ones, and returns it settled. It may be called again on what a
+ * run killed in the middle of it left (the checkpoint names the split so, see checkpoint.ts): a file already moved is
+ * where it goes, an old file already removed is gone.
+ */
+export async function settleSplit(dir: string, split: WrittenSplit): Promise<WrittenSplit> {
+  const { apart, replaces, ...settled } = split;
+  if (apart === undefined) return settled;
+  for (const file of split.files) {
+    // Over the old file of the same name, when the count of shards did not change.
+    await rename(path.join(dir, apart, path.basename(file.file)), path.join(dir, file.file)).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ENOENT') throw error;
+    });
+  }
+  const kept = new Set(split.files.map((file) => file.file));
+  for (const old of replaces ?? []) if (!kept.has(old)) await rm(path.join(dir, old), { force: true });
+  await rm(path.join(dir, apart), { recursive: true, force: true });
+  return settled;
 }
 
 /**
@@ -104,9 +128,11 @@ export class SplitWriter {
 
   /**
    * Closes the shards; when the plan did not hold, cuts them again, yielding rows done as it goes. A part's pieces are
-   * left as they are.
+   * left as they are. Shards cut again are written into a folder apart (`apart` in the result, which names each file
+   * where it goes) and replace the old ones (`replaces`) only in {@link settleSplit}: the caller first records them in
+   * its checkpoint, so that a run killed at any step from here is taken up with the cut done (see checkpoint.ts).
    */
-  async *finish(): AsyncGenerator<number, WrittenSplit> {
+  async *cut(): AsyncGenerator<number, WrittenSplit> {
     const { dir, split, maxShardSize, rowGroupSize } = this.#options;
     const written = await this.#writer.finish();
     const plan = planShards(this.#rows, this.#nbytes, maxShardSize);
@@ -115,8 +141,6 @@ export class SplitWriter {
       for (const shard of this.#rows === 0 ? written : []) await rm(path.join(dir, shard.file), { force: true });
       return { rows: this.#rows, nbytes: this.#nbytes, files: this.#rows === 0 ? [] : written, resharded: false };
     }
-    // The new shards are written apart, and the old ones removed only once they are all there: until then the old
-    // ones are what the run's last checkpoint holds, for a run killed now to take up.
     const apart = `data.${split}-cut`;
     await rm(path.join(dir, apart), { recursive: true, force: true });
     const writer = new ShardWriter({ split, dir, plan, rowGroupSize, arrowSchema: this.#options.arrowSchema, folder: apart });
@@ -141,16 +165,20 @@ export class SplitWriter {
       await writer.abort();
       throw error;
     }
-    for (const shard of written) await rm(path.join(dir, shard.file), { force: true });
-    for (const file of files) await rename(path.join(dir, file.file), path.join(dir, 'data', path.basename(file.file)));
-    await rm(path.join(dir, apart), { recursive: true, force: true });
     return {
       rows: this.#rows,
       nbytes: this.#nbytes,
       files: files.map((file) => ({ ...file, file: `data/${path.basename(file.file)}` })),
       resharded: true,
       assembled,
+      apart,
+      replaces: written.map((shard) => shard.file),
     };
+  }
+
+  /** {@link cut}, then {@link settleSplit}: the split's files in place. */
+  async *finish(): AsyncGenerator<number, WrittenSplit> {
+    return settleSplit(this.#options.dir, yield* this.cut());
   }
 
   async abort(): Promise<void> {

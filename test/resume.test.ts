@@ -67,6 +67,17 @@ describe('resume after a crash', () => {
     assert.match(again.stderr, /Starting over: .*\(its checkpoint names files outside its directory\)/);
     assert.equal(await readFile(victim, 'utf8'), 'my precious thesis');
     assertSameFiles(await filesOf(output), reference, 'started over');
+    // A split said finished, whose old files (to be removed once its cut is in place) lie outside.
+    const other = path.join(dir, 'forged-finished');
+    assert.ok(await killAfterCheckpoint(['convert', ...common, '-o', other], `${other}.partial`, 0), 'killed after its first checkpoint');
+    const otherFile = path.join(`${other}.partial`, 'checkpoint.json');
+    const forged = JSON.parse(await readFile(otherFile, 'utf8')) as Record<string, unknown>;
+    forged.finished = { train: { rows: 1, nbytes: 1, files: [], resharded: true, apart: 'data.train-cut', replaces: [path.relative(`${other}.partial`, victim)] } };
+    await writeFile(otherFile, JSON.stringify(forged));
+    const third = await runCli(['convert', ...common.filter((arg) => arg !== '--quiet'), '-o', other]);
+    assert.equal(third.code, 0, third.stderr);
+    assert.match(third.stderr, /Starting over: .*\(its checkpoint names files outside its directory\)/);
+    assert.equal(await readFile(victim, 'utf8'), 'my precious thesis');
   });
 
   it('gives the same bytes as an uninterrupted run after kill -9 at any point, and leaves nothing behind', async () => {
@@ -88,6 +99,38 @@ describe('resume after a crash', () => {
     }
     assert.ok(resumed >= 3, `only ${resumed} runs were killed before they finished`);
     assert.ok(reused > 0, 'a run killed late reused rows of the killed one');
+  });
+
+  it('is taken up with only the end left to do when stopped while it cuts its shards again, at either split', async () => {
+    const options = { input: [input], checkpointEvery: '96KB', testSize: 0.2, maxRejectFraction: 1, numProc: 2 };
+    const splitsCut = Object.entries((await readJson<ConvertReport>(path.join(dir, 'reference', 'report.json'))).output.splits)
+      .filter(([, split]) => split.resharded)
+      .map(([name]) => name);
+    assert.deepEqual(splitsCut, ['train', 'test'], 'rows were rejected in both splits, so both are cut again');
+    // Stopped as the train split is cut again, then as the test split is, train's cut recorded (and put in place).
+    for (const [at, stopWhen] of [
+      ['train', (finished: string[]) => finished.length === 0],
+      ['test', (finished: string[]) => finished.includes('train')],
+    ] as const) {
+      const output = path.join(dir, `stopped-cutting-${at}`);
+      const stop = new AbortController();
+      await assert.rejects(async () => {
+        for await (const event of convertIter({ ...options, output, signal: stop.signal })) {
+          if (event.type !== 'progress' || event.stage !== 'write') continue;
+          const checkpoint = await readJson<{ finished?: Record<string, unknown> }>(path.join(`${output}.partial`, 'checkpoint.json'));
+          if (stopWhen(Object.keys(checkpoint.finished ?? {}))) stop.abort();
+        }
+      });
+      assert.ok(existsSync(path.join(`${output}.partial`, 'checkpoint.json')), `stopped cutting ${at}: its work is kept`);
+      let report: ConvertReport | undefined;
+      for await (const event of convertIter({ ...options, output })) if (event.type === 'done') report = event.report;
+      assertSameFiles(await filesOf(output), reference, `stopped while cutting ${at}`);
+      assert.ok(report?.resume?.resumed === true, JSON.stringify(report?.resume));
+      // What it converted again: at most the rows of each split that waited for their row group (125 rows).
+      const rows = report.input.rows;
+      assert.ok(report.resume.rowsReused >= rows - 2 * 125, `stopped cutting ${at}: reused ${report.resume.rowsReused} of ${rows}`);
+      if (at === 'test') assert.ok(report.resume.rowsReused >= rows - 125, `the train split was taken up finished (reused ${report.resume.rowsReused} of ${rows})`);
+    }
   });
 
   it('starts over, and says why, when the input or options changed or --no-resume is given', async () => {

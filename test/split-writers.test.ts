@@ -50,8 +50,8 @@ describe('SplitWriters', () => {
       await writers.append(batch);
     }
     assert.equal(writers.rows('train'), 330);
-    const result = await drain(writers.finish('train'));
-    const testResult = await drain(writers.finish('test'));
+    const result = await drain(writers.cut('train'));
+    const testResult = await drain(writers.cut('test'));
     await writers.close();
     assert.deepEqual([result.rows, testResult.rows], [330, 20]);
 
@@ -71,8 +71,8 @@ describe('SplitWriters', () => {
     const row = (i: number) => toConversational(`q${i}`, 'c', 'r', { bytes: page.subarray(i * 100, (i + 1) * 100), path: null });
     const expected = page.slice(300, 400);
     await writers.append({ train: encodeSplit([row(0), row(1), row(2)]) as SplitPart, test: encodeSplit([row(3)]) as SplitPart });
-    assert.equal((await drain(writers.finish('train'))).rows, 3);
-    const test = await drain(writers.finish('test'));
+    assert.equal((await drain(writers.cut('train'))).rows, 3);
+    const test = await drain(writers.cut('test'));
     await writers.close();
     assert.equal(test.rows, 1);
     const { table } = await readParquet(path.join(dir, test.files[0]?.file ?? ''));
@@ -86,7 +86,7 @@ describe('SplitWriters', () => {
     const writers = new SplitWriters({ train: options(dir, 'train', 50) });
     const failed = (async () => {
       await writers.append({ train: parts(50, 50, 3)[0] as SplitPart });
-      await drain(writers.finish('train'));
+      await drain(writers.cut('train'));
     })();
     await assert.rejects(failed, (error: unknown) => error instanceof OutputError && /data/.test(error.message));
     await writers.abort();

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
-import { readFile, readdir } from 'node:fs/promises';
+import { readFile, readdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { outputArrowSchemaValue } from '../src/output-schema.js';
 import { planShards } from '../src/plan-shards.js';
 import { toConversational } from '../src/to-conversational.js';
 import type { SplitPart } from '../src/types.js';
-import { SplitWriter, type WrittenSplit } from '../src/write-split.js';
+import { settleSplit, SplitWriter, type WrittenSplit } from '../src/write-split.js';
 import { encodeSplit } from '../workers/encode-split.js';
 import { readParquet, tempDir } from './fixtures.js';
 
@@ -68,6 +68,39 @@ describe('SplitWriter', () => {
     let rows = 0;
     for (const file of result.files) rows += (await readParquet(path.join(dir, file.file))).rows;
     assert.equal(rows, 440);
+  });
+
+  it('leaves shards cut again apart until settled, and settles again what a run killed while settling left', async () => {
+    const [straight, killed] = [await tempDir(), await tempDir()];
+    const input = parts(450, 64);
+    const expected = await write(straight, input, 450, nbytesOf(input));
+    // Planned as one shard (the size estimate was wrong): the shards cut again have other names than the old one.
+    const writer = new SplitWriter({ split: 'train', dir: killed, plannedRows: 450, estimatedNbytes: 1000, maxShardSize: 100_000, rowGroupSize: 100, arrowSchema: outputArrowSchemaValue() });
+    for (const part of input) await writer.append(part);
+    let cut: WrittenSplit | undefined;
+    for (const steps = writer.cut(); ; ) {
+      const step = await steps.next();
+      if (step.done === true) {
+        cut = step.value;
+        break;
+      }
+    }
+    assert.ok(cut.apart !== undefined && (cut.replaces ?? []).length > 0);
+    const apart = cut.apart;
+    // Old and new side by side: the old ones are what the checkpoint held until it names the cut.
+    assert.deepEqual((await readdir(path.join(killed, apart))).sort(), cut.files.map((file) => path.basename(file.file)).sort());
+    // Killed after one file was moved and one old file removed.
+    const [first] = cut.files;
+    assert.ok(first !== undefined);
+    await rename(path.join(killed, apart, path.basename(first.file)), path.join(killed, first.file));
+    await rm(path.join(killed, cut.replaces?.find((old) => !cut.files.some((file) => file.file === old)) ?? ''), { force: true });
+    const settled = await settleSplit(killed, cut);
+    assert.deepEqual(settled.files, expected.files);
+    assert.equal(settled.apart, undefined);
+    assert.deepEqual(await settleSplit(killed, cut), settled, 'settled twice');
+    assert.deepEqual((await readdir(killed)).sort(), ['data']);
+    assert.deepEqual((await readdir(path.join(killed, 'data'))).sort(), (await readdir(path.join(straight, 'data'))).sort());
+    for (const file of expected.files) assert.ok((await readFile(path.join(killed, file.file))).equals(await readFile(path.join(straight, file.file))), file.file);
   });
 
   it('writes no file for a split whose rows were all rejected', async () => {

@@ -35,8 +35,8 @@ async function handle(request: WriterRequest): Promise<void> {
     const splits: Record<string, { state: SplitWriterState; pending: number }> = {};
     for (const [name, writer] of writers) splits[name] = writer.state();
     reply({ type: 'checkpoint', splits });
-  } else if (request.type === 'finish') {
-    const finishing = writerOf(request.split).finish();
+  } else if (request.type === 'cut') {
+    const finishing = writerOf(request.split).cut();
     for (;;) {
       const step = await finishing.next();
       if (step.done === true) {
