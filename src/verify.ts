@@ -39,6 +39,10 @@ export interface VerifyProblem {
     | 'missing_card'
     | 'card_features'
     | 'card_splits'
+    | 'card_data_files'
+    | 'report_damaged'
+    | 'missing_rejects'
+    | 'rejects_damaged'
     | 'rows_differ';
   where: string;
   message: string;
@@ -208,7 +212,7 @@ async function checkFooter(dir: string, shard: Shard, problems: VerifyProblem[])
  * Checks README.md's YAML against the files: the features, and each split's num_examples (not for the splits in
  * `unknown`, whose rows cannot be counted: a shard of theirs is damaged, which is said already).
  */
-async function checkCard(dir: string, rows: Map<string, number>, unknown: Set<string>, problems: VerifyProblem[]): Promise<void> {
+async function checkCard(dir: string, shards: Shard[], rows: Map<string, number>, unknown: Set<string>, problems: VerifyProblem[]): Promise<void> {
   const card = await readFile(path.join(dir, 'README.md'), 'utf8').catch(() => null);
   if (card === null) {
     problems.push({ code: 'missing_card', where: 'README.md', message: 'README.md is missing: load_dataset would not know the features or the splits' });
@@ -243,6 +247,126 @@ async function checkCard(dir: string, rows: Map<string, number>, unknown: Set<st
   }
   for (const split of listed.keys()) {
     if (!rows.has(split)) problems.push({ code: 'card_splits', where: 'README.md', message: `README.md lists a ${split} split that data/ does not hold` });
+  }
+  await checkDataFiles(dir, yaml?.configs, shards, problems);
+}
+
+/** A `data_files` pattern as a regular expression over paths relative to the dataset: `*` within a folder, `**` across. */
+function globPattern(glob: string): RegExp {
+  const parts = glob.split(/(\*\*\/?|\*|\?)/).map((part) => {
+    if (part === '**') return '.*';
+    if (part === '**/') return '(?:.*/)?';
+    if (part === '*') return '[^/]*';
+    if (part === '?') return '[^/]';
+    return part.replace(/[.+^${}()|[\]\\]/g, '\\$&');
+  });
+  return new RegExp(`^${parts.join('')}$`);
+}
+
+/**
+ * Checks the card's `configs` (what `load_dataset` reads the splits from): each split's `data_files` patterns must pick
+ * up its shards, and only its own; a pattern that matches no file makes load_dataset fail. A card without `configs`
+ * is left to datasets' own layout rules.
+ */
+async function checkDataFiles(dir: string, configs: unknown, shards: Shard[], problems: VerifyProblem[]): Promise<void> {
+  if (!Array.isArray(configs)) return;
+  const config = (configs as { config_name?: unknown; data_files?: unknown }[]).find((entry) => entry?.config_name === 'default') ?? configs[0];
+  const entries = (config as { data_files?: unknown } | undefined)?.data_files;
+  if (!Array.isArray(entries)) return;
+  const files = (await readdir(dir, { recursive: true })).map((name) => name.split(path.sep).join('/'));
+  const picked = new Map<string, string>();
+  for (const entry of entries as { split?: unknown; path?: unknown }[]) {
+    const split = String(entry?.split ?? 'train');
+    const patterns = (Array.isArray(entry?.path) ? entry.path : [entry?.path]).filter((value): value is string => typeof value === 'string');
+    for (const glob of patterns) {
+      const matching = files.filter((file) => globPattern(glob).test(file));
+      if (matching.length === 0) {
+        problems.push({ code: 'card_data_files', where: 'README.md', message: `README.md's data_files for the ${split} split (${glob}) match no file: load_dataset fails with FileNotFoundError` });
+      }
+      for (const file of matching) picked.set(file, split);
+    }
+  }
+  for (const shard of shards) {
+    const split = picked.get(shard.file);
+    if (split === shard.split) continue;
+    problems.push({
+      code: 'card_data_files',
+      where: shard.file,
+      message: split === undefined ? `${shard.file} is not picked up by README.md's data_files: load_dataset would leave its rows out` : `README.md's data_files put ${shard.file} in the ${split} split`,
+    });
+  }
+}
+
+/** What is wrong with a parsed report.json as this tool's report, in the fields verify reads; null when nothing. */
+function reportFlaw(value: unknown): string | null {
+  const report = value as Partial<ConvertReport> | null;
+  if (report === null || typeof report !== 'object' || Array.isArray(report)) return 'it is not an object';
+  if (typeof report.input?.rows !== 'number') return 'it has no input.rows';
+  if (typeof report.rejected?.rows !== 'number') return 'it has no rejected.rows';
+  const splits = report.output?.splits;
+  if (splits === null || typeof splits !== 'object') return 'it has no output.splits';
+  for (const [name, split] of Object.entries(splits)) {
+    if (typeof split?.rows !== 'number' || !Array.isArray(split.files)) return `its output.splits.${name} has no rows or files`;
+    const files = split.files as { file?: unknown; size?: unknown; crc?: unknown }[];
+    if (!files.every((file) => typeof file?.file === 'string' && typeof file.size === 'number' && typeof file.crc === 'number')) return `its output.splits.${name}.files are not files with a size and a CRC`;
+  }
+  return null;
+}
+
+/**
+ * report.json, read: `missing` when there is none (an output not of this tool), null when it is there but does not read
+ * as this tool's report (cut short, emptied, edited), which is a problem.
+ */
+async function readReport(dir: string, problems: VerifyProblem[]): Promise<ConvertReport | 'missing' | null> {
+  let text: string;
+  try {
+    text = await readFile(path.join(dir, 'report.json'), 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 'missing';
+    problems.push({ code: 'report_damaged', where: 'report.json', message: `report.json cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)})` });
+    return null;
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    problems.push({ code: 'report_damaged', where: 'report.json', message: `report.json is not JSON (${error instanceof Error ? error.message : String(error)}): it was cut short or changed` });
+    return null;
+  }
+  const flaw = reportFlaw(parsed);
+  if (flaw === null) return parsed as ConvertReport;
+  problems.push({ code: 'report_damaged', where: 'report.json', message: `report.json is not a report of this tool (${flaw}): the files cannot be checked against it` });
+  return null;
+}
+
+/** Checks rejects/rejects.parquet against report.json: there when rows were rejected, whole, every row of it readable. */
+async function checkRejects(dir: string, report: ConvertReport, problems: VerifyProblem[]): Promise<void> {
+  const where = 'rejects/rejects.parquet';
+  if (report.rejected.rows === 0) return;
+  const file = path.join(dir, where);
+  const size = (await stat(file).catch(() => null))?.size;
+  if (size === undefined) {
+    problems.push({ code: 'missing_rejects', where, message: `${where} is missing: report.json says ${count(report.rejected.rows)} rows were rejected, and the file keeps them` });
+    return;
+  }
+  let rows: number;
+  try {
+    const handle = await open(file, 'r');
+    try {
+      const tail = Buffer.alloc(4);
+      if (size >= 12) await handle.read(tail, 0, 4, size - 4);
+      if (tail.toString('latin1') !== 'PAR1') throw new Error(`it is cut short: it does not end with PAR1 (${count(size)} bytes)`);
+      const metadata = await readFooter(handle, size);
+      rows = (await parquetReadObjects({ file: await fileBuffer(handle, size), metadata, compressors, utf8: false })).length;
+    } finally {
+      await handle.close();
+    }
+  } catch (error) {
+    problems.push({ code: 'rejects_damaged', where, message: `${where} cannot be read: ${error instanceof Error ? error.message : String(error)}` });
+    return;
+  }
+  if (rows !== report.rejected.rows) {
+    problems.push({ code: 'rows_differ', where, message: `${where} holds ${count(rows)} rows; report.json says ${count(report.rejected.rows)} were rejected` });
   }
 }
 
@@ -312,10 +436,13 @@ export async function* verifyIter(options: VerifyOptions): AsyncGenerator<Verify
     rows.set(shard.split, (rows.get(shard.split) ?? 0) + Number(shard.metadata?.num_rows ?? 0));
     files.set(shard.split, (files.get(shard.split) ?? 0) + 1);
   }
-  await checkCard(dir, rows, unknown, problems);
-  const report = await readFile(path.join(dir, 'report.json'), 'utf8').then((text) => JSON.parse(text) as ConvertReport, () => null);
-  if (report === null) notes.push('no report.json: rows were not checked against what was written');
-  else await checkAgainstReport(dir, report, shards, rows, unknown, problems);
+  await checkCard(dir, shards, rows, unknown, problems);
+  const report = await readReport(dir, problems);
+  if (report === 'missing') notes.push('no report.json: rows were not checked against what was written');
+  else if (report !== null) {
+    await checkAgainstReport(dir, report, shards, rows, unknown, problems);
+    await checkRejects(dir, report, problems);
+  }
 
   const numProc = options.numProc ?? availableParallelism();
   const pool = createPool<VerifyImagesTask, VerifyImagesResult>({ filename: workerUrl('verify-images').href, minThreads: numProc, maxThreads: numProc, idleTimeout: 1000 });

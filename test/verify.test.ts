@@ -4,7 +4,7 @@ import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { convert } from '../src/convert.js';
 import { verify, type VerifyReport } from '../src/verify.js';
-import { readParquet, runCli, sampleDir, tempDir } from './fixtures.js';
+import { addRejectedRows, readParquet, runCli, sampleDir, tempDir } from './fixtures.js';
 import { parquetMetadata } from 'hyparquet';
 
 /** A copy of the converted output, to damage. */
@@ -123,6 +123,70 @@ describe('verify', () => {
     const json = await runCli(['verify', copy, '--json', '--quiet']);
     assert.equal(json.code, 1);
     assert.equal((JSON.parse(json.stdout) as VerifyReport).ok, false);
+  });
+
+  it('says, with exit 1 and never a crash, that report.json is cut short, emptied or not a report', async () => {
+    for (const [content, flaw] of [
+      [null, /report\.json is not JSON \(.*\): it was cut short or changed/],
+      ['{}', /report\.json is not a report of this tool \(it has no input\.rows\)/],
+      ['null', /report\.json is not a report of this tool \(it is not an object\)/],
+      ['{"input": {"rows": 300}, "rejected": {"rows": 0}, "output": {"splits": {"train": {"rows": 270, "files": [{"file": 7}]}}}}', /output\.splits\.train\.files are not files/],
+    ] as const) {
+      const copy = await copyOf(output);
+      const file = path.join(copy, 'report.json');
+      if (content === null) await truncate(file, 200);
+      else await writeFile(file, content);
+      const report = await verify({ dir: copy, numProc: 2 });
+      assert.deepEqual(codes(report), ['report_damaged'], content ?? 'cut short');
+      assert.match(report.problems[0]?.message ?? '', flaw);
+      const result = await runCli(['verify', copy]);
+      assert.equal(result.code, 1, result.stderr);
+      assert.match(result.stderr, /report_damaged: report\.json/);
+    }
+  });
+
+  it('catches a data_files pattern of the card that matches no file, or leaves a shard out', async () => {
+    const copy = await copyOf(output);
+    const card = path.join(copy, 'README.md');
+    await writeFile(card, (await readFile(card, 'utf8')).replace('path: data/train-*', 'path: data/training-*'));
+    const report = await verify({ dir: copy, numProc: 2 });
+    assert.deepEqual([...new Set(codes(report))], ['card_data_files']);
+    assert.match(report.problems[0]?.message ?? '', /data_files for the train split \(data\/training-\*\) match no file: load_dataset fails/);
+    assert.equal(report.problems.filter((problem) => /is not picked up by README\.md's data_files/.test(problem.message)).length, shards.length);
+  });
+
+  it('checks the rejected rows against report.json: rejects.parquet missing, cut short, damaged inside or of other rows', async () => {
+    const input = await sampleDir(200, { files: 1, rowGroupSize: 100, seed: 5 });
+    await addRejectedRows(input);
+    const withRejects = path.join(await tempDir(), 'with-rejects');
+    const written = await convert({ input: [input], output: withRejects, maxRejectFraction: 1, numProc: 2 });
+    assert.ok(written.rejected.rows > 0);
+    assert.deepEqual((await verify({ dir: withRejects, numProc: 2 })).problems, []);
+    const rejects = 'rejects/rejects.parquet';
+    const bytes = await readFile(path.join(withRejects, rejects));
+    const damage: [string, (file: string) => Promise<void>, RegExp][] = [
+      ['missing_rejects', (file) => rm(file), /is missing: report\.json says \d+ rows were rejected/],
+      ['rejects_damaged', (file) => truncate(file, 300), /cannot be read: it is cut short/],
+      // The first data page's bytes, overwritten: the footer reads, the rows do not.
+      ['rejects_damaged', (file) => writeFile(file, Buffer.concat([bytes.subarray(0, 4), Buffer.alloc(200, 0xff), bytes.subarray(204)])), /cannot be read/],
+    ];
+    for (const [code, harm, message] of damage) {
+      const copy = await copyOf(withRejects);
+      await harm(path.join(copy, rejects));
+      const report = await verify({ dir: copy, numProc: 2 });
+      assert.deepEqual(codes(report), [code]);
+      assert.match(report.problems[0]?.message ?? '', message);
+      assert.equal((await runCli(['verify', copy])).code, 1);
+    }
+    const copy = await copyOf(withRejects);
+    const file = path.join(copy, 'report.json');
+    const said = JSON.parse(await readFile(file, 'utf8')) as { rejected: { rows: number }; input: { rows: number } };
+    said.rejected.rows += 1;
+    said.input.rows += 1;
+    await writeFile(file, JSON.stringify(said));
+    const report = await verify({ dir: copy, numProc: 2 });
+    assert.deepEqual(codes(report), ['rows_differ']);
+    assert.match(report.problems[0]?.message ?? '', /rejects\.parquet holds \d+ rows; report\.json says \d+ were rejected/);
   });
 
   it('says a directory that does not exist is not there (exit 2)', async () => {
