@@ -11,7 +11,7 @@
  */
 import { build } from 'esbuild';
 
-const ENTRY_POINTS = ['dist/src/cli.js', 'dist/workers/convert-batch.js', 'dist/workers/write-splits.js', 'dist/workers/verify-images.js'];
+const ENTRY_POINTS = ['dist/src/cli.js', 'dist/workers/convert-batch.js', 'dist/workers/write-splits.js', 'dist/workers/verify-images.js', 'dist/workers/read-parquet.js'];
 
 await build({
   entryPoints: ENTRY_POINTS,

@@ -36,6 +36,7 @@ import { settleSplit, type SplitWriterOptions, type SplitWriterState, type Writt
 import { drain } from './drain.js';
 import { LockLostError } from './file-lock.js';
 import { removeMarkedDirectory } from './tool-marker.js';
+import { holdParquetReader } from './parquet-reader.js';
 
 export type { ConvertOptions } from './convert-options.js';
 
@@ -471,6 +472,7 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
     atomics: 'async',
   });
   let planned: Planned | null = null;
+  const releaseReader = holdParquetReader();
   try {
     planned = yield* planConversion(options, runOptions);
     const { plan, split, output } = planned;
@@ -640,6 +642,7 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
   } finally {
     planned?.downloads?.abort();
     await pool.destroy().catch(() => undefined);
+    await releaseReader();
   }
 }
 

@@ -30,12 +30,14 @@ export function pageRange(file: string, column: ColumnPages, first: number, rows
   }
   const covered = pages.reduce((sum, page) => sum + page.rows, 0) - skip;
   if (rows > 0 && covered < rows) throw new RangeError(`rows ${first}-${first + rows - 1} are not all in the column's pages`);
-  return { file, spec: column.spec, dictionary: pages.some(usesDictionary) ? column.dictionary : null, pages, skip, rows };
+  const range: ImagePageRange = { file, spec: column.spec, dictionary: pages.some(usesDictionary) ? column.dictionary : null, pages, skip, rows };
+  if (column.rowGroup !== undefined) range.rowGroup = column.rowGroup;
+  return range;
 }
 
 /** Row `index` of a page range as a range of its own. */
 export function rowOfRange(range: ImagePageRange, index: number): ImagePageRange {
-  const column: ColumnPages = { spec: range.spec, dictionary: range.dictionary, pages: range.pages };
+  const column: ColumnPages = { spec: range.spec, dictionary: range.dictionary, pages: range.pages, ...(range.rowGroup === undefined ? {} : { rowGroup: range.rowGroup }) };
   return pageRange(range.file, column, range.skip + index, 1);
 }
 

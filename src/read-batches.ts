@@ -1,13 +1,12 @@
-import { openAsBlob } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { FileMetaData } from 'hyparquet';
-import { ParquetFile, type RecordBatch as WasmRecordBatch } from 'parquet-wasm';
 import { InputError } from './errors.js';
 import type { InputFile, InputPlan, InputRowGroup } from './inspect-input.js';
 import { columnsOf, imageLeaves } from './source-layout.js';
 import { MAX_BATCH_BYTES, pageRange, pagesForWorkers } from './page-range.js';
 import { readColumnPages, readFooter, scanColumnPages, type ColumnPages } from './read-column-pages.js';
+import { readRowGroupBatches, type IpcBatch } from './parquet-reader.js';
 import { readSourceRows } from './source-rows.js';
 import { streamColumnValues } from './stream-column-values.js';
 import type { ImagePageRange, SourceRow } from './types.js';
@@ -65,8 +64,10 @@ export function batchBytes(batch: Pick<SourceBatch, 'data' | 'imagePages'>): num
   return total;
 }
 
-function dataError(file: string, group: number, error: unknown): InputError {
-  return new InputError('ERR_PARQUET_DATA', `${file}: row group ${group} cannot be read (${String(error)}).`, { cause: error, file });
+function dataError(file: string, group: number, error: unknown, column?: string): InputError {
+  // parquet-wasm says no more than that it stopped (a Rust panic is a trap in WebAssembly).
+  const reason = /\bunreachable\b/.test(String(error)) ? 'its data does not decode: parquet-wasm stopped on it' : String(error);
+  return new InputError('ERR_PARQUET_DATA', `${file}: ${column === undefined ? '' : `${column} of `}row group ${group} cannot be read (${reason}).`, { cause: error, file });
 }
 
 /** Values of one paged column, taken `count` at a time across page boundaries. */
@@ -116,30 +117,45 @@ class PagedValues {
   }
 }
 
-/** Batches of a row group read by parquet-wasm, whole or without the image column. */
-async function* wasmBatches(
-  parquet: ParquetFile,
-  file: string,
-  group: InputRowGroup,
-  batchSize: number,
-  columns: string[],
-  stretch: Stretch,
-): AsyncGenerator<WasmRecordBatch> {
-  let stream: ReadableStream<WasmRecordBatch>;
+/**
+ * Which of `columns` (top-level names) in row group `group` of `file` does not decode, page by page with hyparquet:
+ * parquet-wasm, reading them together, does not say. Null when each does (or the file cannot be opened).
+ */
+async function failingColumn(file: string, group: number, columns: readonly string[]): Promise<string | null> {
+  const handle = await open(file, 'r').catch(() => null);
+  if (handle === null) return null;
   try {
-    stream = await parquet.stream({ rowGroups: [group.index], batchSize, columns, offset: stretch.offset, limit: stretch.rows });
-  } catch (error) {
-    throw dataError(file, group.index, error);
+    const footer = await readFooter(handle, (await handle.stat()).size);
+    const leaves = (footer.row_groups[group]?.columns ?? []).flatMap((chunk) => (chunk.meta_data === undefined ? [] : [chunk.meta_data.path_in_schema]));
+    for (const leaf of leaves.filter((leaf) => columns.includes(leaf[0] ?? ''))) {
+      try {
+        for await (const _page of readColumnPages(handle, footer, group, leaf)) {
+          // decoded, and let go
+        }
+      } catch {
+        return leaf.join('.');
+      }
+    }
+    return null;
+  } catch {
+    return null;
+  } finally {
+    await handle.close();
   }
-  const reader = stream.getReader();
+}
+
+/** Batches of a row group read by parquet-wasm (in its thread), whole or without the image column. */
+async function* wasmBatches(file: string, group: InputRowGroup, batchSize: number, columns: string[], stretch: Stretch): AsyncGenerator<IpcBatch> {
+  const batches = readRowGroupBatches(file, { rowGroup: group.index, batchSize, columns, offset: stretch.offset, limit: stretch.rows });
   for (;;) {
     let next;
     try {
-      next = await reader.read();
+      next = await batches.next();
     } catch (error) {
-      throw dataError(file, group.index, error);
+      const column = await failingColumn(file, group.index, columns);
+      throw dataError(file, group.index, error, column === null ? `one of the columns ${columns.join(', ')}` : `the column ${column}`);
     }
-    if (next.done) return;
+    if (next.done === true) return;
     yield next.value;
   }
 }
@@ -153,7 +169,6 @@ type GroupBatch = Omit<SourceBatch, 'firstRow' | 'file' | 'origin'> & { offset: 
  * rows between stretches dropped; otherwise each stretch is read by itself (its batches hold the image bytes).
  */
 async function* readRowGroup(
-  parquet: ParquetFile,
   input: InputFile,
   group: InputRowGroup,
   batchSize: number,
@@ -168,10 +183,9 @@ async function* readRowGroup(
   if (paged === null) {
     for (const stretch of stretches) {
       let offset = stretch.offset;
-      for await (const batch of wasmBatches(parquet, input.path, group, batchSize, columnsOf(input.layout), stretch)) {
-        const rows = batch.numRows;
-        // intoIPCStream consumes the wasm batch: its memory is released by the call.
-        yield { rows, data: readSourceRows(batch.intoIPCStream(), undefined, input.layout), offset };
+      for await (const batch of wasmBatches(input.path, group, batchSize, columnsOf(input.layout), stretch)) {
+        const rows = batch.rows;
+        yield { rows, data: readSourceRows(batch.ipc, undefined, input.layout), offset };
         offset += rows;
       }
     }
@@ -180,11 +194,12 @@ async function* readRowGroup(
   // The image bytes are left in the file: only their pages are listed here, and each worker reads its own.
   const leaves = imageLeaves(input.layout);
   if (leaves === null) throw dataError(input.path, group.index, new Error('its image column cannot be read by pages'));
+  const bytesColumn = `the column ${leaves.bytes.join('.')}`;
   let bytes: ColumnPages;
   try {
     bytes = await scanColumnPages(paged.handle, paged.footer, group.index, leaves.bytes);
   } catch (error) {
-    throw dataError(input.path, group.index, error);
+    throw dataError(input.path, group.index, error, bytesColumn);
   }
   const paths = leaves.path === null ? null : new PagedValues(readColumnPages(paged.handle, paged.footer, group.index, leaves.path));
   // Pages too large for each worker to read its own share of are read once, here, a chunk at a time, and each batch
@@ -195,23 +210,23 @@ async function* readRowGroup(
   try {
     await paths?.skip(first.offset);
   } catch (error) {
-    throw dataError(input.path, group.index, error);
+    throw dataError(input.path, group.index, error, `the column ${leaves.path?.join('.') ?? ''}`);
   }
   const span = { offset: first.offset, rows: last.offset + last.rows - first.offset };
   let at = first.offset;
   let next = 0;
   try {
-    for await (const batch of wasmBatches(parquet, input.path, group, batchSize, columnsOf(input.layout, true), span)) {
-      const rows = batch.numRows;
+    for await (const batch of wasmBatches(input.path, group, batchSize, columnsOf(input.layout, true), span)) {
+      const rows = batch.rows;
       let imagePaths: (string | null)[];
       try {
         imagePaths = paths === null ? Array.from({ length: rows }, () => null) : (await paths.take(rows)).map((value) => (typeof value === 'string' ? value : null));
       } catch (error) {
-        throw dataError(input.path, group.index, error);
+        throw dataError(input.path, group.index, error, `the column ${leaves.path?.join('.') ?? ''}`);
       }
       const ended = (read: number): InputError => dataError(input.path, group.index, new Error(`the image column ended after ${read} of ${span.rows} rows`));
       if (imagePaths.length !== rows) throw ended(at - first.offset + imagePaths.length);
-      const data = readSourceRows(batch.intoIPCStream(), { bytes: [], paths: imagePaths }, input.layout);
+      const data = readSourceRows(batch.ipc, { bytes: [], paths: imagePaths }, input.layout);
       // The parts of this batch that lie in stretches, each a batch of its own.
       for (; next < stretches.length; next++) {
         const stretch = stretches[next] as Stretch;
@@ -223,7 +238,7 @@ async function* readRowGroup(
           try {
             imagePages = pageRange(input.path, bytes, from, to - from);
           } catch (error) {
-            throw dataError(input.path, group.index, error);
+            throw dataError(input.path, group.index, error, bytesColumn);
           }
           yield { rows: to - from, data: from === at && to === at + rows ? data : data.slice(from - at, to - at), imagePages, offset: from };
         } else if (from < to && streamed !== null) {
@@ -234,14 +249,14 @@ async function* readRowGroup(
           try {
             if ((await streamed.skip(from - imageAt)) !== from - imageAt) throw ended(imageAt - first.offset);
           } catch (error) {
-            throw error instanceof InputError ? error : dataError(input.path, group.index, error);
+            throw error instanceof InputError ? error : dataError(input.path, group.index, error, bytesColumn);
           }
           for (let row = from; row < to; row++) {
             let value: Uint8Array | string | null | undefined;
             try {
               [value] = await streamed.take(1);
             } catch (error) {
-              throw dataError(input.path, group.index, error);
+              throw dataError(input.path, group.index, error, bytesColumn);
             }
             if (value === undefined) throw ended(row - first.offset);
             imageAt = row + 1;
@@ -319,7 +334,6 @@ export async function* readBatches(plan: InputPlan, batchSize: number, range: Re
   for (const file of plan.files) {
     if (!ranges.some(([start, end]) => start < file.firstRow + file.rows && end > file.firstRow)) continue;
     await plan.ready?.(file);
-    const parquet = await ParquetFile.fromFile(await openAsBlob(file.path));
     let paged: { handle: FileHandle; footer: FileMetaData } | null = null;
     try {
       let groupFirstRow = file.firstRow;
@@ -331,7 +345,7 @@ export async function* readBatches(plan: InputPlan, batchSize: number, range: Re
           paged = { handle, footer: await readFooter(handle, file.size) };
         }
         let read = 0;
-        for await (const batch of readRowGroup(parquet, file, group, batchSize, group.streamImages ? paged : null, stretches, range)) {
+        for await (const batch of readRowGroup(file, group, batchSize, group.streamImages ? paged : null, stretches, range)) {
           const { offset, ...rest } = batch;
           const firstRow = groupFirstRow - group.rows + offset;
           yield { ...rest, firstRow, file: file.path, ...imageDirOf(file), origin: { file, group, batchSize, stretch: { offset, rows: batch.rows } } };
@@ -343,7 +357,6 @@ export async function* readBatches(plan: InputPlan, batchSize: number, range: Re
         }
       }
     } finally {
-      parquet.free();
       await paged?.handle.close();
     }
   }
@@ -355,20 +368,18 @@ export async function* readBatches(plan: InputPlan, batchSize: number, range: Re
  */
 export async function rereadBatch(batch: SourceBatch): Promise<SourceBatch> {
   const { file, group, batchSize, stretch } = batch.origin;
-  const parquet = await ParquetFile.fromFile(await openAsBlob(file.path));
   let paged: { handle: FileHandle; footer: FileMetaData } | null = null;
   try {
     if (group.streamImages) {
       const handle = await open(file.path, 'r');
       paged = { handle, footer: await readFooter(handle, file.size) };
     }
-    for await (const again of readRowGroup(parquet, file, group, batchSize, paged, [stretch], {})) {
+    for await (const again of readRowGroup(file, group, batchSize, paged, [stretch], {})) {
       const { offset: _offset, ...rest } = again;
       return { ...rest, firstRow: batch.firstRow, file: batch.file, ...imageDirOf(file), origin: batch.origin };
     }
     throw dataError(file.path, group.index, new Error(`rows ${stretch.offset} to ${stretch.offset + stretch.rows} are no longer there`));
   } finally {
-    parquet.free();
     await paged?.handle.close();
   }
 }

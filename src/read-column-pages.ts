@@ -88,6 +88,8 @@ export interface ColumnPages {
   spec: ColumnSpec;
   dictionary: PageRef | null;
   pages: PageRef[];
+  /** The row group of the chunk, for errors that say where. */
+  rowGroup?: number;
 }
 
 function columnSpec(metadata: FileMetaData, rowGroup: number, path: readonly string[]) {
@@ -149,7 +151,7 @@ export async function scanColumnPages(file: FileHandle, metadata: FileMetaData, 
   }
   const expected = Number(metadata.row_groups[rowGroup]?.num_rows ?? 0);
   if (rows !== expected) throw new Error(`column ${path.join('.')} of row group ${rowGroup} held ${rows} values, expected ${expected}`);
-  return { spec, dictionary, pages };
+  return { spec, dictionary, pages, rowGroup };
 }
 
 function fullDecoder(spec: ColumnSpec): ColumnDecoder {

@@ -3,9 +3,25 @@ import type { DecodedArray } from 'hyparquet/src/types.js';
 import { decodeDataPage, decodeDictionaryPage, type PageRef } from './read-column-pages.js';
 import { usesDictionary } from './page-range.js';
 import type { ImagePageRange } from './types.js';
+import { InputError } from './errors.js';
+
+/**
+ * The input's data error for pages of an image column that do not read (a page cut short, damaged compressed data, a
+ * value outside its page): the file, the column and the row group, and what was wrong. Exit 2.
+ */
+export function imagePagesError(range: ImagePageRange, error: unknown): InputError {
+  const where = `the column ${range.spec.decoder.pathInSchema.join('.')}${range.rowGroup === undefined ? '' : ` of row group ${range.rowGroup}`}`;
+  const reason = error instanceof Error ? `${error.name === 'Error' ? '' : `${error.name}: `}${error.message}` : String(error);
+  return new InputError('ERR_PARQUET_DATA', `${range.file}: ${where} cannot be read (${reason}).`, { cause: error, file: range.file });
+}
 
 /** The dictionary page last decoded, by file and offset: the batches of one row group come one after another. */
 let lastDictionary: { key: string; values: DecodedArray | undefined } | null = null;
+
+/** Lets go of the dictionary kept for the next batch (a thread that read pages once, to check them, keeps none). */
+export function forgetDictionary(): void {
+  lastDictionary = null;
+}
 
 function readAt(fd: number, page: PageRef): Uint8Array {
   const data = new Uint8Array(page.compressedSize);

@@ -2,6 +2,7 @@ import type { Piscina } from 'piscina';
 import type { SourceBatch } from './read-batches.js';
 import { rowOfRange } from './page-range.js';
 import { readTaskRows } from './task-rows.js';
+import { forgetDictionary, imagePagesError, readImagePages } from './read-image-pages.js';
 import type { ConvertResult, ConvertTask, RejectCode } from './types.js';
 
 export interface RunBatchOptions {
@@ -59,9 +60,25 @@ function describe(error: unknown): { code: RejectCode; message: string } {
     : { code: 'worker_failed', message: `the worker died on this row: ${String(error)}` };
 }
 
+/**
+ * Reads a batch's image pages here, as its worker did: pages that do not read are the input file's data error
+ * (ERR_PARQUET_DATA, exit 2, naming the file, column and row group), which no retry mends, not a row to reject.
+ */
+function checkImagePages(batch: SourceBatch): void {
+  if (batch.imagePages === undefined) return;
+  try {
+    readImagePages(batch.imagePages);
+  } catch (error) {
+    throw imagePagesError(batch.imagePages, error);
+  } finally {
+    forgetDictionary();
+  }
+}
+
 /** The result for a row no worker could convert: the row, rejected, with why. */
 function rejectedRow(row: SourceBatch, seq: number, error: unknown): ConvertResult {
   // A row whose image a worker would have read from the file is read here, so the reject holds the row whole.
+  checkImagePages(row);
   const [source] = readTaskRows(row);
   const { code, message } = describe(error);
   return {
@@ -91,10 +108,12 @@ export async function runBatch(
   try {
     return [await first];
   } catch {
-    // The first try failed: send it again, to whichever fresh worker takes it.
+    // The first try failed: send it again, to whichever fresh worker takes it, once its pages are known to read.
   }
+  const again = await options.reread(batch);
+  checkImagePages(again);
   try {
-    return [await send(pool, await options.reread(batch), options)];
+    return [await send(pool, again, options)];
   } catch (error) {
     if (batch.rows === 1) return [rejectedRow(await options.reread(batch), 0, error)];
   }

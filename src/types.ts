@@ -32,6 +32,8 @@ export interface ImagePageRange {
   /** Rows of the first page that come before the batch's first row. */
   skip: number;
   rows: number;
+  /** The row group of the pages, for errors that say where. */
+  rowGroup?: number;
 }
 
 /** Where the persistent cache of image work is, and what of it a run uses (see workers/image-store). */
