@@ -1,6 +1,7 @@
 import { isInsideName, MARKER_FILE } from './tool-marker.js';
+import { replaceFile } from './replace-file.js';
 import { createReadStream, existsSync } from 'node:fs';
-import { readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { SplitName } from './convert-report.js';
@@ -41,8 +42,7 @@ export const CHECKPOINT_FILE = 'checkpoint.json';
 /** Replaces the checkpoint in `dir` (written aside, then renamed over the old one: a crash leaves one or the other). */
 export async function writeCheckpoint(dir: string, checkpoint: Checkpoint): Promise<void> {
   const file = path.join(dir, CHECKPOINT_FILE);
-  await writeFile(`${file}.tmp`, JSON.stringify(checkpoint));
-  await rename(`${file}.tmp`, file);
+  await replaceFile(file, JSON.stringify(checkpoint));
 }
 
 /** CRC-32 of the first `length` bytes of a file (all of it when `length` is undefined), or null when it is shorter. */

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { link, open, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { link, lstat, lutimes, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { RlaifError } from './errors.js';
 
@@ -50,11 +50,16 @@ export async function runsStill(pid: number, graceMs = 5000): Promise<boolean> {
   return running();
 }
 
+/** A lock holds a host, a pid and a token: anything much larger in its place is not one. */
+const MAX_LOCK_BYTES = 4096;
+
 /** The lock in `file` and how long ago it was last renewed, or null when there is none (or it cannot be read). */
 export async function readLock(file: string): Promise<{ lock: LockHolder; ageMs: number } | null> {
   try {
-    const [text, info] = await Promise.all([readFile(file, 'utf8'), stat(file)]);
-    const lock = JSON.parse(text) as LockHolder;
+    // A lock is a small file of its own: a link in its place (or anything else) is no lock, never read through.
+    const info = await lstat(file);
+    if (!info.isFile() || info.size > MAX_LOCK_BYTES) return null;
+    const lock = JSON.parse(await readFile(file, 'utf8')) as LockHolder;
     return typeof lock.host === 'string' && Number.isInteger(lock.pid) ? { lock, ageMs: Date.now() - info.mtimeMs } : null;
   } catch {
     return null;
@@ -118,7 +123,8 @@ export function renewLock(file: string, mine: LockHolder): () => void {
         return;
       }
       const now = new Date();
-      return utimes(file, now, now).catch(() => undefined);
+      // lutimes: the lock itself, never what a link put in its place since would point to.
+      return lutimes(file, now, now).catch(() => undefined);
     });
   }, LOCK_RENEW_MS);
   timer.unref();

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { OutputError } from './errors.js';
 import { liveLockHolder, tryLock, type LockHolder } from './file-lock.js';
 import { packageInfo } from './package-info.js';
-import { createMarker, MARKER_FILE, markedAs, markedOutput, readMarker, removeMarkedDirectory, updateMarker, type MarkerKind, type ToolMarker } from './tool-marker.js';
+import { createMarker, MARKER_FILE, markedAs, markedOutput, readMarker, removeMarkedDirectory, removeMarkerLeftovers, updateMarker, type MarkerKind, type ToolMarker } from './tool-marker.js';
 
 /**
  * The output directory's safety rules. A conversion writes into `<output>.partial` beside the output and moves it into
@@ -215,6 +215,7 @@ export async function finishPublishing(output: string): Promise<Leftover[]> {
     if (now !== null) await rename(output, path.join(staging, REPLACED_OUTPUT));
     await rename(staging, output);
     await rm(path.join(output, 'lock.json'), { force: true });
+    await removeMarkerLeftovers(output);
     done.push({ path: staging, pid: marker.pid, action: 'restored' });
     await updateMarker(output, marker, { kind: 'output', name: path.basename(output), state: undefined, replaces: undefined });
   }
@@ -224,6 +225,7 @@ export async function finishPublishing(output: string): Promise<Leftover[]> {
   const unlocked = moved !== null && (await liveLockHolder(path.join(output, LOCK))) === null;
   if (moved !== null && unlocked && moved.kind !== 'output' && moved.state === 'publishing') {
     await rm(path.join(output, LOCK), { force: true });
+    await removeMarkerLeftovers(output);
     await updateMarker(output, moved, { kind: 'output', name: path.basename(output), state: undefined, replaces: undefined });
     done.push({ path: output, pid: moved.pid, action: 'restored' });
   }

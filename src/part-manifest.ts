@@ -1,5 +1,6 @@
 import { isInsideName } from './tool-marker.js';
-import { readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
+import { replaceFile } from './replace-file.js';
 import path from 'node:path';
 import type { ConvertReport } from './convert-report.js';
 import { stagingDir } from './output-dir.js';
@@ -50,8 +51,7 @@ export function parsePartName(name: string): { index: number; count: number } | 
 /** Writes the manifest last and atomically (aside, then renamed): a crash leaves the part unfinished, never half-said. */
 export async function writePartManifest(dir: string, manifest: PartManifest): Promise<void> {
   const file = path.join(dir, PART_FILE);
-  await writeFile(`${file}.tmp`, `${JSON.stringify(manifest, null, 2)}\n`);
-  await rename(`${file}.tmp`, file);
+  await replaceFile(file, `${JSON.stringify(manifest, null, 2)}\n`);
 }
 
 /** A part's manifest, or null when it has none (not finished) or it cannot be read. */

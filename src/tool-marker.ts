@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { link, readdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
+import { link, lstat, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
+import { replaceFile } from './replace-file.js';
 import { hostname } from 'node:os';
 import path from 'node:path';
 
@@ -44,6 +45,9 @@ export interface ToolMarker {
 
 const TOOL = 'rlaif-v';
 
+/** A marker is a few hundred bytes; anything much larger in its place is not one. */
+const MAX_MARKER_BYTES = 64 * 1024;
+
 function content(marker: ToolMarker): string {
   return `${JSON.stringify(marker, null, 2)}\n`;
 }
@@ -51,7 +55,11 @@ function content(marker: ToolMarker): string {
 /** The marker of `dir`, or null when it has none (or one that does not read as this tool's). */
 export async function readMarker(dir: string): Promise<ToolMarker | null> {
   try {
-    const marker = JSON.parse(await readFile(path.join(dir, MARKER_FILE), 'utf8')) as Partial<ToolMarker> | null;
+    // Only a file of its own, of a marker's size: never read through a link, nor a device, a pipe or a huge file.
+    const file = path.join(dir, MARKER_FILE);
+    const info = await lstat(file);
+    if (!info.isFile() || info.size > MAX_MARKER_BYTES) return null;
+    const marker = JSON.parse(await readFile(file, 'utf8')) as Partial<ToolMarker> | null;
     if (marker === null || typeof marker !== 'object' || marker.tool !== TOOL || typeof marker.kind !== 'string' || typeof marker.name !== 'string') return null;
     return marker as ToolMarker;
   } catch {
@@ -87,7 +95,7 @@ export async function createMarker(dir: string, kind: MarkerKind, options: { out
     pid: process.pid,
   };
   const temp = path.join(dir, `${MARKER_FILE}.${marker.id}.tmp`);
-  await writeFile(temp, content(marker));
+  await writeFile(temp, content(marker), { flag: 'wx' });
   try {
     await link(temp, path.join(dir, MARKER_FILE));
   } finally {
@@ -105,12 +113,17 @@ export function isInsideName(name: unknown): name is string {
   return name.split('/').every((part) => part !== '' && part !== '.' && part !== '..');
 }
 
+/** Removes what a run killed while it wrote the marker of `dir` left: its temporary files (this tool's by their names, in a directory marked as its own). */
+export async function removeMarkerLeftovers(dir: string): Promise<void> {
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    if (name.startsWith(`${MARKER_FILE}.`) && name.endsWith('.tmp')) await rm(path.join(dir, name), { force: true });
+  }
+}
+
 /** Replaces the marker of `dir` (which must be this run's) in one step: `changes` applied to `marker`. */
 export async function updateMarker(dir: string, marker: ToolMarker, changes: Partial<Omit<ToolMarker, 'tool' | 'id' | 'created' | 'host' | 'pid'>>): Promise<ToolMarker> {
   const updated = { ...marker, ...changes };
-  const temp = path.join(dir, `${MARKER_FILE}.${randomUUID()}.tmp`);
-  await writeFile(temp, content(updated));
-  await rename(temp, path.join(dir, MARKER_FILE));
+  await replaceFile(path.join(dir, MARKER_FILE), content(updated));
   return updated;
 }
 

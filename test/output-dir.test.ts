@@ -193,6 +193,8 @@ describe('the output directory', () => {
       await writeFile(path.join(output, 'lock.json'), JSON.stringify({ host: hostname(), pid: lockPid, token: 'the-killed-run' }));
     };
     await left(await deadPid());
+    // Killed as it wrote the new marker, too: its temporary file is left.
+    await writeFile(path.join(output, `${MARKER_FILE}.0b5e9c4e-6d1c-4a5e-9a6f-2f5a3a8d7c10.tmp`), '{"tool": "rlaif-v", "kind": "outp');
     const events: ConvertEvent[] = [];
     for await (const event of convertIter({ input: [input], output })) events.push(event);
     assert.equal(events.at(-1)?.type, 'done');
