@@ -108,11 +108,13 @@ export async function* readRowGroupBatches(
 let holders = 0;
 
 /**
- * Marks the reader thread as in use by a run until the returned function is called; the last run to let go stops it,
+ * Starts the reader thread and marks it as in use by a run until the returned function is called; the last run to let go stops it,
  * so that the memory parquet-wasm grew to is given back (an idle thread does not keep the process alive either way).
  */
 export function holdParquetReader(): () => Promise<void> {
   holders++;
+  // Started now, it loads parquet-wasm while the run plans.
+  readerThread();
   let released = false;
   return async () => {
     if (released) return;
