@@ -12,7 +12,7 @@ import { spawn } from 'node:child_process';
 import sharp from 'sharp';
 import { tableFromIPC } from 'apache-arrow';
 import { ParquetFile } from 'parquet-wasm';
-import { inspectInput } from '../src/inspect-input.js';
+import { inspectInput } from '../src/plan/inspect-input.js';
 import { pythonWithDatasets } from './python-env.js';
 import { framed } from './read-images.js';
 

@@ -12,7 +12,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { ConvertReport } from '../src/convert-report.js';
+import type { ConvertReport } from '../src/run/convert-report.js';
 import { measureNode } from './measure-process.js';
 import { CLI, ROOT, shapedInput } from './shaped-input.js';
 

@@ -6,7 +6,7 @@
  */
 import sharp from 'sharp';
 import type { ImageMode } from '../src/types.js';
-import { prepareImage } from '../workers/prepare-image.js';
+import { prepareImage } from '../src/image/prepare-image.js';
 import { readImages } from './read-images.js';
 
 sharp.concurrency(1);

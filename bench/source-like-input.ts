@@ -13,8 +13,8 @@ import { mkdir, rename, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
 import { asyncBufferFromFile, parquetReadObjects } from 'hyparquet';
-import { makeSample, sampleFileName } from '../src/make-sample.js';
-import { openSourceSink, sourceRowsToIPC } from '../src/source-table.js';
+import { makeSample, sampleFileName } from '../src/source/make-sample.js';
+import { openSourceSink, sourceRowsToIPC } from '../src/source/source-table.js';
 import type { SourceRow } from '../src/types.js';
 import { ROOT } from './shaped-input.js';
 

@@ -16,7 +16,7 @@ import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, totalmem } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { ConvertReport } from '../src/convert-report.js';
+import type { ConvertReport } from '../src/run/convert-report.js';
 import { measureNode } from './measure-process.js';
 import { CLI, ROOT, shapedInput } from './shaped-input.js';
 

@@ -10,8 +10,8 @@ import path from 'node:path';
 import { crc32, deflateSync } from 'node:zlib';
 import sharp, { type Sharp } from 'sharp';
 import { Field, Int64, Schema, Table, Utf8, tableToIPC, vectorFromArray, type Vector } from 'apache-arrow';
-import { ParquetSink } from '../src/parquet-sink.js';
-import { sourceColumns, writeSourceFile } from '../src/source-table.js';
+import { ParquetSink } from '../src/parquet/parquet-sink.js';
+import { sourceColumns, writeSourceFile } from '../src/source/source-table.js';
 import type { RejectCode, SourceRow } from '../src/types.js';
 
 export type Expected =

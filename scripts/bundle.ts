@@ -11,7 +11,7 @@
  */
 import { build } from 'esbuild';
 
-const ENTRY_POINTS = ['dist/src/cli.js', 'dist/workers/convert-batch.js', 'dist/workers/write-splits.js', 'dist/workers/verify-images.js', 'dist/workers/read-parquet.js'];
+const ENTRY_POINTS = ['dist/src/cli/cli.js', 'dist/workers/convert-batch.js', 'dist/workers/write-splits.js', 'dist/workers/verify-images.js', 'dist/workers/read-parquet.js'];
 
 await build({
   entryPoints: ENTRY_POINTS,
@@ -23,8 +23,8 @@ await build({
   format: 'esm',
   target: 'node20',
   sourcemap: true,
-  // The bundles sit in the same folders as the modules they are made of, so every path they compute from
-  // import.meta.url (package.json, the .wasm check, the worker modules) stays right.
+  // The bundles sit in the folders of their entry modules; every path is computed from the package's root, found
+  // upward from wherever the code runs (src/util/paths.ts).
   external: ['sharp', 'parquet-wasm', 'piscina'],
   // Some bundled CommonJS packages call require(); an ES module has none of its own.
   banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },

@@ -6,7 +6,7 @@
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { createRandom, randomInt } from '../src/random.js';
+import { createRandom, randomInt } from '../src/util/random.js';
 
 export interface Mutant {
   /** What was done, e.g. `flip-bits@1234x3`, with the index of the image it came from. */

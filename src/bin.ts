@@ -16,8 +16,8 @@ import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 
 // The CLI bundled into one file by `npm run build` (see scripts/bundle.ts): it starts faster than the modules it is
-// made of.
-const cliUrl = new URL('./cli.bundle.js', import.meta.url);
+// made of. (bin.js is not bundled: it sits beside cli/, in dist/src/.)
+const cliUrl = new URL('./cli/cli.bundle.js', import.meta.url);
 const cli = fileURLToPath(cliUrl);
 const V8_FLAGS = ['--interrupt-budget=1000000'];
 

@@ -1,5 +1,5 @@
-import type { ColumnSpec, PageRef } from './read-column-pages.js';
-import type { ConversationalRow } from './to-conversational.js';
+import type { ColumnSpec, PageRef } from './parquet/read-column-pages.js';
+import type { ConversationalRow } from './output/to-conversational.js';
 
 /**
  * Shapes that cross module and thread boundaries. Everything a worker receives or returns is plain,

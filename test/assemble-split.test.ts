@@ -3,10 +3,10 @@ import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { parquetMetadata } from 'hyparquet';
-import { assembleSplit, type AssembleCounts } from '../src/assemble-split.js';
-import { outputArrowSchemaValue } from '../src/output-schema.js';
-import { ShardWriter, type WrittenShard } from '../src/shard-writer.js';
-import { toConversational, type ConversationalRow } from '../src/to-conversational.js';
+import { assembleSplit, type AssembleCounts } from '../src/write/assemble-split.js';
+import { outputArrowSchemaValue } from '../src/output/output-schema.js';
+import { ShardWriter, type WrittenShard } from '../src/write/shard-writer.js';
+import { toConversational, type ConversationalRow } from '../src/output/to-conversational.js';
 import { tempDir } from './fixtures.js';
 
 function rows(count: number): ConversationalRow[] {

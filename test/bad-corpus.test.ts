@@ -4,12 +4,12 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import sharp from 'sharp';
 import { tableToIPC } from 'apache-arrow';
-import { convert } from '../src/convert.js';
-import { readSourceRows } from '../src/source-rows.js';
-import { writeSourceFile } from '../src/source-table.js';
+import { convert } from '../src/run/convert.js';
+import { readSourceRows } from '../src/read/source-rows.js';
+import { writeSourceFile } from '../src/source/source-table.js';
 import type { ImagePolicy, SourceRow } from '../src/types.js';
 import { readParquet, runCli, sampleDir, sourceRow, tempDir } from './fixtures.js';
-import { prepareImage } from '../workers/prepare-image.js';
+import { prepareImage } from '../src/image/prepare-image.js';
 import { imageCases } from '../scripts/bad-corpus.js';
 
 /**

@@ -3,9 +3,9 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { fileCases, goodRows } from '../scripts/bad-corpus.js';
-import { convert } from '../src/convert.js';
+import { convert } from '../src/run/convert.js';
 import { InputError } from '../src/errors.js';
-import { writeSourceFile } from '../src/source-table.js';
+import { writeSourceFile } from '../src/source/source-table.js';
 import type { SourceRow } from '../src/types.js';
 import { makeImage, readJson, readParquet, runCli, sampleDir, tempDir } from './fixtures.js';
 

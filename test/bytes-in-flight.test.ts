@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { open, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import { convert } from '../src/convert.js';
-import { finalize } from '../src/finalize.js';
-import { readFooter, scanColumnPages } from '../src/read-column-pages.js';
-import { BytesInFlight } from '../src/bytes-in-flight.js';
+import { convert } from '../src/run/convert.js';
+import { finalize } from '../src/run/finalize.js';
+import { readFooter, scanColumnPages } from '../src/parquet/read-column-pages.js';
+import { BytesInFlight } from '../src/run/bytes-in-flight.js';
 import { assertSameFiles, filesOf, sampleDir, tempDir } from './fixtures.js';
 
 /** The data files of an output (the card names the input files, which differ between layouts). */

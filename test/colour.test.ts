@@ -9,7 +9,7 @@ import { describe, it } from 'node:test';
 import sharp from 'sharp';
 import { pythonWithDatasets, run } from '../bench/python-env.js';
 import type { ImageMode } from '../src/types.js';
-import { prepareImage } from '../workers/prepare-image.js';
+import { prepareImage } from '../src/image/prepare-image.js';
 import { tempDir } from './fixtures.js';
 
 /** Writes an untagged CMYK JPEG with Pillow (smooth ramps of every ink, so JPEG loss stays small) and its RGB. */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { resolveConvertOptions } from '../src/convert-options.js';
+import { resolveConvertOptions } from '../src/options/convert-options.js';
 import { OptionError } from '../src/errors.js';
 
 const base = { input: ['in'], output: 'out' };

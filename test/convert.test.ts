@@ -7,12 +7,12 @@ import { promisify } from 'node:util';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { DataType, type Field } from 'apache-arrow';
-import { convert, convertIter } from '../src/convert.js';
-import type { ConvertEvent, ConvertReport } from '../src/convert-report.js';
+import { convert, convertIter } from '../src/run/convert.js';
+import type { ConvertEvent, ConvertReport } from '../src/run/convert-report.js';
 import { OutputError } from '../src/errors.js';
-import { outputHuggingfaceMetadata } from '../src/output-features.js';
-import { planShards } from '../src/plan-shards.js';
-import { planSplit } from '../src/plan-split.js';
+import { outputHuggingfaceMetadata } from '../src/output/output-features.js';
+import { planShards } from '../src/output/plan-shards.js';
+import { planSplit } from '../src/plan/plan-split.js';
 import { outputFile, readParquet, ROOT, sampleDir, tempDir } from './fixtures.js';
 
 const ROWS = 450;
@@ -190,7 +190,7 @@ describe('convert', () => {
   it('gives byte-identical output for any worker count and batch size', async () => {
     // Images large enough that data pages fill up inside a batch: that is where batching could change the bytes.
     const big = await tempDir();
-    const { makeSample } = await import('../src/make-sample.js');
+    const { makeSample } = await import('../src/source/make-sample.js');
     await makeSample({ rows: 240, output: big, imageSide: 640, files: 2, rowGroupSize: 50 });
     const dir = await tempDir();
     const runs = [

@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { convert } from '../src/convert.js';
-import { cardForRepo } from '../src/dataset-card.js';
-import { parseSourceCard } from '../src/source-card.js';
-import { hubSettings } from '../src/hub-settings.js';
+import { convert } from '../src/run/convert.js';
+import { cardForRepo } from '../src/output/dataset-card.js';
+import { parseSourceCard } from '../src/source/source-card.js';
+import { hubSettings } from '../src/hub/hub-settings.js';
 import { runCli, sampleDir, tempDir } from './fixtures.js';
 import { LocalHub } from './hub-server.js';
 

@@ -5,9 +5,9 @@ import { mkdir, readdir, readFile, readlink, rm, symlink, writeFile } from 'node
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { DatasetDownloads, downloadToCache, resolveDataset } from '../src/download-dataset.js';
+import { DatasetDownloads, downloadToCache, resolveDataset } from '../src/hub/download-dataset.js';
 import { HubError } from '../src/errors.js';
-import { hubSettings, type HubSettings } from '../src/hub-settings.js';
+import { hubSettings, type HubSettings } from '../src/hub/hub-settings.js';
 import { sampleDir, tempDir } from './fixtures.js';
 import { LocalHub } from './hub-server.js';
 

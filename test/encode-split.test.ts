@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { toConversational } from '../src/to-conversational.js';
-import { encodeSplit, transferables } from '../workers/encode-split.js';
+import { toConversational } from '../src/output/to-conversational.js';
+import { encodeSplit, transferables } from '../src/write/encode-split.js';
 
 describe('transferables', () => {
   it("moves a page whose images a split's rows mostly use, and copies out a row of the other split that uses little of it", () => {

@@ -4,7 +4,7 @@ import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { directWritesIn, FileOutput } from '../src/file-output.js';
+import { directWritesIn, FileOutput } from '../src/parquet/file-output.js';
 import { tempDir } from './fixtures.js';
 
 /** `length` bytes that differ from their neighbours, from `seed`. */

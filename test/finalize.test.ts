@@ -5,11 +5,11 @@ import { cp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import { convert } from '../src/convert.js';
-import type { ConvertReport } from '../src/convert-report.js';
-import { finalize } from '../src/finalize.js';
-import { partDir } from '../src/part-manifest.js';
-import { removeMarkedDirectory } from '../src/tool-marker.js';
+import { convert } from '../src/run/convert.js';
+import type { ConvertReport } from '../src/run/convert-report.js';
+import { finalize } from '../src/run/finalize.js';
+import { partDir } from '../src/run/part-manifest.js';
+import { removeMarkedDirectory } from '../src/output/tool-marker.js';
 import { addRejectedRows, assertSameFiles, CLI, filesOf, killAfterCheckpoint, readJson, remark, runCli, sampleDir, sleep, tempDir } from './fixtures.js';
 
 /** Converts `input` in `count` parts, one after another, then puts them together; returns finalize's report. */

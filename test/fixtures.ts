@@ -11,12 +11,12 @@ import sharp, { type Sharp } from 'sharp';
 import { RecordBatchReader, tableFromIPC, type Schema, type Table } from 'apache-arrow';
 import { ParquetFile } from 'parquet-wasm';
 import { goodRows, picture } from '../scripts/bad-corpus.js';
-import { writeSourceFile } from '../src/source-table.js';
+import { writeSourceFile } from '../src/source/source-table.js';
 
 export { sourceRow } from '../scripts/bad-corpus.js';
-import { makeSample } from '../src/make-sample.js';
-import { cardForRepo } from '../src/dataset-card.js';
-import { MARKER_FILE } from '../src/tool-marker.js';
+import { makeSample } from '../src/source/make-sample.js';
+import { cardForRepo } from '../src/output/dataset-card.js';
+import { MARKER_FILE } from '../src/output/tool-marker.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CLI = path.join(ROOT, 'dist', 'src', 'bin.js');

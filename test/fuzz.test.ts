@@ -11,8 +11,8 @@ import { describe, it } from 'node:test';
 import sharp from 'sharp';
 import { pythonWithDatasets, run } from '../bench/python-env.js';
 import { mutateImages, mutateStructure } from '../scripts/mutate-images.js';
-import { convert } from '../src/convert.js';
-import { writeSourceFile } from '../src/source-table.js';
+import { convert } from '../src/run/convert.js';
+import { writeSourceFile } from '../src/source/source-table.js';
 import { oneOfEachKind, sampleImages, sourceRow, tempDir } from './fixtures.js';
 
 /** Loads every image of the given parquet files' `images` (output) or `image` (source) column in Pillow. */

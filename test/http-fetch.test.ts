@@ -6,7 +6,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { httpFetch } from '../src/http-fetch.js';
+import { httpFetch } from '../src/hub/http-fetch.js';
 import { tempDir } from './fixtures.js';
 
 interface Received {

@@ -3,11 +3,11 @@ import assert from 'node:assert/strict';
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { convertIter } from '../src/convert.js';
-import type { ConvertEvent } from '../src/convert-report.js';
-import { hubSettings } from '../src/hub-settings.js';
-import { cardForRepo } from '../src/dataset-card.js';
-import { resolveDataset } from '../src/download-dataset.js';
+import { convertIter } from '../src/run/convert.js';
+import type { ConvertEvent } from '../src/run/convert-report.js';
+import { hubSettings } from '../src/hub/hub-settings.js';
+import { cardForRepo } from '../src/output/dataset-card.js';
+import { resolveDataset } from '../src/hub/download-dataset.js';
 import { runCli, sampleDir, tempDir } from './fixtures.js';
 import { LocalHub, TEST_TOKEN } from './hub-server.js';
 

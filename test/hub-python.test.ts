@@ -8,8 +8,8 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { pythonWithDatasets, run } from '../bench/python-env.js';
-import { DatasetDownloads, resolveDataset } from '../src/download-dataset.js';
-import { hubSettings } from '../src/hub-settings.js';
+import { DatasetDownloads, resolveDataset } from '../src/hub/download-dataset.js';
+import { hubSettings } from '../src/hub/hub-settings.js';
 import { sampleDir, tempDir } from './fixtures.js';
 import { LocalHub } from './hub-server.js';
 

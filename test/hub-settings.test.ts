@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { HubError } from '../src/errors.js';
-import { hubSettings, requireToken } from '../src/hub-settings.js';
+import { hubSettings, requireToken } from '../src/hub/hub-settings.js';
 import { tempDir } from './fixtures.js';
 
 describe('hubSettings', () => {

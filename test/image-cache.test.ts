@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
 import { describe, it } from 'node:test';
-import { ImageCache, imageKey, keptTableBuffer } from '../workers/image-cache.js';
+import { ImageCache, imageKey, keptTableBuffer } from '../src/image/image-cache.js';
 
 describe('ImageCache', () => {
   it('returns a kept image as the bytes it is asked about, without storing them', () => {

@@ -13,9 +13,9 @@ import { pythonWithDatasets, run } from '../bench/python-env.js';
 import { imageCases } from '../scripts/bad-corpus.js';
 import { mutateImages } from '../scripts/mutate-images.js';
 import type { ImagePolicy } from '../src/types.js';
-import { checkJpeg } from '../workers/check-jpeg.js';
-import { readImageHeader } from '../workers/image-header.js';
-import { prepareImage } from '../workers/prepare-image.js';
+import { checkJpeg } from '../src/image/check-jpeg.js';
+import { readImageHeader } from '../src/image/image-header.js';
+import { prepareImage } from '../src/image/prepare-image.js';
 import { oneOfEachKind, sampleImages, tempDir } from './fixtures.js';
 
 const KEEP: ImagePolicy = { mode: 'keep', quality: 90, maxSide: null, maxPixels: 89_478_485 };

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { picture } from '../scripts/bad-corpus.js';
-import { readImageHeader } from '../workers/image-header.js';
+import { readImageHeader } from '../src/image/image-header.js';
 
 const bytes = async (image: ReturnType<typeof picture>): Promise<Uint8Array> => new Uint8Array(await image.toBuffer());
 

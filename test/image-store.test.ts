@@ -4,11 +4,11 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import { convert } from '../src/convert.js';
-import type { ConvertReport } from '../src/convert-report.js';
+import { convert } from '../src/run/convert.js';
+import type { ConvertReport } from '../src/run/convert-report.js';
 import { OutputError } from '../src/errors.js';
-import { imageStoreInfo } from '../src/image-store-dir.js';
-import { MARKER_FILE } from '../src/tool-marker.js';
+import { imageStoreInfo } from '../src/image/image-store-dir.js';
+import { MARKER_FILE } from '../src/output/tool-marker.js';
 import { addRejectedRows, assertSameFiles, filesOf, runCli, sampleDir, tempDir } from './fixtures.js';
 
 /** Every file under `dir`, relative, with the ones whose names end with `ending`. */

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdir, readdir, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import { inspectInput } from '../src/inspect-input.js';
+import { inspectInput } from '../src/plan/inspect-input.js';
 import { runCli, sampleDir, tempDir } from './fixtures.js';
 
 const options = { maxRowGroupBytes: 2 ** 30, streamRowGroupBytes: 1 };

@@ -4,9 +4,9 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import sharp from 'sharp';
 import { OutputError } from '../src/errors.js';
-import { makeSample } from '../src/make-sample.js';
-import { sourceSchema } from '../src/output-schema.js';
-import { readFooter, scanColumnPages } from '../src/read-column-pages.js';
+import { makeSample } from '../src/source/make-sample.js';
+import { sourceSchema } from '../src/output/output-schema.js';
+import { readFooter, scanColumnPages } from '../src/parquet/read-column-pages.js';
 import { readParquet, ROOT, tempDir } from './fixtures.js';
 
 describe('makeSample', () => {

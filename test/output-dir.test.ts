@@ -6,11 +6,11 @@ import { mkdir, readdir, readFile, rename, symlink, writeFile } from 'node:fs/pr
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import { convert, convertIter } from '../src/convert.js';
-import type { ConvertEvent } from '../src/convert-report.js';
+import { convert, convertIter } from '../src/run/convert.js';
+import type { ConvertEvent } from '../src/run/convert-report.js';
 import { OutputError } from '../src/errors.js';
-import { openStaging, outputIdentity, publishOutput, REPLACED_OUTPUT } from '../src/output-dir.js';
-import { MARKER_FILE } from '../src/tool-marker.js';
+import { openStaging, outputIdentity, publishOutput, REPLACED_OUTPUT } from '../src/output/output-dir.js';
+import { MARKER_FILE } from '../src/output/tool-marker.js';
 import { assertSameFiles, CLI, filesOf, remark, sampleDir, tempDir } from './fixtures.js';
 
 /** The id of a process that has ended: what a killed run leaves in its leftovers' names. */

@@ -10,10 +10,10 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { parquetMetadata } from 'hyparquet';
-import { convert } from '../src/convert.js';
-import type { ConvertReport } from '../src/convert-report.js';
+import { convert } from '../src/run/convert.js';
+import type { ConvertReport } from '../src/run/convert-report.js';
 import { InputError } from '../src/errors.js';
-import { createRandom, randomInt } from '../src/random.js';
+import { createRandom, randomInt } from '../src/util/random.js';
 import { readJson, runCli, sampleDir, tempDir } from './fixtures.js';
 
 /** Byte ranges of every column chunk of a parquet file: its pages, headers and data. */

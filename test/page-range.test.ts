@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { pageRange, rowOfRange } from '../src/page-range.js';
-import type { ColumnPages, PageRef } from '../src/read-column-pages.js';
+import { pageRange, rowOfRange } from '../src/read/page-range.js';
+import type { ColumnPages, PageRef } from '../src/parquet/read-column-pages.js';
 
 function page(offset: number, rows: number, encoding = 'PLAIN'): PageRef {
   return {

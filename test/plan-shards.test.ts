@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { planShards, shardName } from '../src/plan-shards.js';
+import { planShards, shardName } from '../src/output/plan-shards.js';
 
 describe('planShards', () => {
   it('cuts floor(bytes / max) + 1 shards as push_to_hub does', () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { countTestRows, planSplit } from '../src/plan-split.js';
+import { countTestRows, planSplit } from '../src/plan/plan-split.js';
 
 describe('countTestRows', () => {
   it('rounds a fraction up as datasets does: 832 test rows of 83,132 at 0.01', () => {

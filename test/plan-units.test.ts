@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { InputFile, InputPlan } from '../src/inspect-input.js';
-import { planUnits, unitsOfPart, type WorkUnit } from '../src/plan-units.js';
+import type { InputFile, InputPlan } from '../src/plan/inspect-input.js';
+import { planUnits, unitsOfPart, type WorkUnit } from '../src/plan/plan-units.js';
 
 /** A plan of files, each a list of [rows, bytes] row groups. */
 function plan(files: [number, number][][]): InputPlan {

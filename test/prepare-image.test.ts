@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import sharp from 'sharp';
 import type { ImagePolicy } from '../src/types.js';
-import { prepareImage } from '../workers/prepare-image.js';
+import { prepareImage } from '../src/image/prepare-image.js';
 import { imageDistance, makeImage } from './fixtures.js';
 
 const keep: ImagePolicy = { mode: 'keep', quality: 90, maxSide: null, maxPixels: 89_478_485 };

@@ -2,12 +2,12 @@ import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { convert } from '../src/convert.js';
+import { convert } from '../src/run/convert.js';
 import { HubError, InputError } from '../src/errors.js';
-import { hubSettings, type HubSettings } from '../src/hub-settings.js';
-import { push, pushIter, type PushEvent } from '../src/push-dataset.js';
+import { hubSettings, type HubSettings } from '../src/hub/hub-settings.js';
+import { push, pushIter, type PushEvent } from '../src/hub/push-dataset.js';
 import { runCli, sampleDir, tempDir } from './fixtures.js';
-import { cardForRepo } from '../src/dataset-card.js';
+import { cardForRepo } from '../src/output/dataset-card.js';
 import { LocalHub, TEST_TOKEN } from './hub-server.js';
 
 let hub: LocalHub;

@@ -4,14 +4,14 @@
  */
 import assert from 'node:assert/strict';
 import { copyFile, mkdir, readdir } from 'node:fs/promises';
-import { verify } from '../src/verify.js';
+import { verify } from '../src/verify/verify.js';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import { convert } from '../src/convert.js';
-import type { ConvertReport } from '../src/convert-report.js';
+import { convert } from '../src/run/convert.js';
+import type { ConvertReport } from '../src/run/convert-report.js';
 import { findWheels, pipInstall, pythonWithDatasets, run, WHEEL_DIRS } from '../bench/python-env.js';
 import { imageCases } from '../scripts/bad-corpus.js';
-import { writeSourceFile } from '../src/source-table.js';
+import { writeSourceFile } from '../src/source/source-table.js';
 import { ROOT, sampleDir, sourceRow, tempDir } from './fixtures.js';
 
 const CHECK = String.raw`

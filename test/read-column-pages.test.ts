@@ -3,10 +3,10 @@ import { open, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { pythonWithDatasets, run } from '../bench/python-env.js';
-import { pageRange } from '../src/page-range.js';
-import { isStreamable, readColumnPages, readFooter, scanColumnPages } from '../src/read-column-pages.js';
-import { readImagePages } from '../src/read-image-pages.js';
-import { writeSourceFile } from '../src/source-table.js';
+import { pageRange } from '../src/read/page-range.js';
+import { isStreamable, readColumnPages, readFooter, scanColumnPages } from '../src/parquet/read-column-pages.js';
+import { readImagePages } from '../src/read/read-image-pages.js';
+import { writeSourceFile } from '../src/source/source-table.js';
 import type { SourceRow } from '../src/types.js';
 import { sourceRow, tempDir } from './fixtures.js';
 

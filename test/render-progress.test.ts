@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { formatDuration, ProgressRenderer } from '../src/render-progress.js';
+import { formatDuration, ProgressRenderer } from '../src/cli/render-progress.js';
 
 function fakeStream(isTTY: boolean, columns = 120): { stream: NodeJS.WriteStream; text: () => string } {
   let written = '';

@@ -4,10 +4,10 @@ import { mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { writeCheckpoint, type Checkpoint } from '../src/checkpoint.js';
-import { readLock } from '../src/file-lock.js';
-import { writePartManifest, type PartManifest } from '../src/part-manifest.js';
-import { createMarker, MARKER_FILE, readMarker } from '../src/tool-marker.js';
+import { writeCheckpoint, type Checkpoint } from '../src/run/checkpoint.js';
+import { readLock } from '../src/util/file-lock.js';
+import { writePartManifest, type PartManifest } from '../src/run/part-manifest.js';
+import { createMarker, MARKER_FILE, readMarker } from '../src/output/tool-marker.js';
 import { tempDir } from './fixtures.js';
 
 /** A file outside the directory, which a link left in the directory points to. */

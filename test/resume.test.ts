@@ -4,8 +4,8 @@ import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import { convertIter } from '../src/convert.js';
-import type { ConvertReport } from '../src/convert-report.js';
+import { convertIter } from '../src/run/convert.js';
+import type { ConvertReport } from '../src/run/convert-report.js';
 import { RlaifError } from '../src/errors.js';
 import { addRejectedRows, assertSameFiles, CLI, filesOf, killAfterCheckpoint, readJson, runCli, sampleDir, sleep, tempDir } from './fixtures.js';
 

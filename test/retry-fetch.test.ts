@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { retryAfterMs, retryFetch, type RetryEvent } from '../src/retry-fetch.js';
+import { retryAfterMs, retryFetch, type RetryEvent } from '../src/hub/retry-fetch.js';
 
 /** A fetch that answers from a script: a status (with headers) or a thrown network error per call. */
 function scripted(steps: (number | [number, Record<string, string>] | Error)[]): { fetch: typeof fetch; calls: () => number } {

@@ -4,10 +4,10 @@ import path from 'node:path';
 import { crc32 } from 'node:zlib';
 import { describe, it } from 'node:test';
 import { parquetMetadata } from 'hyparquet';
-import { outputHuggingfaceMetadata } from '../src/output-features.js';
-import { outputArrowSchemaValue } from '../src/output-schema.js';
-import { ShardSink } from '../src/shard-sink.js';
-import { toConversational, type ConversationalRow } from '../src/to-conversational.js';
+import { outputHuggingfaceMetadata } from '../src/output/output-features.js';
+import { outputArrowSchemaValue } from '../src/output/output-schema.js';
+import { ShardSink } from '../src/write/shard-sink.js';
+import { toConversational, type ConversationalRow } from '../src/output/to-conversational.js';
 import { readParquet, tempDir } from './fixtures.js';
 
 function rows(count: number): ConversationalRow[] {

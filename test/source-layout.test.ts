@@ -3,12 +3,12 @@ import { cp, mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promis
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { Binary, Field, Int64, List, Schema, Struct, Table, tableToIPC, Utf8, vectorFromArray, type Vector } from 'apache-arrow';
-import { imagesType } from '../src/output-schema.js';
-import { readSourceRows } from '../src/source-rows.js';
-import { convert } from '../src/convert.js';
-import { ParquetSink } from '../src/parquet-sink.js';
-import { sourceColumns, writeSourceFile } from '../src/source-table.js';
-import { parseColumnMap } from '../src/source-layout.js';
+import { imagesType } from '../src/output/output-schema.js';
+import { readSourceRows } from '../src/read/source-rows.js';
+import { convert } from '../src/run/convert.js';
+import { ParquetSink } from '../src/parquet/parquet-sink.js';
+import { sourceColumns, writeSourceFile } from '../src/source/source-table.js';
+import { parseColumnMap } from '../src/source/source-layout.js';
 import type { SourceRow } from '../src/types.js';
 import { goodRows } from '../scripts/bad-corpus.js';
 import { readJson, readParquet, runCli, tempDir } from './fixtures.js';

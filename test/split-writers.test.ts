@@ -3,12 +3,12 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { OutputError } from '../src/errors.js';
-import { outputArrowSchemaValue } from '../src/output-schema.js';
-import { SplitWriters } from '../src/split-writers.js';
-import { toConversational } from '../src/to-conversational.js';
+import { outputArrowSchemaValue } from '../src/output/output-schema.js';
+import { SplitWriters } from '../src/write/split-writers.js';
+import { toConversational } from '../src/output/to-conversational.js';
 import type { SplitPart } from '../src/types.js';
-import { SplitWriter, type SplitWriterOptions, type WrittenSplit } from '../src/write-split.js';
-import { encodeSplit } from '../workers/encode-split.js';
+import { SplitWriter, type SplitWriterOptions, type WrittenSplit } from '../src/write/write-split.js';
+import { encodeSplit } from '../src/write/encode-split.js';
 import { readParquet, tempDir } from './fixtures.js';
 
 /** Parts of `size` rows whose images share one buffer per part, as a worker's pages do. */

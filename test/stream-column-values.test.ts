@@ -3,12 +3,12 @@ import { open, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { snappyCompress } from 'hyparquet-writer/src/snappy.js';
-import { makeSample } from '../src/make-sample.js';
-import { pagesForWorkers } from '../src/page-range.js';
-import { readColumnPages, readFooter, scanColumnPages } from '../src/read-column-pages.js';
-import { SnappyFarReference, SnappyStream } from '../src/snappy-stream.js';
-import { writeSourceFile } from '../src/source-table.js';
-import { streamColumnValues } from '../src/stream-column-values.js';
+import { makeSample } from '../src/source/make-sample.js';
+import { pagesForWorkers } from '../src/read/page-range.js';
+import { readColumnPages, readFooter, scanColumnPages } from '../src/parquet/read-column-pages.js';
+import { SnappyFarReference, SnappyStream } from '../src/parquet/snappy-stream.js';
+import { writeSourceFile } from '../src/source/source-table.js';
+import { streamColumnValues } from '../src/parquet/stream-column-values.js';
 import type { SourceRow } from '../src/types.js';
 import { sourceRow, tempDir } from './fixtures.js';
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { rowNbytes, toConversational } from '../src/to-conversational.js';
+import { rowNbytes, toConversational } from '../src/output/to-conversational.js';
 
 describe('toConversational', () => {
   it('builds the prompt, chosen, rejected and images of TRL\'s rlaif-v.py', () => {

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { cp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import { convert } from '../src/convert.js';
-import { verify, type VerifyReport } from '../src/verify.js';
+import { convert } from '../src/run/convert.js';
+import { verify, type VerifyReport } from '../src/verify/verify.js';
 import { addRejectedRows, readParquet, runCli, sampleDir, tempDir } from './fixtures.js';
 import { parquetMetadata } from 'hyparquet';
 

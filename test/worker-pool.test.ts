@@ -10,7 +10,7 @@ describe('the worker pool', () => {
     // it loads its module: a failed plan or a tiny run stops the pool that soon. Stop pools again and again, at
     // every moment of their workers' start-up, in a process of its own.
     const script = `
-      import { createPool } from ${JSON.stringify(path.join(ROOT, 'dist', 'src', 'worker-pool.js'))};
+      import { createPool } from ${JSON.stringify(path.join(ROOT, 'dist', 'src', 'util', 'worker-pool.js'))};
       const filename = ${JSON.stringify(path.join(ROOT, 'dist', 'workers', 'convert-batch.bundle.js'))};
       for (let i = 0; i < 150; i++) {
         const pool = createPool({ filename, minThreads: 2, maxThreads: 2 });

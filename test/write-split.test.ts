@@ -2,12 +2,12 @@ import assert from 'node:assert/strict';
 import { readFile, readdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { outputArrowSchemaValue } from '../src/output-schema.js';
-import { planShards } from '../src/plan-shards.js';
-import { toConversational } from '../src/to-conversational.js';
+import { outputArrowSchemaValue } from '../src/output/output-schema.js';
+import { planShards } from '../src/output/plan-shards.js';
+import { toConversational } from '../src/output/to-conversational.js';
 import type { SplitPart } from '../src/types.js';
-import { settleSplit, SplitWriter, type WrittenSplit } from '../src/write-split.js';
-import { encodeSplit } from '../workers/encode-split.js';
+import { settleSplit, SplitWriter, type WrittenSplit } from '../src/write/write-split.js';
+import { encodeSplit } from '../src/write/encode-split.js';
 import { readParquet, tempDir } from './fixtures.js';
 
 /** `count` rows in parts of `size`, each row with an image of 1,000 distinct bytes. */

@@ -1,14 +1,14 @@
 import { closeSync, constants, fstatSync, openSync, readlinkSync, readSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { Piscina } from 'piscina';
-import { toConversational, type ConversationalRow } from '../src/to-conversational.js';
-import { encodeSplit, transferables } from './encode-split.js';
-import { readTaskRows } from '../src/task-rows.js';
+import { toConversational, type ConversationalRow } from '../src/output/to-conversational.js';
+import { encodeSplit, transferables } from '../src/write/encode-split.js';
+import { readTaskRows } from '../src/work/task-rows.js';
 import type { BatchStats, ConvertResult, ConvertTask, RejectedRow, SourceRow } from '../src/types.js';
-import { ImageCache, imageKey } from './image-cache.js';
-import { ImageStore } from './image-store.js';
-import { prepareImage } from './prepare-image.js';
-import { osThreadId, threadCpuSeconds } from '../src/measure-cpu.js';
+import { ImageCache, imageKey } from '../src/image/image-cache.js';
+import { ImageStore } from '../src/image/image-store.js';
+import { prepareImage } from '../src/image/prepare-image.js';
+import { osThreadId, threadCpuSeconds } from '../src/util/measure-cpu.js';
 
 
 const THREAD = osThreadId();

@@ -7,7 +7,7 @@
 import { openAsBlob } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { ParquetFile, type RecordBatch } from 'parquet-wasm';
-import type { ReaderReply, ReaderRequest } from '../src/parquet-reader.js';
+import type { ReaderReply, ReaderRequest } from '../src/parquet/parquet-reader.js';
 
 const port = parentPort;
 if (port === null) throw new Error('workers/read-parquet.js runs as a worker thread');

@@ -2,7 +2,7 @@
  * The worker of `verify`: checks that each image of a row group of an output decodes (see checkImage). Images arrive
  * with their buffers transferred.
  */
-import { checkImage } from './prepare-image.js';
+import { checkImage } from '../src/image/prepare-image.js';
 import type { VerifyImagesResult, VerifyImagesTask } from '../src/types.js';
 
 export default async function verifyImages(task: VerifyImagesTask): Promise<VerifyImagesResult> {

@@ -5,10 +5,10 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { RlaifError } from '../src/errors.js';
-import { osThreadId, threadCpuSeconds } from '../src/measure-cpu.js';
-import type { WriterReply, WriterRequest, WriterSetup } from '../src/split-writers.js';
-import { imageBufferBytes } from '../src/to-conversational.js';
-import { SplitWriter, type SplitWriterState } from '../src/write-split.js';
+import { osThreadId, threadCpuSeconds } from '../src/util/measure-cpu.js';
+import type { WriterReply, WriterRequest, WriterSetup } from '../src/write/split-writers.js';
+import { imageBufferBytes } from '../src/output/to-conversational.js';
+import { SplitWriter, type SplitWriterState } from '../src/write/write-split.js';
 
 const port = parentPort;
 if (port === null) throw new Error('workers/write-splits.js runs as a worker thread');
