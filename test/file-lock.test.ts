@@ -4,7 +4,7 @@ import { readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { acquireLock, LOCK_STALE_MS, LockLostError, tryLock, type HeldLock } from '../src/util/file-lock.js';
+import { acquireLock, LOCK_STALE_MS, LockLostError, tryLock, type HeldLock } from '../src/dirs/file-lock.js';
 import { tempDir } from './fixtures.js';
 
 /** The id of a process that has ended. */

@@ -9,7 +9,7 @@ import { convert } from '../src/run/convert.js';
 import type { ConvertReport } from '../src/run/convert-report.js';
 import { finalize } from '../src/run/finalize.js';
 import { partDir } from '../src/run/part-manifest.js';
-import { removeMarkedDirectory } from '../src/output/tool-marker.js';
+import { removeMarkedDirectory } from '../src/dirs/tool-marker.js';
 import { addRejectedRows, assertSameFiles, CLI, filesOf, killAfterCheckpoint, readJson, remark, runCli, sampleDir, sleep, tempDir } from './fixtures.js';
 
 /** Converts `input` in `count` parts, one after another, then puts them together; returns finalize's report. */

@@ -15,8 +15,8 @@ import { writeSourceFile } from '../src/source/source-table.js';
 
 export { sourceRow } from '../scripts/bad-corpus.js';
 import { makeSample } from '../src/source/make-sample.js';
-import { cardForRepo } from '../src/output/dataset-card.js';
-import { MARKER_FILE } from '../src/output/tool-marker.js';
+import { cardForRepo } from '../src/output/load-line.js';
+import { MARKER_FILE } from '../src/dirs/tool-marker.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CLI = path.join(ROOT, 'dist', 'src', 'bin.js');

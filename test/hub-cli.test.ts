@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { convertIter } from '../src/run/convert.js';
 import type { ConvertEvent } from '../src/run/convert-report.js';
 import { hubSettings } from '../src/hub/hub-settings.js';
-import { cardForRepo } from '../src/output/dataset-card.js';
+import { cardForRepo } from '../src/output/load-line.js';
 import { resolveDataset } from '../src/hub/download-dataset.js';
 import { runCli, sampleDir, tempDir } from './fixtures.js';
 import { LocalHub, TEST_TOKEN } from './hub-server.js';

@@ -8,7 +8,7 @@ import { convert } from '../src/run/convert.js';
 import type { ConvertReport } from '../src/run/convert-report.js';
 import { OutputError } from '../src/errors.js';
 import { imageStoreInfo } from '../src/image/image-store-dir.js';
-import { MARKER_FILE } from '../src/output/tool-marker.js';
+import { MARKER_FILE } from '../src/dirs/tool-marker.js';
 import { addRejectedRows, assertSameFiles, filesOf, runCli, sampleDir, tempDir } from './fixtures.js';
 
 /** Every file under `dir`, relative, with the ones whose names end with `ending`. */

@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import sharp from 'sharp';
 import { OutputError } from '../src/errors.js';
 import { makeSample } from '../src/source/make-sample.js';
-import { sourceSchema } from '../src/output/output-schema.js';
+import { sourceSchema } from '../src/source/source-schema.js';
 import { readFooter, scanColumnPages } from '../src/parquet/read-column-pages.js';
 import { readParquet, ROOT, tempDir } from './fixtures.js';
 

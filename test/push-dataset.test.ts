@@ -7,7 +7,7 @@ import { HubError, InputError } from '../src/errors.js';
 import { hubSettings, type HubSettings } from '../src/hub/hub-settings.js';
 import { push, pushIter, type PushEvent } from '../src/hub/push-dataset.js';
 import { runCli, sampleDir, tempDir } from './fixtures.js';
-import { cardForRepo } from '../src/output/dataset-card.js';
+import { cardForRepo } from '../src/output/load-line.js';
 import { LocalHub, TEST_TOKEN } from './hub-server.js';
 
 let hub: LocalHub;

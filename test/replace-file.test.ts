@@ -5,9 +5,9 @@ import { hostname } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { writeCheckpoint, type Checkpoint } from '../src/run/checkpoint.js';
-import { readLock } from '../src/util/file-lock.js';
+import { readLock } from '../src/dirs/file-lock.js';
 import { writePartManifest, type PartManifest } from '../src/run/part-manifest.js';
-import { createMarker, MARKER_FILE, readMarker } from '../src/output/tool-marker.js';
+import { createMarker, MARKER_FILE, readMarker } from '../src/dirs/tool-marker.js';
 import { tempDir } from './fixtures.js';
 
 /** A file outside the directory, which a link left in the directory points to. */

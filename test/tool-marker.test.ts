@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { createMarker, markedAs, MARKER_FILE, removeMarkedDirectory } from '../src/output/tool-marker.js';
+import { createMarker, markedAs, MARKER_FILE, removeMarkedDirectory } from '../src/dirs/tool-marker.js';
 import { tempDir } from './fixtures.js';
 
 describe('a directory marked as this tool\'s', () => {

@@ -3,7 +3,7 @@ import { DEFAULTS } from '../options/convert-options.js';
 import { resolveDataset } from '../hub/download-dataset.js';
 import { OptionError } from '../errors.js';
 import { hubSettings } from '../hub/hub-settings.js';
-import { checkOutputDir } from '../output/output-dir.js';
+import { checkOutputDir } from '../dirs/output-dir.js';
 import { checkPushAccess } from '../hub/push-dataset.js';
 import type { PushArgv } from './cli-convert-flags.js';
 import { slurmScripts, submitSlurmJob, type SlurmJob } from './slurm-job.js';

@@ -3,7 +3,7 @@ import { openAsBlob } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { commitIter, createRepo, datasetInfo, HubApiError, listFiles, whoAmI, type CommitOperation } from '@huggingface/hub';
-import { cardForRepo } from '../output/dataset-card.js';
+import { cardForRepo } from '../output/load-line.js';
 import { hubError } from './hub-error.js';
 import { HubError, InputError, invalidOption } from '../errors.js';
 import { gitBlobHash, hashFile } from './hash-file.js';

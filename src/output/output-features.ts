@@ -1,6 +1,7 @@
 /** The output's `datasets` features, as plain JSON: what the writer thread needs, without apache-arrow. */
 
-export const stringFeature = { dtype: 'string', _type: 'Value' };
+import { stringFeature } from '../source/source-schema.js';
+
 const messagesFeature = [{ role: stringFeature, content: [{ type: stringFeature, text: stringFeature }] }];
 
 /**

@@ -1,10 +1,6 @@
-import { Binary, Field, List, Schema, Struct, Table, Utf8, tableToIPC, type DataType } from 'apache-arrow';
-import { outputHuggingfaceMetadata, stringFeature } from './output-features.js';
-
-/** A nullable field, as pyarrow and `datasets` write every field. */
-function field(name: string, type: DataType): Field {
-  return new Field(name, type, true);
-}
+import { Binary, List, Schema, Struct, Table, Utf8, tableToIPC, type DataType } from 'apache-arrow';
+import { field } from '../source/source-schema.js';
+import { outputHuggingfaceMetadata } from './output-features.js';
 
 /** A list whose child is named `element`, as pyarrow writes lists to parquet. */
 function listOf(type: DataType): List {
@@ -55,34 +51,3 @@ ${(['chosen', 'rejected', 'prompt'] as const)
   - name: images
     sequence: image
 `;
-
-/** The columns the source must have, in the order openbmb/RLAIF-V-Dataset holds them. */
-export const SOURCE_COLUMNS = [
-  'ds_name',
-  'image',
-  'question',
-  'chosen',
-  'rejected',
-  'origin_dataset',
-  'origin_split',
-  'idx',
-  'image_path',
-] as const;
-
-/** Every source column but `image`: all strings. */
-export const SOURCE_STRING_COLUMNS = SOURCE_COLUMNS.filter(
-  (name): name is Exclude<(typeof SOURCE_COLUMNS)[number], 'image'> => name !== 'image',
-);
-
-/** `struct<bytes: binary, path: string>`, a `datasets` Image. */
-export const sourceImageType = new Struct([field('bytes', new Binary()), field('path', new Utf8())]);
-
-/** The Arrow schema of the source dataset, with its `huggingface` metadata. */
-export function sourceSchema(): Schema {
-  const features: Record<string, unknown> = {};
-  for (const name of SOURCE_COLUMNS) features[name] = name === 'image' ? { _type: 'Image' } : stringFeature;
-  return new Schema(
-    SOURCE_COLUMNS.map((name) => field(name, name === 'image' ? sourceImageType : new Utf8())),
-    new Map([['huggingface', JSON.stringify({ info: { features } })]]),
-  );
-}

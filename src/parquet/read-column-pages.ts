@@ -83,6 +83,14 @@ export interface ColumnSpec {
   maxDefinition: number;
 }
 
+const DICTIONARY_ENCODINGS = new Set(['PLAIN_DICTIONARY', 'RLE_DICTIONARY']);
+
+/** Whether a data page's values are indexes into the column chunk's dictionary page. */
+export function usesDictionary(page: PageRef): boolean {
+  const encoding = page.header.data_page_header?.encoding ?? page.header.data_page_header_v2?.encoding;
+  return encoding !== undefined && DICTIONARY_ENCODINGS.has(encoding);
+}
+
 /** The pages of one column chunk: its dictionary page, if any, and its data pages in order. */
 export interface ColumnPages {
   spec: ColumnSpec;

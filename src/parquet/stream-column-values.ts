@@ -1,8 +1,7 @@
 import { readSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import type { DecodedArray } from 'hyparquet/src/types.js';
-import { usesDictionary } from '../read/page-range.js';
-import { decodeDataPage, decodeDictionaryPage, decodeIndexPage, type ColumnPages, type ColumnSpec, type PageRef } from './read-column-pages.js';
+import { decodeDataPage, decodeDictionaryPage, decodeIndexPage, usesDictionary, type ColumnPages, type ColumnSpec, type PageRef } from './read-column-pages.js';
 import { decodeLevels, PageBody, PlainValues, RowOrder, type Sink, type Value } from './page-body.js';
 import { SnappyFarReference, SnappyStream } from './snappy-stream.js';
 

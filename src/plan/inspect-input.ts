@@ -1,5 +1,5 @@
-import { isOurOutput } from '../output/output-dir.js';
-import { MARKER_FILE } from '../output/tool-marker.js';
+import { isOurOutput } from '../dirs/output-dir.js';
+import { MARKER_FILE } from '../dirs/tool-marker.js';
 import { createHash } from 'node:crypto';
 import { readdir, stat } from 'node:fs/promises';
 import { openAsBlob } from 'node:fs';

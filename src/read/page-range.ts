@@ -1,13 +1,5 @@
-import type { ColumnPages, PageRef } from '../parquet/read-column-pages.js';
+import { usesDictionary, type ColumnPages, type PageRef } from '../parquet/read-column-pages.js';
 import type { ImagePageRange } from '../types.js';
-
-const DICTIONARY_ENCODINGS = new Set(['PLAIN_DICTIONARY', 'RLE_DICTIONARY']);
-
-/** Whether a data page's values are indexes into the column chunk's dictionary page. */
-export function usesDictionary(page: PageRef): boolean {
-  const encoding = page.header.data_page_header?.encoding ?? page.header.data_page_header_v2?.encoding;
-  return encoding !== undefined && DICTIONARY_ENCODINGS.has(encoding);
-}
 
 /**
  * The pages of a column chunk that hold rows [first, first + rows) of its row group, as a worker reads them. Pages

@@ -1,7 +1,6 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import type { DecodedArray } from 'hyparquet/src/types.js';
-import { decodeDataPage, decodeDictionaryPage, type PageRef } from '../parquet/read-column-pages.js';
-import { usesDictionary } from './page-range.js';
+import { decodeDataPage, decodeDictionaryPage, usesDictionary, type PageRef } from '../parquet/read-column-pages.js';
 import type { ImagePageRange } from '../types.js';
 import { InputError } from '../errors.js';
 

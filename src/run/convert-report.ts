@@ -1,9 +1,9 @@
 import type { AssembleCounts } from '../write/assemble-split.js';
 import type { DuplicateInput } from '../plan/inspect-input.js';
-import type { Leftover } from '../output/output-dir.js';
+import type { Leftover } from '../dirs/output-dir.js';
 import type { PartRange } from '../plan/plan-units.js';
 import type { ColumnMap } from '../source/source-layout.js';
-import type { SourceCard } from '../source/source-card.js';
+import type { SourceCard } from '../hub/source-card.js';
 import type { DownloadEvent } from '../hub/download-dataset.js';
 import type { ThreadsCpu } from '../util/measure-cpu.js';
 import type { WrittenShard } from '../write/write-split.js';

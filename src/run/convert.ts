@@ -4,16 +4,17 @@ import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { resolveConvertOptions, type ConvertOptions, type ResolvedConvertOptions } from '../options/convert-options.js';
-import { reportCard } from '../output/dataset-card.js';
+import { reportCard } from './dataset-card.js';
 import { AccountingError, OutputError, RlaifError } from '../errors.js';
 import type { HubSettings } from '../hub/hub-settings.js';
 import type { InputPlan } from '../plan/inspect-input.js';
 import { processCpuSeconds, threadCpuSeconds, threadsSummary } from '../util/measure-cpu.js';
 import { workerUrl } from '../util/paths.js';
-import { createPool, type ConvertPool } from '../util/worker-pool.js';
+import { createPool } from '../util/worker-pool.js';
+import type { Piscina } from 'piscina';
 import type { ConvertEvent, ConvertReport, SplitName, SplitReport } from './convert-report.js';
 import { packageInfo } from '../util/package-info.js';
-import { planConversion, type Planned } from '../plan/plan-conversion.js';
+import { planConversion, type Planned } from './plan-conversion.js';
 import { batchBytes, readBatches, rereadBatch, type SourceBatch } from '../read/read-batches.js';
 import { BytesInFlight } from './bytes-in-flight.js';
 import { MAX_BATCH_BYTES } from '../read/page-range.js';
@@ -23,7 +24,7 @@ import type { ConvertResult, ConvertTask, ImageStoreSettings, RejectedRow, Split
 import { openImageStore, trimImageStore } from '../image/image-store-dir.js';
 import { rowNbytes, toConversational } from '../output/to-conversational.js';
 import { imageFilesDigest, runFingerprint } from '../plan/run-fingerprint.js';
-import { makeDirectory, markPublishing, openStaging, outputIdentity, ownDirectory, publishOutput, stagingDir, type Staging } from '../output/output-dir.js';
+import { makeDirectory, markPublishing, openStaging, outputIdentity, ownDirectory, publishOutput, stagingDir, type Staging } from '../dirs/output-dir.js';
 import { partDir, partsDir, writePartManifest } from './part-manifest.js';
 import { checkNoParts, checkPartsRoot, finishedPart, finishedPartProblem } from './part-staging.js';
 import { clearStaging, CHECKPOINT_FILE, findCheckpoint, RecentRows, rowsToRead, writeCheckpoint, type Checkpoint } from './checkpoint.js';
@@ -34,8 +35,8 @@ import { SplitWriters } from '../write/split-writers.js';
 import { keptTableBuffer } from '../image/image-cache.js';
 import { settleSplit, type SplitWriterOptions, type SplitWriterState, type WrittenSplit } from '../write/write-split.js';
 import { drain } from '../util/drain.js';
-import { LockLostError } from '../util/file-lock.js';
-import { removeMarkedDirectory } from '../output/tool-marker.js';
+import { LockLostError } from '../dirs/file-lock.js';
+import { removeMarkedDirectory } from '../dirs/tool-marker.js';
 import { holdParquetReader } from '../parquet/parquet-reader.js';
 
 export type { ConvertOptions } from '../options/convert-options.js';
@@ -139,6 +140,8 @@ function badImageError(rejects: readonly RejectedRow[]): RlaifError | null {
   if (bad.code === 'image_timeout') return new RlaifError('ERR_IMAGE_TIMEOUT', `${row}: ${bad.message}, twice (the second time on a fresh worker). ${then}`);
   return new RlaifError('ERR_BAD_IMAGE', `${row} has a bad image: ${bad.code}: ${bad.message}. ${then}`);
 }
+
+type ConvertPool = Piscina<ConvertTask, ConvertResult>;
 
 /** A run under way: its plan and the threads and sinks it works with. */
 interface Run extends Planned {
@@ -461,7 +464,7 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
   const options = resolveConvertOptions(runOptions);
   const signal = runOptions.signal;
   // Started first: the workers load their modules and compile the check while the input is planned.
-  const pool = createPool({
+  const pool = createPool<ConvertTask, ConvertResult>({
     filename: (runOptions.workerUrl ?? WORKER_URL).href,
     minThreads: options.numProc,
     maxThreads: options.numProc,

@@ -6,10 +6,10 @@ import { assembleSplit, type AssembleCounts, type ShardSource } from '../write/a
 import { CHECKPOINT_FILE } from './checkpoint.js';
 import { DEFAULTS } from '../options/convert-options.js';
 import type { ConvertEvent, ConvertReport, PartFigures, SplitName, SplitReport } from './convert-report.js';
-import { reportCard } from '../output/dataset-card.js';
+import { reportCard } from './dataset-card.js';
 import { AccountingError, InputError, OutputError } from '../errors.js';
-import { checkOutputDir, finishPublishing, isOurOutput, liveHolder, openStaging, outputIdentity, publishOutput, stagingDir, type Staging } from '../output/output-dir.js';
-import { markedAs, removeMarkedDirectory, updateMarker, type ToolMarker } from '../output/tool-marker.js';
+import { checkOutputDir, finishPublishing, isOurOutput, liveHolder, openStaging, outputIdentity, publishOutput, stagingDir, type Staging } from '../dirs/output-dir.js';
+import { markedAs, removeMarkedDirectory, updateMarker, type ToolMarker } from '../dirs/tool-marker.js';
 import { outputArrowSchemaValue } from '../output/output-schema.js';
 import { packageInfo } from '../util/package-info.js';
 import { missingFile, parsePartName, partDir, partsDir, readPartManifest, type PartManifest } from './part-manifest.js';

@@ -3,7 +3,7 @@ import { mkdir, readFile, rm } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import { readParquet } from 'parquet-wasm';
 import { Field, Int64, Schema, Table, Utf8, tableToIPC, vectorFromArray, type Vector } from 'apache-arrow';
-import { sourceSchema } from '../output/output-schema.js';
+import { sourceSchema } from '../source/source-schema.js';
 import { sourceColumns } from '../source/source-table.js';
 import { ParquetSink } from '../parquet/parquet-sink.js';
 import type { RejectedRow } from '../types.js';

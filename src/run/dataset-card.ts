@@ -1,8 +1,11 @@
-import { outputYamlFeatures } from './output-schema.js';
+import { loadLine } from '../output/load-line.js';
+import { outputYamlFeatures } from '../output/output-schema.js';
 import { packageInfo } from '../util/package-info.js';
-import type { ConvertReport } from '../run/convert-report.js';
-import type { SourceCard } from '../source/source-card.js';
+import type { ConvertReport } from './convert-report.js';
+import type { SourceCard } from '../hub/source-card.js';
 import type { ImageMode, ImagePolicy } from '../types.js';
+
+export { cardForRepo, loadLine } from '../output/load-line.js';
 
 export interface CardSplit {
   name: string;
@@ -30,16 +33,6 @@ export interface CardInfo {
   source: CardSource;
   /** What `load_dataset` is given to load it: the output directory (a push puts the repo id in its place). */
   location: string;
-}
-
-/** The line of the card's snippet that names the dataset; a push rewrites it to the repo pushed to. */
-export function loadLine(location: string): string {
-  return `dataset = load_dataset(${JSON.stringify(location)})`;
-}
-
-/** The card with its `load_dataset` snippet naming `repoId` instead of the local directory: what a push uploads. */
-export function cardForRepo(card: string, repoId: string): string {
-  return card.replace(/^dataset = load_dataset\(.*\)$/m, loadLine(repoId));
 }
 
 const SPDX_NAMES: Record<string, [string, string]> = {

@@ -1,16 +1,16 @@
 import path from 'node:path';
 import { openAsBlob } from 'node:fs';
 import type { ResolvedConvertOptions } from '../options/convert-options.js';
-import type { ConvertEvent } from '../run/convert-report.js';
+import type { ConvertEvent } from './convert-report.js';
 import { DatasetDownloads, remoteBlob, resolveDataset, type DatasetSource, type DownloadEvent } from '../hub/download-dataset.js';
 import { EventQueue } from '../util/event-queue.js';
 import { hubSettings, withSignal, type HubSettings } from '../hub/hub-settings.js';
-import { inspectInput, inspectSources, type InputPlan, type InputSource } from './inspect-input.js';
-import { checkOutputDir, type Leftover } from '../output/output-dir.js';
+import { inspectInput, inspectSources, type InputPlan, type InputSource } from '../plan/inspect-input.js';
+import { checkOutputDir, type Leftover } from '../dirs/output-dir.js';
 import { checkCacheDir } from '../image/image-store-dir.js';
-import { planSplit, type SplitPlan } from './plan-split.js';
-import { partRange, type PartRange } from './plan-units.js';
-import { hubSourceCard, localSourceCard, type SourceCard } from '../source/source-card.js';
+import { planSplit, type SplitPlan } from '../plan/plan-split.js';
+import { partRange, type PartRange } from '../plan/plan-units.js';
+import { hubSourceCard, localSourceCard, type SourceCard } from '../hub/source-card.js';
 import type { RetryEvent } from '../hub/retry-fetch.js';
 
 /**

@@ -3,9 +3,9 @@ import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { downloadFile } from '@huggingface/hub';
 import { parse as parseYaml } from 'yaml';
-import type { DatasetSource } from '../hub/download-dataset.js';
-import type { HubSettings } from '../hub/hub-settings.js';
-import { retryFetch, type RetryEvent } from '../hub/retry-fetch.js';
+import type { DatasetSource } from './download-dataset.js';
+import type { HubSettings } from './hub-settings.js';
+import { retryFetch, type RetryEvent } from './retry-fetch.js';
 
 /**
  * What the source's own dataset card says that the output's card must carry on: its licence, its name and how to cite

@@ -2,7 +2,7 @@ import { lstat, mkdir, readdir, readFile, realpath, rename, rm, stat } from 'nod
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { OutputError } from '../errors.js';
-import { liveLockHolder, tryLock, type LockHolder } from '../util/file-lock.js';
+import { liveLockHolder, tryLock, type LockHolder } from './file-lock.js';
 import { packageInfo } from '../util/package-info.js';
 import { createMarker, MARKER_FILE, markedAs, markedOutput, readMarker, removeMarkedDirectory, removeMarkerLeftovers, updateMarker, type MarkerKind, type ToolMarker } from './tool-marker.js';
 

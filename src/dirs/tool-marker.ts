@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { link, lstat, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
-import { replaceFile } from '../util/replace-file.js';
+import { replaceFile } from './replace-file.js';
 import { hostname } from 'node:os';
 import path from 'node:path';
 
