@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { cp, mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import { SIBLING_SUFFIXES } from '../src/dirs/output-dir.js';
+import { SIBLING_SUFFIXES } from '../src/dirs/staging.js';
 import { killAfterCheckpoint, runCli, sampleDir, tempDir } from './fixtures.js';
 
 /**

@@ -9,7 +9,8 @@ import { before, describe, it } from 'node:test';
 import { convert, convertIter } from '../src/run/convert.js';
 import type { ConvertEvent } from '../src/run/convert-report.js';
 import { OutputError } from '../src/errors.js';
-import { openStaging, outputIdentity, publishOutput, REPLACED_OUTPUT } from '../src/dirs/output-dir.js';
+import { openStaging } from '../src/dirs/staging.js';
+import { outputIdentity, publishOutput, REPLACED_OUTPUT } from '../src/dirs/publish-output.js';
 import { MARKER_FILE } from '../src/dirs/tool-marker.js';
 import { assertSameFiles, CLI, filesOf, remark, sampleDir, tempDir } from './fixtures.js';
 

@@ -5,7 +5,7 @@
  * column, where the damage can be placed), never in an unexpected error or a crash, and with nothing left behind.
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it } from 'node:test';
@@ -47,7 +47,7 @@ function mutate(file: Uint8Array, random: () => number): { bytes: Uint8Array; wh
 describe('damaged data pages of the input', () => {
   it('stop the run with ERR_PARQUET_DATA naming the file, the column and the row group, leaving nothing', async () => {
     const sample = await sampleDir(120, { files: 1, rowGroupSize: 60 });
-    const [name] = (await import('node:fs')).readdirSync(sample).filter((entry) => entry.endsWith('.parquet'));
+    const [name] = readdirSync(sample).filter((entry) => entry.endsWith('.parquet'));
     assert.ok(name !== undefined);
     const original = new Uint8Array(await readFile(path.join(sample, name)));
     const metadata = parquetMetadata(original.buffer.slice(original.byteOffset, original.byteOffset + original.byteLength) as ArrayBuffer);
@@ -78,7 +78,7 @@ describe('damaged data pages of the input', () => {
 
   it('end in an output that accounts for every row, or in ERR_PARQUET_DATA with nothing left: never a crash', { timeout: 600_000 }, async () => {
     const sample = await sampleDir(120, { files: 1, rowGroupSize: 60 });
-    const [name] = (await import('node:fs')).readdirSync(sample).filter((entry) => entry.endsWith('.parquet'));
+    const [name] = readdirSync(sample).filter((entry) => entry.endsWith('.parquet'));
     assert.ok(name !== undefined);
     const original = new Uint8Array(await readFile(path.join(sample, name)));
     const dir = await tempDir('rlaif-v-page-fuzz-');

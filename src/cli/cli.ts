@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { availableParallelism, constants } from 'node:os';
 import path from 'node:path';
 import { CHECKPOINT_FILE } from '../run/checkpoint.js';
-import { stagingDir } from '../dirs/output-dir.js';
+import { stagingDir } from '../dirs/staging.js';
 import { paths, text, wholeNumber } from './cli-options.js';
 import { numProcFlag, partOf, withConvertFlags, withPushFlags, type PushArgv } from './cli-convert-flags.js';
 import { partDir } from '../run/part-manifest.js';

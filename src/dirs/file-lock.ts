@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { link, lstat, lutimes, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { RlaifError } from '../errors.js';
+import { readSmallFile } from './tool-file.js';
 
 /**
  * Lock files that runs on several machines sharing a filesystem can trust: each names its holder (host and process
@@ -57,9 +58,9 @@ const MAX_LOCK_BYTES = 4096;
 export async function readLock(file: string): Promise<{ lock: LockHolder; ageMs: number } | null> {
   try {
     // A lock is a small file of its own: a link in its place (or anything else) is no lock, never read through.
-    const info = await lstat(file);
-    if (!info.isFile() || info.size > MAX_LOCK_BYTES) return null;
-    const lock = JSON.parse(await readFile(file, 'utf8')) as LockHolder;
+    const [text, info] = await Promise.all([readSmallFile(file, MAX_LOCK_BYTES), lstat(file)]);
+    if (text === null) return null;
+    const lock = JSON.parse(text) as LockHolder;
     return typeof lock.host === 'string' && Number.isInteger(lock.pid) ? { lock, ageMs: Date.now() - info.mtimeMs } : null;
   } catch {
     return null;

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { link, lstat, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
-import { replaceFile } from './replace-file.js';
+import { link, readdir, rm, rmdir, writeFile } from 'node:fs/promises';
+import { readSmallFile, replaceFile } from './tool-file.js';
 import { hostname } from 'node:os';
 import path from 'node:path';
 
@@ -55,11 +55,9 @@ function content(marker: ToolMarker): string {
 /** The marker of `dir`, or null when it has none (or one that does not read as this tool's). */
 export async function readMarker(dir: string): Promise<ToolMarker | null> {
   try {
-    // Only a file of its own, of a marker's size: never read through a link, nor a device, a pipe or a huge file.
-    const file = path.join(dir, MARKER_FILE);
-    const info = await lstat(file);
-    if (!info.isFile() || info.size > MAX_MARKER_BYTES) return null;
-    const marker = JSON.parse(await readFile(file, 'utf8')) as Partial<ToolMarker> | null;
+    const text = await readSmallFile(path.join(dir, MARKER_FILE), MAX_MARKER_BYTES);
+    if (text === null) return null;
+    const marker = JSON.parse(text) as Partial<ToolMarker> | null;
     if (marker === null || typeof marker !== 'object' || marker.tool !== TOOL || typeof marker.kind !== 'string' || typeof marker.name !== 'string') return null;
     return marker as ToolMarker;
   } catch {

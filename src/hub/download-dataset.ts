@@ -4,7 +4,7 @@ import path from 'node:path';
 import { datasetInfo, downloadFile, downloadFileToCacheDir, HubApiError, listFiles, type ListFileEntry } from '@huggingface/hub';
 import { HubError } from '../errors.js';
 import { acquireLock } from '../dirs/file-lock.js';
-import { makeDirectory } from '../dirs/output-dir.js';
+import { makeDirectory } from '../dirs/staging.js';
 import { gitBlobHash, hashFile } from './hash-file.js';
 import { hubError, loginHint } from './hub-error.js';
 import type { HubSettings } from './hub-settings.js';

@@ -1,5 +1,5 @@
 import { isInsideName, MARKER_FILE } from '../dirs/tool-marker.js';
-import { replaceFile } from '../dirs/replace-file.js';
+import { replaceFile } from '../dirs/tool-file.js';
 import { createReadStream, existsSync } from 'node:fs';
 import { readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';

@@ -1,6 +1,6 @@
 import type { AssembleCounts } from '../write/assemble-split.js';
 import type { DuplicateInput } from '../plan/inspect-input.js';
-import type { Leftover } from '../dirs/output-dir.js';
+import type { Leftover } from '../dirs/publish-output.js';
 import type { PartRange } from '../plan/plan-units.js';
 import type { ColumnMap } from '../source/source-layout.js';
 import type { SourceCard } from '../hub/source-card.js';

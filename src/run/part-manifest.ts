@@ -1,9 +1,9 @@
 import { isInsideName } from '../dirs/tool-marker.js';
 import { readFile, stat } from 'node:fs/promises';
-import { replaceFile } from '../dirs/replace-file.js';
+import { replaceFile } from '../dirs/tool-file.js';
 import path from 'node:path';
 import type { ConvertReport } from './convert-report.js';
-import { stagingDir } from '../dirs/output-dir.js';
+import { stagingDir } from '../dirs/staging.js';
 import type { PartRange } from '../plan/plan-units.js';
 import type { RejectSegment } from '../write/reject-sink.js';
 

@@ -3,7 +3,7 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { CHECKPOINT_FILE } from './checkpoint.js';
 import { OutputError } from '../errors.js';
-import { liveHolder, stagingDir } from '../dirs/output-dir.js';
+import { liveHolder, stagingDir } from '../dirs/staging.js';
 import { missingFile, partsDir, readPartManifest, type PartManifest } from './part-manifest.js';
 
 /**

@@ -6,7 +6,8 @@ import { DatasetDownloads, remoteBlob, resolveDataset, type DatasetSource, type 
 import { EventQueue } from '../util/event-queue.js';
 import { hubSettings, withSignal, type HubSettings } from '../hub/hub-settings.js';
 import { inspectInput, inspectSources, type InputPlan, type InputSource } from '../plan/inspect-input.js';
-import { checkOutputDir, type Leftover } from '../dirs/output-dir.js';
+import { checkOutputDir } from '../dirs/output-dir.js';
+import { type Leftover } from '../dirs/publish-output.js';
 import { checkCacheDir } from '../image/image-store-dir.js';
 import { planSplit, type SplitPlan } from '../plan/plan-split.js';
 import { partRange, type PartRange } from '../plan/plan-units.js';

@@ -1,7 +1,7 @@
 import { readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { invalidOption, OutputError } from '../errors.js';
-import { makeDirectory } from '../dirs/output-dir.js';
+import { makeDirectory } from '../dirs/staging.js';
 import { createMarker, MARKER_FILE, markedAs } from '../dirs/tool-marker.js';
 import type { ParquetSink } from '../parquet/parquet-sink.js';
 import { openSourceSink, sourceRowsToIPC } from './source-table.js';

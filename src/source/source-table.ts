@@ -1,5 +1,5 @@
 import { Table, Utf8, tableToIPC, vectorFromArray, type Vector } from 'apache-arrow';
-import { SOURCE_COLUMNS, sourceImageType, sourceSchema } from '../source/source-schema.js';
+import { SOURCE_COLUMNS, sourceImageType, sourceSchema } from './source-schema.js';
 import { ParquetSink } from '../parquet/parquet-sink.js';
 import type { SourceRow } from '../types.js';
 
