@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import type { ConvertReport } from '../src/run/convert-report.js';
 import { makeSample } from '../src/source/make-sample.js';
-import type { ImageMode } from '../src/types.js';
+import type { ImageMode } from '../src/image/image-policy.js';
 import { measureNode, measureProcess } from './measure-process.js';
 import { pythonWithDatasets } from './python-env.js';
 import { renderMarkdown, renderSvg } from './render-results.js';

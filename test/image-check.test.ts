@@ -12,7 +12,7 @@ import sharp from 'sharp';
 import { pythonWithDatasets, run } from '../bench/python-env.js';
 import { imageCases } from '../scripts/bad-corpus.js';
 import { mutateImages } from '../scripts/mutate-images.js';
-import type { ImagePolicy } from '../src/types.js';
+import type { ImagePolicy } from '../src/image/image-policy.js';
 import { checkJpeg } from '../src/image/check-jpeg.js';
 import { readImageHeader } from '../src/image/image-header.js';
 import { prepareImage } from '../src/image/prepare-image.js';

@@ -7,7 +7,7 @@ import { pageRange } from '../src/read/page-range.js';
 import { isStreamable, readColumnPages, readFooter, scanColumnPages } from '../src/parquet/read-column-pages.js';
 import { readImagePages } from '../src/read/read-image-pages.js';
 import { writeSourceFile } from '../src/source/source-table.js';
-import type { SourceRow } from '../src/types.js';
+import type { SourceRow } from '../src/source/source-row.js';
 import { sourceRow, tempDir } from './fixtures.js';
 
 /** The image of row i: null every 37th row, bytes null (path kept) every 41st, else bytes of a length and pattern set by i. */

@@ -9,7 +9,7 @@ import { convert } from '../src/run/convert.js';
 import { ParquetSink } from '../src/parquet/parquet-sink.js';
 import { sourceColumns, writeSourceFile } from '../src/source/source-table.js';
 import { parseColumnMap } from '../src/source/source-layout.js';
-import type { SourceRow } from '../src/types.js';
+import type { SourceRow } from '../src/source/source-row.js';
 import { goodRows } from '../scripts/bad-corpus.js';
 import { readJson, readParquet, runCli, tempDir } from './fixtures.js';
 

@@ -20,7 +20,7 @@ import { makeSample, SAMPLE_DEFAULTS, type SampleProfile } from '../source/make-
 import { ProgressRenderer, summarize } from './render-progress.js';
 import { formatBytes } from '../plan/inspect-input.js';
 import { packageInfo } from '../util/package-info.js';
-import type { ImageMode } from '../types.js';
+import type { ImageMode } from '../image/image-policy.js';
 import { hubSettings, type HubSettings } from '../hub/hub-settings.js';
 import { checkPushAccess, DEFAULT_REPO_ID, pushIter, type PushReport } from '../hub/push-dataset.js';
 

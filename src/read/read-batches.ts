@@ -9,7 +9,8 @@ import { readColumnPages, readFooter, scanColumnPages, type ColumnPages } from '
 import { readRowGroupBatches, type IpcBatch } from '../parquet/parquet-reader.js';
 import { readSourceRows } from './source-rows.js';
 import { streamColumnValues } from '../parquet/stream-column-values.js';
-import type { ImagePageRange, SourceRow } from '../types.js';
+import type { ImagePageRange } from './page-range.js';
+import type { SourceRow } from '../source/source-row.js';
 
 export interface SourceBatch {
   /** Global index of the first row. */

@@ -6,7 +6,7 @@ import type { ColumnMap } from '../source/source-layout.js';
 import type { SourceCard } from '../hub/source-card.js';
 import type { DownloadEvent } from '../hub/download-dataset.js';
 import type { ThreadsCpu } from '../util/measure-cpu.js';
-import type { WrittenShard } from '../write/write-split.js';
+import type { WrittenShard } from '../write/split-writer.js';
 
 /** What a conversion reports: the shapes of `report.json` and of the progress events. */
 

@@ -9,13 +9,16 @@ import { BytesInFlight } from './bytes-in-flight.js';
 import { MAX_BATCH_BYTES } from '../read/page-range.js';
 import { runBatch, startBatch } from '../work/run-batch.js';
 import { RejectSink } from '../write/reject-sink.js';
-import type { ConvertResult, ConvertTask, ImageStoreSettings, RejectedRow, SplitPart } from '../types.js';
+import type { ConvertResult, ConvertTask } from '../work/protocol.js';
+import type { ImageStoreSettings } from '../image/image-store.js';
+import type { RejectedRow } from '../source/source-row.js';
+import type { SplitPart } from '../write/encode-split.js';
 import type { Staging } from '../dirs/staging.js';
 import { RecentRows, writeCheckpoint, type Checkpoint } from './checkpoint.js';
 import { bytesBefore, planUnits } from '../plan/plan-units.js';
-import { SplitWriters } from '../write/split-writers.js';
+import { WriterThread } from '../write/writer-thread.js';
 import { keptTableBuffer } from '../image/image-cache.js';
-import { settleSplit, type SplitWriterState, type WrittenSplit } from '../write/write-split.js';
+import { settleSplit, type SplitWriterState, type WrittenSplit } from '../write/split-writer.js';
 
 /**
  * The heart of a conversion: the in-order loop that reads batches, converts them in the pool and hands their rows to
@@ -82,7 +85,7 @@ export interface Run extends Planned {
   options: ResolvedConvertOptions;
   signal: AbortSignal | undefined;
   pool: ConvertPool;
-  writers: SplitWriters;
+  writers: WriterThread;
   /** Image data read and not yet written, against options.maxBytesInFlight. */
   memory: BytesInFlight;
   /** The staging directory held: its lock is checked before each checkpoint and before publishing. */

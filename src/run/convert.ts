@@ -15,7 +15,7 @@ import { packageInfo } from '../util/package-info.js';
 import { planConversion, type Planned } from './plan-conversion.js';
 import { BytesInFlight } from './bytes-in-flight.js';
 import { RejectSink } from '../write/reject-sink.js';
-import type { ConvertResult, ConvertTask } from '../types.js';
+import type { ConvertResult, ConvertTask } from '../work/protocol.js';
 import { openImageStore, trimImageStore } from '../image/image-store-dir.js';
 import { rowNbytes, toConversational } from '../output/to-conversational.js';
 import { imageFilesDigest, runFingerprint } from '../plan/run-fingerprint.js';
@@ -26,8 +26,8 @@ import { checkNoParts, checkPartsRoot, finishedPart, finishedPartProblem } from 
 import { clearStaging, CHECKPOINT_FILE, findCheckpoint, rowsToRead, type Checkpoint } from './checkpoint.js';
 import { LOGICAL_COLUMNS } from '../source/source-layout.js';
 import { outputArrowSchemaValue } from '../output/output-schema.js';
-import { SplitWriters } from '../write/split-writers.js';
-import type { SplitWriterOptions } from '../write/write-split.js';
+import { WriterThread } from '../write/writer-thread.js';
+import type { SplitWriterOptions } from '../write/split-writer.js';
 import { drain } from '../util/drain.js';
 import { LockLostError } from '../dirs/file-lock.js';
 import { removeMarkedDirectory } from '../dirs/tool-marker.js';
@@ -262,7 +262,7 @@ export async function* convertIter(runOptions: ConvertRunOptions): AsyncGenerato
       train: splitWriter('train', split.trainRows, plan, options, staging.dir, part === null ? undefined : range.firstRow - testBefore),
       test: splitWriter('test', split.testRows, plan, options, staging.dir, part === null ? undefined : testBefore),
     };
-    const writers = new SplitWriters(Object.fromEntries(Object.entries(writerOptions).filter(([name]) => finished[name] === undefined)), resumed?.splits);
+    const writers = new WriterThread(Object.fromEntries(Object.entries(writerOptions).filter(([name]) => finished[name] === undefined)), resumed?.splits);
     const run: Run = {
       ...planned,
       options,

@@ -3,7 +3,7 @@ import { outputYamlFeatures } from '../output/output-schema.js';
 import { packageInfo } from '../util/package-info.js';
 import type { ConvertReport } from './convert-report.js';
 import type { SourceCard } from '../hub/source-card.js';
-import type { ImageMode, ImagePolicy } from '../types.js';
+import type { ImageMode, ImagePolicy } from '../image/image-policy.js';
 
 export { cardForRepo, loadLine } from '../output/load-line.js';
 

@@ -9,7 +9,7 @@ import { createRandom, randomInt } from '../util/random.js';
 import { drawImage, encodeImage, pick, PROFILES, type Random, type SampleProfile } from './sample-images.js';
 
 export type { SampleProfile } from './sample-images.js';
-import type { SourceImage, SourceRow } from '../types.js';
+import type { SourceImage, SourceRow } from './source-row.js';
 
 export interface SampleOptions {
   /** Rows in all. */

@@ -6,7 +6,7 @@ import { compressors } from 'hyparquet-compressors';
 import { drain } from '../util/drain.js';
 import { InputError } from '../errors.js';
 import { fileBuffer } from '../parquet/read-column-pages.js';
-import type { VerifyImagesResult, VerifyImagesTask } from '../types.js';
+import type { VerifyImagesResult, VerifyImagesTask } from './protocol.js';
 import { createPool } from '../util/worker-pool.js';
 import { workerUrl } from '../util/paths.js';
 import { checkCard } from './card.js';

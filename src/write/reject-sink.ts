@@ -6,7 +6,7 @@ import { Field, Int64, Schema, Table, Utf8, tableToIPC, vectorFromArray, type Ve
 import { sourceSchema } from '../source/source-schema.js';
 import { sourceColumns } from '../source/source-table.js';
 import { ParquetSink } from '../parquet/parquet-sink.js';
-import type { RejectedRow } from '../types.js';
+import type { RejectedRow } from '../source/source-row.js';
 
 const source = sourceSchema();
 
