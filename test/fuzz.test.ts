@@ -9,7 +9,7 @@ import { readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import sharp from 'sharp';
-import { pythonWithDatasets, run } from '../bench/python-env.js';
+import { pythonWithDatasets, run } from '../src/bench/python-env.js';
 import { mutateImages, mutateStructure } from '../scripts/mutate-images.js';
 import { convert } from '../src/run/convert.js';
 import { writeSourceFile } from '../src/source/source-table.js';

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { pythonWithDatasets, run } from '../bench/python-env.js';
+import { pythonWithDatasets, run } from '../src/bench/python-env.js';
 import { DatasetDownloads, resolveDataset } from '../src/hub/download-dataset.js';
 import { hubSettings } from '../src/hub/hub-settings.js';
 import { sampleDir, tempDir } from './fixtures.js';

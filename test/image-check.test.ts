@@ -9,7 +9,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import sharp from 'sharp';
-import { pythonWithDatasets, run } from '../bench/python-env.js';
+import { pythonWithDatasets, run } from '../src/bench/python-env.js';
 import { imageCases } from '../scripts/bad-corpus.js';
 import { mutateImages } from '../scripts/mutate-images.js';
 import type { ImagePolicy } from '../src/image/image-policy.js';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { open, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import { pythonWithDatasets, run } from '../bench/python-env.js';
+import { pythonWithDatasets, run } from '../src/bench/python-env.js';
 import { pageRange } from '../src/read/page-range.js';
 import { isStreamable, readColumnPages, readFooter, scanColumnPages } from '../src/parquet/read-column-pages.js';
 import { readImagePages } from '../src/read/read-image-pages.js';

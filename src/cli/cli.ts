@@ -453,7 +453,7 @@ await yargs(hideBin(process.argv))
         .option('quick', { type: 'boolean', default: false, describe: 'A small grid: 500 rows, 1 and all cores, batch 32 and 128, one run each' })
         .option('results-dir', { requiresArg: true, coerce: text('--results-dir'), describe: 'Where to write <timestamp>.json, .md and .svg (default bench/results)' }),
     async (argv) => {
-      const { runBench } = await import('../../bench/run-bench.js');
+      const { runBench } = await import('../bench/run-bench.js');
       const list = (value: string | undefined, name: string): number[] | undefined => {
         if (value === undefined) return undefined;
         const numbers = value.split(',').map(Number);
