@@ -5,7 +5,7 @@ export type { ConvertEvent, ConvertReport, SplitReport } from './run/convert-rep
 export type { ConvertOptions } from './options/convert-options.js';
 export { makeSample } from './source/make-sample.js';
 export type { SampleOptions, SampleReport } from './source/make-sample.js';
-export { AccountingError, HubError, InputError, OptionError, OutputError, RlaifError } from './errors.js';
+export { AccountingError, HubError, InputError, OptionError, OutputError, RlaifError, type ErrorCode } from './errors.js';
 export type { ImageMode, ImagePolicy } from './image/image-policy.js';
 export type { RejectCode } from './source/source-row.js';
 export { push, pushIter, checkPushAccess } from './hub/push-dataset.js';

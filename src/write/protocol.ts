@@ -1,3 +1,4 @@
+import type { ErrorCode } from '../errors.js';
 import type { SplitPart } from './encode-split.js';
 import type { SplitWriterOptions, SplitWriterState, WrittenSplit } from './split-writer.js';
 
@@ -33,4 +34,4 @@ export type WriterReply =
   /** `thread`: the writer thread's kernel id and CPU seconds so far (null without /proc), for the report. */
   | { type: 'finished'; split: string; result: WrittenSplit; thread: { id: number; cpu: number } | null }
   | { type: 'aborted' }
-  | { type: 'failed'; code: string; message: string };
+  | { type: 'failed'; code: ErrorCode; message: string };
