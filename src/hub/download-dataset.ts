@@ -6,7 +6,7 @@ import { HubError } from '../errors.js';
 import { acquireLock } from '../dirs/file-lock.js';
 import { makeDirectory } from '../dirs/staging.js';
 import { gitBlobHash, hashFile } from './hash-file.js';
-import { hubError, loginHint } from './hub-error.js';
+import { fromHubFailure, loginHint } from './hub-error.js';
 import type { HubSettings } from './hub-settings.js';
 import { backoffMs, retryFetch, waitBeforeRetry, type RetryEvent } from './retry-fetch.js';
 
@@ -79,7 +79,7 @@ export async function resolveDataset(params: { repo: string; revision?: string; 
     const info = await datasetInfo<'sha'>({ name: repo, revision, additionalFields: ['sha'], ...credentials });
     commit = info.sha;
   } catch (error) {
-    if (!(error instanceof HubApiError) || error.statusCode !== 404) throw hubError(error, `Dataset ${repo}`, settings);
+    if (!(error instanceof HubApiError) || error.statusCode !== 404) throw fromHubFailure(error, `Dataset ${repo}`, settings);
     const repoExists = await datasetInfo({ name: repo, ...credentials }).then(
       () => true,
       () => false,
@@ -99,7 +99,7 @@ export async function resolveDataset(params: { repo: string; revision?: string; 
       if (entry.type === 'file' && entry.path.endsWith('.parquet')) entries.push(entry);
     }
   } catch (error) {
-    throw hubError(error, `Listing the files of ${repo}`, settings);
+    throw fromHubFailure(error, `Listing the files of ${repo}`, settings);
   }
   if (entries.length === 0) {
     throw new HubError('ERR_HUB_NO_PARQUET', `Dataset ${repo} at ${revision} holds no .parquet files to convert.`, { exitCode: 2 });
@@ -178,7 +178,7 @@ export async function remoteBlob(source: DatasetSource, file: RemoteFile, settin
     if (blob === null) throw new HubError('ERR_HUB_FILE_NOT_FOUND', `${source.repo}/${file.path} is listed but cannot be fetched.`);
     return blob;
   } catch (error) {
-    throw hubError(error, `${source.repo}/${file.path}`, settings);
+    throw fromHubFailure(error, `${source.repo}/${file.path}`, settings);
   }
 }
 
@@ -239,7 +239,7 @@ export async function downloadToCache(params: DownloadFileParams): Promise<strin
       fetch,
     });
   } catch (error) {
-    throw hubError(error, name, settings);
+    throw fromHubFailure(error, name, settings);
   }
 }
 
@@ -302,7 +302,7 @@ async function transfer(params: DownloadFileParams & { fetch: typeof fetch; inco
     } catch (error) {
       // params.fetch has retried the connection already: one layer of retries, not one inside another.
       if (signal?.aborted === true) throw error;
-      throw hubError(error, name, settings);
+      throw fromHubFailure(error, name, settings);
     }
     if (!response.ok) {
       const text = await response.text().catch(() => '');

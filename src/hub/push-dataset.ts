@@ -4,7 +4,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { commitIter, createRepo, datasetInfo, HubApiError, listFiles, whoAmI, type CommitOperation } from '@huggingface/hub';
 import { cardForRepo } from '../output/load-line.js';
-import { hubError } from './hub-error.js';
+import { fromHubFailure } from './hub-error.js';
 import { HubError, InputError, invalidOption } from '../errors.js';
 import { gitBlobHash, hashFile } from './hash-file.js';
 import { requireToken, withSignal, type HubSettings } from './hub-settings.js';
@@ -107,7 +107,7 @@ export async function checkPushAccess(
   try {
     await whoAmI({ accessToken, hubUrl: settings.hubUrl, fetch: retryFetch(settings.fetch, { ...settings.retry, ...(onRetry === undefined ? {} : { onRetry }) }) });
   } catch (error) {
-    throw hubError(error, `Checking the token for ${repoId}`, settings, 'push');
+    throw fromHubFailure(error, `Checking the token for ${repoId}`, settings, 'push');
   }
 }
 
@@ -149,7 +149,7 @@ export async function* pushIter(options: PushOptions): AsyncGenerator<PushEvent,
     datasetInfo({ name: repoId, ...credentials }).then(
       () => true,
       (error: unknown) => {
-        if (!(error instanceof HubApiError) || error.statusCode !== 404) throw hubError(error, `Looking up ${repoId}`, settings, 'push');
+        if (!(error instanceof HubApiError) || error.statusCode !== 404) throw fromHubFailure(error, `Looking up ${repoId}`, settings, 'push');
         return false;
       },
     ),
@@ -159,7 +159,7 @@ export async function* pushIter(options: PushOptions): AsyncGenerator<PushEvent,
     yield* retries.during(
       createRepo({ repo, private: options.private ?? false, ...credentials }).catch((error: unknown) => {
         // Created meanwhile (by an earlier attempt whose answer was lost): carry on.
-        if (!(error instanceof HubApiError) || error.statusCode !== 409) throw hubError(error, `Creating ${repoId}`, settings, 'push');
+        if (!(error instanceof HubApiError) || error.statusCode !== 409) throw fromHubFailure(error, `Creating ${repoId}`, settings, 'push');
       }),
     );
   }
@@ -171,7 +171,7 @@ export async function* pushIter(options: PushOptions): AsyncGenerator<PushEvent,
         if (entry.type === 'file') remote.set(entry.path, { oid: entry.oid, lfs: entry.lfs?.oid, size: entry.size });
       }
     } catch (error) {
-      throw hubError(error, `Listing ${repoId}`, settings, 'push');
+      throw fromHubFailure(error, `Listing ${repoId}`, settings, 'push');
     }
     return remote;
   };
@@ -213,7 +213,7 @@ export async function* pushIter(options: PushOptions): AsyncGenerator<PushEvent,
     for (;;) {
       const step = yield* retries.during(
         iterator.next().catch((error: unknown) => {
-          throw hubError(error, `Committing to ${repoId} (${title})`, settings, 'push');
+          throw fromHubFailure(error, `Committing to ${repoId} (${title})`, settings, 'push');
         }),
       );
       if (step.done === true) {
