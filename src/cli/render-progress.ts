@@ -1,5 +1,5 @@
 import type { ConvertEvent, ConvertReport } from '../run/convert-report.js';
-import type { DownloadProgress } from '../hub/download-dataset.js';
+import type { DownloadProgress } from '../hub/background-downloads.js';
 import type { PushEvent } from '../hub/push-dataset.js';
 import type { VerifyEvent } from '../verify/verify.js';
 import { formatBytes } from '../plan/inspect-input.js';

@@ -4,7 +4,7 @@ import type { Leftover } from '../dirs/publish-output.js';
 import type { PartRange } from '../plan/plan-units.js';
 import type { ColumnMap } from '../source/source-layout.js';
 import type { SourceCard } from '../hub/source-card.js';
-import type { DownloadEvent } from '../hub/download-dataset.js';
+import type { DownloadEvent } from '../hub/background-downloads.js';
 import type { ThreadsCpu } from '../util/measure-cpu.js';
 import type { WrittenShard } from '../write/split-writer.js';
 

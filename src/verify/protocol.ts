@@ -1,4 +1,4 @@
-/** The messages of verify's pool of image checkers (src/verify/verify.ts, workers/verify-images.ts). */
+/** The messages of verify's pool of image checkers (src/verify/rows.ts, workers/verify-images.ts). */
 
 /** A row group's images for `verify` to check: one per row (null where a row has none), from row `firstRow` of its file. */
 export interface VerifyImagesTask {
