@@ -20,7 +20,9 @@ import { drain } from '../util/drain.js';
 import { LockLostError } from '../dirs/file-lock.js';
 import { removeMarkedDirectory } from '../dirs/tool-marker.js';
 import { holdParquetReader } from '../parquet/parquet-reader.js';
-import { convertRows, finishSplits, type ConvertPool, type Run } from './convert-rows.js';
+import { convertRows } from './convert-rows.js';
+import type { ConvertPool, Run } from './run.js';
+import { finishSplits } from './finish-splits.js';
 import { openRun } from './open-run.js';
 import { runReport, seconds, type RunTimes } from './run-report.js';
 

@@ -19,7 +19,7 @@ import { clearStaging, findCheckpoint, rowsToRead, type Checkpoint } from './che
 import { outputArrowSchemaValue } from '../output/output-schema.js';
 import { SplitWriters } from '../write/split-writers.js';
 import type { SplitWriterOptions } from '../write/write-split.js';
-import { Tally, type ConvertPool, type Run } from './convert-rows.js';
+import { Tally, type ConvertPool, type Run } from './run.js';
 
 /**
  * The start of a run, once its input is planned: the staging directory taken (or the run found finished already), the

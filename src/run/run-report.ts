@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import type { ConvertReport, SplitName, SplitReport } from './convert-report.js';
-import type { Run } from './convert-rows.js';
+import type { Run } from './run.js';
 import { processCpuSeconds, threadCpuSeconds, threadsSummary } from '../util/measure-cpu.js';
 import { packageInfo } from '../util/package-info.js';
 import { LOGICAL_COLUMNS } from '../source/source-layout.js';
