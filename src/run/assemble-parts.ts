@@ -1,13 +1,12 @@
 import path from 'node:path';
 import { assembleSplit, type AssembleCounts, type ShardSource } from '../write/assemble-split.js';
 import { DEFAULTS } from '../options/convert-options.js';
-import type { ConvertEvent, SplitName, SplitReport } from './convert-report.js';
+import type { ConvertEvent, SplitReport } from './convert-report.js';
+import { SPLITS, type SplitName } from '../output/splits.js';
 import { outputArrowSchemaValue } from '../output/output-schema.js';
 import { partDir, type PartManifest } from './part-manifest.js';
 import { planShards } from '../output/plan-shards.js';
 import { ShardWriter } from '../write/shard-writer.js';
-
-const SPLITS: readonly SplitName[] = ['train', 'test'];
 
 /** One split's pieces over the parts, in order: their files, and the split's rows and uncompressed bytes. */
 interface SplitPieces {

@@ -10,7 +10,9 @@ import type { WrittenShard } from '../write/split-writer.js';
 
 /** What a conversion reports: the shapes of `report.json` and of the progress events. */
 
-export type SplitName = 'train' | 'test';
+import type { SplitName } from '../output/splits.js';
+
+export type { SplitName };
 
 export interface SplitReport {
   rows: number;

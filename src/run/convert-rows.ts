@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { RlaifError } from '../errors.js';
-import type { ConvertEvent, SplitName } from './convert-report.js';
+import type { ConvertEvent } from './convert-report.js';
+import { SPLITS, type SplitName } from '../output/splits.js';
 import type { Run } from './run.js';
 import { batchBytes, readBatches, rereadBatch, type SourceBatch } from '../read/read-batches.js';
 import { MAX_BATCH_BYTES } from '../read/page-range.js';
@@ -20,8 +21,6 @@ import type { SplitWriterState } from '../write/split-writer.js';
 
 /** Tasks in flight per worker: enough to keep every worker busy while the main thread reads and writes. */
 const TASKS_PER_WORKER = 2;
-
-const SPLITS: readonly SplitName[] = ['train', 'test'];
 
 /** Reject codes about a row's text; every other code is about its image (what --on-bad-image decides on). */
 const TEXT_CODES = new Set<string>(['missing_text', 'empty_text']);

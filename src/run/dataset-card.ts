@@ -1,3 +1,4 @@
+import { SPLITS } from '../output/splits.js';
 import { loadLine } from '../output/load-line.js';
 import { outputYamlFeatures } from '../output/output-schema.js';
 import { packageInfo } from '../util/package-info.js';
@@ -202,7 +203,7 @@ ${citation}
 export function reportCard(report: ConvertReport): string {
   const { options, input } = report;
   return datasetCard({
-    splits: (['train', 'test'] as const).flatMap((name) => {
+    splits: SPLITS.flatMap((name) => {
       const split = report.output.splits[name];
       return split === undefined ? [] : [{ name, rows: split.rows, numBytes: split.numBytes }];
     }),

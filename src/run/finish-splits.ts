@@ -1,9 +1,8 @@
-import type { ConvertEvent, SplitName, SplitReport } from './convert-report.js';
+import type { ConvertEvent, SplitReport } from './convert-report.js';
+import { SPLITS, type SplitName } from '../output/splits.js';
 import type { Run } from './run.js';
 import { writeCheckpoint, type Checkpoint } from './checkpoint.js';
 import { settleSplit, type WrittenSplit } from '../write/split-writer.js';
-
-const SPLITS: readonly SplitName[] = ['train', 'test'];
 
 /**
  * Closes every split's shards (cutting them again where their plan did not hold), telling rows rewritten. Each split
