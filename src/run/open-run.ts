@@ -138,43 +138,60 @@ export async function* openRun(
   if (planned.restored && !options.overwrite) return { finished: await restoredReport(output, fingerprint, part) };
   const range = part ?? { firstRow: 0, endRow: plan.rows };
   const staging = await holdStaging(output, part, options.resume);
-  let takenUp: TakenUp = { resumed: null, resumeNote: undefined, toRead: [[range.firstRow, range.endRow]] };
-  if (staging.adopted) {
-    const found = yield* takeUp(staging, planned, range, fingerprint, options.resume);
-    if ('finished' in found) return found;
-    takenUp = found;
+  // Until the run is handed over (or found finished), a failure here lets go of what it holds: the lock (a caller
+  // in the same process could not take the output again while this process lives) and the writer thread. The
+  // staging directory stays as it is.
+  let handedOver = false;
+  let writers: WriterThread | null = null;
+  try {
+    let takenUp: TakenUp = { resumed: null, resumeNote: undefined, toRead: [[range.firstRow, range.endRow]] };
+    if (staging.adopted) {
+      const found = yield* takeUp(staging, planned, range, fingerprint, options.resume);
+      if ('finished' in found) {
+        handedOver = true;
+        return found;
+      }
+      takenUp = found;
+    }
+    const { resumed, resumeNote, toRead } = takenUp;
+    await clearStaging(staging.dir, resumed);
+    await makeDirectory(path.join(staging.dir, 'data'), 'the output');
+    // A part's rows of each split start where its rows before the part end, were none of them rejected.
+    const testBefore = split.testMask.subarray(0, range.firstRow).reduce((sum, bit) => sum + bit, 0);
+    // A split the run taken up had finished needs no writer.
+    const finished = resumed?.finished ?? {};
+    const writerOptions = {
+      train: splitWriter('train', split.trainRows, plan, options, staging.dir, part === null ? undefined : range.firstRow - testBefore),
+      test: splitWriter('test', split.testRows, plan, options, staging.dir, part === null ? undefined : testBefore),
+    };
+    const opened = new WriterThread(Object.fromEntries(Object.entries(writerOptions).filter(([name]) => finished[name] === undefined)), resumed?.splits);
+    writers = opened;
+    const run: Run = {
+      ...planned,
+      options,
+      signal,
+      pool,
+      writers: opened,
+      memory: new BytesInFlight(options.maxBytesInFlight, () => opened.bytes),
+      lock: staging,
+      rejects: new RejectSink(staging.dir, resumed?.rejects),
+      tally: new Tally(),
+      staging: staging.dir,
+      fingerprint,
+      resumed,
+      lastCheckpoint: resumed,
+      finished: { ...finished },
+      resumeNote,
+      toRead,
+      range,
+      store: options.cache === null ? null : (await openImageStore(options.cache.dir, options.image, { ...sharp.versions })).settings,
+    };
+    handedOver = true;
+    return { run };
+  } finally {
+    if (!handedOver) {
+      await writers?.close().catch(() => undefined);
+      await staging.release().catch(() => undefined);
+    }
   }
-  const { resumed, resumeNote, toRead } = takenUp;
-  await clearStaging(staging.dir, resumed);
-  await makeDirectory(path.join(staging.dir, 'data'), 'the output');
-  // A part's rows of each split start where its rows before the part end, were none of them rejected.
-  const testBefore = split.testMask.subarray(0, range.firstRow).reduce((sum, bit) => sum + bit, 0);
-  // A split the run taken up had finished needs no writer.
-  const finished = resumed?.finished ?? {};
-  const writerOptions = {
-    train: splitWriter('train', split.trainRows, plan, options, staging.dir, part === null ? undefined : range.firstRow - testBefore),
-    test: splitWriter('test', split.testRows, plan, options, staging.dir, part === null ? undefined : testBefore),
-  };
-  const writers = new WriterThread(Object.fromEntries(Object.entries(writerOptions).filter(([name]) => finished[name] === undefined)), resumed?.splits);
-  const run: Run = {
-    ...planned,
-    options,
-    signal,
-    pool,
-    writers,
-    memory: new BytesInFlight(options.maxBytesInFlight, () => writers.bytes),
-    lock: staging,
-    rejects: new RejectSink(staging.dir, resumed?.rejects),
-    tally: new Tally(),
-    staging: staging.dir,
-    fingerprint,
-    resumed,
-    lastCheckpoint: resumed,
-    finished: { ...finished },
-    resumeNote,
-    toRead,
-    range,
-    store: options.cache === null ? null : (await openImageStore(options.cache.dir, options.image, { ...sharp.versions })).settings,
-  };
-  return { run };
 }
