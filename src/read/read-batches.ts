@@ -7,7 +7,7 @@ import { columnsOf, imageLeaves } from '../source/source-layout.js';
 import { MAX_BATCH_BYTES, pageRange, pagesForWorkers } from './page-range.js';
 import { readColumnPages, readFooter, scanColumnPages, type ColumnPages } from '../parquet/read-column-pages.js';
 import { readRowGroupBatches, type IpcBatch } from '../parquet/parquet-reader.js';
-import { readSourceRows } from './source-rows.js';
+import { readSourceRows } from './source-rows-from-arrow.js';
 import { streamColumnValues } from '../parquet/stream-column-values.js';
 import type { ImagePageRange } from './page-range.js';
 import type { SourceRow } from '../source/source-row.js';
