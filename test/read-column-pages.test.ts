@@ -6,7 +6,7 @@ import { pythonWithDatasets, run } from '../src/bench/python-env.js';
 import { pageRange } from '../src/read/page-range.js';
 import { isStreamable, readColumnPages, readFooter, scanColumnPages } from '../src/parquet/read-column-pages.js';
 import { readImagePages } from '../src/read/read-image-pages.js';
-import { writeSourceFile } from '../src/source/source-table.js';
+import { writeSourceFile } from '../src/source/source-rows-to-arrow.js';
 import type { SourceRow } from '../src/source/source-row.js';
 import { sourceRow, tempDir } from './fixtures.js';
 

@@ -6,7 +6,7 @@ import type { Piscina } from 'piscina';
 import { convert } from '../src/run/convert.js';
 import { RlaifError } from '../src/errors.js';
 import type { ConvertReport } from '../src/run/convert-report.js';
-import { writeSourceFile } from '../src/source/source-table.js';
+import { writeSourceFile } from '../src/source/source-rows-to-arrow.js';
 import { runWatched } from '../src/work/run-batch.js';
 import type { ConvertResult, ConvertTask } from '../src/work/protocol.js';
 import type { SourceRow } from '../src/source/source-row.js';

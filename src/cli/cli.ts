@@ -12,7 +12,8 @@ import { numProcFlag, partOf, withConvertFlags, withPushFlags, type PushArgv } f
 import { partDir } from '../run/part-manifest.js';
 import { finalizeIter } from '../run/finalize.js';
 import { verifyIter, type VerifyReport } from '../verify/verify.js';
-import { clearImageStore, defaultStoreDir, imageStoreInfo } from '../image/image-store-dir.js';
+import { clearImageStore } from '../image/clear-image-store.js';
+import { defaultStoreDir, imageStoreInfo } from '../image/image-store-dir.js';
 import { runSlurm, type SlurmArgv } from './cli-slurm.js';
 import { InputError, OptionError, RlaifError } from '../errors.js';
 import { stat } from 'node:fs/promises';

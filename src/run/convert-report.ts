@@ -1,5 +1,5 @@
 import type { AssembleCounts } from '../write/assemble-split.js';
-import type { DuplicateInput } from '../plan/inspect-input.js';
+import type { DuplicateInput } from '../plan/list-inputs.js';
 import type { Leftover } from '../dirs/publish-output.js';
 import type { PartRange } from '../plan/plan-units.js';
 import type { ColumnMap } from '../source/source-layout.js';

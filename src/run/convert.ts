@@ -12,7 +12,7 @@ import type { ConvertEvent, ConvertReport, SplitName, SplitReport } from './conv
 import { planConversion, type Planned } from './plan-conversion.js';
 import type { RejectSegment } from '../write/reject-sink.js';
 import type { ConvertResult, ConvertTask } from '../work/protocol.js';
-import { trimImageStore } from '../image/image-store-dir.js';
+import { trimImageStore } from '../image/trim-image-store.js';
 import { markPublishing, outputIdentity, publishOutput, type OutputIdentity } from '../dirs/publish-output.js';
 import { writePartManifest } from './part-manifest.js';
 import { CHECKPOINT_FILE } from './checkpoint.js';

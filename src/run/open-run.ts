@@ -9,7 +9,7 @@ import type { ConvertEvent, ConvertReport, SplitName } from './convert-report.js
 import type { Planned } from './plan-conversion.js';
 import { BytesInFlight } from './bytes-in-flight.js';
 import { RejectSink } from '../write/reject-sink.js';
-import { openImageStore } from '../image/image-store-dir.js';
+import { openImageStore } from '../image/open-image-store.js';
 import { rowNbytes, toConversational } from '../output/to-conversational.js';
 import { imageFilesDigest, runFingerprint } from '../plan/run-fingerprint.js';
 import { makeDirectory, openStaging, ownDirectory, stagingDir, type Staging } from '../dirs/staging.js';

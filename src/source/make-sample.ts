@@ -4,7 +4,7 @@ import { invalidOption, OutputError } from '../errors.js';
 import { makeDirectory } from '../dirs/staging.js';
 import { createMarker, MARKER_FILE, markedAs } from '../dirs/tool-marker.js';
 import type { ParquetSink } from '../parquet/parquet-sink.js';
-import { openSourceSink, sourceRowsToIPC } from './source-table.js';
+import { openSourceSink, sourceRowsToIPC } from './source-rows-to-arrow.js';
 import { createRandom, randomInt } from '../util/random.js';
 import { drawImage, encodeImage, pick, PROFILES, type Random, type SampleProfile } from './sample-images.js';
 

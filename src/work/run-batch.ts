@@ -1,5 +1,5 @@
 import type { Piscina } from 'piscina';
-import type { SourceBatch } from '../read/read-batches.js';
+import type { SourceBatch } from '../read/source-batch.js';
 import { rowOfRange } from '../read/page-range.js';
 import { readTaskRows } from './task-rows.js';
 import { forgetDictionary, imagePagesError, readImagePages } from '../read/read-image-pages.js';

@@ -4,7 +4,7 @@ import { crc32 } from 'node:zlib';
 import { readParquet } from 'parquet-wasm';
 import { Field, Int64, Schema, Table, Utf8, tableToIPC, vectorFromArray, type Vector } from 'apache-arrow';
 import { sourceSchema } from '../source/source-schema.js';
-import { sourceColumns } from '../source/source-table.js';
+import { sourceColumns } from '../source/source-rows-to-arrow.js';
 import { ParquetSink } from '../parquet/parquet-sink.js';
 import type { RejectedRow } from '../source/source-row.js';
 import { ROW_GROUP_SIZE } from '../output/splits.js';
