@@ -1,5 +1,5 @@
 /**
- * Every error code the tool gives, by kind (each is listed in the README, held there by test/errors.test.ts). A code
+ * Every error code the tool gives, by kind (each is listed in the README, held there by test/project/errors.test.ts). A code
  * is stable: scripts may test it.
  */
 export type ErrorCode =

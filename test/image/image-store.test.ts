@@ -1,0 +1,200 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { before, describe, it } from 'node:test';
+import { convert } from '../../src/run/convert.js';
+import type { ConvertReport } from '../../src/run/convert-report.js';
+import { OutputError } from '../../src/errors.js';
+import { imageStoreInfo } from '../../src/image/image-store-dir.js';
+import { MARKER_FILE } from '../../src/dirs/tool-marker.js';
+import { addRejectedRows, assertSameFiles, filesOf, runCli, sampleDir, tempDir } from '../support/fixtures.js';
+
+/** Every file under `dir`, relative, with the ones whose names end with `ending`. */
+async function filesIn(dir: string, ending: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => []);
+  return entries.filter((entry) => entry.isFile() && entry.name.endsWith(ending)).map((entry) => path.join(entry.parentPath, entry.name));
+}
+
+/** Flips a byte of one re-encoded entry of the cache in `cache`; resolves with its file. */
+async function damageOneEntry(cache: string): Promise<string> {
+  const [blob] = await filesIn(cache, '.bin');
+  assert.ok(blob !== undefined);
+  const bytes = await readFile(blob);
+  bytes[bytes.length - 10] = (bytes[bytes.length - 10] ?? 0) ^ 0xff;
+  await writeFile(blob, bytes);
+  return blob;
+}
+
+describe('the cache of image work', () => {
+  let input: string;
+  let dir: string;
+
+  before(async () => {
+    input = await sampleDir(200, { files: 2 });
+    await addRejectedRows(input);
+    dir = await tempDir();
+  });
+
+  /** Converts with a cache of its own in `cache`; resolves with the report. */
+  function run(output: string, cache: string, options: Record<string, unknown> = {}): Promise<ConvertReport> {
+    return convert({ input: [input], output: path.join(dir, output), cacheDir: cache, numProc: 2, maxRejectFraction: 1, ...options });
+  }
+
+  it('makes a re-run decode no image, whatever the seed, test size, batch size or worker count; the output is the same', async () => {
+    const cache = await tempDir();
+    const first = await run('first', cache);
+    assert.equal(first.images.fromCache, 0);
+    assert.ok(first.images.validated > 150, `decoded ${first.images.validated}`);
+    const again = await run('again', cache);
+    assert.equal(again.images.validated, 0);
+    // Each distinct image from the cache: once, or twice where two workers reach it at the same moment.
+    assert.ok(again.images.fromCache >= again.images.distinct && again.images.fromCache <= again.images.distinct + again.images.repeated, `${again.images.fromCache} from the cache`);
+    assert.equal(again.images.repeated, first.images.repeated);
+    assertSameFiles(await filesOf(path.join(dir, 'again')), await filesOf(path.join(dir, 'first')), 'a re-run');
+    const other = await run('other', cache, { seed: 9, testSize: 0.2, writerBatchSize: 17, numProc: 1 });
+    assert.equal(other.images.validated, 0);
+    assert.deepEqual(other.rejected.byCode, first.rejected.byCode, 'rejects come from the cache too');
+  });
+
+  it('re-encodes once for --images jpeg, then never again, to the same bytes', async () => {
+    const cache = await tempDir();
+    await run('keep', cache);
+    const jpeg = await run('jpeg', cache, { images: 'jpeg', quality: 80 });
+    assert.ok(jpeg.images.validated > 150, 'another image policy starts afresh');
+    assert.ok(jpeg.images.reencoded > 150);
+    const again = await run('jpeg-again', cache, { images: 'jpeg', quality: 80 });
+    assert.equal(again.images.validated, 0);
+    assert.equal(again.images.reencoded, jpeg.images.reencoded);
+    assertSameFiles(await filesOf(path.join(dir, 'jpeg-again')), await filesOf(path.join(dir, 'jpeg')), 'jpeg from the cache');
+    const info = await imageStoreInfo(cache);
+    assert.ok(info.reencoded > 150 && info.rejected > 0 && info.verdicts > 150, JSON.stringify(info));
+  });
+
+  it('never trusts a damaged entry: it is redone, and the output is as without the cache', async () => {
+    const cache = await tempDir();
+    await run('jpeg-1', cache, { images: 'jpeg', quality: 70 });
+    await damageOneEntry(cache);
+    const damaged = await run('jpeg-2', cache, { images: 'jpeg', quality: 70 });
+    assert.equal(damaged.images.validated, 1, 'the damaged image was re-encoded again');
+    assertSameFiles(await filesOf(path.join(dir, 'jpeg-2')), await filesOf(path.join(dir, 'jpeg-1')), 'after a damaged entry');
+
+    // A verdict line changed: its image is decoded again; the others are still used.
+    await run('keep-1', cache);
+    const [log] = await filesIn(path.join(cache, 'verdicts'), '.log');
+    assert.ok(log !== undefined);
+    const lines = (await readFile(log, 'utf8')).split('\n');
+    lines[0] = `${lines[0]?.slice(0, 30) ?? ''}X${lines[0]?.slice(31) ?? ''}`;
+    await writeFile(log, lines.join('\n'));
+    const changed = await run('keep-2', cache);
+    assert.equal(changed.images.validated, 1);
+    assertSameFiles(await filesOf(path.join(dir, 'keep-2')), await filesOf(path.join(dir, 'keep-1')), 'after a changed verdict');
+  });
+
+  it('is shared safely by runs at the same time, kept within --cache-size, and left alone with --no-cache', async () => {
+    const cache = await tempDir();
+    const reference = await filesOf(path.join(dir, 'first'));
+    const env = { RLAIF_V_CACHE: cache };
+    const outputs = [0, 1, 2].map((index) => path.join(dir, `together-${index}`));
+    const results = await Promise.all(outputs.map((output) => runCli(['convert', '-i', input, '-o', output, '--num-proc', '1', '--max-reject-fraction', '1', '--quiet'], { env })));
+    for (const [index, result] of results.entries()) {
+      assert.equal(result.code, 0, result.stderr);
+      assertSameFiles(await filesOf(outputs[index] ?? ''), reference, `run ${index} of three at once`);
+    }
+    const none = await tempDir();
+    const off = await runCli(['convert', '-i', input, '-o', path.join(dir, 'off'), '--no-cache', '--max-reject-fraction', '1', '--json'], { env: { RLAIF_V_CACHE: none } });
+    assert.equal(off.code, 0, off.stderr);
+    assert.equal((JSON.parse(off.stdout) as ConvertReport).images.fromCache, 0);
+    assert.deepEqual(await readdir(none), [], '--no-cache writes nothing');
+    // Bounded: the re-encoded images do not all fit in 100 KB; the least recently used go, but never a file that is not
+    // the cache's own, however old (a cache pointed at ~/.cache must not eat it).
+    const foreign = path.join(cache, 'images', 'notes.txt');
+    await mkdir(path.dirname(foreign), { recursive: true });
+    await writeFile(foreign, 'x'.repeat(200_000));
+    await utimes(foreign, new Date(0), new Date(0));
+    await writeFile(path.join(cache, 'thesis.pdf'), 'y'.repeat(200_000));
+    await run('small', cache, { images: 'png', cacheSize: '100KB' });
+    const info = await imageStoreInfo(cache);
+    assert.ok(info.bytes <= 100_000, `the cache holds ${info.bytes} bytes`);
+    const shown = await runCli(['cache', 'info'], { env });
+    assert.match(shown.stdout, new RegExp(`${cache.replace(/[/.]/g, '\\$&')}: [\\d.]+ KiB; [\\d,]+ image\\(s\\) found whole and kept, [\\d,]+ re-encoded, [\\d,]+ rejected`));
+    assert.ok(existsSync(foreign) && existsSync(path.join(cache, 'thesis.pdf')), 'files not the cache\'s own are left alone');
+    const cleared = await runCli(['cache', 'clear'], { env });
+    assert.equal(cleared.code, 0);
+    // Only the cache's own entries go, and the folders they leave empty: images/ keeps what else is in it.
+    assert.deepEqual((await readdir(cache)).sort(), [MARKER_FILE, 'CACHEDIR.TAG', 'images', 'thesis.pdf'].sort());
+    assert.deepEqual(await readdir(path.join(cache, 'images')), ['notes.txt']);
+  });
+
+  it("never uses, tags or clears a directory of other files: RLAIF_V_CACHE pointed at a user's folder", async () => {
+    const project = await tempDir();
+    await mkdir(path.join(project, 'images', 'cats'), { recursive: true });
+    await writeFile(path.join(project, 'images', 'cats', 'cat1.jpg'), 'a cat');
+    await mkdir(path.join(project, 'verdicts'));
+    await writeFile(path.join(project, 'verdicts', 'final.log'), 'mine');
+    const before = (await readdir(project, { recursive: true })).sort();
+    const env = { RLAIF_V_CACHE: project };
+    const converted = await runCli(['convert', '-i', input, '-o', path.join(dir, 'into-project'), '--quiet'], { env });
+    assert.equal(converted.code, 2, converted.stderr);
+    assert.match(converted.stderr, /The cache directory \S+ holds files that are not rlaif-v's cache .* --no-cache/);
+    assert.ok(!existsSync(path.join(dir, 'into-project')) && !existsSync(path.join(dir, 'into-project.partial')), 'refused before any work');
+    const refused = await runCli(['cache', 'clear'], { env });
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /is not rlaif-v's cache \(it has no \.rlaif-v\.json saying so\): nothing in it was removed/);
+    assert.deepEqual((await readdir(project, { recursive: true })).sort(), before, 'not a file was added, changed or removed');
+    assert.equal(await readFile(path.join(project, 'images', 'cats', 'cat1.jpg'), 'utf8'), 'a cat');
+    // An empty directory is taken as the cache, and marked so; a cache in the input is refused.
+    const empty = await tempDir();
+    const took = await runCli(['convert', '-i', input, '-o', path.join(dir, 'into-empty'), '--quiet', '--max-reject-fraction', '1'], { env: { RLAIF_V_CACHE: empty } });
+    assert.equal(took.code, 0, took.stderr);
+    assert.ok(existsSync(path.join(empty, MARKER_FILE)) && existsSync(path.join(empty, 'CACHEDIR.TAG')));
+    const inside = await runCli(['convert', '-i', input, '-o', path.join(dir, 'cache-in-input'), '--quiet'], { env: { RLAIF_V_CACHE: path.join(input, 'cache') } });
+    assert.equal(inside.code, 2);
+    assert.match(inside.stderr, /The cache \(RLAIF_V_CACHE\) \S+ lies inside the input/);
+    assert.ok(!existsSync(path.join(input, 'cache')));
+    // Nor in the output or its staging directory (it would be published, or removed with the output it replaces).
+    for (const cacheDir of [path.join(dir, 'with-cache.partial', 'cache'), path.join(dir, 'with-cache', 'cache'), path.join(dir, 'with-cache')]) {
+      const overlapping = await runCli(['convert', '-i', input, '-o', path.join(dir, 'with-cache'), '--quiet'], { env: { RLAIF_V_CACHE: cacheDir } });
+      assert.equal(overlapping.code, 2, cacheDir);
+      assert.match(overlapping.stderr, /are one inside the other/);
+    }
+    // A link in the place of one of its folders is followed by nothing of the cache: clear leaves what it points at.
+    const logs = await tempDir();
+    await writeFile(path.join(logs, '1-2-host-3.log'), 'the user\'s'); // named as the cache names its logs
+    await rm(path.join(empty, 'verdicts'), { recursive: true, force: true });
+    await symlink(logs, path.join(empty, 'verdicts'));
+    assert.equal((await runCli(['cache', 'clear'], { env: { RLAIF_V_CACHE: empty } })).code, 0);
+    assert.equal(await readFile(path.join(logs, '1-2-host-3.log'), 'utf8'), 'the user\'s');
+  });
+
+  it("takes an older version's cache, which holds nothing but its own, and marks it; not one with anything else in it", async () => {
+    const cache = await tempDir();
+    await run('old-1', cache);
+    await rm(path.join(cache, MARKER_FILE));
+    const again = await run('old-2', cache);
+    assert.equal(again.images.validated, 0, 'its verdicts are used');
+    assert.ok(existsSync(path.join(cache, MARKER_FILE)));
+    await rm(path.join(cache, MARKER_FILE));
+    await writeFile(path.join(cache, 'images', 'notes.txt'), 'mine');
+    await assert.rejects(run('old-3', cache), (error: unknown) => error instanceof OutputError && error.code === 'ERR_CACHE_NOT_OURS');
+    assert.equal(await readFile(path.join(cache, 'images', 'notes.txt'), 'utf8'), 'mine');
+  });
+
+  it('does not cost a row a damaged entry it cannot remove (a read-only cache)', async (t) => {
+    const cache = await tempDir();
+    await run('ro-1', cache, { images: 'jpeg', quality: 60 });
+    const blob = await damageOneEntry(cache);
+    // Its folder made immutable: not even root may remove the entry (where chattr and the filesystem allow).
+    const locked = spawnSync('chattr', ['+i', path.dirname(blob)]);
+    if (locked.status !== 0) return t.skip(`chattr +i is not available here: ${locked.stderr?.toString().trim() ?? locked.error?.message ?? ''}`);
+    try {
+      const again = await run('ro-2', cache, { images: 'jpeg', quality: 60 });
+      assert.equal(again.rejected.byCode.worker_failed, undefined);
+      assertSameFiles(await filesOf(path.join(dir, 'ro-2')), await filesOf(path.join(dir, 'ro-1')), 'with a damaged entry that stays');
+      assert.ok(existsSync(blob), 'the entry could not be removed, and was not used');
+    } finally {
+      spawnSync('chattr', ['-i', path.dirname(blob)]);
+    }
+  });
+});
