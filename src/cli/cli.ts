@@ -7,13 +7,14 @@ import { availableParallelism, constants } from 'node:os';
 import path from 'node:path';
 import { CHECKPOINT_FILE } from '../run/checkpoint.js';
 import { stagingDir } from '../dirs/staging.js';
-import { paths, text, wholeNumber } from './cli-options.js';
-import { numProcFlag, partOf, withConvertFlags, withPushFlags, type PushArgv } from './cli-convert-flags.js';
+import { inRange, paths, text, wholeNumber } from './option-readers.js';
+import { CHOICES, RANGES } from '../options/option-table.js';
+import { numProcFlag, partOf, withConvertFlags, withPushFlags, type PushArgv } from './convert-flags.js';
 import { partDir } from '../run/part-manifest.js';
 import { finalizeIter } from '../run/finalize.js';
 import { verifyIter, type VerifyReport } from '../verify/verify.js';
 import { clearImageStore, defaultStoreDir, imageStoreInfo } from '../image/image-store-dir.js';
-import { runSlurm, type SlurmArgv } from './cli-slurm.js';
+import { runSlurm, type SlurmArgv } from './slurm.js';
 import { InputError, OptionError, RlaifError } from '../errors.js';
 import { stat } from 'node:fs/promises';
 import { makeSample, SAMPLE_DEFAULTS, type SampleProfile } from '../source/make-sample.js';
@@ -249,7 +250,7 @@ if (process.channel !== undefined) {
 }
 
 await yargs(hideBin(process.argv))
-  // Values stay the text typed; cli-options.ts reads each strictly (yargs would read 0x10 as 16).
+  // Values stay the text typed; option-readers.ts reads each strictly (yargs would read 0x10 as 16).
   .parserConfiguration({ 'parse-numbers': false })
   .scriptName('rlaif-v')
   .usage('$0 <command> [options]\n\nConvert openbmb/RLAIF-V-Dataset to the conversational format of TRL\'s DPO trainer.')
@@ -296,7 +297,7 @@ await yargs(hideBin(process.argv))
         .hide('num-shards')
         .hide('shard-index')
         .option('json', { type: 'boolean', default: false, describe: 'Print the job ids, scripts and logs as JSON on stdout' })
-        .option('tasks', { requiresArg: true, demandOption: true, coerce: wholeNumber('--tasks', 1, 100_000), describe: 'Parts, one array task each (the array is 0 to tasks less one)' })
+        .option('tasks', { requiresArg: true, demandOption: true, coerce: inRange('--tasks', RANGES.numShards), describe: 'Parts, one array task each (the array is 0 to tasks less one)' })
         .option('partition', { requiresArg: true, coerce: text('--partition'), describe: 'Slurm partition of both jobs (default: the cluster\'s)' })
         .option('time', { requiresArg: true, coerce: text('--time'), describe: 'Time limit of each task and of finalize, as sbatch takes it (1:00:00)' })
         .option('cpus-per-task', { requiresArg: true, coerce: wholeNumber('--cpus-per-task', 1, 100_000), describe: 'CPUs of each task; also its --num-proc unless given' })
@@ -447,8 +448,8 @@ await yargs(hideBin(process.argv))
         .option('num-proc', { requiresArg: true, coerce: text('--num-proc'), describe: 'Worker counts to try, comma-separated (default: 1 … the cores)' })
         .option('writer-batch-size', { requiresArg: true, coerce: text('--writer-batch-size'), default: '16,32,64,128,256', describe: 'Batch sizes to try, comma-separated' })
         .option('repeats', { requiresArg: true, default: 3, coerce: wholeNumber('--repeats', 1), describe: 'Runs per point' })
-        .option('images', { requiresArg: true, choices: ['keep', 'jpeg', 'png', 'webp'], default: 'keep', coerce: text('--images'), describe: 'The image mode of every run' })
-        .option('quality', { requiresArg: true, coerce: wholeNumber('--quality', 1, 100), describe: 'Quality for --images jpeg|webp, 1 to 100 (default 75)' })
+        .option('images', { requiresArg: true, choices: CHOICES.images, default: 'keep', coerce: text('--images'), describe: 'The image mode of every run' })
+        .option('quality', { requiresArg: true, coerce: inRange('--quality', RANGES.quality), describe: `Quality for --images jpeg|webp, ${RANGES.quality.min} to ${RANGES.quality.max} (default 75)` })
         .option('reference', { type: 'boolean', default: false, describe: 'Also run the Python reference and --images jpeg --quality 75' })
         .option('quick', { type: 'boolean', default: false, describe: 'A small grid: 500 rows, 1 and all cores, batch 32 and 128, one run each' })
         .option('results-dir', { requiresArg: true, coerce: text('--results-dir'), describe: 'Where to write <timestamp>.json, .md and .svg (default bench/results)' }),

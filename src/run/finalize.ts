@@ -4,7 +4,7 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { assembleSplit, type AssembleCounts, type ShardSource } from '../write/assemble-split.js';
 import { CHECKPOINT_FILE } from './checkpoint.js';
-import { DEFAULTS } from '../options/convert-options.js';
+import { DEFAULTS } from '../options/option-table.js';
 import type { ConvertEvent, ConvertReport, PartFigures, SplitName, SplitReport } from './convert-report.js';
 import { reportCard } from './dataset-card.js';
 import { AccountingError, InputError, OutputError } from '../errors.js';
