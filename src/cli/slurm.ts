@@ -9,7 +9,7 @@ import type { PushArgv } from './convert-flags.js';
 import { slurmScripts, submitSlurmJob, type SlurmJob } from './slurm-job.js';
 import { BIN_PATH } from '../util/paths.js';
 
-/** `rlaif-v slurm`: the command's own work, apart from the option table (cli.ts). */
+/** `rlaif-v slurm`: the command's own work, apart from the option table (main.ts). */
 
 /** What `slurm` reads of its options (yargs' argv): convert's, and its own. */
 export interface SlurmArgv extends PushArgv {
