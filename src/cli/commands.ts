@@ -7,6 +7,7 @@ import { makeSample, type SampleProfile } from '../source/make-sample.js';
 import type { ImageMode } from '../types.js';
 import { verifyIter, type VerifyReport } from '../verify/verify.js';
 import { interruptible, progressRenderer } from './process.js';
+import { verifyProblems, verifySummary } from './render-verify.js';
 
 /** The handlers of `verify`, `cache`, `sample` and `bench`: each command's work once yargs has read its options. */
 
@@ -28,16 +29,11 @@ export async function verifyCommand(argv: VerifyArgv): Promise<void> {
   }
   if (report === undefined) return;
   if (argv.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-  const splits = Object.entries(report.splits)
-    .map(([name, split]) => `${split.rows.toLocaleString('en-US')} ${name} rows in ${split.files} shard(s)`)
-    .join(', ');
   if (report.ok) {
-    if (!argv.quiet) process.stderr.write(`${report.dir}: all holds. ${splits}; ${report.images.checked.toLocaleString('en-US')} images decode.${report.notes.map((note) => ` (${note})`).join('')}\n`);
+    if (!argv.quiet) process.stderr.write(`${verifySummary(report)}\n`);
     return;
   }
-  process.stderr.write(
-    `rlaif-v: ${report.dir} has ${report.problems.length} problem(s):\n${report.problems.map((problem) => `  ${problem.code}: ${problem.message}`).join('\n')}\n`,
-  );
+  process.stderr.write(`${verifyProblems(report)}\n`);
   process.exitCode = 1;
 }
 

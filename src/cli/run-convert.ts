@@ -9,7 +9,7 @@ import { checkPushAccess } from '../hub/push-dataset.js';
 import type { ImageMode } from '../types.js';
 import { partOf, type PushArgv } from './convert-flags.js';
 import { interruptible, noteStaging, progressRenderer } from './process.js';
-import { summarize } from './render-progress.js';
+import { summarize } from './render-convert.js';
 import { runPush } from './run-push.js';
 
 /** What `convert` reads of its options (yargs' argv). */

@@ -3,6 +3,7 @@ import { InputError } from '../errors.js';
 import { hubSettings, type HubSettings } from '../hub/hub-settings.js';
 import { pushIter, type PushReport } from '../hub/push-dataset.js';
 import { interruptible, progressRenderer } from './process.js';
+import { pushSummary } from './render-push.js';
 
 /** Uploads a dataset directory, drawing progress; resolves with the report. */
 export async function runPush(dir: string, repoId: string, isPrivate: boolean, settings: HubSettings, quiet: boolean, signal: AbortSignal): Promise<PushReport> {
@@ -14,10 +15,7 @@ export async function runPush(dir: string, repoId: string, isPrivate: boolean, s
   }
   if (report === undefined) throw new Error('the push ended without a report');
   if (!quiet) {
-    process.stderr.write(
-      `Pushed to ${report.url}: ${report.uploaded.length} shard(s) committed, ${report.skipped.length} already there` +
-        `${report.deleted.length > 0 ? `, ${report.deleted.length} old shard(s) removed` : ''}; ${report.commits.length} commit(s).\n`,
-    );
+    process.stderr.write(`${pushSummary(report)}\n`);
   }
   return report;
 }
