@@ -236,8 +236,8 @@ function resolveWork(options: ConvertOptions): Pick<ResolvedConvertOptions, 'num
  * @throws {OptionError} naming the option, what was expected and what was received.
  */
 export function resolveConvertOptions(options: ConvertOptions): ResolvedConvertOptions {
-  // The groups in the order their options were checked when they were one function: of two bad options given on the
-  // command line, the same one is named.
+  // The order names the first of two bad options. Of those the CLI leaves to this check, it is: revision or quality
+  // given in vain, maxRowGroupBytes, columns, maxShardSize, maxBytesInFlight, checkpointEvery, cacheSize.
   const { input, dataset } = resolveSource(options);
   if (typeof options.output !== 'string' || options.output === '') {
     throw invalidOption('output', 'a directory path', options.output);

@@ -45,7 +45,7 @@ export const CHOICES = {
  * Pillow refuses outright (DecompressionBombError) an image of more than twice its warning limit, 2 × 89,478,485
  * pixels: an output holding one could not be loaded by `datasets`, nor pass verify.
  */
-export const PILLOW_MAX_PIXELS = 2 * 89_478_485;
+const PILLOW_MAX_PIXELS = 2 * 89_478_485;
 
 /**
  * More workers than this many a core only cost memory (each holds its own batch and decoders): 1,000 on 2 cores ran
