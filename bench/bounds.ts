@@ -17,9 +17,9 @@ import sharp from 'sharp';
 import type { ConvertReport } from '../src/run/convert-report.js';
 import { readImageHeader } from '../src/image/image-header.js';
 import { prepareImage } from '../src/image/prepare-image.js';
-import { measureNode } from './measure-process.js';
-import { pythonWithDatasets } from './python-env.js';
-import { framed, readImages } from './read-images.js';
+import { measureNode } from '../src/bench/measure-process.js';
+import { pythonWithDatasets } from '../src/bench/python-env.js';
+import { framed, readImages } from '../src/bench/read-images.js';
 
 sharp.concurrency(1);
 sharp.cache(false);

@@ -13,8 +13,8 @@ import sharp from 'sharp';
 import { tableFromIPC } from 'apache-arrow';
 import { ParquetFile } from 'parquet-wasm';
 import { inspectInput } from '../src/plan/inspect-input.js';
-import { pythonWithDatasets } from './python-env.js';
-import { framed } from './read-images.js';
+import { pythonWithDatasets } from '../src/bench/python-env.js';
+import { framed } from '../src/bench/read-images.js';
 
 sharp.concurrency(1);
 sharp.cache(false);

@@ -13,8 +13,8 @@ import { cpus, totalmem } from 'node:os';
 import { mkdir, rm, stat, writeFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { measureTree, type MeasuredTree } from './measure-process.js';
-import { pythonWithDatasets } from './python-env.js';
+import { measureTree, type MeasuredTree } from '../src/bench/measure-process.js';
+import { pythonWithDatasets } from '../src/bench/python-env.js';
 import { CLI, ROOT } from './shaped-input.js';
 import { sourceLikeInput } from './source-like-input.js';
 

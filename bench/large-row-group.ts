@@ -10,7 +10,7 @@
 import { readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { measureNode } from './measure-process.js';
+import { measureNode } from '../src/bench/measure-process.js';
 import { CLI, ROOT } from './shaped-input.js';
 import { sourceLikeInput } from './source-like-input.js';
 

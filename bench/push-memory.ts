@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LocalHub, TEST_TOKEN } from '../test/hub-server.js';
-import { measureProcess } from './measure-process.js';
+import { measureProcess } from '../src/bench/measure-process.js';
 
 const CLI = fileURLToPath(new URL('../src/bin.js', import.meta.url));
 const megabytes = Number(process.argv[2] ?? 500);

@@ -13,7 +13,7 @@ import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { ConvertReport } from '../src/run/convert-report.js';
-import { measureNode } from './measure-process.js';
+import { measureNode } from '../src/bench/measure-process.js';
 import { CLI, ROOT, shapedInput } from './shaped-input.js';
 
 

@@ -14,8 +14,8 @@ import path from 'node:path';
 import { crc32 } from 'node:zlib';
 import { asyncBufferFromFile, parquetReadObjects } from 'hyparquet';
 import { makeSample, sampleFileName } from '../src/source/make-sample.js';
-import { openSourceSink, sourceRowsToIPC } from '../src/source/source-table.js';
-import type { SourceRow } from '../src/types.js';
+import { openSourceSink, sourceRowsToIPC } from '../src/source/source-rows-to-arrow.js';
+import type { SourceRow } from '../src/source/source-row.js';
 import { ROOT } from './shaped-input.js';
 
 export interface SourceLikeOptions {

@@ -11,8 +11,8 @@ import { crc32, deflateSync } from 'node:zlib';
 import sharp, { type Sharp } from 'sharp';
 import { Field, Int64, Schema, Table, Utf8, tableToIPC, vectorFromArray, type Vector } from 'apache-arrow';
 import { ParquetSink } from '../src/parquet/parquet-sink.js';
-import { sourceColumns, writeSourceFile } from '../src/source/source-table.js';
-import type { RejectCode, SourceRow } from '../src/types.js';
+import { sourceColumns, writeSourceFile } from '../src/source/source-rows-to-arrow.js';
+import type { RejectCode, SourceRow } from '../src/source/source-row.js';
 
 export type Expected =
   | { outcome: 'kept' }

@@ -1,12 +1,72 @@
 /**
+ * Every error code the tool gives, by kind (each is listed in the README, held there by test/errors.test.ts). A code
+ * is stable: scripts may test it.
+ */
+export type ErrorCode =
+  // The input (InputError, exit 2): nothing was written.
+  | 'ERR_INPUT_MISSING'
+  | 'ERR_INPUT_UNREADABLE'
+  | 'ERR_INPUT_EMPTY'
+  | 'ERR_NOT_PARQUET'
+  | 'ERR_PARQUET_TRUNCATED'
+  | 'ERR_PARQUET_FOOTER'
+  | 'ERR_PARQUET_DATA'
+  | 'ERR_MISSING_COLUMN'
+  | 'ERR_COLUMN_TYPE'
+  | 'ERR_ROW_GROUP_TOO_LARGE'
+  | 'ERR_PUSH_NOT_DATASET'
+  // The parts of a run over several machines, for finalize (InputError, exit 2).
+  | 'ERR_NO_PARTS'
+  | 'ERR_PARTS_INCOMPLETE'
+  | 'ERR_PARTS_MISMATCH'
+  // An option (OptionError, exit 2).
+  | 'ERR_INVALID_OPTION'
+  // The output, its staging directory and the cache (OutputError, exit 2).
+  | 'ERR_OUTPUT_EXISTS'
+  | 'ERR_OUTPUT_BUSY'
+  | 'ERR_OUTPUT_HAS_PARTS'
+  | 'ERR_OUTPUT_NOT_OURS'
+  | 'ERR_OUTPUT_OVERLAPS_INPUT'
+  | 'ERR_OUTPUT_IS_FILE'
+  | 'ERR_OUTPUT_HOLDS_CWD'
+  | 'ERR_OUTPUT_UNWRITABLE'
+  | 'ERR_OUTPUT_CHANGED'
+  | 'ERR_PARQUET_WRITE'
+  | 'ERR_RESUME'
+  | 'ERR_CACHE_NOT_OURS'
+  | 'ERR_CACHE_OVERLAPS_OUTPUT'
+  // The run (RlaifError, exit 1).
+  | 'ERR_BAD_IMAGE'
+  | 'ERR_WORKER_FAILED'
+  | 'ERR_IMAGE_TIMEOUT'
+  | 'ERR_LOCK_LOST'
+  | 'ERR_SLURM'
+  | 'ERR_ROW_ACCOUNTING'
+  // The Hugging Face Hub (HubError).
+  | 'ERR_HUB_NO_TOKEN'
+  | 'ERR_HUB_BAD_TOKEN'
+  | 'ERR_HUB_UNAUTHORIZED'
+  | 'ERR_HUB_FORBIDDEN'
+  | 'ERR_HUB_REPO_NOT_FOUND'
+  | 'ERR_HUB_REVISION_NOT_FOUND'
+  | 'ERR_HUB_FILE_NOT_FOUND'
+  | 'ERR_HUB_NO_PARQUET'
+  | 'ERR_HUB_DOWNLOAD'
+  | 'ERR_HUB_UNREACHABLE'
+  | 'ERR_HUB_OFFLINE'
+  | 'ERR_HUB_OFFLINE_MISSING'
+  | 'ERR_HUB_CACHE_BROKEN'
+  | 'ERR_HUB_REQUEST';
+
+/**
  * The tool's errors. Each has a stable `code` and a message that says what to do next.
  * `exitCode` is what the CLI exits with when the error reaches it.
  */
 export class RlaifError extends Error {
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly exitCode: number;
 
-  constructor(code: string, message: string, options: { cause?: unknown; exitCode?: number } = {}) {
+  constructor(code: ErrorCode, message: string, options: { cause?: unknown; exitCode?: number } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'RlaifError';
     this.code = code;
@@ -18,7 +78,7 @@ export class RlaifError extends Error {
 export class InputError extends RlaifError {
   readonly file: string | undefined;
 
-  constructor(code: string, message: string, options: { cause?: unknown; file?: string } = {}) {
+  constructor(code: ErrorCode, message: string, options: { cause?: unknown; file?: string } = {}) {
     super(code, message, { cause: options.cause, exitCode: 2 });
     this.name = 'InputError';
     this.file = options.file;
@@ -35,7 +95,7 @@ export class OptionError extends RlaifError {
 
 /** The output directory exists and `overwrite` was not given, or output could not be written. */
 export class OutputError extends RlaifError {
-  constructor(code: string, message: string, options: { cause?: unknown } = {}) {
+  constructor(code: ErrorCode, message: string, options: { cause?: unknown } = {}) {
     super(code, message, { cause: options.cause, exitCode: 2 });
     this.name = 'OutputError';
   }
@@ -63,7 +123,7 @@ export class HubError extends RlaifError {
   readonly status: number | undefined;
   readonly url: string | undefined;
 
-  constructor(code: string, message: string, options: { cause?: unknown; status?: number; url?: string; exitCode?: number } = {}) {
+  constructor(code: ErrorCode, message: string, options: { cause?: unknown; status?: number; url?: string; exitCode?: number } = {}) {
     super(code, message, { cause: options.cause, exitCode: options.exitCode ?? 1 });
     this.name = 'HubError';
     this.status = options.status;

@@ -5,8 +5,8 @@ import { before, describe, it } from 'node:test';
 import { fileCases, goodRows } from '../scripts/bad-corpus.js';
 import { convert } from '../src/run/convert.js';
 import { InputError } from '../src/errors.js';
-import { writeSourceFile } from '../src/source/source-table.js';
-import type { SourceRow } from '../src/types.js';
+import { writeSourceFile } from '../src/source/source-rows-to-arrow.js';
+import type { SourceRow } from '../src/source/source-row.js';
 import { makeImage, readJson, readParquet, runCli, sampleDir, tempDir } from './fixtures.js';
 
 

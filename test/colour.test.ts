@@ -7,8 +7,8 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import sharp from 'sharp';
-import { pythonWithDatasets, run } from '../bench/python-env.js';
-import type { ImageMode } from '../src/types.js';
+import { pythonWithDatasets, run } from '../src/bench/python-env.js';
+import type { ImageMode } from '../src/image/image-policy.js';
 import { prepareImage } from '../src/image/prepare-image.js';
 import { tempDir } from './fixtures.js';
 

@@ -5,7 +5,9 @@ import { mkdir, readdir, readFile, readlink, rm, symlink, writeFile } from 'node
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { DatasetDownloads, downloadToCache, resolveDataset } from '../src/hub/download-dataset.js';
+import { DatasetDownloads } from '../src/hub/background-downloads.js';
+import { downloadToCache } from '../src/hub/download-to-cache.js';
+import { resolveDataset } from '../src/hub/resolve-dataset.js';
 import { HubError } from '../src/errors.js';
 import { hubSettings, type HubSettings } from '../src/hub/hub-settings.js';
 import { sampleDir, tempDir } from './fixtures.js';

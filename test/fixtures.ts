@@ -11,7 +11,7 @@ import sharp, { type Sharp } from 'sharp';
 import { RecordBatchReader, tableFromIPC, type Schema, type Table } from 'apache-arrow';
 import { ParquetFile } from 'parquet-wasm';
 import { goodRows, picture } from '../scripts/bad-corpus.js';
-import { writeSourceFile } from '../src/source/source-table.js';
+import { writeSourceFile } from '../src/source/source-rows-to-arrow.js';
 
 export { sourceRow } from '../scripts/bad-corpus.js';
 import { makeSample } from '../src/source/make-sample.js';

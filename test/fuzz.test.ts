@@ -9,10 +9,10 @@ import { readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import sharp from 'sharp';
-import { pythonWithDatasets, run } from '../bench/python-env.js';
+import { pythonWithDatasets, run } from '../src/bench/python-env.js';
 import { mutateImages, mutateStructure } from '../scripts/mutate-images.js';
 import { convert } from '../src/run/convert.js';
-import { writeSourceFile } from '../src/source/source-table.js';
+import { writeSourceFile } from '../src/source/source-rows-to-arrow.js';
 import { oneOfEachKind, sampleImages, sourceRow, tempDir } from './fixtures.js';
 
 /** Loads every image of the given parquet files' `images` (output) or `image` (source) column in Pillow. */

@@ -7,7 +7,7 @@ import { convertIter } from '../src/run/convert.js';
 import type { ConvertEvent } from '../src/run/convert-report.js';
 import { hubSettings } from '../src/hub/hub-settings.js';
 import { cardForRepo } from '../src/output/load-line.js';
-import { resolveDataset } from '../src/hub/download-dataset.js';
+import { resolveDataset } from '../src/hub/resolve-dataset.js';
 import { runCli, sampleDir, tempDir } from './fixtures.js';
 import { LocalHub, TEST_TOKEN } from './hub-server.js';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import sharp from 'sharp';
-import type { ImagePolicy } from '../src/types.js';
+import type { ImagePolicy } from '../src/image/image-policy.js';
 import { prepareImage } from '../src/image/prepare-image.js';
 import { imageDistance, makeImage } from './fixtures.js';
 

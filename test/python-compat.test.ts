@@ -9,9 +9,9 @@ import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { convert } from '../src/run/convert.js';
 import type { ConvertReport } from '../src/run/convert-report.js';
-import { findWheels, pipInstall, pythonWithDatasets, run, WHEEL_DIRS } from '../bench/python-env.js';
+import { findWheels, pipInstall, pythonWithDatasets, run, WHEEL_DIRS } from '../src/bench/python-env.js';
 import { imageCases } from '../scripts/bad-corpus.js';
-import { writeSourceFile } from '../src/source/source-table.js';
+import { writeSourceFile } from '../src/source/source-rows-to-arrow.js';
 import { ROOT, sampleDir, sourceRow, tempDir } from './fixtures.js';
 
 const CHECK = String.raw`

@@ -2,12 +2,12 @@ import assert from 'node:assert/strict';
 import { open, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import { pythonWithDatasets, run } from '../bench/python-env.js';
+import { pythonWithDatasets, run } from '../src/bench/python-env.js';
 import { pageRange } from '../src/read/page-range.js';
 import { isStreamable, readColumnPages, readFooter, scanColumnPages } from '../src/parquet/read-column-pages.js';
 import { readImagePages } from '../src/read/read-image-pages.js';
-import { writeSourceFile } from '../src/source/source-table.js';
-import type { SourceRow } from '../src/types.js';
+import { writeSourceFile } from '../src/source/source-rows-to-arrow.js';
+import type { SourceRow } from '../src/source/source-row.js';
 import { sourceRow, tempDir } from './fixtures.js';
 
 /** The image of row i: null every 37th row, bytes null (path kept) every 41st, else bytes of a length and pattern set by i. */

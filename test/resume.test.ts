@@ -49,6 +49,20 @@ describe('resume after a crash', () => {
     assert.ok(!existsSync(output));
   });
 
+  it('lets go of the lock when its caller stops while it takes up a dead run, so the same process can take the output again', async () => {
+    const output = path.join(dir, 'let-go');
+    const staging = `${output}.partial`;
+    assert.ok(await killAfterCheckpoint(['convert', ...common, '-o', output], staging, 0), 'killed after its first checkpoint');
+    const options = { input: [input], output, checkpointEvery: '96KB', testSize: 0.2, maxRejectFraction: 1, numProc: 2 };
+    // A caller that stops at the first event of the run taken up (the lock is held; no writer is open yet).
+    for await (const event of convertIter(options)) if (event.type === 'resume') break;
+    // The lock was held by this process, which lives: before, the output stayed busy until it ended.
+    let report: ConvertReport | undefined;
+    for await (const event of convertIter(options)) if (event.type === 'done') report = event.report;
+    assert.equal(report?.resume?.resumed, true);
+    assertSameFiles(await filesOf(output), reference, 'taken up after a caller stopped');
+  });
+
   it('never follows a checkpoint that names files outside its directory (an edited one): it starts over', async () => {
     const output = path.join(dir, 'forged');
     const staging = `${output}.partial`;

@@ -6,10 +6,11 @@ import type { Piscina } from 'piscina';
 import { convert } from '../src/run/convert.js';
 import { RlaifError } from '../src/errors.js';
 import type { ConvertReport } from '../src/run/convert-report.js';
-import { writeSourceFile } from '../src/source/source-table.js';
+import { writeSourceFile } from '../src/source/source-rows-to-arrow.js';
 import { runWatched } from '../src/work/run-batch.js';
-import type { ConvertResult, ConvertTask, SourceRow } from '../src/types.js';
-import { beat } from '../workers/convert-batch.js';
+import type { ConvertResult, ConvertTask } from '../src/work/protocol.js';
+import type { SourceRow } from '../src/source/source-row.js';
+import { beat } from '../src/work/protocol.js';
 import { makeImage, outputFile, readParquet, sourceRow, tempDir } from './fixtures.js';
 
 const FAULTY_WORKER = pathToFileURL(path.join(path.dirname(new URL(import.meta.url).pathname), 'fixtures', 'faulty-worker.js'));

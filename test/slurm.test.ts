@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { slurmScripts, type SubmittedJobs } from '../src/cli/slurm-job.js';
-import { writeSourceFile } from '../src/source/source-table.js';
+import { writeSourceFile } from '../src/source/source-rows-to-arrow.js';
 import { goodRows } from '../scripts/bad-corpus.js';
 import { assertSameFiles, filesOf, runCli, sampleDir, tempDir } from './fixtures.js';
 import { startSlurmCluster, type SlurmCluster } from './slurm-cluster.js';

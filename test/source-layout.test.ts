@@ -4,12 +4,12 @@ import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { Binary, Field, Int64, List, Schema, Struct, Table, tableToIPC, Utf8, vectorFromArray, type Vector } from 'apache-arrow';
 import { imagesType } from '../src/output/output-schema.js';
-import { readSourceRows } from '../src/read/source-rows.js';
+import { readSourceRows } from '../src/read/source-rows-from-arrow.js';
 import { convert } from '../src/run/convert.js';
 import { ParquetSink } from '../src/parquet/parquet-sink.js';
-import { sourceColumns, writeSourceFile } from '../src/source/source-table.js';
+import { sourceColumns, writeSourceFile } from '../src/source/source-rows-to-arrow.js';
 import { parseColumnMap } from '../src/source/source-layout.js';
-import type { SourceRow } from '../src/types.js';
+import type { SourceRow } from '../src/source/source-row.js';
 import { goodRows } from '../scripts/bad-corpus.js';
 import { readJson, readParquet, runCli, tempDir } from './fixtures.js';
 

@@ -4,10 +4,10 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { OutputError } from '../src/errors.js';
 import { outputArrowSchemaValue } from '../src/output/output-schema.js';
-import { SplitWriters } from '../src/write/split-writers.js';
+import { WriterThread } from '../src/write/writer-thread.js';
 import { toConversational } from '../src/output/to-conversational.js';
-import type { SplitPart } from '../src/types.js';
-import { SplitWriter, type SplitWriterOptions, type WrittenSplit } from '../src/write/write-split.js';
+import type { SplitPart } from '../src/write/encode-split.js';
+import { SplitWriter, type SplitWriterOptions, type WrittenSplit } from '../src/write/split-writer.js';
 import { encodeSplit } from '../src/write/encode-split.js';
 import { readParquet, tempDir } from './fixtures.js';
 
@@ -37,10 +37,10 @@ async function drain(finishing: AsyncGenerator<number, WrittenSplit>): Promise<W
   }
 }
 
-describe('SplitWriters', () => {
+describe('WriterThread', () => {
   it('writes from its thread the same shards a SplitWriter writes here', async () => {
     const [threaded, here] = [await tempDir(), await tempDir()];
-    const writers = new SplitWriters({ train: options(threaded, 'train', 330), test: options(threaded, 'test', 20) });
+    const writers = new WriterThread({ train: options(threaded, 'train', 330), test: options(threaded, 'test', 20) });
     const train = parts(330, 64, 1);
     const test = parts(20, 4, 2);
     for (let i = 0; i < Math.max(train.length, test.length); i++) {
@@ -66,7 +66,7 @@ describe('SplitWriters', () => {
 
   it('takes one batch whose splits share an image buffer (one page, rows of both splits)', async () => {
     const dir = await tempDir();
-    const writers = new SplitWriters({ train: options(dir, 'train', 3), test: options(dir, 'test', 1) });
+    const writers = new WriterThread({ train: options(dir, 'train', 3), test: options(dir, 'test', 1) });
     const page = new Uint8Array(4 * 100).map((_, k) => k & 255);
     const row = (i: number) => toConversational(`q${i}`, 'c', 'r', { bytes: page.subarray(i * 100, (i + 1) * 100), path: null });
     const expected = page.slice(300, 400);
@@ -83,7 +83,7 @@ describe('SplitWriters', () => {
   it('reports a failure in its thread as an OutputError', async () => {
     const dir = await tempDir();
     await writeFile(path.join(dir, 'data'), 'a file where the data directory should be');
-    const writers = new SplitWriters({ train: options(dir, 'train', 50) });
+    const writers = new WriterThread({ train: options(dir, 'train', 50) });
     const failed = (async () => {
       await writers.append({ train: parts(50, 50, 3)[0] as SplitPart });
       await drain(writers.cut('train'));
@@ -94,7 +94,7 @@ describe('SplitWriters', () => {
 
   it('removes what it wrote when aborted', async () => {
     const dir = await tempDir();
-    const writers = new SplitWriters({ train: options(dir, 'train', 500) });
+    const writers = new WriterThread({ train: options(dir, 'train', 500) });
     for (const part of parts(250, 50, 4)) await writers.append({ train: part });
     await writers.abort();
     assert.deepEqual(await readdir(path.join(dir, 'data')).catch(() => []), []);

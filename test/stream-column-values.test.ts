@@ -7,9 +7,9 @@ import { makeSample } from '../src/source/make-sample.js';
 import { pagesForWorkers } from '../src/read/page-range.js';
 import { readColumnPages, readFooter, scanColumnPages } from '../src/parquet/read-column-pages.js';
 import { SnappyFarReference, SnappyStream } from '../src/parquet/snappy-stream.js';
-import { writeSourceFile } from '../src/source/source-table.js';
+import { writeSourceFile } from '../src/source/source-rows-to-arrow.js';
 import { streamColumnValues } from '../src/parquet/stream-column-values.js';
-import type { SourceRow } from '../src/types.js';
+import type { SourceRow } from '../src/source/source-row.js';
 import { sourceRow, tempDir } from './fixtures.js';
 
 /** Decompresses `compressed` fed in chunks of `chunk` bytes, with a window of `window` bytes. */

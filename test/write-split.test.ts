@@ -5,8 +5,8 @@ import { describe, it } from 'node:test';
 import { outputArrowSchemaValue } from '../src/output/output-schema.js';
 import { planShards } from '../src/output/plan-shards.js';
 import { toConversational } from '../src/output/to-conversational.js';
-import type { SplitPart } from '../src/types.js';
-import { settleSplit, SplitWriter, type WrittenSplit } from '../src/write/write-split.js';
+import type { SplitPart } from '../src/write/encode-split.js';
+import { settleSplit, SplitWriter, type WrittenSplit } from '../src/write/split-writer.js';
 import { encodeSplit } from '../src/write/encode-split.js';
 import { readParquet, tempDir } from './fixtures.js';
 

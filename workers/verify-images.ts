@@ -1,16 +1,7 @@
 /**
- * The worker of `verify`: checks that each image of a row group of an output decodes (see checkImage). Images arrive
- * with their buffers transferred.
+ * A worker of `verify`'s pool (piscina): checks that each image of a row group of an output decodes. Images arrive with
+ * their buffers transferred. The logic is src/verify/check-images.ts, the messages src/verify/protocol.ts.
  */
-import { checkImage } from '../src/image/prepare-image.js';
-import type { VerifyImagesResult, VerifyImagesTask } from '../src/types.js';
+import { checkImages } from '../src/verify/check-images.js';
 
-export default async function verifyImages(task: VerifyImagesTask): Promise<VerifyImagesResult> {
-  const bad: VerifyImagesResult['bad'] = [];
-  for (const [index, bytes] of task.images.entries()) {
-    if (bytes === null) continue;
-    const check = await checkImage(bytes);
-    if (!check.ok) bad.push({ row: task.firstRow + index, message: check.message });
-  }
-  return { bad };
-}
+export default checkImages;

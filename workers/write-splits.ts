@@ -1,70 +1,10 @@
 /**
- * The writer thread: it owns the parquet shards of every split, so that writing (encoding, and the copy of every
- * image into its file) costs the main thread nothing. It receives rows with their image buffers transferred, in
- * order, and answers each message in turn (see src/split-writers.ts for the protocol).
+ * The writer thread: writes the shards of every split, in order. The logic is src/write/serve-writer.ts, the messages
+ * src/write/protocol.ts.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { RlaifError } from '../src/errors.js';
-import { osThreadId, threadCpuSeconds } from '../src/util/measure-cpu.js';
-import type { WriterReply, WriterRequest, WriterSetup } from '../src/write/split-writers.js';
-import { imageBufferBytes } from '../src/output/to-conversational.js';
-import { SplitWriter, type SplitWriterState } from '../src/write/write-split.js';
+import type { WriterSetup } from '../src/write/protocol.js';
+import { serveWriter } from '../src/write/serve-writer.js';
 
-const port = parentPort;
-if (port === null) throw new Error('workers/write-splits.js runs as a worker thread');
-const setup = workerData as WriterSetup;
-const writers = new Map(Object.entries(setup.splits).map(([name, options]) => [name, new SplitWriter(options)]));
-
-function reply(message: WriterReply): void {
-  port?.postMessage(message);
-}
-
-function writerOf(split: string): SplitWriter {
-  const writer = writers.get(split);
-  if (writer === undefined) throw new Error(`no split ${split}`);
-  return writer;
-}
-
-async function handle(request: WriterRequest): Promise<void> {
-  if (request.type === 'append') {
-    for (const [split, part] of Object.entries(request.parts)) await writerOf(split).append(part);
-    let held = 0;
-    for (const writer of writers.values()) held += imageBufferBytes(writer.pendingRows);
-    reply({ type: 'appended', held });
-  } else if (request.type === 'checkpoint') {
-    const splits: Record<string, { state: SplitWriterState; pending: number }> = {};
-    for (const [name, writer] of writers) splits[name] = writer.state();
-    reply({ type: 'checkpoint', splits });
-  } else if (request.type === 'cut') {
-    const finishing = writerOf(request.split).cut();
-    for (;;) {
-      const step = await finishing.next();
-      if (step.done === true) {
-        const id = osThreadId();
-        const cpu = threadCpuSeconds();
-        reply({ type: 'finished', split: request.split, result: step.value, thread: id === null || cpu === null ? null : { id, cpu } });
-        return;
-      }
-      reply({ type: 'rewritten', split: request.split, rows: step.value });
-    }
-  } else {
-    for (const writer of writers.values()) await writer.abort().catch(() => undefined);
-    reply({ type: 'aborted' });
-  }
-}
-
-// Requests are handled one after another, in the order they came: the rows of a split must be written in order.
-// A run taking up a dead one's files starts from where they stand.
-let queue = (async () => {
-  for (const [name, state] of Object.entries(setup.resume ?? {})) await writerOf(name).resume(state);
-})().catch((error: unknown) => {
-  reply({ type: 'failed', code: 'ERR_RESUME', message: `Could not take up the files of the interrupted run: ${error instanceof Error ? error.message : String(error)}` });
-});
-port.on('message', (request: WriterRequest) => {
-  queue = queue
-    .then(() => handle(request))
-    .catch((error: unknown) => {
-      const code = error instanceof RlaifError ? error.code : 'ERR_PARQUET_WRITE';
-      reply({ type: 'failed', code, message: error instanceof Error ? error.message : String(error) });
-    });
-});
+if (parentPort === null) throw new Error('workers/write-splits.js runs as a worker thread');
+serveWriter(parentPort, workerData as WriterSetup);

@@ -1,10 +1,11 @@
 import { availableParallelism } from 'node:os';
 import { hideBin } from 'yargs/helpers';
 import { OptionError } from '../errors.js';
-import { clearImageStore, defaultStoreDir, imageStoreInfo } from '../image/image-store-dir.js';
+import { clearImageStore } from '../image/clear-image-store.js';
+import { defaultStoreDir, imageStoreInfo } from '../image/image-store-dir.js';
 import { formatBytes } from '../plan/inspect-input.js';
 import { makeSample, type SampleProfile } from '../source/make-sample.js';
-import type { ImageMode } from '../types.js';
+import type { ImageMode } from '../image/image-policy.js';
 import { verifyIter, type VerifyReport } from '../verify/verify.js';
 import { interruptible, progressRenderer } from './process.js';
 import { verifyProblems, verifySummary } from './render-verify.js';
@@ -114,7 +115,7 @@ function numberList(value: string | undefined, name: string): number[] | undefin
 
 /** `bench`: the grid of worker counts and batch sizes run (a small one with --quick), then the best point. */
 export async function benchCommand(argv: BenchArgv): Promise<void> {
-  const { runBench } = await import('../../bench/run-bench.js');
+  const { runBench } = await import('../bench/run-bench.js');
   const cores = availableParallelism();
   const quick = argv.quick;
   const { results, files } = await runBench({

@@ -1,5 +1,5 @@
 import type { ConvertEvent, ConvertReport } from '../run/convert-report.js';
-import type { DownloadProgress } from '../hub/download-dataset.js';
+import type { DownloadProgress } from '../hub/background-downloads.js';
 import { formatBytes } from '../plan/inspect-input.js';
 import { count, formatDuration, type ProgressLine } from './progress-line.js';
 

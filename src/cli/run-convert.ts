@@ -6,7 +6,7 @@ import { partDir } from '../run/part-manifest.js';
 import { stagingDir } from '../dirs/staging.js';
 import { hubSettings, type HubSettings } from '../hub/hub-settings.js';
 import { checkPushAccess } from '../hub/push-dataset.js';
-import type { ImageMode } from '../types.js';
+import type { ImageMode } from '../image/image-policy.js';
 import { partOf, type PushArgv } from './convert-flags.js';
 import { interruptible, noteStaging, progressRenderer } from './process.js';
 import { summarize } from './render-convert.js';

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { DEFAULTS } from '../options/option-table.js';
-import { resolveDataset } from '../hub/download-dataset.js';
+import { resolveDataset } from '../hub/resolve-dataset.js';
 import { OptionError } from '../errors.js';
 import { hubSettings } from '../hub/hub-settings.js';
 import { checkOutputDir } from '../dirs/output-dir.js';

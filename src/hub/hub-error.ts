@@ -9,10 +9,12 @@ export function loginHint(settings: HubSettings): string {
 }
 
 /**
- * Turns the library's API errors into messages that say what to do. `task` picks the advice for a Hub that cannot be
- * reached: a download can do without it (HF_HUB_OFFLINE=1 converts what the cache holds), a push cannot.
+ * The {@link HubError} for a failed call to the Hub: turns the library's API errors (`HubApiError`) and a Hub that
+ * cannot be reached (`fetch failed`) into messages that say what to do; any other error is returned as it is. `task`
+ * picks the advice for a Hub that cannot be reached: a download can do without it (HF_HUB_OFFLINE=1 converts what the
+ * cache holds), a push cannot.
  */
-export function hubError(error: unknown, what: string, settings: HubSettings, task: 'download' | 'push' = 'download'): unknown {
+export function fromHubFailure(error: unknown, what: string, settings: HubSettings, task: 'download' | 'push' = 'download'): unknown {
   if (error instanceof TypeError && /fetch failed/.test(error.message)) {
     const unresolved = errorCode(error) === 'ENOTFOUND';
     const host = URL.canParse(settings.hubUrl) ? new URL(settings.hubUrl).hostname : settings.hubUrl;

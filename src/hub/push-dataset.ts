@@ -1,14 +1,10 @@
-import { createHash } from 'node:crypto';
 import { openAsBlob } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
-import path from 'node:path';
 import { commitIter, createRepo, datasetInfo, HubApiError, listFiles, whoAmI, type CommitOperation } from '@huggingface/hub';
-import { cardForRepo } from '../output/load-line.js';
-import { hubError } from './hub-error.js';
-import { HubError, InputError, invalidOption } from '../errors.js';
-import { gitBlobHash, hashFile } from './hash-file.js';
+import { fromHubFailure } from './hub-error.js';
+import { HubError, invalidOption } from '../errors.js';
 import { requireToken, withSignal, type HubSettings } from './hub-settings.js';
 import { EventQueue } from '../util/event-queue.js';
+import { describePlan, localFiles, planPush, type PushPlan, type RepoFile } from './plan-push.js';
 import { retryFetch, type RetryEvent } from './retry-fetch.js';
 import { drain } from '../util/drain.js';
 
@@ -47,36 +43,6 @@ export type PushEvent =
 export const DEFAULT_REPO_ID = 'trl-lib/rlaif-v';
 const FILES_PER_COMMIT = 50;
 
-interface LocalFile {
-  path: string;
-  file: string;
-  size: number;
-}
-
-/** The files a push sends: the parquet shards under data/, then README.md. */
-async function localFiles(dir: string): Promise<{ data: LocalFile[]; card: LocalFile }> {
-  const dataDir = path.join(dir, 'data');
-  const names = await readdir(dataDir).catch(() => [] as string[]);
-  const data: LocalFile[] = [];
-  for (const name of names.filter((entry) => entry.endsWith('.parquet')).sort()) {
-    const file = path.join(dataDir, name);
-    data.push({ path: `data/${name}`, file, size: (await stat(file)).size });
-  }
-  const cardFile = path.join(dir, 'README.md');
-  const cardSize = await stat(cardFile).then(
-    (info) => info.size,
-    () => null,
-  );
-  if (data.length === 0 || cardSize === null) {
-    throw new InputError(
-      'ERR_PUSH_NOT_DATASET',
-      `${dir} is not a converted dataset: it needs data/*.parquet and README.md (found ${data.length} parquet file(s)${cardSize === null ? ', no README.md' : ''}). Run \`rlaif-v convert\` first.`,
-      { file: dir },
-    );
-  }
-  return { data, card: { path: 'README.md', file: cardFile, size: cardSize } };
-}
-
 function checkRepoId(repoId: unknown): string {
   if (typeof repoId !== 'string' || !/^[\w.-]+\/[\w.-]+$/.test(repoId)) throw invalidOption('repoId', 'a dataset repo id such as trl-lib/rlaif-v', repoId);
   return repoId;
@@ -107,8 +73,19 @@ export async function checkPushAccess(
   try {
     await whoAmI({ accessToken, hubUrl: settings.hubUrl, fetch: retryFetch(settings.fetch, { ...settings.retry, ...(onRetry === undefined ? {} : { onRetry }) }) });
   } catch (error) {
-    throw hubError(error, `Checking the token for ${repoId}`, settings, 'push');
+    throw fromHubFailure(error, `Checking the token for ${repoId}`, settings, 'push');
   }
+}
+
+/** Where a push goes and how it talks to the Hub, shared by its steps. */
+interface PushContext {
+  repoId: string;
+  repo: { type: 'dataset'; name: string };
+  credentials: { hubUrl: string; accessToken: string; fetch: typeof fetch };
+  settings: HubSettings;
+  /** Retries, told as they happen while a request is awaited. */
+  retries: EventQueue<PushEvent>;
+  signal: AbortSignal | undefined;
 }
 
 /**
@@ -130,10 +107,9 @@ export async function* pushIter(options: PushOptions): AsyncGenerator<PushEvent,
     throw invalidOption('filesPerCommit', 'an integer from 1 to 99 (the Hub takes fewer than 100 files a commit)', filesPerCommit);
   }
   // What is to be pushed is looked at first: a directory that is not there is the first thing to say.
-  const { data, card } = await localFiles(options.dir);
+  const local = await localFiles(options.dir);
   refuseOffline(settings, repoId);
   const accessToken = requireToken(settings, `Pushing to ${repoId}`);
-  /** Retries, told as they happen while a request is awaited. */
   const retries = new EventQueue<PushEvent>();
   const fetch = retryFetch(settings.fetch, {
     ...settings.retry,
@@ -142,123 +118,118 @@ export async function* pushIter(options: PushOptions): AsyncGenerator<PushEvent,
       settings.retry.onRetry?.(event);
     },
   });
-  const credentials = { hubUrl: settings.hubUrl, accessToken, fetch };
-  const repo = { type: 'dataset' as const, name: repoId };
+  const context: PushContext = { repoId, repo: { type: 'dataset', name: repoId }, credentials: { hubUrl: settings.hubUrl, accessToken, fetch }, settings, retries, signal };
 
+  yield* ensureRepo(context, options.private ?? false);
+  const remote = yield* retries.during(listRepo(context));
+  yield { type: 'push-phase', message: `Checking ${local.data.length} shard(s) against what ${repoId} already holds` };
+  const plan = await planPush(local, remote, repoId, filesPerCommit, signal);
+  yield { type: 'push-phase', message: describePlan(plan) };
+  const commits = yield* commitPlan(context, plan);
+  const report: PushReport = {
+    repo: repoId,
+    url: `${settings.hubUrl}/datasets/${repoId}`,
+    commits,
+    uploaded: plan.upload.map((file) => file.path),
+    skipped: plan.skipped,
+    deleted: plan.stale,
+    bytesUploaded: plan.totalBytes,
+  };
+  yield { type: 'pushed', report };
+  return report;
+}
+
+/** Creates the dataset repo when the Hub does not have it (private when asked), saying so. */
+async function* ensureRepo(context: PushContext, isPrivate: boolean): AsyncGenerator<PushEvent, void> {
+  const { repoId, credentials, settings, retries } = context;
   const exists = yield* retries.during(
     datasetInfo({ name: repoId, ...credentials }).then(
       () => true,
       (error: unknown) => {
-        if (!(error instanceof HubApiError) || error.statusCode !== 404) throw hubError(error, `Looking up ${repoId}`, settings, 'push');
+        if (!(error instanceof HubApiError) || error.statusCode !== 404) throw fromHubFailure(error, `Looking up ${repoId}`, settings, 'push');
         return false;
       },
     ),
   );
   if (!exists) {
-    yield { type: 'push-phase', message: `Creating the ${options.private === true ? 'private' : 'public'} dataset repo ${repoId}` };
+    yield { type: 'push-phase', message: `Creating the ${isPrivate ? 'private' : 'public'} dataset repo ${repoId}` };
     yield* retries.during(
-      createRepo({ repo, private: options.private ?? false, ...credentials }).catch((error: unknown) => {
+      createRepo({ repo: context.repo, private: isPrivate, ...credentials }).catch((error: unknown) => {
         // Created meanwhile (by an earlier attempt whose answer was lost): carry on.
-        if (!(error instanceof HubApiError) || error.statusCode !== 409) throw hubError(error, `Creating ${repoId}`, settings, 'push');
+        if (!(error instanceof HubApiError) || error.statusCode !== 409) throw fromHubFailure(error, `Creating ${repoId}`, settings, 'push');
       }),
     );
   }
+}
 
-  const listRemote = async (): Promise<Map<string, { oid: string | undefined; lfs: string | undefined; size: number }>> => {
-    const remote = new Map<string, { oid: string | undefined; lfs: string | undefined; size: number }>();
-    try {
-      for await (const entry of listFiles({ repo, recursive: true, ...credentials })) {
-        if (entry.type === 'file') remote.set(entry.path, { oid: entry.oid, lfs: entry.lfs?.oid, size: entry.size });
-      }
-    } catch (error) {
-      throw hubError(error, `Listing ${repoId}`, settings, 'push');
+/** The files the repo holds, by path. */
+async function listRepo(context: PushContext): Promise<Map<string, RepoFile>> {
+  const remote = new Map<string, RepoFile>();
+  try {
+    for await (const entry of listFiles({ repo: context.repo, recursive: true, ...context.credentials })) {
+      if (entry.type === 'file') remote.set(entry.path, { oid: entry.oid, lfs: entry.lfs?.oid, size: entry.size });
     }
-    return remote;
-  };
-  const remote = yield* retries.during(listRemote());
-
-  yield { type: 'push-phase', message: `Checking ${data.length} shard(s) against what ${repoId} already holds` };
-  const missing: LocalFile[] = [];
-  const skipped: string[] = [];
-  for (const file of data) {
-    signal?.throwIfAborted();
-    const there = remote.get(file.path);
-    // Only a file the repo holds at the same path and size is worth hashing (a 500 MB shard takes seconds).
-    if (there?.lfs !== undefined && there.size === file.size && there.lfs === (await hashFile(createHash('sha256'), file.file)).digest('hex')) skipped.push(file.path);
-    else missing.push(file);
+  } catch (error) {
+    throw fromHubFailure(error, `Listing ${context.repoId}`, context.settings, 'push');
   }
-  const local = new Set(data.map((file) => file.path));
-  const stale = [...remote.keys()].filter((name) => name.startsWith('data/') && !local.has(name)).sort();
-  // The card's load_dataset snippet names the local directory; on the Hub it names the repo.
-  const cardContent = Buffer.from(cardForRepo(await readFile(card.file, 'utf8'), repoId));
-  const cardChanged = remote.get(card.path)?.oid !== gitBlobHash(cardContent.byteLength).update(cardContent).digest('hex');
+  return remote;
+}
 
-  const chunks: LocalFile[][] = [];
-  for (let at = 0; at < missing.length; at += filesPerCommit) chunks.push(missing.slice(at, at + filesPerCommit));
-  const totalBytes = missing.reduce((sum, file) => sum + file.size, 0);
-  const finalCommit = cardChanged || stale.length > 0;
-  const last = [cardChanged ? 'the card' : '', stale.length > 0 ? `the removal of ${stale.length} old shard(s)` : ''].filter((part) => part !== '').join(' and ');
-  yield {
-    type: 'push-phase',
-    message:
-      `${skipped.length} shard(s) already on the Hub; ${missing.length} to commit (${(totalBytes / 1e6).toFixed(1)} MB) in ${chunks.length} commit(s)` +
-      `${finalCommit ? `, then ${last}` : ''}${!finalCommit && missing.length === 0 ? ': nothing to do' : ''}`,
-  };
-
+/** Makes the plan's commits in order: the data files', then the last one with the card and the deletions. */
+async function* commitPlan(context: PushContext, plan: PushPlan): AsyncGenerator<PushEvent, PushReport['commits']> {
+  const { commits: chunks, stale } = plan;
   const commits: PushReport['commits'] = [];
-  const progress = new Map<string, number>();
-  let uploadedBytes = 0;
-  const runCommit = async function* (title: string, operations: CommitOperation[], sizes: Map<string, number>): AsyncGenerator<PushEvent> {
-    const iterator = commitIter({ repo, title, operations, useXet: false, abortSignal: signal, ...credentials });
-    for (;;) {
-      const step = yield* retries.during(
-        iterator.next().catch((error: unknown) => {
-          throw hubError(error, `Committing to ${repoId} (${title})`, settings, 'push');
-        }),
-      );
-      if (step.done === true) {
-        if (step.value !== undefined) commits.push({ oid: step.value.commit.oid, title, files: operations.length });
-        return;
-      }
-      const event = step.value;
-      if (event.event === 'fileProgress' && event.state === 'uploading') {
-        const size = sizes.get(event.path);
-        if (size === undefined) continue;
-        progress.set(event.path, event.progress * size);
-        uploadedBytes = [...progress.values()].reduce((sum, bytes) => sum + bytes, 0);
-        yield { type: 'push-progress', bytes: Math.round(uploadedBytes), totalBytes };
-      }
-    }
-  };
-
+  const uploaded = { bytes: new Map<string, number>(), total: plan.totalBytes };
   for (const [index, chunk] of chunks.entries()) {
-    signal?.throwIfAborted();
+    context.signal?.throwIfAborted();
     const title = `Upload ${chunk.length} data file(s)${chunks.length > 1 ? ` (part ${index + 1} of ${chunks.length})` : ''}`;
     yield { type: 'push-phase', message: `Commit ${index + 1}/${chunks.length}: ${chunk.length} shard(s)` };
     const operations: CommitOperation[] = [];
     for (const file of chunk) operations.push({ operation: 'addOrUpdate', path: file.path, content: await openAsBlob(file.file) });
-    yield* runCommit(title, operations, new Map(chunk.map((file) => [file.path, file.size])));
+    const made = yield* runCommit(context, title, operations, new Map(chunk.map((file) => [file.path, file.size])), uploaded);
+    if (made !== undefined) commits.push(made);
   }
-  if (finalCommit) {
-    signal?.throwIfAborted();
+  if (plan.finalCommit) {
+    context.signal?.throwIfAborted();
     yield { type: 'push-phase', message: `Committing the dataset card${stale.length > 0 ? ` and removing ${stale.length} old shard(s)` : ''}` };
     const operations: CommitOperation[] = [
-      { operation: 'addOrUpdate', path: card.path, content: new Blob([cardContent]) },
+      { operation: 'addOrUpdate', path: plan.card.path, content: new Blob([plan.card.content]) },
       ...stale.map((name): CommitOperation => ({ operation: 'delete', path: name })),
     ];
-    yield* runCommit('Update the dataset card', operations, new Map());
+    const made = yield* runCommit(context, 'Update the dataset card', operations, new Map(), uploaded);
+    if (made !== undefined) commits.push(made);
   }
-  const report: PushReport = {
-    repo: repoId,
-    url: `${settings.hubUrl}/datasets/${repoId}`,
-    commits,
-    uploaded: missing.map((file) => file.path),
-    skipped,
-    deleted: stale,
-    bytesUploaded: totalBytes,
-  };
-  yield { type: 'pushed', report };
-  return report;
+  return commits;
+}
+
+/**
+ * Makes one commit, telling the upload's progress over the whole push (`uploaded.bytes` holds each file's bytes sent
+ * so far; `sizes` the sizes of this commit's data files). Returns the commit, or undefined when the Hub made none.
+ */
+async function* runCommit(
+  context: PushContext,
+  title: string,
+  operations: CommitOperation[],
+  sizes: Map<string, number>,
+  uploaded: { bytes: Map<string, number>; total: number },
+): AsyncGenerator<PushEvent, PushReport['commits'][number] | undefined> {
+  const iterator = commitIter({ repo: context.repo, title, operations, useXet: false, abortSignal: context.signal, ...context.credentials });
+  for (;;) {
+    const step = yield* context.retries.during(
+      iterator.next().catch((error: unknown) => {
+        throw fromHubFailure(error, `Committing to ${context.repoId} (${title})`, context.settings, 'push');
+      }),
+    );
+    if (step.done === true) return step.value === undefined ? undefined : { oid: step.value.commit.oid, title, files: operations.length };
+    const event = step.value;
+    if (event.event === 'fileProgress' && event.state === 'uploading') {
+      const size = sizes.get(event.path);
+      if (size === undefined) continue;
+      uploaded.bytes.set(event.path, event.progress * size);
+      const bytes = [...uploaded.bytes.values()].reduce((sum, sent) => sum + sent, 0);
+      yield { type: 'push-progress', bytes: Math.round(bytes), totalBytes: uploaded.total };
+    }
+  }
 }
 
 /** Pushes and resolves with the report; see {@link pushIter}. */

@@ -3,7 +3,7 @@ import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { downloadFile } from '@huggingface/hub';
 import { parse as parseYaml } from 'yaml';
-import type { DatasetSource } from './download-dataset.js';
+import type { DatasetSource } from './resolve-dataset.js';
 import type { HubSettings } from './hub-settings.js';
 import { retryFetch, type RetryEvent } from './retry-fetch.js';
 

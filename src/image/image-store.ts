@@ -3,9 +3,19 @@ import { closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, utime
 import path from 'node:path';
 import { threadId } from 'node:worker_threads';
 import { crc32 } from 'node:zlib';
-import type { ImageStoreSettings } from '../types.js';
 import { KeptTable, keyWords } from './image-cache.js';
 import type { PreparedImage } from './prepare-image.js';
+
+/** Where the persistent cache of image work is, and what of it a run uses (see ImageStore). */
+export interface ImageStoreSettings {
+  dir: string;
+  /** Key of the image policy (with the tool's and libvips' versions): entries of other policies are not used. */
+  policy: string;
+  /** This run's id, in the names of the files it writes. */
+  run: string;
+  /** The verdicts "found whole, kept" of earlier runs under this policy, as a shared table of keys. */
+  kept: SharedArrayBuffer;
+}
 
 /**
  * The persistent cache of image work, as a worker sees it (src/image-store-dir.ts manages it as a whole). Entries are

@@ -1,5 +1,6 @@
 import type { Metadata, Sharp } from 'sharp';
-import type { ImagePolicy, RejectCode } from '../types.js';
+import type { ImagePolicy } from './image-policy.js';
+import type { RejectCode } from '../source/source-row.js';
 import { checkJpeg } from './check-jpeg.js';
 import { checkPng } from './check-png.js';
 import { isSrgbProfile, readImageHeader, type ImageHeader } from './image-header.js';

@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { invalidOption, OptionError } from '../errors.js';
 import { parseSize } from '../util/parse-size.js';
-import type { ImageMode, ImagePolicy } from '../types.js';
+import type { ImageMode, ImagePolicy } from '../image/image-policy.js';
 import path from 'node:path';
 import { defaultStoreDir } from '../image/image-store-dir.js';
 import { DEFAULT_COLUMNS, LOGICAL_COLUMNS, parseColumnMap, type ColumnMap, type LogicalColumn } from '../source/source-layout.js';

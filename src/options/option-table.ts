@@ -1,5 +1,5 @@
 import { availableParallelism } from 'node:os';
-import type { ImageMode } from '../types.js';
+import type { ImageMode } from '../image/image-policy.js';
 
 /**
  * The defaults, allowed values and ranges of `convert`'s options, stated once: the library's checks

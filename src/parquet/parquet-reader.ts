@@ -1,26 +1,12 @@
 import { Worker } from 'node:worker_threads';
 import { workerUrl } from '../util/paths.js';
+import type { ReaderReply, ReaderRequest } from './protocol.js';
 
 /**
  * Reads row groups of the input with parquet-wasm in a thread of its own (workers/read-parquet), batch by batch as
  * Arrow IPC streams. On damaged data parquet-wasm can trap where no caller can catch it (see the thread's module): the
  * thread then dies, every read under way fails with what it said, and the next read starts a new thread.
  */
-
-/** Messages to the reader thread: open a stream of a row group's batches, take its next batch, close it. */
-export type ReaderRequest =
-  | { type: 'open'; id: number; stream: number; path: string; rowGroup: number; batchSize: number; columns: string[]; offset: number; limit: number }
-  | { type: 'next'; id: number; stream: number }
-  | { type: 'close'; id: number; stream: number };
-
-/** Answers, each to the request of its `id`. */
-
-export type ReaderReply =
-  | { type: 'opened'; id: number }
-  | { type: 'batch'; id: number; rows: number; ipc: Uint8Array }
-  | { type: 'end'; id: number }
-  | { type: 'closed'; id: number }
-  | { type: 'failed'; id: number; message: string };
 
 /** What a stream yields: a batch's rows as an Arrow IPC stream. */
 export interface IpcBatch {

@@ -1,5 +1,21 @@
-import { usesDictionary, type ColumnPages, type PageRef } from '../parquet/read-column-pages.js';
-import type { ImagePageRange } from '../types.js';
+import { usesDictionary, type ColumnPages, type ColumnSpec, type PageRef } from '../parquet/read-column-pages.js';
+
+/**
+ * The pages of the image bytes column that hold a batch's images, for the worker to read from the file itself: image
+ * bytes never pass through the main thread.
+ */
+export interface ImagePageRange {
+  file: string;
+  spec: ColumnSpec;
+  /** The column chunk's dictionary page, when one of these pages is dictionary-encoded. */
+  dictionary: PageRef | null;
+  pages: PageRef[];
+  /** Rows of the first page that come before the batch's first row. */
+  skip: number;
+  rows: number;
+  /** The row group of the pages, for errors that say where. */
+  rowGroup?: number;
+}
 
 /**
  * The pages of a column chunk that hold rows [first, first + rows) of its row group, as a worker reads them. Pages

@@ -1,7 +1,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import type { DecodedArray } from 'hyparquet/src/types.js';
 import { decodeDataPage, decodeDictionaryPage, usesDictionary, type PageRef } from '../parquet/read-column-pages.js';
-import type { ImagePageRange } from '../types.js';
+import type { ImagePageRange } from './page-range.js';
 import { InputError } from '../errors.js';
 
 /**

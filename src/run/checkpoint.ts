@@ -7,7 +7,7 @@ import { crc32 } from 'node:zlib';
 import type { SplitName } from './convert-report.js';
 import type { SplitPlan } from '../plan/plan-split.js';
 import type { RejectSegment } from '../write/reject-sink.js';
-import type { SplitWriterState, WrittenSplit } from '../write/write-split.js';
+import type { SplitWriterState, WrittenSplit } from '../write/split-writer.js';
 
 /**
  * A run's checkpoint: what its staging directory holds at a row of the input, written at the end of every unit of

@@ -1,16 +1,18 @@
 import type { AssembleCounts } from '../write/assemble-split.js';
-import type { DuplicateInput } from '../plan/inspect-input.js';
+import type { DuplicateInput } from '../plan/list-inputs.js';
 import type { Leftover } from '../dirs/publish-output.js';
 import type { PartRange } from '../plan/plan-units.js';
 import type { ColumnMap } from '../source/source-layout.js';
 import type { SourceCard } from '../hub/source-card.js';
-import type { DownloadEvent } from '../hub/download-dataset.js';
+import type { DownloadEvent } from '../hub/background-downloads.js';
 import type { ThreadsCpu } from '../util/measure-cpu.js';
-import type { WrittenShard } from '../write/write-split.js';
+import type { WrittenShard } from '../write/split-writer.js';
 
 /** What a conversion reports: the shapes of `report.json` and of the progress events. */
 
-export type SplitName = 'train' | 'test';
+import type { SplitName } from '../output/splits.js';
+
+export type { SplitName };
 
 export interface SplitReport {
   rows: number;

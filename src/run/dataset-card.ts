@@ -1,9 +1,10 @@
+import { SPLITS } from '../output/splits.js';
 import { loadLine } from '../output/load-line.js';
 import { outputYamlFeatures } from '../output/output-schema.js';
 import { packageInfo } from '../util/package-info.js';
 import type { ConvertReport } from './convert-report.js';
 import type { SourceCard } from '../hub/source-card.js';
-import type { ImageMode, ImagePolicy } from '../types.js';
+import type { ImageMode, ImagePolicy } from '../image/image-policy.js';
 
 export { cardForRepo, loadLine } from '../output/load-line.js';
 
@@ -202,7 +203,7 @@ ${citation}
 export function reportCard(report: ConvertReport): string {
   const { options, input } = report;
   return datasetCard({
-    splits: (['train', 'test'] as const).flatMap((name) => {
+    splits: SPLITS.flatMap((name) => {
       const split = report.output.splits[name];
       return split === undefined ? [] : [{ name, rows: split.rows, numBytes: split.numBytes }];
     }),

@@ -2,9 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { assembleSplit, type AssembleCounts, type ShardSource } from '../write/assemble-split.js';
+import type { AssembleCounts } from '../write/assemble-split.js';
+import { assembleParts, type Assembled } from './assemble-parts.js';
 import { CHECKPOINT_FILE } from './checkpoint.js';
-import { DEFAULTS } from '../options/option-table.js';
 import type { ConvertEvent, ConvertReport, PartFigures, SplitName, SplitReport } from './convert-report.js';
 import { reportCard } from './dataset-card.js';
 import { AccountingError, InputError, OutputError } from '../errors.js';
@@ -12,12 +12,9 @@ import { checkOutputDir, isOurOutput } from '../dirs/output-dir.js';
 import { finishPublishing, outputIdentity, publishOutput } from '../dirs/publish-output.js';
 import { liveHolder, openStaging, stagingDir, type Staging } from '../dirs/staging.js';
 import { markedAs, removeMarkedDirectory, updateMarker, type ToolMarker } from '../dirs/tool-marker.js';
-import { outputArrowSchemaValue } from '../output/output-schema.js';
 import { packageInfo } from '../util/package-info.js';
 import { missingFile, parsePartName, partDir, partsDir, readPartManifest, type PartManifest } from './part-manifest.js';
-import { planShards } from '../output/plan-shards.js';
 import { joinRejectSegments, REJECTS_FILE } from '../write/reject-sink.js';
-import { ShardWriter } from '../write/shard-writer.js';
 import { drain } from '../util/drain.js';
 
 /** What `finalize` takes. */
@@ -29,8 +26,6 @@ export interface FinalizeOptions {
   /** Stops the run; the parts stay as they are, for another finalize. */
   signal?: AbortSignal;
 }
-
-const SPLITS: readonly SplitName[] = ['train', 'test'];
 
 function list(items: readonly string[]): string {
   return items.length <= 1 ? (items[0] ?? '') : `${items.slice(0, -1).join(', ')} and ${items.at(-1) ?? ''}`;
@@ -180,6 +175,60 @@ function finalReport(
 }
 
 /**
+ * Finishes what a finalize killed at its end left (told as `leftover` events), and finds whether the output is
+ * finalized already: its report when it is (the parts are gone, or the output was put together from these very
+ * parts), else null.
+ */
+async function* finalizedBefore(output: string, root: string): AsyncGenerator<ConvertEvent, ConvertReport | null> {
+  // What a finalize killed at its end left: an output half moved into place, an output it replaced, parts it was
+  // removing. Each is this tool's by its marker.
+  for (const leftover of await finishPublishing(output)) yield { type: 'leftover', leftover };
+  const published = (await isOurOutput(output))
+    ? await readFile(path.join(output, 'report.json'), 'utf8').then((text) => JSON.parse(text) as ConvertReport, () => null)
+    : null;
+  const rootMarker = await markedAs(root, 'staging');
+  if (published?.parts !== undefined && !existsSync(partsDir(output))) return published;
+  // Killed between publishing and clearing up: the output was put together from these very parts (the id finalize
+  // wrote on their directory before publishing is the one its report carries), not merely from the same input.
+  if (rootMarker?.finalizing !== undefined && published?.finalize?.id === rootMarker.finalizing) {
+    await discard(root, rootMarker);
+    return published;
+  }
+  return null;
+}
+
+/**
+ * Writes the rest of the output beside its shards in `final`: the parts' rejects joined in order, the dataset card and
+ * report.json. Returns the report, which carries finalize's `id`.
+ *
+ * @throws {AccountingError} when the rows out and rejected over the parts do not add up to the rows in.
+ */
+async function writeFinalFiles(
+  output: string,
+  final: string,
+  manifests: readonly PartManifest[],
+  { splits, counts }: Assembled,
+  finalize: { id: string; started: number },
+): Promise<ConvertReport> {
+  await joinRejectSegments(
+    manifests.flatMap((manifest) => manifest.rejects.map((segment) => path.join(partDir(output, manifest.part), segment.file))),
+    path.join(final, REJECTS_FILE),
+  );
+  const rowsIn = manifests[0]?.report.input.rows ?? 0;
+  const rowsOut = sum(Object.values(splits).map((split) => split.rows));
+  const rowsRejected = sum(manifests.map((manifest) => manifest.report.rejected.rows));
+  if (rowsOut + rowsRejected !== rowsIn) {
+    throw new AccountingError(`Rows in (${rowsIn}) do not equal rows out (${rowsOut}) plus rows rejected (${rowsRejected}) over the parts. This is a bug; the output was not written.`);
+  }
+  const bytesOut = sum(Object.values(splits).map((split) => sum(split.files.map((file) => file.size))));
+  const seconds = Math.round((performance.now() - finalize.started) / 10) / 100;
+  const report = finalReport(output, manifests, splits, bytesOut, { id: finalize.id, seconds, rows: counts });
+  await writeFile(path.join(final, 'README.md'), reportCard(report));
+  await writeFile(path.join(final, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
+  return report;
+}
+
+/**
  * Puts the parts of a multi-machine run (`convert --num-shards K --shard-index I`, each into `<output>.partial/parts/`)
  * together into the output a one-machine `convert` with the same options writes, byte for byte: the shards (pieces
  * that are whole shards taken by hard link, row groups that land where they belong copied as they are, only the rows
@@ -194,27 +243,13 @@ export async function* finalizeIter(options: FinalizeOptions): AsyncGenerator<Co
   const started = performance.now();
   const output = path.resolve(options.output);
   const root = stagingDir(output);
-  // What a finalize killed at its end left: an output half moved into place, an output it replaced, parts it was
-  // removing. Each is this tool's by its marker.
-  for (const leftover of await finishPublishing(output)) yield { type: 'leftover', leftover };
-  const published = (await isOurOutput(output))
-    ? await readFile(path.join(output, 'report.json'), 'utf8').then((text) => JSON.parse(text) as ConvertReport, () => null)
-    : null;
-  const rootMarker = await markedAs(root, 'staging');
-  if (published?.parts !== undefined && !existsSync(partsDir(output))) {
-    yield { type: 'done', report: published };
-    return published;
-  }
-  // Killed between publishing and clearing up: the output was put together from these very parts (the id finalize
-  // wrote on their directory before publishing is the one its report carries), not merely from the same input.
-  if (rootMarker?.finalizing !== undefined && published?.finalize?.id === rootMarker.finalizing) {
-    await discard(root, rootMarker);
+  const published = yield* finalizedBefore(output, root);
+  if (published !== null) {
     yield { type: 'done', report: published };
     return published;
   }
   const manifests = await readParts(output);
-  const first = manifests[0];
-  if (first === undefined) throw new Error('no parts');
+  if (manifests[0] === undefined) throw new Error('no parts');
   await checkOutputDir(output, { overwrite: options.overwrite ?? false, inputs: [] });
   const approved = await outputIdentity(output);
   if (existsSync(path.join(root, CHECKPOINT_FILE))) {
@@ -230,61 +265,9 @@ export async function* finalizeIter(options: FinalizeOptions): AsyncGenerator<Co
     // What a killed finalize had put together is made again.
     if ((await markedAs(final, 'final')) !== null) await removeMarkedDirectory(final);
     finalDir = await openStaging(final, 'final', output);
-    const reportOptions = first.report.options;
-    const counts: AssembleCounts = { linked: 0, copied: 0, rewritten: 0 };
-    const splits: Partial<Record<SplitName, SplitReport>> = {};
-    const total = sum(manifests.map((manifest) => manifest.report.output.rows));
-    let rowsDone = 0;
-    for (const name of SPLITS) {
-      const sources: ShardSource[] = [];
-      let rows = 0;
-      let nbytes = 0;
-      let predicted = 0;
-      for (const manifest of manifests) {
-        const split = manifest.report.output.splits[name];
-        if (split === undefined) continue;
-        const dir = partDir(output, manifest.part);
-        rows += split.rows;
-        nbytes += split.numBytes;
-        for (const file of split.files) {
-          sources.push({ path: path.join(dir, file.file), rows: file.rows, crc: file.crc });
-          predicted = Number(/-of-(\d+)\.parquet$/.exec(file.file)?.[1] ?? 0);
-        }
-      }
-      if (rows === 0) continue;
-      const plan = planShards(rows, nbytes, reportOptions.maxShardSize);
-      const writer = new ShardWriter({ split: name, dir: final, plan, rowGroupSize: DEFAULTS.rowGroupSize, arrowSchema: outputArrowSchemaValue() });
-      const steps = assembleSplit(sources, writer, DEFAULTS.rowGroupSize);
-      for (;;) {
-        const step = await steps.next();
-        if (step.done === true) {
-          // As a one-machine run says: cut again when the rows or the shard count planned up front did not hold.
-          const resharded = predicted !== plan.length || rows !== first.planned[name];
-          splits[name] = { rows, numBytes: nbytes, files: step.value, resharded };
-          break;
-        }
-        counts[step.value.how] += step.value.rows;
-        rowsDone += step.value.rows;
-        options.signal?.throwIfAborted();
-        yield { type: 'progress', stage: 'write', done: rowsDone, total };
-      }
-    }
-    await joinRejectSegments(
-      manifests.flatMap((manifest) => manifest.rejects.map((segment) => path.join(partDir(output, manifest.part), segment.file))),
-      path.join(final, REJECTS_FILE),
-    );
-    const rowsIn = first.report.input.rows;
-    const rowsOut = sum(Object.values(splits).map((split) => split.rows));
-    const rowsRejected = sum(manifests.map((manifest) => manifest.report.rejected.rows));
-    if (rowsOut + rowsRejected !== rowsIn) {
-      throw new AccountingError(`Rows in (${rowsIn}) do not equal rows out (${rowsOut}) plus rows rejected (${rowsRejected}) over the parts. This is a bug; the output was not written.`);
-    }
-    const bytesOut = sum(Object.values(splits).map((split) => sum(split.files.map((file) => file.size))));
-    const seconds = Math.round((performance.now() - started) / 10) / 100;
+    const assembled = yield* assembleParts({ output, manifests, final, signal: options.signal });
     const id = randomUUID();
-    const report = finalReport(output, manifests, splits, bytesOut, { id, seconds, rows: counts });
-    await writeFile(path.join(final, 'README.md'), reportCard(report));
-    await writeFile(path.join(final, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
+    const report = await writeFinalFiles(output, final, manifests, assembled, { id, started });
     options.signal?.throwIfAborted();
     await staging.verify();
     const marker = await updateMarker(root, staging.marker, { finalizing: id });

@@ -4,12 +4,12 @@ import { invalidOption, OutputError } from '../errors.js';
 import { makeDirectory } from '../dirs/staging.js';
 import { createMarker, MARKER_FILE, markedAs } from '../dirs/tool-marker.js';
 import type { ParquetSink } from '../parquet/parquet-sink.js';
-import { openSourceSink, sourceRowsToIPC } from './source-table.js';
+import { openSourceSink, sourceRowsToIPC } from './source-rows-to-arrow.js';
 import { createRandom, randomInt } from '../util/random.js';
 import { drawImage, encodeImage, pick, PROFILES, type Random, type SampleProfile } from './sample-images.js';
 
 export type { SampleProfile } from './sample-images.js';
-import type { SourceImage, SourceRow } from '../types.js';
+import type { SourceImage, SourceRow } from './source-row.js';
 
 export interface SampleOptions {
   /** Rows in all. */

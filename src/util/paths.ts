@@ -29,6 +29,22 @@ export const BIN_PATH = path.join(PACKAGE_ROOT, 'dist', 'src', 'bin.js');
 /** libjpeg-turbo's decoder built to WebAssembly: the JPEG check (see wasm/jpeg-check.c). */
 export const JPEG_CHECK_WASM = path.join(PACKAGE_ROOT, 'wasm', 'jpeg-check.wasm');
 
+/** The folder of the benchmarks: their Python scripts (shipped, for `rlaif-v bench`), inputs made once (`.cache/`) and results (`results/`). */
+export const BENCH_DIR = path.join(PACKAGE_ROOT, 'bench');
+
+/** The Python scripts `rlaif-v bench` runs: the reference (TRL's script), the plain pyarrow + Pillow peer, and Pillow's check loop. */
+export const BENCH_PYTHON = {
+  reference: path.join(BENCH_DIR, 'reference.py'),
+  plain: path.join(BENCH_DIR, 'plain.py'),
+  limit: path.join(BENCH_DIR, 'limit.py'),
+};
+
+/** The single-core limit's module, which `rlaif-v bench` runs in a process of its own. */
+export const SINGLE_CORE_LIMIT = path.join(PACKAGE_ROOT, 'dist', 'src', 'bench', 'single-core-limit.js');
+
+/** The private Python virtualenv of the compatibility tests and the benchmarks (see src/bench/python-env.ts). */
+export const PYTHON_ENV = path.join(PACKAGE_ROOT, 'node_modules', '.cache', 'rlaif-v-pyenv');
+
 /** The built modules whose code decides what an image is found to be (their hash keys the cache's verdicts). */
 export const VERDICT_MODULES = ['prepare-image.js', 'check-jpeg.js', 'check-png.js', 'image-header.js'].map((name) => path.join(PACKAGE_ROOT, 'dist', 'src', 'image', name));
 

@@ -1,17 +1,12 @@
-import { open, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
-import { parquetReadObjects } from 'hyparquet';
-import { compressors } from 'hyparquet-compressors';
 import { drain } from '../util/drain.js';
 import { InputError } from '../errors.js';
-import { fileBuffer } from '../parquet/read-column-pages.js';
-import type { VerifyImagesResult, VerifyImagesTask } from '../types.js';
-import { createPool } from '../util/worker-pool.js';
-import { workerUrl } from '../util/paths.js';
 import { checkCard } from './card.js';
 import type { VerifyProblem } from './problem.js';
 import { checkAgainstReport, checkRejects, readReport } from './report.js';
+import { checkRows } from './rows.js';
 import { checkFooter, listShards, type Shard } from './shards.js';
 
 export type { VerifyProblem } from './problem.js';
@@ -54,6 +49,24 @@ export async function* verifyIter(options: VerifyOptions): AsyncGenerator<Verify
   }
   const problems: VerifyProblem[] = [];
   const notes: string[] = [];
+  const { shards, rows, files } = await checkFiles(dir, problems, notes);
+  const images = { checked: 0, bad: 0 };
+  const total = [...rows.values()].reduce((sum, value) => sum + value, 0);
+  for await (const done of checkRows(dir, shards, { numProc: options.numProc ?? availableParallelism(), signal: options.signal }, problems, images)) {
+    yield { type: 'progress', stage: 'verify', done, total };
+  }
+  const splits = Object.fromEntries([...rows].map(([split, found]) => [split, { files: files.get(split) ?? 0, rows: found }]));
+  const result: VerifyReport = { dir, ok: problems.length === 0, problems, notes, splits, images };
+  yield { type: 'done', report: result };
+  return result;
+}
+
+/**
+ * The checks of an output's files, before its rows are read: the shards in data/ and their footers, the card against
+ * them, and the rows against report.json (a note when there is none). Returns the shards, and the rows and files
+ * counted per split (train first).
+ */
+async function checkFiles(dir: string, problems: VerifyProblem[], notes: string[]): Promise<{ shards: Shard[]; rows: Map<string, number>; files: Map<string, number> }> {
   const shards = await listShards(dir, problems);
   for (const shard of shards) await checkFooter(dir, shard, problems);
   const rows = new Map<string, number>();
@@ -71,71 +84,7 @@ export async function* verifyIter(options: VerifyOptions): AsyncGenerator<Verify
     await checkAgainstReport(dir, report, shards, rows, unknown, problems);
     await checkRejects(dir, report, problems);
   }
-
-  const numProc = options.numProc ?? availableParallelism();
-  const pool = createPool<VerifyImagesTask, VerifyImagesResult>({ filename: workerUrl('verify-images').href, minThreads: numProc, maxThreads: numProc, idleTimeout: 1000 });
-  const images = { checked: 0, bad: 0 };
-  const total = [...rows.values()].reduce((sum, value) => sum + value, 0);
-  let done = 0;
-  try {
-    const inFlight: { shard: Shard; result: Promise<VerifyImagesResult> }[] = [];
-    const take = async (): Promise<void> => {
-      const head = inFlight.shift();
-      if (head === undefined) return;
-      for (const bad of (await head.result).bad) {
-        images.bad++;
-        problems.push({ code: 'bad_image', where: `${head.shard.file} row ${bad.row}`, message: `${head.shard.file}, row ${bad.row}: ${bad.message}` });
-      }
-    };
-    for (const shard of shards) {
-      const metadata = shard.metadata;
-      if (metadata === null) continue;
-      const handle = await open(path.join(dir, shard.file), 'r');
-      try {
-        const buffer = await fileBuffer(handle, shard.size);
-        let rowStart = 0;
-        for (const [index, group] of metadata.row_groups.entries()) {
-          const rowEnd = rowStart + Number(group.num_rows);
-          let read: { images?: { bytes?: Uint8Array | null }[] | null }[];
-          try {
-            // Every column is decoded: a damaged text page is as much a damaged shard as a damaged image.
-            read = (await parquetReadObjects({ file: buffer, metadata, rowStart, rowEnd, compressors, utf8: false })) as typeof read;
-            if (read.length !== rowEnd - rowStart) throw new Error(`it gave ${read.length} rows where its footer says ${rowEnd - rowStart}`);
-          } catch (error) {
-            problems.push({ code: 'shard_damaged', where: `${shard.file} row group ${index}`, message: `${shard.file}: row group ${index} cannot be read (${String(error)})` });
-            rowStart = rowEnd;
-            continue;
-          }
-          const task: VerifyImagesTask = { firstRow: rowStart, images: [] };
-          for (const [offset, row] of read.entries()) {
-            const bytes = row.images?.[0]?.bytes ?? null;
-            if (bytes === null || bytes.byteLength === 0) {
-              problems.push({ code: 'bad_image', where: `${shard.file} row ${rowStart + offset}`, message: `${shard.file}, row ${rowStart + offset}: the row has no image` });
-              images.bad++;
-            }
-            task.images.push(bytes === null || bytes.byteLength === 0 ? null : bytes.slice());
-          }
-          images.checked += task.images.length;
-          const transfer = task.images.flatMap((bytes) => (bytes === null ? [] : [bytes.buffer as ArrayBuffer]));
-          inFlight.push({ shard, result: pool.run(task, { transferList: transfer, signal: options.signal ?? null }) });
-          while (inFlight.length >= 2 * numProc) await take();
-          done += rowEnd - rowStart;
-          rowStart = rowEnd;
-          options.signal?.throwIfAborted();
-          yield { type: 'progress', stage: 'verify', done, total };
-        }
-      } finally {
-        await handle.close();
-      }
-    }
-    while (inFlight.length > 0) await take();
-  } finally {
-    await pool.destroy();
-  }
-  const splits = Object.fromEntries([...rows].map(([split, found]) => [split, { files: files.get(split) ?? 0, rows: found }]));
-  const result: VerifyReport = { dir, ok: problems.length === 0, problems, notes, splits, images };
-  yield { type: 'done', report: result };
-  return result;
+  return { shards, rows, files };
 }
 
 /** Checks an output and resolves with the report; see {@link verifyIter}. */

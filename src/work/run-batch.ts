@@ -1,9 +1,10 @@
 import type { Piscina } from 'piscina';
-import type { SourceBatch } from '../read/read-batches.js';
+import type { SourceBatch } from '../read/source-batch.js';
 import { rowOfRange } from '../read/page-range.js';
 import { readTaskRows } from './task-rows.js';
 import { forgetDictionary, imagePagesError, readImagePages } from '../read/read-image-pages.js';
-import type { ConvertResult, ConvertTask, RejectCode } from '../types.js';
+import type { ConvertResult, ConvertTask } from './protocol.js';
+import type { RejectCode } from '../source/source-row.js';
 
 export interface RunBatchOptions {
   /** Builds the task for a batch (or one row of it). */

@@ -1,5 +1,6 @@
 import { readImagePages } from '../read/read-image-pages.js';
-import type { ConvertTask, SourceRow } from '../types.js';
+import type { ConvertTask } from './protocol.js';
+import type { SourceRow } from '../source/source-row.js';
 
 /**
  * The rows of a task, in a worker: as sent, or with their image bytes read from the file first when the task names

@@ -2,7 +2,7 @@ import { open } from 'node:fs/promises';
 import { parquetReadObjects, type FileMetaData } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 import { fileBuffer, readFooter } from '../parquet/read-column-pages.js';
-import { rowGroupSpan } from './shard-sink.js';
+import { rowGroupSpan } from './copy-row-group.js';
 import type { ShardWriter, WrittenShard } from './shard-writer.js';
 import type { ConversationalRow } from '../output/to-conversational.js';
 

@@ -1,5 +1,16 @@
 import { rowNbytes, type ConversationalRow } from '../output/to-conversational.js';
-import type { SplitPart } from '../types.js';
+
+/** The rows of one split out of one batch. */
+export interface SplitPart {
+  /**
+   * The conversational rows. Their image bytes are views into buffers that are transferred with them between threads
+   * (never copied): the pages a worker read them from.
+   */
+  data: ConversationalRow[];
+  rows: number;
+  /** Uncompressed size of the rows, computed per row so it does not depend on how rows were batched. */
+  nbytes: number;
+}
 
 /** Conversational rows of one split, with their size as `datasets` counts it; null when there are none. */
 export function encodeSplit(rows: ConversationalRow[]): SplitPart | null {

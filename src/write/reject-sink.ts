@@ -4,9 +4,10 @@ import { crc32 } from 'node:zlib';
 import { readParquet } from 'parquet-wasm';
 import { Field, Int64, Schema, Table, Utf8, tableToIPC, vectorFromArray, type Vector } from 'apache-arrow';
 import { sourceSchema } from '../source/source-schema.js';
-import { sourceColumns } from '../source/source-table.js';
+import { sourceColumns } from '../source/source-rows-to-arrow.js';
 import { ParquetSink } from '../parquet/parquet-sink.js';
-import type { RejectedRow } from '../types.js';
+import type { RejectedRow } from '../source/source-row.js';
+import { ROW_GROUP_SIZE } from '../output/splits.js';
 
 const source = sourceSchema();
 
@@ -36,7 +37,7 @@ const rejectSchema = new Schema(
   ]),
 );
 
-const sinkOptions = { rowGroupSize: 100, metadata: new Map([['huggingface', rejectSchema.metadata.get('huggingface') ?? '']]) };
+const sinkOptions = { rowGroupSize: ROW_GROUP_SIZE, metadata: new Map([['huggingface', rejectSchema.metadata.get('huggingface') ?? '']]) };
 
 /** One file of rejected rows, closed at a checkpoint: what a resumed run keeps of the dead run's rejects. */
 export interface RejectSegment {

@@ -1,12 +1,13 @@
-import { readSync } from 'node:fs';
 import { rm, type FileHandle } from 'node:fs/promises';
-import { crc32 } from 'node:zlib';
-import type { RowGroup, SchemaElement } from 'hyparquet';
-import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
+import type { RowGroup } from 'hyparquet';
+import { ParquetWriter } from 'hyparquet-writer';
 import { OutputError } from '../errors.js';
 import { FileOutput } from '../parquet/file-output.js';
 import { publishParquet } from '../parquet/publish-parquet.js';
 import type { ConversationalRow } from '../output/to-conversational.js';
+import { copyFileBytes, rowGroupSpan, shiftRowGroup } from './copy-row-group.js';
+import { FileByteWriter } from './file-byte-writer.js';
+import { OUTPUT_PARQUET_SCHEMA } from './output-parquet-schema.js';
 
 export interface ShardSinkOptions {
   /** Rows per row group. */
@@ -24,29 +25,6 @@ export interface ShardSinkOptions {
 /** `created_by` in every footer: fixed, so output bytes depend on nothing but the data. */
 const CREATED_BY = 'rlaif-v-convert (hyparquet-writer 0.17.0)';
 
-const text = (name: string): SchemaElement => ({ name, type: 'BYTE_ARRAY', repetition_type: 'OPTIONAL', converted_type: 'UTF8', logical_type: { type: 'STRING' } });
-/** A three-level LIST group as pyarrow writes it, its element a struct of `fields` fields given by `children`. */
-const list = (name: string, fields: number, children: SchemaElement[]): SchemaElement[] => [
-  { name, repetition_type: 'OPTIONAL', num_children: 1, converted_type: 'LIST', logical_type: { type: 'LIST' } },
-  { name: 'list', repetition_type: 'REPEATED', num_children: 1 },
-  { name: 'element', repetition_type: 'OPTIONAL', num_children: fields },
-  ...children,
-];
-
-const messages = (name: string): SchemaElement[] => list(name, 2, [text('role'), ...list('content', 2, [text('type'), text('text')])]);
-
-/**
- * The parquet schema of every shard, as pyarrow writes the Arrow schema of `output-schema`: lists as three-level
- * LIST groups with children named `element`, every field optional, strings annotated, image bytes plain binary.
- */
-export const OUTPUT_PARQUET_SCHEMA: SchemaElement[] = [
-  { name: 'arrow_schema', repetition_type: 'REQUIRED', num_children: 4 },
-  ...messages('chosen'),
-  ...messages('rejected'),
-  ...messages('prompt'),
-  ...list('images', 2, [{ name: 'bytes', type: 'BYTE_ARRAY', repetition_type: 'OPTIONAL' }, text('path')]),
-];
-
 /**
  * A shard being written, as it stands on disk: its first `length` bytes (CRC-32 `crc`) hold `rows` rows in the row
  * groups described by `rowGroups` (their footer metadata, JSON with bigints as `{"$bigint": "…"}`).
@@ -62,83 +40,6 @@ function parseRowGroups(json: string): RowGroup[] {
   return JSON.parse(json, (_key, value: unknown) =>
     value !== null && typeof value === 'object' && '$bigint' in value ? BigInt((value as { $bigint: string }).$bigint) : value,
   ) as RowGroup[];
-}
-
-/** How much of a copied row group is read at a time, into one buffer kept for all copies. */
-const COPY_CHUNK_BYTES = 8 * 2 ** 20;
-let copyBuffer: Uint8Array | null = null;
-
-/**
- * Where a row group's column chunks lie in its file: from the first chunk's first page for the sum of their sizes.
- *
- * @throws {Error} when the chunks are not one contiguous stretch, or carry page indexes (which live elsewhere in the
- * file): such a row group cannot be copied as it is.
- */
-export function rowGroupSpan(group: RowGroup): { start: bigint; length: number } {
-  let start: bigint | null = null;
-  let end = 0n;
-  for (const column of group.columns) {
-    const meta = column.meta_data;
-    if (meta === undefined || column.offset_index_offset !== undefined || column.column_index_offset !== undefined) {
-      throw new Error('a row group with page indexes or without column metadata cannot be copied');
-    }
-    const first = meta.dictionary_page_offset ?? meta.data_page_offset;
-    if (start === null) start = first;
-    else if (first !== end) throw new Error('the row group\'s column chunks are not contiguous');
-    end = first + meta.total_compressed_size;
-  }
-  if (start === null) throw new Error('a row group without columns');
-  return { start, length: Number(end - start) };
-}
-
-/** Arrays at least this large skip the writer's buffer. */
-const DIRECT_WRITE_BYTES = 2 ** 16;
-
-/**
- * A ByteWriter that empties itself into a file whenever it holds more than `flushAt` bytes, keeping the CRC-32 of
- * everything it wrote (what a resumed run checks a kept file against).
- */
-class FileByteWriter extends ByteWriter {
-  readonly #output: FileOutput;
-  readonly #flushAt: number;
-  /** CRC-32 of the bytes written to the file so far. */
-  crc = 0;
-
-  constructor(output: FileOutput, flushAt = 8 * 2 ** 20) {
-    super(flushAt + 2 ** 20);
-    this.#output = output;
-    this.#flushAt = flushAt;
-  }
-
-  #write(bytes: Uint8Array): void {
-    this.#output.write(bytes, this.offset - this.index);
-    this.crc = crc32(bytes, this.crc);
-  }
-
-  override ensure(size: number): void {
-    if (this.index + size > this.#flushAt) this.flush();
-    super.ensure(size);
-  }
-
-  /** Large arrays (a page of images) go to the file as they are, rather than being copied into the buffer first. */
-  override appendBytes(value: Uint8Array): void {
-    if (value.byteLength < DIRECT_WRITE_BYTES) {
-      super.appendBytes(value);
-      return;
-    }
-    this.flush();
-    this.#write(value);
-    this.offset += value.byteLength;
-  }
-
-  flush(): void {
-    this.#write(new Uint8Array(this.buffer, 0, this.index));
-    this.index = 0;
-  }
-
-  override finish(): void {
-    this.flush();
-  }
 }
 
 /**
@@ -263,32 +164,13 @@ export class ShardSink {
     const { start, length } = rowGroupSpan(group);
     this.#bytes.flush();
     const shift = BigInt(this.#bytes.offset) - start;
-    copyBuffer ??= new Uint8Array(COPY_CHUNK_BYTES);
-    const chunk = copyBuffer;
     try {
-      for (let done = 0; done < length; ) {
-        // Read synchronously: the bytes are written synchronously right after, and a thread-pool round trip a chunk
-        // only left the thread idle (a quarter of finalize's time on a 1 GB output).
-        const bytesRead = readSync(source.fd, chunk, 0, Math.min(chunk.byteLength, length - done), Number(start) + done);
-        if (bytesRead === 0) throw new Error(`the source ended ${length - done} bytes before the end of its row group`);
-        this.#bytes.appendBytes(chunk.subarray(0, bytesRead));
-        this.#bytes.flush();
-        done += bytesRead;
-      }
+      copyFileBytes(source, start, length, this.#bytes);
     } catch (error) {
       this.#failure = error;
       this.#throwIfFailed();
     }
-    const moved = structuredClone(group);
-    for (const column of moved.columns) {
-      column.file_offset += shift;
-      const meta = column.meta_data;
-      if (meta === undefined) continue;
-      meta.data_page_offset += shift;
-      if (meta.dictionary_page_offset !== undefined) meta.dictionary_page_offset += shift;
-      if (meta.index_page_offset !== undefined) meta.index_page_offset += shift;
-    }
-    if (moved.file_offset !== undefined) moved.file_offset += shift;
+    const moved = shiftRowGroup(group, shift);
     this.#writer.row_groups.push(moved);
     this.#writer.num_rows += moved.num_rows;
     this.#rows += Number(moved.num_rows);

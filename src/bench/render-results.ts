@@ -1,4 +1,4 @@
-import type { BenchResults, BenchPoint } from './run-bench.js';
+import type { BenchPoint, BenchResults } from './bench-results.js';
 
 const round = (value: number, digits = 1): string => value.toFixed(digits);
 

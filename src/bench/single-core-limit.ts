@@ -5,8 +5,8 @@
  * Usage: node dist/bench/single-core-limit.js <input dir or file> [keep|jpeg|png|webp] [quality]
  */
 import sharp from 'sharp';
-import type { ImageMode } from '../src/types.js';
-import { prepareImage } from '../src/image/prepare-image.js';
+import type { ImageMode } from '../image/image-policy.js';
+import { prepareImage } from '../image/prepare-image.js';
 import { readImages } from './read-images.js';
 
 sharp.concurrency(1);

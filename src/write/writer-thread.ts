@@ -2,37 +2,9 @@ import { Worker } from 'node:worker_threads';
 import { OutputError } from '../errors.js';
 import { workerUrl } from '../util/paths.js';
 import { imageBufferBytes } from '../output/to-conversational.js';
-import type { SplitPart } from '../types.js';
-import type { SplitWriterOptions, SplitWriterState, WrittenSplit } from './write-split.js';
-
-/** What the writer thread is started with: the options of each split's writer, and where to take up a dead run. */
-export interface WriterSetup {
-  splits: Record<string, SplitWriterOptions>;
-  resume?: Record<string, SplitWriterState> | undefined;
-}
-
-/** Each split's state on disk, and how many of its last rows are not in it (see {@link SplitWriter.state}). */
-export type WritersState = Record<string, { state: SplitWriterState; pending: number }>;
-
-/** Messages to the writer thread, handled in order. */
-export type WriterRequest =
-  | { type: 'append'; parts: Record<string, SplitPart> }
-  | { type: 'checkpoint' }
-  | { type: 'cut'; split: string }
-  | { type: 'abort' };
-
-/**
- * Its answers: one `appended` a part (with `held`, the bytes of images in rows it still holds for their row group);
- * for `cut`, `rewritten` rows as it goes, then `finished`.
- */
-export type WriterReply =
-  | { type: 'appended'; held: number }
-  | { type: 'checkpoint'; splits: WritersState }
-  | { type: 'rewritten'; split: string; rows: number }
-  /** `thread`: the writer thread's kernel id and CPU seconds so far (null without /proc), for the report. */
-  | { type: 'finished'; split: string; result: WrittenSplit; thread: { id: number; cpu: number } | null }
-  | { type: 'aborted' }
-  | { type: 'failed'; code: string; message: string };
+import type { SplitPart } from './encode-split.js';
+import type { WriterReply, WriterRequest, WriterSetup, WritersState } from './protocol.js';
+import type { SplitWriterOptions, SplitWriterState, WrittenSplit } from './split-writer.js';
 
 const WRITER_URL = workerUrl('write-splits');
 
@@ -51,7 +23,7 @@ function buffersOf(parts: SplitPart[]): ArrayBuffer[] {
  * buffers transferred, so the main thread never copies nor encodes image bytes; `append` waits only when the thread
  * is `MAX_PENDING` parts behind.
  */
-export class SplitWriters {
+export class WriterThread {
   readonly #worker: Worker;
   readonly #rows = new Map<string, number>();
   readonly #replies: WriterReply[] = [];

@@ -1,7 +1,7 @@
 import { Table, Utf8, tableToIPC, vectorFromArray, type Vector } from 'apache-arrow';
 import { SOURCE_COLUMNS, sourceImageType, sourceSchema } from './source-schema.js';
 import { ParquetSink } from '../parquet/parquet-sink.js';
-import type { SourceRow } from '../types.js';
+import type { SourceRow } from './source-row.js';
 
 /**
  * The source columns of `rows` as Arrow vectors, in schema order (`new Table(schema, columns)` pairs columns with

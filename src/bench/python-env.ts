@@ -5,18 +5,16 @@
 import { execFile } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { PYTHON_ENV } from '../util/paths.js';
 
 export const run = promisify(execFile);
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /** Where wheels may be: RLAIF_V_WHEELS first, then the folders these machines keep them in. */
 export const WHEEL_DIRS = [process.env.RLAIF_V_WHEELS, '/opt/pypi/files', '/opt/wheels'].filter(
   (dir): dir is string => dir !== undefined && dir !== '',
 );
-export const VENV = path.join(ROOT, 'node_modules', '.cache', 'rlaif-v-pyenv');
+export const VENV = PYTHON_ENV;
 export const VENV_PYTHON = path.join(VENV, 'bin', 'python');
 
 async function succeeds(command: string, args: string[]): Promise<boolean> {

@@ -4,7 +4,7 @@ import { assembleSplit, type AssembleCounts } from './assemble-split.js';
 import { planShards } from '../output/plan-shards.js';
 import { ShardWriter, type ShardWriterState, type WrittenShard } from './shard-writer.js';
 import { rowNbytes, type ConversationalRow } from '../output/to-conversational.js';
-import type { SplitPart } from '../types.js';
+import type { SplitPart } from './encode-split.js';
 
 export type { ShardWriterState, WrittenShard } from './shard-writer.js';
 

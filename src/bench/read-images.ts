@@ -1,7 +1,7 @@
 import { openAsBlob } from 'node:fs';
 import { tableFromIPC } from 'apache-arrow';
 import { ParquetFile } from 'parquet-wasm';
-import { inspectInput } from '../src/plan/inspect-input.js';
+import { inspectInput } from '../plan/inspect-input.js';
 
 /** Every row's image bytes, in input order (repeats included), each a copy of its own; rows without bytes skipped. */
 export async function readImages(input: string): Promise<Uint8Array[]> {

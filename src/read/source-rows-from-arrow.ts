@@ -1,6 +1,6 @@
 import { tableFromIPC, type Vector } from 'apache-arrow';
 import { DEFAULT_COLUMNS, EXTRA_COLUMNS, type SourceLayout } from '../source/source-layout.js';
-import type { SourceImage, SourceImages, SourceRow } from '../types.js';
+import type { SourceImage, SourceImages, SourceRow } from '../source/source-row.js';
 
 function stringAt(vector: Vector | null, index: number): string | null {
   const value: unknown = vector?.get(index) ?? null;

@@ -1,0 +1,88 @@
+import { createHash } from 'node:crypto';
+import { createReadStream, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { createInterface } from 'node:readline';
+import { packageInfo } from '../util/package-info.js';
+import type { ImagePolicy } from './image-policy.js';
+import type { ImageStoreSettings } from './image-store.js';
+import { KeptTable, keyWords } from './image-cache.js';
+import { parseVerdictLine } from './image-store.js';
+import { JPEG_CHECK_WASM, VERDICT_MODULES } from '../util/paths.js';
+import { logFiles, ownCacheDir } from './image-store-dir.js';
+
+/** Bumped whenever what a verdict means changes (the checks, the normalizing): older entries are then not used. */
+const CACHE_FORMAT = 1;
+
+/** The files whose code decides what an image is found to be: the checks, the header reader, the re-encoding. */
+const VERDICT_CODE = VERDICT_MODULES;
+const VERDICT_WASM = JPEG_CHECK_WASM;
+
+let codeHash: string | null = null;
+
+/** SHA-256 of that code as built (the same files whether the CLI runs from its bundle or the library is imported). */
+function verdictCodeHash(): string {
+  if (codeHash === null) {
+    const hash = createHash('sha256');
+    for (const file of [...VERDICT_CODE, VERDICT_WASM]) {
+      try {
+        hash.update(readFileSync(file));
+      } catch {
+        hash.update(`missing ${file}`);
+      }
+    }
+    codeHash = hash.digest('hex');
+  }
+  return codeHash;
+}
+
+/**
+ * The key of an image policy in the cache: the policy; the code that checks and re-encodes images (its hash), sharp's
+ * and its libraries' versions (`versions`: sharp.versions), Node's zlib (which checks PNGs) and the CPU's kind; the
+ * tool's version and the cache's format. Any of them changed, nothing cached before is used.
+ */
+export function policyKey(policy: ImagePolicy, versions: Record<string, string | undefined>): string {
+  const identity = {
+    format: CACHE_FORMAT,
+    tool: `${packageInfo.name} ${packageInfo.version}`,
+    code: verdictCodeHash(),
+    versions,
+    zlib: process.versions.zlib,
+    arch: process.arch,
+    policy,
+  };
+  return createHash('sha256').update(JSON.stringify(identity)).digest('hex').slice(0, 24);
+}
+
+/** Every whole verdict line of `policy` in the logs: the keys of images found whole and kept. */
+async function keptKeys(dir: string, policy: string): Promise<Set<string>> {
+  const keys = new Set<string>();
+  for (const file of await logFiles(dir)) {
+    const lines = createInterface({ input: createReadStream(file), crlfDelay: Infinity });
+    try {
+      for await (const line of lines) {
+        const key = parseVerdictLine(line, policy);
+        if (key !== null) keys.add(key);
+      }
+    } catch {
+      // A log that cannot be read (removed meanwhile) holds nothing for this run.
+    }
+  }
+  return keys;
+}
+
+/**
+ * What a run needs of the cache in `dir` for `policy`: its settings, with the kept verdicts of earlier runs loaded into
+ * a table in shared memory, and how many there were.
+ */
+export async function openImageStore(dir: string, policy: ImagePolicy, versions: Record<string, string | undefined>): Promise<{ settings: ImageStoreSettings; verdicts: number }> {
+  const key = policyKey(policy, versions);
+  await ownCacheDir(dir);
+  const keys = await keptKeys(dir, key);
+  const kept = KeptTable.buffer(keys.size);
+  const table = new KeptTable(kept);
+  for (const cached of keys) {
+    const words = keyWords(cached);
+    if (words !== null) table.add(words);
+  }
+  return { settings: { dir, policy: key, run: `${process.pid}-${Date.now()}-${hostname()}`, kept }, verdicts: keys.size };
+}
