@@ -10,7 +10,7 @@ import { createMarker, MARKER_FILE, markedAs } from '../dirs/tool-marker.js';
 import { parseVerdictLine } from './image-store.js';
 
 /**
- * The persistent cache of image work as a whole (workers/image-store.ts is what a worker does with it): where it is,
+ * The persistent cache of image work as a whole (image-store.ts is what a worker does with it): where it is,
  * the verdicts of earlier runs loaded for a new one, its size kept under a bound, and `rlaif-v cache info|clear`.
  * Here its layout on disk: where it is, its folders and files, and whose it is; the rest in open-image-store.ts,
  * trim-image-store.ts and clear-image-store.ts.

@@ -18,7 +18,7 @@ export interface ImageStoreSettings {
 }
 
 /**
- * The persistent cache of image work, as a worker sees it (src/image-store-dir.ts manages it as a whole). Entries are
+ * The persistent cache of image work, as a worker sees it (image-store-dir.ts manages it as a whole). Entries are
  * keyed by the SHA-256 of an image's bytes under one image policy (its `policy` key also holds the tool's and
  * libvips' versions), and never trusted blindly:
  * - an image found whole and kept is one line in a log of verdicts, `verdicts/<pid>-<time>-<host>-<thread>.log`,

@@ -1,5 +1,5 @@
 /**
- * The part of the WebAssembly JavaScript API that workers/check-jpeg.ts and src/file-output.ts (page-aligned memory) use. TypeScript declares it only in the DOM
+ * The part of the WebAssembly JavaScript API that src/image/check-jpeg.ts and src/parquet/file-output.ts (page-aligned memory) use. TypeScript declares it only in the DOM
  * library, which this project does not load (it would bring browser globals into Node code).
  */
 declare namespace WebAssembly {
