@@ -11,7 +11,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LocalHub, TEST_TOKEN } from '../test/hub-server.js';
+import { LocalHub, TEST_TOKEN } from '../test/support/hub-server.js';
 import { measureProcess } from '../src/bench/measure-process.js';
 
 const CLI = fileURLToPath(new URL('../src/bin.js', import.meta.url));

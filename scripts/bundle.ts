@@ -11,7 +11,7 @@
  */
 import { build } from 'esbuild';
 
-const ENTRY_POINTS = ['dist/src/cli/cli.js', 'dist/workers/convert-batch.js', 'dist/workers/write-splits.js', 'dist/workers/verify-images.js', 'dist/workers/read-parquet.js'];
+const ENTRY_POINTS = ['dist/src/cli/main.js', 'dist/workers/convert-batch.js', 'dist/workers/write-splits.js', 'dist/workers/verify-images.js', 'dist/workers/read-parquet.js'];
 
 await build({
   entryPoints: ENTRY_POINTS,

@@ -17,14 +17,14 @@ import { setFlagsFromString } from 'node:v8';
 
 // The CLI bundled into one file by `npm run build` (see scripts/bundle.ts): it starts faster than the modules it is
 // made of. (bin.js is not bundled: it sits beside cli/, in dist/src/.)
-const cliUrl = new URL('./cli/cli.bundle.js', import.meta.url);
+const cliUrl = new URL('./cli/main.bundle.js', import.meta.url);
 const cli = fileURLToPath(cliUrl);
 const V8_FLAGS = ['--interrupt-budget=1000000'];
 
 if (process.platform === 'linux' && process.env.MALLOC_ARENA_MAX === undefined) {
   const child = spawn(process.execPath, [...V8_FLAGS, ...process.execArgv, cli, ...process.argv.slice(2)], {
     // The IPC channel is only a lifeline: when this process dies, even by SIGKILL, the child sees it close and stops
-    // (see cli.ts) instead of running on unseen, still uploading or writing.
+    // (see cli/process.ts) instead of running on unseen, still uploading or writing.
     stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
     env: { ...process.env, MALLOC_ARENA_MAX: '2' },
   });

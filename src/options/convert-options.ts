@@ -5,6 +5,8 @@ import type { ImageMode, ImagePolicy } from '../image/image-policy.js';
 import path from 'node:path';
 import { defaultStoreDir } from '../image/image-store-dir.js';
 import { DEFAULT_COLUMNS, LOGICAL_COLUMNS, parseColumnMap, type ColumnMap, type LogicalColumn } from '../source/source-layout.js';
+import { CHOICES, DEFAULTS, defaultBytesInFlight, MAX_ROW_GROUP_BYTES } from './option-table.js';
+import { checkNumber, oneOf } from './check-option.js';
 
 /** What `convert` takes. Only `input` and `output` are required. */
 export interface ConvertOptions {
@@ -120,71 +122,112 @@ export interface ResolvedConvertOptions {
   rowGroupSize: number;
 }
 
-export const DEFAULTS = {
-  dataset: 'openbmb/RLAIF-V-Dataset',
-  revision: 'main',
-  writerBatchSize: 128,
-  testSize: 0.01,
-  seed: 42,
-  images: 'keep' as ImageMode,
-  quality: 90,
-  maxPixels: 89_478_485,
-  /** As `datasets` writes it: 500×10⁶ bytes. */
-  maxShardSize: '500MB',
-  maxRejectFraction: 0.001,
-  maxRowGroupBytes: '1.5GiB',
-  streamRowGroupBytes: 1,
-  imageTimeout: 60,
-  rowGroupSize: 100,
-  checkpointEvery: '32MB',
-  cacheSize: '10GB',
-  onBadImage: 'skip' as 'skip' | 'fail',
-  /** maxBytesInFlight: this much per worker, plus {@link DEFAULTS.bytesInFlightBase}. */
-  bytesInFlightPerWorker: 64 * 2 ** 20,
-  bytesInFlightBase: 128 * 2 ** 20,
-};
-
-/** The default of maxBytesInFlight for `numProc` workers: two batches of 32 MiB each, and room for the writer. */
-export function defaultBytesInFlight(numProc: number): number {
-  return DEFAULTS.bytesInFlightBase + numProc * DEFAULTS.bytesInFlightPerWorker;
-}
-
-const IMAGE_MODES: readonly ImageMode[] = ['keep', 'jpeg', 'png', 'webp'];
-
-function positiveInteger(value: unknown, name: string): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
-    throw invalidOption(name, 'positive integer', value);
+/** `input`, or else the Hub `dataset` at `revision`: never both. */
+function resolveSource(options: ConvertOptions): Pick<ResolvedConvertOptions, 'input' | 'dataset'> {
+  const input = options.input ?? [];
+  if (!Array.isArray(input) || input.some((item) => typeof item !== 'string' || item === '')) {
+    throw invalidOption('input', 'a list of file or directory paths', options.input);
   }
-  return value;
-}
-
-/**
- * Pillow refuses outright (DecompressionBombError) an image of more than twice its warning limit, 2 × 89,478,485
- * pixels: an output holding one could not be loaded by `datasets`, nor pass verify.
- */
-export const PILLOW_MAX_PIXELS = 2 * 89_478_485;
-
-function maxPixels(value: unknown): number {
-  const pixels = positiveInteger(value, 'maxPixels');
-  if (pixels > PILLOW_MAX_PIXELS) throw invalidOption('maxPixels', `an integer from 1 to ${PILLOW_MAX_PIXELS} (above it, Pillow refuses to open an image)`, value);
-  return pixels;
-}
-
-function positiveNumber(value: unknown, name: string): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) throw invalidOption(name, 'a positive number', value);
-  return value;
-}
-
-function oneOf<T extends string>(value: unknown, name: string, allowed: readonly T[]): T {
-  if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) throw invalidOption(name, `one of ${allowed.join(', ')}`, value);
-  return value as T;
-}
-
-function fraction(value: unknown, name: string): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > 1) {
-    throw invalidOption(name, 'a number from 0 to 1', value);
+  if (input.length > 0 && options.dataset !== undefined) {
+    throw new OptionError('Give input (local files) or dataset (a dataset on the Hub), not both');
   }
-  return value;
+  if (input.length > 0) {
+    if (options.revision !== undefined) throw new OptionError('revision applies to dataset (a dataset on the Hub), not to local input');
+    return { input, dataset: null };
+  }
+  const repo = options.dataset ?? DEFAULTS.dataset;
+  if (typeof repo !== 'string' || !/^([\w.-]+\/)?[\w.-]+$/.test(repo)) throw invalidOption('dataset', 'a Hub dataset id such as openbmb/RLAIF-V-Dataset', repo);
+  const revision = options.revision ?? DEFAULTS.revision;
+  if (typeof revision !== 'string' || revision === '' || revision.includes('..')) throw invalidOption('revision', 'a branch, tag or commit', revision);
+  return { input, dataset: { repo, revision } };
+}
+
+/** What is done to each image: `images`, `quality`, `maxSide`, `maxPixels`. */
+function resolveImagePolicy(options: ConvertOptions): ImagePolicy {
+  const mode = oneOf(options.images ?? DEFAULTS.images, 'images', CHOICES.images);
+  const quality = checkNumber('quality', options.quality ?? DEFAULTS.quality);
+  // An option that would do nothing is a mistake to say, not to pass over: keep and png have no quality to set.
+  if (options.quality !== undefined && mode !== 'jpeg' && mode !== 'webp') {
+    throw new OptionError(`quality applies to images jpeg and webp (the encoders that take one), not to ${mode}`);
+  }
+  const maxSide = options.maxSide ?? null;
+  return {
+    mode,
+    quality,
+    maxSide: maxSide === null ? null : checkNumber('maxSide', maxSide),
+    maxPixels: checkNumber('maxPixels', options.maxPixels ?? DEFAULTS.maxPixels),
+  };
+}
+
+/** The train/test split: `testSize` and `seed`. */
+function resolveSplit(options: ConvertOptions): Pick<ResolvedConvertOptions, 'testSize' | 'seed'> {
+  const testSize = options.testSize ?? DEFAULTS.testSize;
+  if (typeof testSize !== 'number' || !Number.isFinite(testSize) || testSize < 0 || (testSize >= 1 && !Number.isInteger(testSize))) {
+    throw invalidOption('testSize', 'a fraction in [0, 1) or a whole number of rows', testSize);
+  }
+  return { testSize, seed: checkNumber('seed', options.seed ?? DEFAULTS.seed) };
+}
+
+/** How the input is read: the largest row group loaded, which are streamed, and the columns that hold the data. */
+function resolveReading(options: ConvertOptions): Pick<ResolvedConvertOptions, 'maxRowGroupBytes' | 'columns' | 'streamRowGroupBytes'> {
+  const maxRowGroupBytes = parseSize(options.maxRowGroupBytes ?? DEFAULTS.maxRowGroupBytes, 'maxRowGroupBytes');
+  if (maxRowGroupBytes > MAX_ROW_GROUP_BYTES) {
+    throw new OptionError('maxRowGroupBytes must be at most 3 GiB: parquet-wasm cannot address more than 4 GiB of memory');
+  }
+  return {
+    maxRowGroupBytes,
+    columns: resolveColumns(options.columns),
+    streamRowGroupBytes: parseSize(options.streamRowGroupBytes ?? DEFAULTS.streamRowGroupBytes, 'streamRowGroupBytes'),
+  };
+}
+
+/** `columns`, in the CLI's text form or as an object, over the usual names. */
+function resolveColumns(option: ConvertOptions['columns']): ColumnMap {
+  if (typeof option === 'string') {
+    try {
+      return parseColumnMap(option);
+    } catch (error) {
+      throw new OptionError((error as Error).message);
+    }
+  }
+  const columns: ColumnMap = { ...DEFAULT_COLUMNS };
+  if (option === undefined) return columns;
+  for (const [logical, name] of Object.entries(option)) {
+    if (!(LOGICAL_COLUMNS as readonly string[]).includes(logical) || typeof name !== 'string' || name === '') {
+      throw invalidOption(`columns.${logical}`, 'a column name, for one of image, question, chosen, rejected', name);
+    }
+    columns[logical as LogicalColumn] = name;
+  }
+  return columns;
+}
+
+/** The part of a multi-machine run: `numShards` and `shardIndex`, both or neither. */
+function resolvePart(options: ConvertOptions): ResolvedConvertOptions['part'] {
+  if (options.numShards === undefined && options.shardIndex === undefined) return null;
+  if (options.numShards === undefined || options.shardIndex === undefined) throw new OptionError('Give numShards and shardIndex together, or neither');
+  const count = checkNumber('numShards', options.numShards);
+  const index = checkNumber('shardIndex', options.shardIndex, { max: count - 1, why: 'numShards less one' });
+  return { index, count };
+}
+
+/** What is written and when the run fails: the shards' size, and what is done with rejected rows. */
+function resolveShardsAndRejects(options: ConvertOptions): Pick<ResolvedConvertOptions, 'maxShardSize' | 'maxRejectFraction' | 'onBadImage'> {
+  return {
+    maxShardSize: parseSize(options.maxShardSize ?? DEFAULTS.maxShardSize, 'maxShardSize'),
+    maxRejectFraction: checkNumber('maxRejectFraction', options.maxRejectFraction ?? DEFAULTS.maxRejectFraction),
+    onBadImage: oneOf(options.onBadImage ?? DEFAULTS.onBadImage, 'onBadImage', CHOICES.onBadImage),
+  };
+}
+
+/** The workers and their memory: `numProc`, `writerBatchSize`, `maxBytesInFlight` (by default from numProc), `imageTimeout`. */
+function resolveWork(options: ConvertOptions): Pick<ResolvedConvertOptions, 'numProc' | 'writerBatchSize' | 'maxBytesInFlight' | 'imageTimeoutMs'> {
+  const numProc = checkNumber('numProc', options.numProc ?? availableParallelism());
+  return {
+    numProc,
+    writerBatchSize: checkNumber('writerBatchSize', options.writerBatchSize ?? DEFAULTS.writerBatchSize),
+    maxBytesInFlight: options.maxBytesInFlight === undefined ? defaultBytesInFlight(numProc) : parseSize(options.maxBytesInFlight, 'maxBytesInFlight'),
+    imageTimeoutMs: checkNumber('imageTimeout', options.imageTimeout ?? DEFAULTS.imageTimeout) * 1000,
+  };
 }
 
 /**
@@ -193,99 +236,38 @@ function fraction(value: unknown, name: string): number {
  * @throws {OptionError} naming the option, what was expected and what was received.
  */
 export function resolveConvertOptions(options: ConvertOptions): ResolvedConvertOptions {
-  const input = options.input ?? [];
-  if (!Array.isArray(input) || input.some((item) => typeof item !== 'string' || item === '')) {
-    throw invalidOption('input', 'a list of file or directory paths', options.input);
-  }
-  if (input.length > 0 && options.dataset !== undefined) {
-    throw new OptionError('Give input (local files) or dataset (a dataset on the Hub), not both');
-  }
-  let dataset: ResolvedConvertOptions['dataset'] = null;
-  if (input.length === 0) {
-    const repo = options.dataset ?? DEFAULTS.dataset;
-    if (typeof repo !== 'string' || !/^([\w.-]+\/)?[\w.-]+$/.test(repo)) throw invalidOption('dataset', 'a Hub dataset id such as openbmb/RLAIF-V-Dataset', repo);
-    const revision = options.revision ?? DEFAULTS.revision;
-    if (typeof revision !== 'string' || revision === '' || revision.includes('..')) throw invalidOption('revision', 'a branch, tag or commit', revision);
-    dataset = { repo, revision };
-  } else if (options.revision !== undefined) {
-    throw new OptionError('revision applies to dataset (a dataset on the Hub), not to local input');
-  }
+  // The order names the first of two bad options. Of those the CLI leaves to this check, it is: revision or quality
+  // given in vain, maxRowGroupBytes, columns, maxShardSize, maxBytesInFlight, checkpointEvery, cacheSize.
+  const { input, dataset } = resolveSource(options);
   if (typeof options.output !== 'string' || options.output === '') {
     throw invalidOption('output', 'a directory path', options.output);
   }
-  const mode = options.images ?? DEFAULTS.images;
-  if (!IMAGE_MODES.includes(mode)) throw invalidOption('images', `one of ${IMAGE_MODES.join(', ')}`, mode);
-  const quality = options.quality ?? DEFAULTS.quality;
-  if (positiveInteger(quality, 'quality') > 100) throw invalidOption('quality', 'an integer from 1 to 100', quality);
-  // An option that would do nothing is a mistake to say, not to pass over: keep and png have no quality to set.
-  if (options.quality !== undefined && mode !== 'jpeg' && mode !== 'webp') {
-    throw new OptionError(`quality applies to images jpeg and webp (the encoders that take one), not to ${mode}`);
-  }
-  const testSize = options.testSize ?? DEFAULTS.testSize;
-  if (typeof testSize !== 'number' || !Number.isFinite(testSize) || testSize < 0 || (testSize >= 1 && !Number.isInteger(testSize))) {
-    throw invalidOption('testSize', 'a fraction in [0, 1) or a whole number of rows', testSize);
-  }
-  const seed = options.seed ?? DEFAULTS.seed;
-  if (typeof seed !== 'number' || !Number.isSafeInteger(seed) || seed < 0 || seed > 0xffffffff) {
-    throw invalidOption('seed', 'an integer from 0 to 4294967295', seed);
-  }
-  const maxSide = options.maxSide ?? null;
-  if (maxSide !== null) positiveInteger(maxSide, 'maxSide');
-  const maxRowGroupBytes = parseSize(options.maxRowGroupBytes ?? DEFAULTS.maxRowGroupBytes, 'maxRowGroupBytes');
-  if (maxRowGroupBytes > 3 * 2 ** 30) {
-    throw new OptionError('maxRowGroupBytes must be at most 3 GiB: parquet-wasm cannot address more than 4 GiB of memory');
-  }
-  let columns: ColumnMap = { ...DEFAULT_COLUMNS };
-  if (typeof options.columns === 'string') {
-    try {
-      columns = parseColumnMap(options.columns);
-    } catch (error) {
-      throw new OptionError((error as Error).message);
-    }
-  } else if (options.columns !== undefined) {
-    for (const [logical, name] of Object.entries(options.columns)) {
-      if (!(LOGICAL_COLUMNS as readonly string[]).includes(logical) || typeof name !== 'string' || name === '') {
-        throw invalidOption(`columns.${logical}`, 'a column name, for one of image, question, chosen, rejected', name);
-      }
-      columns[logical as LogicalColumn] = name;
-    }
-  }
-  let part: ResolvedConvertOptions['part'] = null;
-  if (options.numShards !== undefined || options.shardIndex !== undefined) {
-    if (options.numShards === undefined || options.shardIndex === undefined) throw new OptionError('Give numShards and shardIndex together, or neither');
-    const count = positiveInteger(options.numShards, 'numShards');
-    const index = options.shardIndex;
-    if (typeof index !== 'number' || !Number.isSafeInteger(index) || index < 0 || index >= count) {
-      throw invalidOption('shardIndex', `an integer from 0 to ${count - 1} (numShards less one)`, index);
-    }
-    part = { index, count };
-  }
-  const numProc = positiveInteger(options.numProc ?? availableParallelism(), 'numProc');
+  const image = resolveImagePolicy(options);
+  const { testSize, seed } = resolveSplit(options);
+  const reading = resolveReading(options);
+  const part = resolvePart(options);
+  const written = resolveShardsAndRejects(options);
+  const work = resolveWork(options);
   return {
     input,
     dataset,
     output: options.output,
-    numProc,
-    writerBatchSize: positiveInteger(options.writerBatchSize ?? DEFAULTS.writerBatchSize, 'writerBatchSize'),
+    numProc: work.numProc,
+    writerBatchSize: work.writerBatchSize,
     testSize,
     seed,
-    image: {
-      mode,
-      quality,
-      maxSide,
-      maxPixels: maxPixels(options.maxPixels ?? DEFAULTS.maxPixels),
-    },
-    maxShardSize: parseSize(options.maxShardSize ?? DEFAULTS.maxShardSize, 'maxShardSize'),
+    image,
+    maxShardSize: written.maxShardSize,
     overwrite: options.overwrite ?? false,
-    maxRejectFraction: fraction(options.maxRejectFraction ?? DEFAULTS.maxRejectFraction, 'maxRejectFraction'),
-    onBadImage: oneOf(options.onBadImage ?? DEFAULTS.onBadImage, 'onBadImage', ['skip', 'fail'] as const),
-    maxRowGroupBytes,
-    maxBytesInFlight: options.maxBytesInFlight === undefined ? defaultBytesInFlight(numProc) : parseSize(options.maxBytesInFlight, 'maxBytesInFlight'),
-    streamRowGroupBytes: parseSize(options.streamRowGroupBytes ?? DEFAULTS.streamRowGroupBytes, 'streamRowGroupBytes'),
-    imageTimeoutMs: positiveNumber(options.imageTimeout ?? DEFAULTS.imageTimeout, 'imageTimeout') * 1000,
+    maxRejectFraction: written.maxRejectFraction,
+    onBadImage: written.onBadImage,
+    maxRowGroupBytes: reading.maxRowGroupBytes,
+    maxBytesInFlight: work.maxBytesInFlight,
+    streamRowGroupBytes: reading.streamRowGroupBytes,
+    imageTimeoutMs: work.imageTimeoutMs,
     resume: options.resume ?? true,
     checkpointBytes: parseSize(options.checkpointEvery ?? DEFAULTS.checkpointEvery, 'checkpointEvery'),
-    columns,
+    columns: reading.columns,
     cache: options.cache === false ? null : { dir: path.resolve(options.cacheDir ?? defaultStoreDir()), maxBytes: parseSize(options.cacheSize ?? DEFAULTS.cacheSize, 'cacheSize') },
     part,
     rowGroupSize: DEFAULTS.rowGroupSize,

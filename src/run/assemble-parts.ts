@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { assembleSplit, type AssembleCounts, type ShardSource } from '../write/assemble-split.js';
-import { DEFAULTS } from '../options/convert-options.js';
+import { DEFAULTS } from '../options/option-table.js';
 import type { ConvertEvent, SplitReport } from './convert-report.js';
 import { SPLITS, type SplitName } from '../output/splits.js';
 import { outputArrowSchemaValue } from '../output/output-schema.js';

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { formatDuration, ProgressRenderer } from '../../src/cli/render-progress.js';
+import { formatDuration } from '../../src/cli/progress-line.js';
+import { ProgressRenderer } from '../../src/cli/render-progress.js';
 
 function fakeStream(isTTY: boolean, columns = 120): { stream: NodeJS.WriteStream; text: () => string } {
   let written = '';

@@ -20,7 +20,7 @@ describe('the package', () => {
       files.filter((file) => file.startsWith('dist/test/') || file.startsWith('dist/bench/') || file.startsWith('dist/scripts/') || file.startsWith('test/')),
       [],
     );
-    for (const needed of ['dist/src/bin.js', 'dist/src/cli/cli.bundle.js', 'dist/workers/convert-batch.bundle.js', 'dist/src/bench/single-core-limit.js', 'bench/reference.py', 'bench/plain.py', 'bench/limit.py', 'wasm/jpeg-check.wasm']) {
+    for (const needed of ['dist/src/bin.js', 'dist/src/cli/main.bundle.js', 'dist/workers/convert-batch.bundle.js', 'dist/src/bench/single-core-limit.js', 'bench/reference.py', 'bench/plain.py', 'bench/limit.py', 'wasm/jpeg-check.wasm']) {
       assert.ok(files.includes(needed), `${needed} is not in the package`);
     }
   });

@@ -1,4 +1,5 @@
 import { OptionError } from '../errors.js';
+import type { NumberRange } from '../options/option-table.js';
 
 /**
  * Strict readers of the CLI's option values, for yargs' `coerce`. Every option arrives as the text the user typed
@@ -46,7 +47,7 @@ export function wholeNumber(flag: string, min: number, max = Number.MAX_SAFE_INT
 }
 
 /** A decimal number such as 0.5, 2 or .25 (no sign, no exponent), from `min` up to `max`. */
-export function decimal(flag: string, min: number, max = Infinity): Reader<number> {
+function decimal(flag: string, min: number, max = Infinity): Reader<number> {
   return (value) => {
     const given = single(flag, value);
     const parsed = /^(\d+\.?\d*|\.\d+)$/.test(given) ? Number(given) : NaN;
@@ -56,6 +57,16 @@ export function decimal(flag: string, min: number, max = Infinity): Reader<numbe
     }
     return parsed;
   };
+}
+
+/**
+ * The reader of a numeric option's flag, from the option's range in the option table: the CLI's own bounds where it
+ * has them (a range taken only `above` its minimum has one), else the library's.
+ */
+export function inRange(flag: string, range: NumberRange): Reader<number> {
+  const min = range.flag?.min ?? range.min;
+  const max = range.flag?.max ?? range.max;
+  return range.whole ? wholeNumber(flag, min, max) : decimal(flag, min, max);
 }
 
 /**

@@ -1,15 +1,15 @@
 import path from 'node:path';
-import { DEFAULTS } from '../options/convert-options.js';
+import { DEFAULTS } from '../options/option-table.js';
 import { resolveDataset } from '../hub/resolve-dataset.js';
 import { OptionError } from '../errors.js';
 import { hubSettings } from '../hub/hub-settings.js';
 import { checkOutputDir } from '../dirs/output-dir.js';
 import { checkPushAccess } from '../hub/push-dataset.js';
-import type { PushArgv } from './cli-convert-flags.js';
+import type { PushArgv } from './convert-flags.js';
 import { slurmScripts, submitSlurmJob, type SlurmJob } from './slurm-job.js';
 import { BIN_PATH } from '../util/paths.js';
 
-/** `rlaif-v slurm`: the command's own work, apart from the option table (src/cli.ts). */
+/** `rlaif-v slurm`: the command's own work, apart from the option table (main.ts). */
 
 /** What `slurm` reads of its options (yargs' argv): convert's, and its own. */
 export interface SlurmArgv extends PushArgv {

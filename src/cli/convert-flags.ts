@@ -1,17 +1,11 @@
 import type { Argv } from 'yargs';
-import { availableParallelism } from 'node:os';
-import { DEFAULTS, PILLOW_MAX_PIXELS } from '../options/convert-options.js';
-import { decimal, paths, testSize, text, wholeNumber } from './cli-options.js';
+import { CHOICES, DEFAULTS, MAX_WORKERS_PER_CORE, RANGES } from '../options/option-table.js';
+import { inRange, paths, testSize, text } from './option-readers.js';
 import { OptionError } from '../errors.js';
 import { DEFAULT_REPO_ID } from '../hub/push-dataset.js';
 
-/**
- * More workers than this many a core only cost memory (each holds its own batch and decoders): 1,000 on 2 cores ran
- * out of heap after minutes.
- */
-export const MAX_WORKERS_PER_CORE = 4;
 /** `--num-proc`, from 1 to MAX_WORKERS_PER_CORE × this machine's cores. */
-export const numProcFlag = wholeNumber('--num-proc', 1, MAX_WORKERS_PER_CORE * availableParallelism());
+export const numProcFlag = inRange('--num-proc', RANGES.numProc);
 
 /** What {@link withPushFlags} adds to argv, with the `--quiet` and `--json` every such command has. */
 export interface PushArgv {
@@ -40,23 +34,23 @@ export function withConvertFlags<T>(y: Argv<T>) {
     .option('revision', { requiresArg: true, coerce: text('--revision'), describe: 'Branch, tag or commit of --dataset (default main)' })
     .option('output', { alias: 'o', requiresArg: true, demandOption: true, coerce: text('--output'), describe: 'Dataset directory to write' })
     .option('num-proc', { requiresArg: true, coerce: numProcFlag, describe: `Worker threads, 1 to ${MAX_WORKERS_PER_CORE} × the cores (default: the available cores)` })
-    .option('writer-batch-size', { requiresArg: true, default: DEFAULTS.writerBatchSize, coerce: wholeNumber('--writer-batch-size', 1, 1_000_000), describe: 'Rows per task sent to a worker; does not change the output' })
+    .option('writer-batch-size', { requiresArg: true, default: DEFAULTS.writerBatchSize, coerce: inRange('--writer-batch-size', RANGES.writerBatchSize), describe: 'Rows per task sent to a worker; does not change the output' })
     .option('test-size', { requiresArg: true, default: String(DEFAULTS.testSize), coerce: testSize, describe: 'Test split: a fraction below 1 with a decimal point (rows = ceil(n × F)), or whole digits for a number of rows' })
-    .option('seed', { requiresArg: true, default: DEFAULTS.seed, coerce: wholeNumber('--seed', 0, 0xffffffff), describe: 'Seed of the train/test split, 0 to 4294967295' })
-    .option('images', { requiresArg: true, choices: ['keep', 'jpeg', 'png', 'webp'], default: DEFAULTS.images, coerce: text('--images'), describe: 'keep: pass normal images through unchanged; or re-encode every image' })
-    .option('quality', { requiresArg: true, coerce: wholeNumber('--quality', 1, 100), describe: `JPEG/WebP quality, 1 to 100, with --images jpeg|webp (default ${DEFAULTS.quality})` })
-    .option('max-side', { requiresArg: true, coerce: wholeNumber('--max-side', 1), describe: 'Shrink images whose longest side is larger (pixels)' })
-    .option('max-pixels', { requiresArg: true, default: DEFAULTS.maxPixels, coerce: wholeNumber('--max-pixels', 1, PILLOW_MAX_PIXELS), describe: `Refuse larger images before decoding (bomb guard), at most ${PILLOW_MAX_PIXELS} (above it, Pillow refuses them)` })
+    .option('seed', { requiresArg: true, default: DEFAULTS.seed, coerce: inRange('--seed', RANGES.seed), describe: `Seed of the train/test split, ${RANGES.seed.min} to ${RANGES.seed.max}` })
+    .option('images', { requiresArg: true, choices: CHOICES.images, default: DEFAULTS.images, coerce: text('--images'), describe: 'keep: pass normal images through unchanged; or re-encode every image' })
+    .option('quality', { requiresArg: true, coerce: inRange('--quality', RANGES.quality), describe: `JPEG/WebP quality, ${RANGES.quality.min} to ${RANGES.quality.max}, with --images jpeg|webp (default ${DEFAULTS.quality})` })
+    .option('max-side', { requiresArg: true, coerce: inRange('--max-side', RANGES.maxSide), describe: 'Shrink images whose longest side is larger (pixels)' })
+    .option('max-pixels', { requiresArg: true, default: DEFAULTS.maxPixels, coerce: inRange('--max-pixels', RANGES.maxPixels), describe: `Refuse larger images before decoding (bomb guard), at most ${RANGES.maxPixels.max} (above it, Pillow refuses them)` })
     .option('max-shard-size', { requiresArg: true, default: DEFAULTS.maxShardSize, coerce: text('--max-shard-size'), describe: 'Largest uncompressed shard, as datasets counts it' })
-    .option('max-reject-fraction', { requiresArg: true, default: DEFAULTS.maxRejectFraction, coerce: decimal('--max-reject-fraction', 0, 1), describe: 'Exit 1 when more than this fraction of the rows (0 to 1) is rejected' })
+    .option('max-reject-fraction', { requiresArg: true, default: DEFAULTS.maxRejectFraction, coerce: inRange('--max-reject-fraction', RANGES.maxRejectFraction), describe: `Exit 1 when more than this fraction of the rows (${RANGES.maxRejectFraction.min} to ${RANGES.maxRejectFraction.max}) is rejected` })
     .option('max-row-group-bytes', { requiresArg: true, default: DEFAULTS.maxRowGroupBytes, coerce: text('--max-row-group-bytes'), describe: 'Refuse input row groups larger than this (uncompressed), before reading' })
     .option('max-bytes-in-flight', {
       requiresArg: true,
       coerce: text('--max-bytes-in-flight'),
       describe: 'Most image data read and not yet written; memory is about this plus a fixed cost (default 64MiB × --num-proc + 128MiB)',
     })
-    .option('on-bad-image', { requiresArg: true, choices: ['skip', 'fail'], default: DEFAULTS.onBadImage, coerce: text('--on-bad-image'), describe: 'skip: put rows with a bad image in rejects/ and go on; fail: stop the run' })
-    .option('image-timeout', { requiresArg: true, default: DEFAULTS.imageTimeout, coerce: decimal('--image-timeout', 0.001), describe: 'Seconds one image may take before its worker is stopped and the row retried, then rejected' })
+    .option('on-bad-image', { requiresArg: true, choices: CHOICES.onBadImage, default: DEFAULTS.onBadImage, coerce: text('--on-bad-image'), describe: 'skip: put rows with a bad image in rejects/ and go on; fail: stop the run' })
+    .option('image-timeout', { requiresArg: true, default: DEFAULTS.imageTimeout, coerce: inRange('--image-timeout', RANGES.imageTimeout), describe: 'Seconds one image may take before its worker is stopped and the row retried, then rejected' })
     .option('overwrite', { type: 'boolean', default: false, describe: 'Replace an existing output of this tool (never a directory of other files)' })
     .option('resume', { type: 'boolean', default: true, describe: 'Take up an interrupted run of the same command from its checkpoint in <output>.partial (--no-resume: start over)' })
     .option('checkpoint-every', { requiresArg: true, default: DEFAULTS.checkpointEvery, coerce: text('--checkpoint-every'), describe: 'Take a checkpoint after each stretch of this much input (uncompressed)' })
@@ -67,10 +61,10 @@ export function withConvertFlags<T>(y: Argv<T>) {
       coerce: text('--columns'),
       describe: 'Columns named otherwise than in RLAIF-V: image=IMG,question=Q,chosen=C,rejected=R (any of them); the image column may be a datasets Image, binary, or a path relative to the parquet file',
     })
-    .option('num-shards', { requiresArg: true, coerce: wholeNumber('--num-shards', 1, 100_000), describe: 'Convert one part of this many, for a run over several machines; then rlaif-v finalize' })
+    .option('num-shards', { requiresArg: true, coerce: inRange('--num-shards', RANGES.numShards), describe: 'Convert one part of this many, for a run over several machines; then rlaif-v finalize' })
     .option('shard-index', {
       requiresArg: true,
-      coerce: wholeNumber('--shard-index', 0, 99_999),
+      coerce: inRange('--shard-index', RANGES.shardIndex),
       describe: 'The part to convert, 0 to --num-shards less one (default in a Slurm array job: SLURM_ARRAY_TASK_ID less SLURM_ARRAY_TASK_MIN)',
     })
     .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'No progress or summary on stderr' })
