@@ -6,6 +6,7 @@ import path from 'node:path';
 import { defaultStoreDir } from '../image/image-store-dir.js';
 import { DEFAULT_COLUMNS, LOGICAL_COLUMNS, parseColumnMap, type ColumnMap, type LogicalColumn } from '../source/source-layout.js';
 import { CHOICES, DEFAULTS, defaultBytesInFlight, MAX_ROW_GROUP_BYTES } from './option-table.js';
+import { ROW_GROUP_SIZE } from '../output/splits.js';
 import { checkNumber, oneOf } from './check-option.js';
 
 /** What `convert` takes. Only `input` and `output` are required. */
@@ -270,6 +271,6 @@ export function resolveConvertOptions(options: ConvertOptions): ResolvedConvertO
     columns: reading.columns,
     cache: options.cache === false ? null : { dir: path.resolve(options.cacheDir ?? defaultStoreDir()), maxBytes: parseSize(options.cacheSize ?? DEFAULTS.cacheSize, 'cacheSize') },
     part,
-    rowGroupSize: DEFAULTS.rowGroupSize,
+    rowGroupSize: ROW_GROUP_SIZE,
   };
 }

@@ -21,7 +21,6 @@ export const DEFAULTS = {
   maxRowGroupBytes: '1.5GiB',
   streamRowGroupBytes: 1,
   imageTimeout: 60,
-  rowGroupSize: 100,
   checkpointEvery: '32MB',
   cacheSize: '10GB',
   onBadImage: 'skip' as 'skip' | 'fail',

@@ -1,8 +1,7 @@
 import path from 'node:path';
 import { assembleSplit, type AssembleCounts, type ShardSource } from '../write/assemble-split.js';
-import { DEFAULTS } from '../options/option-table.js';
 import type { ConvertEvent, SplitReport } from './convert-report.js';
-import { SPLITS, type SplitName } from '../output/splits.js';
+import { ROW_GROUP_SIZE, SPLITS, type SplitName } from '../output/splits.js';
 import { outputArrowSchemaValue } from '../output/output-schema.js';
 import { partDir, type PartManifest } from './part-manifest.js';
 import { planShards } from '../output/plan-shards.js';
@@ -66,8 +65,8 @@ export async function* assembleParts(params: {
     const { sources, rows, nbytes, predicted } = splitPieces(output, manifests, name);
     if (rows === 0) continue;
     const plan = planShards(rows, nbytes, reportOptions.maxShardSize);
-    const writer = new ShardWriter({ split: name, dir: final, plan, rowGroupSize: DEFAULTS.rowGroupSize, arrowSchema: outputArrowSchemaValue() });
-    const steps = assembleSplit(sources, writer, DEFAULTS.rowGroupSize);
+    const writer = new ShardWriter({ split: name, dir: final, plan, rowGroupSize: ROW_GROUP_SIZE, arrowSchema: outputArrowSchemaValue() });
+    const steps = assembleSplit(sources, writer, ROW_GROUP_SIZE);
     for (;;) {
       const step = await steps.next();
       if (step.done === true) {
