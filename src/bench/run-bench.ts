@@ -14,11 +14,12 @@ import { BENCH_DIR, BENCH_PYTHON, BIN_PATH, SINGLE_CORE_LIMIT } from '../util/pa
 import { measureNode, measureProcess } from './measure-process.js';
 import { pythonWithDatasets } from './python-env.js';
 import { renderMarkdown, renderSvg } from './render-results.js';
+import { measurePlain, measureReference } from './python-peers.js';
 import type { BenchPoint, BenchResults, BenchRun, ModeRun, PlainRun, Spread } from './bench-results.js';
 
 const CLI = BIN_PATH;
 const LIMIT = SINGLE_CORE_LIMIT;
-const { reference: REFERENCE, plain: PLAIN, limit: PYTHON_LIMIT } = BENCH_PYTHON;
+const { limit: PYTHON_LIMIT } = BENCH_PYTHON;
 
 export interface BenchOptions {
   /** Input files or directory; default: a generated sample of `rows` rows, cached under bench/.cache. */
@@ -185,50 +186,6 @@ async function measureJpegMode(settings: GridSettings, best: BenchResults['best'
     log(`[jpeg q75] --num-proc ${best.numProc} --writer-batch-size ${best.batchSize}, run ${repeat + 1}: ${run.rowsPerSecond.toFixed(1)} rows/s`);
   }
   return { images: 'jpeg', quality: 75, numProc: best.numProc, batchSize: best.batchSize, rowsPerSecond: spread(jpegRuns).median };
-}
-
-/** The Python reference (TRL's script with `datasets`), with num_proc 1 and all the cores. */
-async function measureReference(python: string, input: string, cache: string, cores: number, log: Log): Promise<NonNullable<BenchResults['reference']>> {
-  const runs: NonNullable<BenchResults['reference']>['runs'] = [];
-  let datasetsVersion = '';
-  for (const numProc of [1, ...(cores > 1 ? [cores] : [])]) {
-    const refOutput = path.join(cache, `reference-out-${process.pid}`);
-    await rm(refOutput, { recursive: true, force: true });
-    log(`Running the Python reference with num_proc ${numProc} (this is slow)...`);
-    const run = await measureProcess(python, [REFERENCE, '--input', input, '--output', refOutput, '--num-proc', String(numProc), '--flatten-indices']);
-    await rm(refOutput, { recursive: true, force: true });
-    if (run.code !== 0) throw new Error(`the Python reference failed: ${run.stderr.slice(-2000)}`);
-    const result = JSON.parse(run.stdout.trim().split('\n').at(-1) ?? '{}') as { datasets: string; rows: number };
-    datasetsVersion = result.datasets;
-    runs.push({ numProc, rowsPerSecond: result.rows / run.seconds, seconds: run.seconds, peakRssMB: run.peakRss / 1e6 });
-    log(`  reference num_proc ${numProc}: ${(result.rows / run.seconds).toFixed(1)} rows/s, peak ${Math.round(run.peakRss / 1e6)} MB`);
-  }
-  return {
-    datasetsVersion,
-    runs,
-    best: Math.max(...runs.map((run) => run.rowsPerSecond)),
-    note: "unmodified, its push step ran out of this machine's 24 GB on 2,000 rows",
-  };
-}
-
-/** The plain pyarrow + Pillow peer (bench/plain.py), a process per core, in keep and JPEG quality 75 modes: each mode's median run. */
-async function measurePlain(python: string, input: string, cache: string, cores: number, repeats: number, log: Log): Promise<PlainRun[]> {
-  const plain: PlainRun[] = [];
-  for (const mode of ['keep', 'jpeg'] as const) {
-    const runs: PlainRun[] = [];
-    for (let repeat = 0; repeat < repeats; repeat++) {
-      const plainOutput = path.join(cache, `plain-out-${process.pid}`);
-      const run = await measureProcess(python, [PLAIN, '--input', input, '--output', plainOutput, '--num-proc', String(cores), '--images', mode, '--quality', '75']);
-      await rm(plainOutput, { recursive: true, force: true });
-      if (run.code !== 0) throw new Error(`bench/plain.py failed: ${run.stderr.slice(-2000)}`);
-      const result = JSON.parse(run.stdout.trim().split('\n').at(-1) ?? '{}') as { rows: number; cpuSeconds: number };
-      runs.push({ images: mode, numProc: cores, rowsPerSecond: result.rows / run.seconds, cpuMsPerRow: (result.cpuSeconds * 1000) / result.rows, peakRssMB: run.peakRss / 1e6 });
-      log(`[plain ${mode}] ${cores} processes, run ${repeat + 1}: ${(result.rows / run.seconds).toFixed(1)} rows/s`);
-    }
-    const median = [...runs].sort((a, b) => a.rowsPerSecond - b.rowsPerSecond)[runs.length >> 1];
-    if (median !== undefined) plain.push(median);
-  }
-  return plain;
 }
 
 /** The machine the bench ran on. */

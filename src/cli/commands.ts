@@ -3,7 +3,7 @@ import { hideBin } from 'yargs/helpers';
 import { OptionError } from '../errors.js';
 import { clearImageStore } from '../image/clear-image-store.js';
 import { defaultStoreDir, imageStoreInfo } from '../image/image-store-dir.js';
-import { formatBytes } from '../plan/inspect-input.js';
+import { formatBytes } from '../util/format.js';
 import { makeSample, type SampleProfile } from '../source/make-sample.js';
 import type { ImageMode } from '../image/image-policy.js';
 import { verifyIter, type VerifyReport } from '../verify/verify.js';

@@ -1,22 +1,5 @@
 import type { RetryEvent } from '../hub/retry-fetch.js';
-import { formatBytes } from '../plan/inspect-input.js';
-
-/** `2m05s`, `41s` */
-export function formatDuration(totalSeconds: number): string {
-  if (!Number.isFinite(totalSeconds)) return '--';
-  const rounded = Math.max(0, Math.round(totalSeconds));
-  const minutes = Math.floor(rounded / 60);
-  const secs = rounded % 60;
-  if (minutes === 0) return `${secs}s`;
-  const hours = Math.floor(minutes / 60);
-  if (hours === 0) return `${minutes}m${String(secs).padStart(2, '0')}s`;
-  return `${hours}h${String(minutes % 60).padStart(2, '0')}m`;
-}
-
-/** `12,345`: a count as the progress and the summaries write it. */
-export function count(value: number): string {
-  return value.toLocaleString('en-US');
-}
+import { count, formatBytes, formatDuration } from '../util/format.js';
 
 /** `text` cut to `width` characters, with an ellipsis where it was cut. */
 export function fitWidth(text: string, width: number): string {

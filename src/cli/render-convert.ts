@@ -1,7 +1,8 @@
 import type { ConvertEvent, ConvertReport } from '../run/convert-report.js';
 import type { DownloadProgress } from '../hub/background-downloads.js';
-import { formatBytes } from '../plan/inspect-input.js';
-import { count, formatDuration, type ProgressLine } from './progress-line.js';
+import { formatBytes } from '../util/format.js';
+import { count, formatDuration } from '../util/format.js';
+import type { ProgressLine } from './progress-line.js';
 
 /** The events of a conversion (and of finalize) that only it has: what the shared stages and retries leave. */
 export type ConvertOnlyEvent = Exclude<ConvertEvent, { type: 'progress' | 'done' | 'retry' }>;

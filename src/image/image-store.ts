@@ -3,7 +3,7 @@ import { closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, utime
 import path from 'node:path';
 import { threadId } from 'node:worker_threads';
 import { crc32 } from 'node:zlib';
-import { KeptTable, keyWords } from './image-cache.js';
+import { KeptTable, keyWords } from './shared-images.js';
 import type { PreparedImage } from './prepare-image.js';
 
 /** Where the persistent cache of image work is, and what of it a run uses (see ImageStore). */

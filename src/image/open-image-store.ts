@@ -5,7 +5,7 @@ import { createInterface } from 'node:readline';
 import { packageInfo } from '../util/package-info.js';
 import type { ImagePolicy } from './image-policy.js';
 import type { ImageStoreSettings } from './image-store.js';
-import { KeptTable, keyWords } from './image-cache.js';
+import { KeptTable, keyWords } from './shared-images.js';
 import { parseVerdictLine } from './image-store.js';
 import { JPEG_CHECK_WASM, VERDICT_MODULES } from '../util/paths.js';
 import { logFiles, ownCacheDir } from './image-store-dir.js';

@@ -1,3 +1,4 @@
+import { formatBytes } from '../util/format.js';
 import { createHash } from 'node:crypto';
 import { openAsBlob } from 'node:fs';
 import { RecordBatchReader } from 'apache-arrow';
@@ -194,18 +195,6 @@ async function inspectSource(source: InputSource, firstRow: number, options: Ins
   } finally {
     parquet.free();
   }
-}
-
-/** `1.5 GiB`, `200 MiB`: sizes in messages. */
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
 }
 
 /** Opens local files as Blobs, one at a time, failing on the first that is missing. */

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { SplitName } from './convert-report.js';
 import type { SplitPlan } from '../plan/plan-split.js';
-import type { RejectSegment } from '../write/reject-sink.js';
+import type { RejectSegment } from '../write/rejects-file.js';
 import type { SplitWriterState, WrittenSplit } from '../write/split-writer.js';
 
 /**

@@ -12,7 +12,7 @@ import type { RejectedRow } from '../source/source-row.js';
 import type { SplitPart } from '../write/encode-split.js';
 import { RecentRows, writeCheckpoint, type Checkpoint } from './checkpoint.js';
 import { bytesBefore, planUnits } from '../plan/plan-units.js';
-import { keptTableBuffer } from '../image/image-cache.js';
+import { keptTableBuffer } from '../image/shared-images.js';
 import type { SplitWriterState } from '../write/split-writer.js';
 
 /**

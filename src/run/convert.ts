@@ -10,7 +10,7 @@ import { workerUrl } from '../util/paths.js';
 import { createPool } from '../util/worker-pool.js';
 import type { ConvertEvent, ConvertReport, SplitName, SplitReport } from './convert-report.js';
 import { planConversion, type Planned } from './plan-conversion.js';
-import type { RejectSegment } from '../write/reject-sink.js';
+import type { RejectSegment } from '../write/rejects-file.js';
 import type { ConvertResult, ConvertTask } from '../work/protocol.js';
 import { trimImageStore } from '../image/trim-image-store.js';
 import { markPublishing, outputIdentity, publishOutput, type OutputIdentity } from '../dirs/publish-output.js';

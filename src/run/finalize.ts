@@ -14,7 +14,7 @@ import { liveHolder, openStaging, stagingDir, type Staging } from '../dirs/stagi
 import { markedAs, removeMarkedDirectory, updateMarker, type ToolMarker } from '../dirs/tool-marker.js';
 import { packageInfo } from '../util/package-info.js';
 import { missingFile, parsePartName, partDir, partsDir, readPartManifest, type PartManifest } from './part-manifest.js';
-import { joinRejectSegments, REJECTS_FILE } from '../write/reject-sink.js';
+import { joinRejectSegments, REJECTS_FILE } from '../write/rejects-file.js';
 import { drain } from '../util/drain.js';
 
 /** What `finalize` takes. */

@@ -8,7 +8,7 @@ import type { PartRange } from '../plan/plan-units.js';
 import type { ConvertEvent, ConvertReport, SplitName } from './convert-report.js';
 import type { Planned } from './plan-conversion.js';
 import { BytesInFlight } from './bytes-in-flight.js';
-import { RejectSink } from '../write/reject-sink.js';
+import { RejectsFile } from '../write/rejects-file.js';
 import { openImageStore } from '../image/open-image-store.js';
 import { rowNbytes, toConversational } from '../output/to-conversational.js';
 import { imageFilesDigest, runFingerprint } from '../plan/run-fingerprint.js';
@@ -174,7 +174,7 @@ export async function* openRun(
       writers: opened,
       memory: new BytesInFlight(options.maxBytesInFlight, () => opened.bytes),
       lock: staging,
-      rejects: new RejectSink(staging.dir, resumed?.rejects),
+      rejects: new RejectsFile(staging.dir, resumed?.rejects),
       tally: new Tally(),
       staging: staging.dir,
       fingerprint,

@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { ConvertReport } from './convert-report.js';
 import { stagingDir } from '../dirs/staging.js';
 import type { PartRange } from '../plan/plan-units.js';
-import type { RejectSegment } from '../write/reject-sink.js';
+import type { RejectSegment } from '../write/rejects-file.js';
 
 /**
  * A finished part of a multi-machine run (`convert --num-shards K --shard-index I`): what `finalize` needs to put the

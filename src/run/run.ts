@@ -3,7 +3,7 @@ import type { ResolvedConvertOptions } from '../options/convert-options.js';
 import type { ConvertReport } from './convert-report.js';
 import type { Planned } from './plan-conversion.js';
 import type { BytesInFlight } from './bytes-in-flight.js';
-import type { RejectSink } from '../write/reject-sink.js';
+import type { RejectsFile } from '../write/rejects-file.js';
 import type { ConvertResult, ConvertTask } from '../work/protocol.js';
 import type { ImageStoreSettings } from '../image/image-store.js';
 import type { Staging } from '../dirs/staging.js';
@@ -24,7 +24,7 @@ export interface Run extends Planned {
   memory: BytesInFlight;
   /** The staging directory held: its lock is checked before each checkpoint and before publishing. */
   lock: Staging;
-  rejects: RejectSink;
+  rejects: RejectsFile;
   tally: Tally;
   staging: string;
   fingerprint: string;

@@ -2,7 +2,8 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { outputYamlFeatures } from '../output/output-schema.js';
-import { count, type VerifyProblem } from './problem.js';
+import type { VerifyProblem } from './problem.js';
+import { count } from '../util/format.js';
 import type { Shard } from './shards.js';
 
 /** The dataset card checked against the files: its features, its splits' sizes, its data_files patterns. */

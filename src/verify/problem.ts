@@ -19,8 +19,3 @@ export interface VerifyProblem {
   where: string;
   message: string;
 }
-
-/** A count as the messages write it: 1,234. */
-export function count(value: number): string {
-  return value.toLocaleString('en-US');
-}

@@ -4,7 +4,8 @@ import { parquetReadObjects } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 import type { ConvertReport } from '../run/convert-report.js';
 import { fileBuffer } from '../parquet/read-column-pages.js';
-import { count, type VerifyProblem } from './problem.js';
+import type { VerifyProblem } from './problem.js';
+import { count } from '../util/format.js';
 import { CutShort, fileCrc, readParquetFooter, type Shard } from './shards.js';
 
 /** The output checked against its report.json: the shards it says were written, the rows, the rejects. */

@@ -6,7 +6,8 @@ import type { FileMetaData } from 'hyparquet';
 import { outputHuggingfaceMetadata } from '../output/output-features.js';
 import { readFooter } from '../parquet/read-column-pages.js';
 import { OUTPUT_PARQUET_SCHEMA } from '../write/output-parquet-schema.js';
-import { count, type VerifyProblem } from './problem.js';
+import type { VerifyProblem } from './problem.js';
+import { count } from '../util/format.js';
 
 /** The shards of an output: found in data/, their footers read and checked against this format. */
 

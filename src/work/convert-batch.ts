@@ -5,20 +5,20 @@ import { readTaskRows } from './task-rows.js';
 import { beat, type BatchStats, type ConvertResult, type ConvertTask } from './protocol.js';
 import { loadImageFile } from './load-image-file.js';
 import type { RejectedRow, SourceRow } from '../source/source-row.js';
-import { ImageCache, imageKey } from '../image/image-cache.js';
+import { SharedImages, imageKey } from '../image/shared-images.js';
 import { ImageStore } from '../image/image-store.js';
 import { prepareImage, type PreparedImage } from '../image/prepare-image.js';
 import { osThreadId, threadCpuSeconds } from '../util/measure-cpu.js';
 
 const THREAD = osThreadId();
 
-let cache: { channel: string; images: ImageCache; store: ImageStore | null } | null = null;
+let cache: { channel: string; images: SharedImages; store: ImageStore | null } | null = null;
 
 /** This worker's cache of prepared images for the run the task belongs to, and the persistent one. */
-function cacheFor(task: ConvertTask): { images: ImageCache; store: ImageStore | null } {
+function cacheFor(task: ConvertTask): { images: SharedImages; store: ImageStore | null } {
   if (cache?.channel !== task.cacheChannel) {
     cache?.store?.close();
-    cache = { channel: task.cacheChannel, images: new ImageCache(task.cacheChannel, undefined, task.keptImages), store: task.store === null ? null : new ImageStore(task.store) };
+    cache = { channel: task.cacheChannel, images: new SharedImages(task.cacheChannel, undefined, task.keptImages), store: task.store === null ? null : new ImageStore(task.store) };
   }
   return cache;
 }

@@ -2,7 +2,7 @@ import { copyFile, link, mkdir, rm, stat, type FileHandle } from 'node:fs/promis
 import path from 'node:path';
 import type { RowGroup } from 'hyparquet';
 import { outputHuggingfaceMetadata } from '../output/output-features.js';
-import { ShardSink, type ShardSinkOptions, type SinkState } from './shard-sink.js';
+import { ShardFile, type ShardFileOptions, type SinkState } from './shard-file.js';
 import { shardName } from '../output/plan-shards.js';
 import type { ConversationalRow } from '../output/to-conversational.js';
 
@@ -68,7 +68,7 @@ export class ShardWriter {
   /** The shard the first row goes to, and how many of its rows come before it (see `start`). */
   readonly #firstShard: number;
   readonly #firstOffset: number;
-  #sink: ShardSink | null = null;
+  #sink: ShardFile | null = null;
   #shard: number;
   #left = 0;
 
@@ -88,10 +88,10 @@ export class ShardWriter {
     this.#shard = state.shard;
     this.#left = state.left;
     this.#shards.push(...state.shards);
-    if (state.open !== null) this.#sink = await ShardSink.resume(path.join(this.#options.dir, state.open.file), this.#sinkOptions(), state.open.sink);
+    if (state.open !== null) this.#sink = await ShardFile.resume(path.join(this.#options.dir, state.open.file), this.#sinkOptions(), state.open.sink);
   }
 
-  /** Rows written but not yet in the file (see {@link ShardSink.pendingRows}). */
+  /** Rows written but not yet in the file (see {@link ShardFile.pendingRows}). */
   get pendingRows(): readonly ConversationalRow[] {
     return this.#sink?.pendingRows ?? [];
   }
@@ -121,7 +121,7 @@ export class ShardWriter {
     return (this.#options.plan[this.#shard] ?? 0) - (this.#shard === this.#firstShard ? this.#firstOffset : 0);
   }
 
-  #sinkOptions(): ShardSinkOptions {
+  #sinkOptions(): ShardFileOptions {
     const { rowGroupSize, arrowSchema } = this.#options;
     return {
       rowGroupSize,
@@ -204,7 +204,7 @@ export class ShardWriter {
     const name = shardName(split, this.#shard, plan.length);
     await mkdir(path.join(dir, this.#folder), { recursive: true });
     this.#left = this.#room();
-    this.#sink = await ShardSink.open(path.join(dir, this.#folder, name), this.#sinkOptions());
+    this.#sink = await ShardFile.open(path.join(dir, this.#folder, name), this.#sinkOptions());
   }
 
   async #closeCurrent(): Promise<void> {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { formatDuration } from '../../src/cli/progress-line.js';
+import { formatDuration } from '../../src/util/format.js';
 import { ProgressRenderer } from '../../src/cli/render-progress.js';
 
 function fakeStream(isTTY: boolean, columns = 120): { stream: NodeJS.WriteStream; text: () => string } {

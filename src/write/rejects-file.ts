@@ -57,7 +57,7 @@ const FILE = 'rejects/rejects.parquet';
  * with a stable error code and a message. Rows go to segment files, one per stretch between checkpoints (see
  * {@link cut}), so a run taken up after a crash keeps those already written; `finish` joins them into the one file.
  */
-export class RejectSink {
+export class RejectsFile {
   readonly #dir: string;
   readonly #segments: RejectSegment[];
   readonly #counts = new Map<string, number>();

@@ -9,7 +9,7 @@ import { copyFileBytes, rowGroupSpan, shiftRowGroup } from './copy-row-group.js'
 import { FileByteWriter } from './file-byte-writer.js';
 import { OUTPUT_PARQUET_SCHEMA } from './output-parquet-schema.js';
 
-export interface ShardSinkOptions {
+export interface ShardFileOptions {
   /** Rows per row group. */
   rowGroupSize: number;
   /**
@@ -50,7 +50,7 @@ function parseRowGroups(json: string): RowGroup[] {
  * time), the text columns snappy-compressed; no statistics (nothing reads them, and min/max of image bytes is waste).
  * Output bytes depend only on the rows, never on how they were split into `write()` calls.
  */
-export class ShardSink {
+export class ShardFile {
   readonly path: string;
   readonly #tmpPath: string;
   readonly #output: FileOutput;
@@ -62,7 +62,7 @@ export class ShardSink {
   #rows = 0;
   #failure: unknown = null;
 
-  private constructor(path: string, output: FileOutput, options: ShardSinkOptions, resumed?: SinkState) {
+  private constructor(path: string, output: FileOutput, options: ShardFileOptions, resumed?: SinkState) {
     this.path = path;
     this.#tmpPath = `${path}.partial`;
     this.#output = output;
@@ -89,16 +89,16 @@ export class ShardSink {
   }
 
   /** Opens `<path>.partial` for writing; `close()` renames it to `path`. */
-  static async open(path: string, options: ShardSinkOptions): Promise<ShardSink> {
-    return new ShardSink(path, FileOutput.open(`${path}.partial`, 'w'), options);
+  static async open(path: string, options: ShardFileOptions): Promise<ShardFile> {
+    return new ShardFile(path, FileOutput.open(`${path}.partial`, 'w'), options);
   }
 
   /**
    * Opens `<path>.partial` again where {@link state} left it (the file cut back to `state.length`), to go on writing
    * after a crash: the rows written after that state must be written again. The caller has checked the file's CRC.
    */
-  static async resume(path: string, options: ShardSinkOptions, state: SinkState): Promise<ShardSink> {
-    return new ShardSink(path, FileOutput.open(`${path}.partial`, 'r+', state.length), options, state);
+  static async resume(path: string, options: ShardFileOptions, state: SinkState): Promise<ShardFile> {
+    return new ShardFile(path, FileOutput.open(`${path}.partial`, 'r+', state.length), options, state);
   }
 
   /** `<path>.partial`, the file being written. */

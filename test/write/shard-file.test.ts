@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import { parquetMetadata } from 'hyparquet';
 import { outputHuggingfaceMetadata } from '../../src/output/output-features.js';
 import { outputArrowSchemaValue } from '../../src/output/output-schema.js';
-import { ShardSink } from '../../src/write/shard-sink.js';
+import { ShardFile } from '../../src/write/shard-file.js';
 import { toConversational, type ConversationalRow } from '../../src/output/to-conversational.js';
 import { readParquet, tempDir } from '../support/fixtures.js';
 
@@ -22,13 +22,13 @@ const metadata = new Map([
 ]);
 
 async function write(file: string, input: ConversationalRow[], chunk: number): Promise<Buffer> {
-  const sink = await ShardSink.open(file, { rowGroupSize: 100, metadata });
+  const sink = await ShardFile.open(file, { rowGroupSize: 100, metadata });
   for (let at = 0; at < input.length; at += chunk) await sink.write(input.slice(at, at + chunk));
   assert.equal((await sink.close()).rows, input.length);
   return readFile(file);
 }
 
-describe('ShardSink', () => {
+describe('ShardFile', () => {
   it('writes the same bytes however the rows were handed to it', async () => {
     const dir = await tempDir();
     const input = rows(250);
@@ -48,13 +48,13 @@ describe('ShardSink', () => {
       [0, 5],
     ] as const) {
       const file = path.join(dir, `resumed-${stateAt}-${crashAt}.parquet`);
-      const first = await ShardSink.open(file, { rowGroupSize: 100, metadata });
+      const first = await ShardFile.open(file, { rowGroupSize: 100, metadata });
       await first.write(input.slice(0, stateAt));
       const state = first.state();
       const pending = first.pendingRows.length;
       assert.equal(state.rows + pending, stateAt);
       await first.write(input.slice(stateAt, crashAt)); // written after the state, then the process dies
-      const resumed = await ShardSink.resume(file, { rowGroupSize: 100, metadata }, JSON.parse(JSON.stringify(state)) as typeof state);
+      const resumed = await ShardFile.resume(file, { rowGroupSize: 100, metadata }, JSON.parse(JSON.stringify(state)) as typeof state);
       await resumed.write(input.slice(state.rows));
       const { rows: written, crc } = await resumed.close();
       assert.equal(written, 330);
@@ -98,7 +98,7 @@ describe('ShardSink', () => {
 
   it('leaves no file behind when aborted', async () => {
     const dir = await tempDir();
-    const sink = await ShardSink.open(path.join(dir, 'x.parquet'), { rowGroupSize: 100, metadata });
+    const sink = await ShardFile.open(path.join(dir, 'x.parquet'), { rowGroupSize: 100, metadata });
     await sink.write(rows(150));
     await sink.abort();
     assert.deepEqual(await readdir(dir), []);

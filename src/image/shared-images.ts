@@ -103,7 +103,7 @@ export function keptTableBuffer(rows: number): SharedArrayBuffer {
  * races another worker is just prepared twice, with the same result. Re-encoded bytes are kept up to `maxBytes`,
  * oldest dropped first; keys of images kept as they were cost a few dozen bytes each.
  */
-export class ImageCache {
+export class SharedImages {
   readonly #entries = new Map<string, Entry>();
   readonly #channel: BroadcastChannel;
   readonly #maxBytes: number;
