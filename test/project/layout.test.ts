@@ -131,6 +131,27 @@ describe('the layout of src/', () => {
     assert.deepEqual(longFunctions(made), ['long (83)', 'method (92)', 'arrow (87)']);
   });
 
+  it('is mapped in the README: its table of folders names each folder of src/, in the order of the stack', () => {
+    const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    const tree = readme.slice(readme.indexOf('### The tree'), readme.indexOf('Start reading at'));
+    const mapped = [...tree.matchAll(/^\| `([a-z]+)\/` \|/gm)].map((match) => match[1]);
+    const folders = STACK.filter((entry) => !entry.endsWith('.ts'));
+    assert.deepEqual(mapped, folders);
+    for (const folder of folders) assert.ok(statSync(path.join(SRC, folder)).isDirectory(), `src/${folder} is in the stack but not in src/`);
+  });
+
+  it('keeps workers/ to thin thread entries: a few lines each, their logic imported from src/', () => {
+    const dir = path.join(ROOT, 'workers');
+    for (const name of readdirSync(dir)) {
+      const text = readFileSync(path.join(dir, name), 'utf8');
+      const code = text.split('\n').filter((line) => line.trim() !== '' && !/^\s*(\/\*\*|\*|\/\/)/.test(line));
+      assert.ok(name.endsWith('.ts') && code.length <= 8, `workers/${name} holds ${code.length} lines of code: its logic belongs in src/`);
+      for (const [, target] of text.matchAll(/from\s+'([^']+)'/g)) {
+        assert.ok(target?.startsWith('../src/') || target?.startsWith('node:'), `workers/${name} imports ${target}, not from src/`);
+      }
+    }
+  });
+
   it('would catch an upward import, one into workers/, and one from a root module above its importer', () => {
     const made = new Map([
       ['output/card.ts', ['run/convert.ts', 'util/paths.ts', 'output/schema.ts', 'errors.ts']],
