@@ -12,13 +12,12 @@
  */
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
-import { fileURLToPath } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
+import { CLI_BUNDLE } from './util/paths.js';
 
-// The CLI bundled into one file by `npm run build` (see scripts/bundle.ts): it starts faster than the modules it is
-// made of. (bin.js is not bundled: it sits beside cli/, in dist/src/.)
-const cliUrl = new URL('./cli/main.bundle.js', import.meta.url);
-const cli = fileURLToPath(cliUrl);
+// The CLI bundled into one file (bin.js itself is not bundled: it loads only node's modules and the paths).
+const cli = CLI_BUNDLE;
 const V8_FLAGS = ['--interrupt-budget=1000000'];
 
 if (process.platform === 'linux' && process.env.MALLOC_ARENA_MAX === undefined) {
@@ -39,5 +38,5 @@ if (process.platform === 'linux' && process.env.MALLOC_ARENA_MAX === undefined) 
 } else {
   // Set before any other module loads, so every function and every worker isolate made afterwards has the budget.
   for (const flag of V8_FLAGS) if (!process.execArgv.some((arg) => arg.startsWith(flag.split('=')[0] ?? flag))) setFlagsFromString(flag);
-  await import(cliUrl.href);
+  await import(pathToFileURL(cli).href);
 }

@@ -23,6 +23,12 @@ export const PACKAGE_ROOT = findRoot();
 /** This package's package.json. */
 export const PACKAGE_JSON = path.join(PACKAGE_ROOT, 'package.json');
 
+/**
+ * The CLI bundled into one file by `npm run build` (see scripts/bundle.ts), which the `rlaif-v` executable runs: it
+ * starts faster than the modules it is made of.
+ */
+export const CLI_BUNDLE = path.join(PACKAGE_ROOT, 'dist', 'src', 'cli', 'main.bundle.js');
+
 /** The `rlaif-v` executable's module (what a Slurm job runs). */
 export const BIN_PATH = path.join(PACKAGE_ROOT, 'dist', 'src', 'bin.js');
 
