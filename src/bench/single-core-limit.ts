@@ -2,7 +2,7 @@
  * The limit: the image work no pipeline can avoid, done in a bare loop on one core. Reads every row's image from the
  * input, then times `prepareImage` on each in turn (sharp with one thread, no cache) and prints one JSON line.
  *
- * Usage: node dist/bench/single-core-limit.js <input dir or file> [keep|jpeg|png|webp] [quality]
+ * Usage: node dist/src/bench/single-core-limit.js <input dir or file> [keep|jpeg|png|webp] [quality]
  */
 import sharp from 'sharp';
 import type { ImageMode } from '../image/image-policy.js';

@@ -143,21 +143,15 @@ function resolveSource(options: ConvertOptions): Pick<ResolvedConvertOptions, 'i
   return { input, dataset: { repo, revision } };
 }
 
-/** What is done to each image: `images`, `quality`, `maxSide`, `maxPixels`. */
-function resolveImagePolicy(options: ConvertOptions): ImagePolicy {
+/** How images are encoded: `images` and `quality` (the rest of the image policy is checked later, see below). */
+function resolveEncoding(options: ConvertOptions): Pick<ImagePolicy, 'mode' | 'quality'> {
   const mode = oneOf(options.images ?? DEFAULTS.images, 'images', CHOICES.images);
   const quality = checkNumber('quality', options.quality ?? DEFAULTS.quality);
   // An option that would do nothing is a mistake to say, not to pass over: keep and png have no quality to set.
   if (options.quality !== undefined && mode !== 'jpeg' && mode !== 'webp') {
     throw new OptionError(`quality applies to images jpeg and webp (the encoders that take one), not to ${mode}`);
   }
-  const maxSide = options.maxSide ?? null;
-  return {
-    mode,
-    quality,
-    maxSide: maxSide === null ? null : checkNumber('maxSide', maxSide),
-    maxPixels: checkNumber('maxPixels', options.maxPixels ?? DEFAULTS.maxPixels),
-  };
+  return { mode, quality };
 }
 
 /** The train/test split: `testSize` and `seed`. */
@@ -169,17 +163,13 @@ function resolveSplit(options: ConvertOptions): Pick<ResolvedConvertOptions, 'te
   return { testSize, seed: checkNumber('seed', options.seed ?? DEFAULTS.seed) };
 }
 
-/** How the input is read: the largest row group loaded, which are streamed, and the columns that hold the data. */
-function resolveReading(options: ConvertOptions): Pick<ResolvedConvertOptions, 'maxRowGroupBytes' | 'columns' | 'streamRowGroupBytes'> {
+/** How the input is read: the largest row group loaded whole, and the columns that hold the data. */
+function resolveReading(options: ConvertOptions): Pick<ResolvedConvertOptions, 'maxRowGroupBytes' | 'columns'> {
   const maxRowGroupBytes = parseSize(options.maxRowGroupBytes ?? DEFAULTS.maxRowGroupBytes, 'maxRowGroupBytes');
   if (maxRowGroupBytes > MAX_ROW_GROUP_BYTES) {
     throw new OptionError('maxRowGroupBytes must be at most 3 GiB: parquet-wasm cannot address more than 4 GiB of memory');
   }
-  return {
-    maxRowGroupBytes,
-    columns: resolveColumns(options.columns),
-    streamRowGroupBytes: parseSize(options.streamRowGroupBytes ?? DEFAULTS.streamRowGroupBytes, 'streamRowGroupBytes'),
-  };
+  return { maxRowGroupBytes, columns: resolveColumns(options.columns) };
 }
 
 /** `columns`, in the CLI's text form or as an object, over the usual names. */
@@ -220,13 +210,19 @@ function resolveShardsAndRejects(options: ConvertOptions): Pick<ResolvedConvertO
   };
 }
 
-/** The workers and their memory: `numProc`, `writerBatchSize`, `maxBytesInFlight` (by default from numProc), `imageTimeout`. */
-function resolveWork(options: ConvertOptions): Pick<ResolvedConvertOptions, 'numProc' | 'writerBatchSize' | 'maxBytesInFlight' | 'imageTimeoutMs'> {
-  const numProc = checkNumber('numProc', options.numProc ?? availableParallelism());
+/** The workers: `numProc` and `writerBatchSize`. */
+function resolveWorkers(options: ConvertOptions): Pick<ResolvedConvertOptions, 'numProc' | 'writerBatchSize'> {
   return {
-    numProc,
+    numProc: checkNumber('numProc', options.numProc ?? availableParallelism()),
     writerBatchSize: checkNumber('writerBatchSize', options.writerBatchSize ?? DEFAULTS.writerBatchSize),
+  };
+}
+
+/** Memory and time: `maxBytesInFlight` (by default from numProc), `streamRowGroupBytes`, `imageTimeout`. */
+function resolveBounds(options: ConvertOptions, numProc: number): Pick<ResolvedConvertOptions, 'maxBytesInFlight' | 'streamRowGroupBytes' | 'imageTimeoutMs'> {
+  return {
     maxBytesInFlight: options.maxBytesInFlight === undefined ? defaultBytesInFlight(numProc) : parseSize(options.maxBytesInFlight, 'maxBytesInFlight'),
+    streamRowGroupBytes: parseSize(options.streamRowGroupBytes ?? DEFAULTS.streamRowGroupBytes, 'streamRowGroupBytes'),
     imageTimeoutMs: checkNumber('imageTimeout', options.imageTimeout ?? DEFAULTS.imageTimeout) * 1000,
   };
 }
@@ -237,18 +233,22 @@ function resolveWork(options: ConvertOptions): Pick<ResolvedConvertOptions, 'num
  * @throws {OptionError} naming the option, what was expected and what was received.
  */
 export function resolveConvertOptions(options: ConvertOptions): ResolvedConvertOptions {
-  // The order names the first of two bad options. Of those the CLI leaves to this check, it is: revision or quality
-  // given in vain, maxRowGroupBytes, columns, maxShardSize, maxBytesInFlight, checkpointEvery, cacheSize.
+  // The order names the first of two bad options (test/options/convert-options.test.ts holds it): the source, output,
+  // images and quality, the split, maxSide, reading, the part, the workers, maxPixels, shards and rejects, bounds,
+  // checkpointEvery, the cache.
   const { input, dataset } = resolveSource(options);
   if (typeof options.output !== 'string' || options.output === '') {
     throw invalidOption('output', 'a directory path', options.output);
   }
-  const image = resolveImagePolicy(options);
+  const encoding = resolveEncoding(options);
   const { testSize, seed } = resolveSplit(options);
+  const maxSide = options.maxSide === undefined || options.maxSide === null ? null : checkNumber('maxSide', options.maxSide);
   const reading = resolveReading(options);
   const part = resolvePart(options);
+  const work = resolveWorkers(options);
+  const image: ImagePolicy = { ...encoding, maxSide, maxPixels: checkNumber('maxPixels', options.maxPixels ?? DEFAULTS.maxPixels) };
   const written = resolveShardsAndRejects(options);
-  const work = resolveWork(options);
+  const bounds = resolveBounds(options, work.numProc);
   return {
     input,
     dataset,
@@ -263,9 +263,9 @@ export function resolveConvertOptions(options: ConvertOptions): ResolvedConvertO
     maxRejectFraction: written.maxRejectFraction,
     onBadImage: written.onBadImage,
     maxRowGroupBytes: reading.maxRowGroupBytes,
-    maxBytesInFlight: work.maxBytesInFlight,
-    streamRowGroupBytes: reading.streamRowGroupBytes,
-    imageTimeoutMs: work.imageTimeoutMs,
+    maxBytesInFlight: bounds.maxBytesInFlight,
+    streamRowGroupBytes: bounds.streamRowGroupBytes,
+    imageTimeoutMs: bounds.imageTimeoutMs,
     resume: options.resume ?? true,
     checkpointBytes: parseSize(options.checkpointEvery ?? DEFAULTS.checkpointEvery, 'checkpointEvery'),
     columns: reading.columns,

@@ -164,6 +164,8 @@ export async function* openRun(
       train: splitWriter('train', split.trainRows, plan, options, staging.dir, part === null ? undefined : range.firstRow - testBefore),
       test: splitWriter('test', split.testRows, plan, options, staging.dir, part === null ? undefined : testBefore),
     };
+    // The image store first: a cache that cannot be opened then starts no writer thread.
+    const store = options.cache === null ? null : (await openImageStore(options.cache.dir, options.image, { ...sharp.versions })).settings;
     const opened = new WriterThread(Object.fromEntries(Object.entries(writerOptions).filter(([name]) => finished[name] === undefined)), resumed?.splits);
     writers = opened;
     const run: Run = {
@@ -184,7 +186,7 @@ export async function* openRun(
       resumeNote,
       toRead,
       range,
-      store: options.cache === null ? null : (await openImageStore(options.cache.dir, options.image, { ...sharp.versions })).settings,
+      store,
     };
     handedOver = true;
     return { run };

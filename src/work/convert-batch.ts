@@ -42,8 +42,8 @@ function textProblem(row: SourceRow): { code: RejectedRow['code']; message: stri
  * The image of these bytes, prepared under the task's policy: taken from another worker of the run that prepared the
  * same bytes, else from the persistent cache, else prepared here (and then offered to both). Counts which in `stats`.
  */
-async function prepareRowImage(bytes: Uint8Array, key: string, task: ConvertTask, stats: BatchStats): Promise<PreparedImage> {
-  const { images, store } = cacheFor(task);
+async function prepareRowImage(bytes: Uint8Array, key: string, task: ConvertTask, caches: ReturnType<typeof cacheFor>, stats: BatchStats): Promise<PreparedImage> {
+  const { images, store } = caches;
   let image = images.get(key, bytes);
   if (image !== undefined) {
     stats.imagesReused++;
@@ -77,6 +77,8 @@ export async function convertBatch(task: ConvertTask): Promise<ConvertResult> {
   const test: ConversationalRow[] = [];
   const rejects: RejectedRow[] = [];
   const stats = emptyStats();
+  // Joined at the start of every batch, images or none: the run's sharing channel hears the other workers from then on.
+  const caches = cacheFor(task);
   const imageKeys: string[] = [];
 
   for (const [offset, given] of source.entries()) {
@@ -101,7 +103,7 @@ export async function convertBatch(task: ConvertTask): Promise<ConvertResult> {
     const started = performance.now();
     const key = imageKey(row.image.bytes);
     imageKeys.push(key);
-    const image = await prepareRowImage(row.image.bytes, key, task, stats);
+    const image = await prepareRowImage(row.image.bytes, key, task, caches, stats);
     stats.imageMs += performance.now() - started;
     if (!image.ok) {
       refuse(image.code, image.message);

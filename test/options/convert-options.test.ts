@@ -53,4 +53,39 @@ describe('resolveConvertOptions', () => {
       assert.throws(() => resolveConvertOptions(options), (error: unknown) => error instanceof OptionError && pattern.test(error.message));
     });
   }
+  it('names the first bad option in a fixed order, whatever else is wrong (a library caller sees the same error run after run)', () => {
+    // In the order the options are checked: with every one of them bad, each is named in turn as those before it are mended.
+    const bad: [string, Record<string, unknown>][] = [
+      ['images', { images: 'bmp' }],
+      ['quality', { quality: 0 }],
+      ['testSize', { testSize: -1 }],
+      ['seed', { seed: -1 }],
+      ['maxSide', { maxSide: 0 }],
+      ['maxRowGroupBytes', { maxRowGroupBytes: 'lots' }],
+      ['columns', { columns: { picture: 'x' } }],
+      ['numShards', { numShards: 0, shardIndex: 0 }],
+      ['numProc', { numProc: 0 }],
+      ['writerBatchSize', { writerBatchSize: 0 }],
+      ['maxPixels', { maxPixels: 0 }],
+      ['maxShardSize', { maxShardSize: 'big' }],
+      ['maxRejectFraction', { maxRejectFraction: 2 }],
+      ['onBadImage', { onBadImage: 'ignore' }],
+      ['maxBytesInFlight', { maxBytesInFlight: 'much' }],
+      ['streamRowGroupBytes', { streamRowGroupBytes: 'some' }],
+      ['imageTimeout', { imageTimeout: 0 }],
+      ['checkpointEvery', { checkpointEvery: 'often' }],
+      ['cacheSize', { cacheSize: 'huge' }],
+    ];
+    const named: string[] = [];
+    for (let first = 0; first < bad.length; first++) {
+      const options = Object.assign({ input: ['in'], output: 'out' }, ...bad.slice(first).map(([, values]) => values)) as Parameters<typeof resolveConvertOptions>[0];
+      try {
+        resolveConvertOptions(options);
+        named.push('(none)');
+      } catch (error) {
+        named.push(bad.map(([name]) => name).find((name) => (error as Error).message.includes(name)) ?? (error as Error).message);
+      }
+    }
+    assert.deepEqual(named, bad.map(([name]) => name));
+  });
 });
