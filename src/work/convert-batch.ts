@@ -12,13 +12,28 @@ import { osThreadId, threadCpuSeconds } from '../util/measure-cpu.js';
 
 const THREAD = osThreadId();
 
-let cache: { channel: string; images: SharedImages; store: ImageStore | null } | null = null;
+/**
+ * Where a worker finds images prepared before: shared by the run's workers (`images`), kept by earlier runs (`store`),
+ * and being prepared by this worker now (`preparing`, by key: the same bytes twice in a batch are prepared once).
+ */
+interface Caches {
+  images: SharedImages;
+  store: ImageStore | null;
+  preparing: Map<string, Promise<PreparedImage>>;
+}
 
-/** This worker's cache of prepared images for the run the task belongs to, and the persistent one. */
-function cacheFor(task: ConvertTask): { images: SharedImages; store: ImageStore | null } {
+let cache: (Caches & { channel: string }) | null = null;
+
+/** This worker's caches of prepared images for the run the task belongs to. */
+function cacheFor(task: ConvertTask): Caches {
   if (cache?.channel !== task.cacheChannel) {
     cache?.store?.close();
-    cache = { channel: task.cacheChannel, images: new SharedImages(task.cacheChannel, undefined, task.keptImages), store: task.store === null ? null : new ImageStore(task.store) };
+    cache = {
+      channel: task.cacheChannel,
+      images: new SharedImages(task.cacheChannel, undefined, task.keptImages),
+      store: task.store === null ? null : new ImageStore(task.store),
+      preparing: new Map(),
+    };
   }
   return cache;
 }
@@ -42,14 +57,26 @@ function textProblem(row: SourceRow): { code: RejectedRow['code']; message: stri
  * The image of these bytes, prepared under the task's policy: taken from another worker of the run that prepared the
  * same bytes, else from the persistent cache, else prepared here (and then offered to both). Counts which in `stats`.
  */
-async function prepareRowImage(bytes: Uint8Array, key: string, task: ConvertTask, caches: ReturnType<typeof cacheFor>, stats: BatchStats): Promise<PreparedImage> {
-  const { images, store } = caches;
+async function prepareRowImage(bytes: Uint8Array, key: string, task: ConvertTask, caches: Caches, stats: BatchStats): Promise<PreparedImage> {
+  const { images, preparing } = caches;
   let image = images.get(key, bytes);
-  if (image !== undefined) {
+  const same = preparing.get(key);
+  if (image !== undefined || same !== undefined) {
     stats.imagesReused++;
-    return image;
+    return image ?? (await (same as Promise<PreparedImage>));
   }
-  image = store?.get(key, bytes);
+  const prepared = prepareNew(bytes, key, task, caches, stats);
+  preparing.set(key, prepared);
+  try {
+    return await prepared;
+  } finally {
+    preparing.delete(key);
+  }
+}
+
+/** An image no worker of the run has prepared: from the persistent cache, else prepared here, and offered to both. */
+async function prepareNew(bytes: Uint8Array, key: string, task: ConvertTask, { images, store }: Caches, stats: BatchStats): Promise<PreparedImage> {
+  let image = store?.get(key, bytes);
   if (image !== undefined) stats.imagesFromCache++;
   else {
     image = await prepareImage(bytes, task.image);
@@ -66,6 +93,17 @@ function emptyStats(): BatchStats {
 }
 
 /**
+ * Images a worker prepares at once: sharp decodes and encodes on libuv's thread pool while this thread hashes, checks
+ * and stores the others. Against one at a time, on the 2,000-row RLAIF-V-shaped sample with 2 workers (paired runs):
+ * 3% less wall time with `--images jpeg`, 6% with `--max-side 640` as well, where more images go to sharp. Results
+ * are still taken in row order.
+ */
+const PREPARE_AT_ONCE = 2;
+
+/** What became of one row of a batch: refused, or converted into its split. */
+type RowOutcome = { refused: { code: RejectedRow['code']; message: string } } | { converted: ConversationalRow } | undefined;
+
+/**
  * Converts one batch of source rows: validates and prepares every image, builds the conversational rows, and returns
  * them per split, their image buffers transferred, not copied. Rows that cannot be converted come back as data with a
  * stable code.
@@ -73,51 +111,67 @@ function emptyStats(): BatchStats {
 export async function convertBatch(task: ConvertTask): Promise<ConvertResult> {
   beat(task);
   const source = readTaskRows(task);
-  const train: ConversationalRow[] = [];
-  const test: ConversationalRow[] = [];
-  const rejects: RejectedRow[] = [];
   const stats = emptyStats();
   // Joined at the start of every batch, images or none: the run's sharing channel hears the other workers from then on.
   const caches = cacheFor(task);
   const imageKeys: string[] = [];
+  const outcomes: RowOutcome[] = new Array(source.length);
+  const working = new Set<Promise<void>>();
+  // The first error of an image's preparation (none is expected: prepareImage returns rejects), thrown once all settle.
+  let failure: { error: unknown } | null = null;
 
   for (const [offset, given] of source.entries()) {
-    const index = task.firstRow + offset;
     const loaded = task.imageDir === undefined ? null : loadImageFile(task.imageDir, task.imageRoot ?? task.imageDir, given);
     const row = loaded?.row ?? given;
     source[offset] = row;
-    const refuse = (code: RejectedRow['code'], message: string): void => {
-      rejects.push({ index, code, message, row: detached(row) });
-    };
     const text = textProblem(row);
     if (text !== null) {
-      refuse(text.code, text.message);
+      outcomes[offset] = { refused: text };
       continue;
     }
     if (row.image === null || row.image.bytes === null) {
-      refuse('missing_image', loaded?.error ?? (row.image === null ? 'the image is null' : `the image has no bytes (path ${JSON.stringify(row.image.path)})`));
+      const message = loaded?.error ?? (row.image === null ? 'the image is null' : `the image has no bytes (path ${JSON.stringify(row.image.path)})`);
+      outcomes[offset] = { refused: { code: 'missing_image', message } };
       continue;
     }
-    stats.imageBytesIn += row.image.bytes.byteLength;
+    const bytes = row.image.bytes;
+    stats.imageBytesIn += bytes.byteLength;
     beat(task);
     const started = performance.now();
-    const key = imageKey(row.image.bytes);
+    const key = imageKey(bytes);
     imageKeys.push(key);
-    const image = await prepareRowImage(row.image.bytes, key, task, caches, stats);
-    stats.imageMs += performance.now() - started;
-    if (!image.ok) {
-      refuse(image.code, image.message);
-      continue;
-    }
-    if (image.reencoded) stats.imagesReencoded++;
-    else stats.imagesKept++;
-    const converted = toConversational(row.question ?? '', row.chosen ?? '', row.rejected ?? '', {
-      bytes: image.bytes,
-      path: null,
-    });
-    (task.testMask[offset] === 1 ? test : train).push(converted);
+    const work = prepareRowImage(bytes, key, task, caches, stats)
+      .then((image) => {
+        stats.imageMs += performance.now() - started;
+        outcomes[offset] = image.ok ? { converted: convertedRow(row, image, stats) } : { refused: { code: image.code, message: image.message } };
+      })
+      .catch((error: unknown) => {
+        failure ??= { error };
+      })
+      .finally(() => working.delete(work));
+    working.add(work);
+    if (working.size >= PREPARE_AT_ONCE) await Promise.race(working);
+  }
+  await Promise.all(working);
+  if (failure !== null) throw (failure as { error: unknown }).error;
+
+  const train: ConversationalRow[] = [];
+  const test: ConversationalRow[] = [];
+  const rejects: RejectedRow[] = [];
+  for (const [offset, outcome] of outcomes.entries()) {
+    const row = source[offset];
+    if (outcome === undefined || row === undefined) continue;
+    if ('refused' in outcome) rejects.push({ index: task.firstRow + offset, ...outcome.refused, row: detached(row) });
+    else (task.testMask[offset] === 1 ? test : train).push(outcome.converted);
   }
   return batchResult(task, source, { train, test, rejects, stats, imageKeys });
+}
+
+/** The conversational row of a source row whose image was prepared (counted as kept or re-encoded). */
+function convertedRow(row: SourceRow, image: Extract<PreparedImage, { ok: true }>, stats: BatchStats): ConversationalRow {
+  if (image.reencoded) stats.imagesReencoded++;
+  else stats.imagesKept++;
+  return toConversational(row.question ?? '', row.chosen ?? '', row.rejected ?? '', { bytes: image.bytes, path: null });
 }
 
 /**
