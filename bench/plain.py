@@ -4,7 +4,7 @@ input row group. No split, no card: only the work per row, so it is a lower boun
 
 Run by `rlaif-v bench --reference`. Prints one JSON line: rows, images rejected, seconds, CPU seconds of all processes.
 
-  python bench/plain.py --input DIR --output DIR [--num-proc N] [--images keep|jpeg] [--quality 75]
+  python bench/plain.py --input DIR --output DIR [--num-proc N] [--images keep|jpeg] [--quality 75] [--max-side 640]
 """
 
 import argparse
@@ -31,19 +31,24 @@ SCHEMA = pa.schema([
 ])
 
 
-def check(data, mode, quality):
+def check(data, mode, quality, max_side=None):
     image = Image.open(io.BytesIO(data))
     if mode == "keep":
         image.load()
         return data
+    if max_side:
+        # What a careful Pillow user writes to shrink: DCT scaling on load (JPEG), then a thumbnail.
+        image.draft("RGB", (max_side, max_side))
     image = image.convert("RGB")
+    if max_side:
+        image.thumbnail((max_side, max_side))
     out = io.BytesIO()
     image.save(out, format="JPEG", quality=quality)
     return out.getvalue()
 
 
 def convert(task):
-    path, group, output, mode, quality = task
+    path, group, output, mode, quality, max_side = task
     table = pq.ParquetFile(path).read_row_group(group, columns=["image", "question", "chosen", "rejected"])
     rows = {"chosen": [], "rejected": [], "prompt": [], "images": []}
     rejected = 0
@@ -52,7 +57,7 @@ def convert(task):
         table.column("chosen").to_pylist(), table.column("rejected").to_pylist(),
     ):
         try:
-            data = check(image["bytes"], mode, quality)
+            data = check(image["bytes"], mode, quality, max_side)
         except Exception:
             rejected += 1
             continue
@@ -72,10 +77,11 @@ def main():
     parser.add_argument("--num-proc", type=int, default=os.cpu_count())
     parser.add_argument("--images", choices=["keep", "jpeg"], default="keep")
     parser.add_argument("--quality", type=int, default=75)
+    parser.add_argument("--max-side", type=int, default=None, help="with --images jpeg: shrink to fit (draft + thumbnail)")
     args = parser.parse_args()
     files = sorted(glob.glob(os.path.join(args.input, "**", "*.parquet"), recursive=True)) if os.path.isdir(args.input) else [args.input]
     os.makedirs(args.output, exist_ok=True)
-    tasks = [(f, g, args.output, args.images, args.quality) for f in files for g in range(pq.ParquetFile(f).num_row_groups)]
+    tasks = [(f, g, args.output, args.images, args.quality, args.max_side) for f in files for g in range(pq.ParquetFile(f).num_row_groups)]
     started = time.perf_counter()
     with Pool(args.num_proc) as pool:
         results = pool.map(convert, tasks, chunksize=1)

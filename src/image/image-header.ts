@@ -14,6 +14,8 @@ export interface ImageHeader {
    * other than 1) and either without an ICC profile or with an sRGB or grey one: what keep mode passes through.
    */
   plain: boolean;
+  /** JPEG only: the frame's colour components (1 grey, 3 colour, 4 CMYK). */
+  components?: number;
   /** PNG only: the fields of IHDR the check needs. */
   png?: PngLayout;
 }
@@ -101,6 +103,7 @@ function jpegHeader(bytes: Uint8Array): ImageHeader | null {
         format: 'jpeg',
         width: frame.width,
         height: frame.height,
+        components: frame.components,
         plain: plainFrame && upright && exif !== null && (profile === null || isSrgbProfile(profile)),
       };
     }

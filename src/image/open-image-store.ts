@@ -37,7 +37,7 @@ function verdictCodeHash(): string {
 
 /**
  * The key of an image policy in the cache: the policy; the code that checks and re-encodes images (its hash), sharp's
- * and its libraries' versions (`versions`: sharp.versions), Node's zlib (which checks PNGs) and the CPU's kind; the
+ * and its libraries' versions (`versions`: sharp.versions), libjpeg-turbo's module, Node's zlib (which checks PNGs) and the CPU's kind; the
  * tool's version and the cache's format. Any of them changed, nothing cached before is used.
  */
 export function policyKey(policy: ImagePolicy, versions: Record<string, string | undefined>): string {
@@ -46,6 +46,8 @@ export function policyKey(policy: ImagePolicy, versions: Record<string, string |
     tool: `${packageInfo.name} ${packageInfo.version}`,
     code: verdictCodeHash(),
     versions,
+    // The re-encoder of plain JPEGs (pinned in package.json): a new one makes other bytes.
+    jpegTurbo: packageInfo.dependencies?.['@julusian/jpeg-turbo'] ?? null,
     zlib: process.versions.zlib,
     arch: process.arch,
     policy,

@@ -4,6 +4,7 @@ import type { RejectCode } from '../source/source-row.js';
 import { checkJpeg } from './check-jpeg.js';
 import { checkPng } from './check-png.js';
 import { isSrgbProfile, readImageHeader, type ImageHeader } from './image-header.js';
+import { reencodeJpeg } from './turbo-jpeg.js';
 
 export type PreparedImage =
   | { ok: true; bytes: Uint8Array; reencoded: boolean }
@@ -174,6 +175,11 @@ export async function prepareImage(bytes: Uint8Array, policy: ImagePolicy): Prom
   const header = readImageHeader(bytes);
   const fast = header === null ? null : prepareByHeader(bytes, header, policy);
   if (fast !== null) return fast;
+  // A plain JPEG to JPEG with no resizing: libjpeg-turbo itself (see turbo-jpeg.ts); sharp where it declines.
+  if (header !== null && policy.mode === 'jpeg' && (policy.maxSide === null || Math.max(header.width, header.height) <= policy.maxSide)) {
+    const reencoded = await reencodeJpeg(bytes, header, policy.quality);
+    if (reencoded !== null) return { ok: true, bytes: reencoded, reencoded: true };
+  }
   let metadata: Metadata;
   try {
     metadata = await (await loadSharp())(bytes, { failOn: 'none', limitInputPixels: false }).metadata();

@@ -4,6 +4,8 @@ import { PACKAGE_JSON } from './paths.js';
 interface PackageJson {
   name: string;
   version: string;
+  /** What it depends on, by exact version where the output depends on it (the JPEG encoder). */
+  dependencies?: Record<string, string>;
 }
 
 /** This package's name and version, read once from its package.json. */

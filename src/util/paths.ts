@@ -52,7 +52,7 @@ export const SINGLE_CORE_LIMIT = path.join(PACKAGE_ROOT, 'dist', 'src', 'bench',
 export const PYTHON_ENV = path.join(PACKAGE_ROOT, 'node_modules', '.cache', 'rlaif-v-pyenv');
 
 /** The built modules whose code decides what an image is found to be (their hash keys the cache's verdicts). */
-export const VERDICT_MODULES = ['prepare-image.js', 'check-jpeg.js', 'check-png.js', 'image-header.js'].map((name) => path.join(PACKAGE_ROOT, 'dist', 'src', 'image', name));
+export const VERDICT_MODULES = ['prepare-image.js', 'check-jpeg.js', 'check-png.js', 'image-header.js', 'turbo-jpeg.js'].map((name) => path.join(PACKAGE_ROOT, 'dist', 'src', 'image', name));
 
 /**
  * Where a worker thread's entry module is (`workers/<name>.ts`, built). Code inside a bundle starts its workers from

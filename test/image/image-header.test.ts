@@ -7,7 +7,7 @@ const bytes = async (image: ReturnType<typeof picture>): Promise<Uint8Array> => 
 
 describe('readImageHeader', () => {
   it('reads the size of a plain JPEG and PNG, and calls them plain', async () => {
-    assert.deepEqual(readImageHeader(await bytes(picture().jpeg())), { format: 'jpeg', width: 48, height: 32, plain: true });
+    assert.deepEqual(readImageHeader(await bytes(picture().jpeg())), { format: 'jpeg', width: 48, height: 32, components: 3, plain: true });
     const png = readImageHeader(await bytes(picture(4).png()));
     assert.deepEqual([png?.format, png?.width, png?.height, png?.plain, png?.png], ['png', 48, 32, true, { bitDepth: 8, colorType: 6, interlaced: false }]);
   });
