@@ -45,6 +45,8 @@ export interface BenchPoint {
 export interface ModeRun {
   images: ImageMode;
   quality: number;
+  /** `--max-side`, when the mode shrinks images. */
+  maxSide?: number;
   numProc: number;
   batchSize: number;
   rowsPerSecond: number;
@@ -61,7 +63,7 @@ export interface BenchResults {
    * there) is Pillow checking the same images at libjpeg-turbo speed (bench/limit.py), which efficiency is measured
    * against when present.
    */
-  limit: { images: ImageMode; imagesPerSecond: number; pillow: number | null };
+  limit: { images: ImageMode; imagesPerSecond: number; pillow: number | null; kinds?: ImageKindCost[] };
   points: BenchPoint[];
   best: { numProc: number; batchSize: number; rowsPerSecond: number; efficiency: number };
   /** CPU a row and serial-stage ceilings at the best point. */
@@ -73,8 +75,17 @@ export interface BenchResults {
   plain: PlainRun[] | null;
 }
 
+/** What one kind of image costs this tool's check on one core (the limit loop, by kind). */
+export interface ImageKindCost {
+  kind: 'jpeg-baseline' | 'jpeg-progressive' | 'png' | 'other';
+  images: number;
+  msPerImage: number;
+}
+
 export interface PlainRun {
   images: 'keep' | 'jpeg';
+  /** `--max-side` (Pillow's draft and thumbnail), when the run shrinks images. */
+  maxSide?: number;
   numProc: number;
   rowsPerSecond: number;
   cpuMsPerRow: number;

@@ -36,19 +36,25 @@ export async function measureReference(python: string, input: string, cache: str
   };
 }
 
-/** The plain pyarrow + Pillow peer (bench/plain.py), a process per core, in keep and JPEG quality 75 modes: each mode's median run. */
-export async function measurePlain(python: string, input: string, cache: string, cores: number, repeats: number, log: Log): Promise<PlainRun[]> {
+/**
+ * The plain pyarrow + Pillow peer (bench/plain.py), a process per core, in keep and JPEG quality 75 modes, and JPEG
+ * shrunk to `maxSide` (Pillow's draft and thumbnail): each mode's median run.
+ */
+export async function measurePlain(python: string, input: string, cache: string, cores: number, repeats: number, log: Log, maxSide: number): Promise<PlainRun[]> {
   const plain: PlainRun[] = [];
-  for (const mode of ['keep', 'jpeg'] as const) {
+  const modes = [{ images: 'keep' }, { images: 'jpeg' }, { images: 'jpeg', maxSide }] as const;
+  for (const mode of modes) {
     const runs: PlainRun[] = [];
+    const shrink = 'maxSide' in mode ? ['--max-side', String(mode.maxSide)] : [];
+    const name = 'maxSide' in mode ? `${mode.images} max-side ${mode.maxSide}` : mode.images;
     for (let repeat = 0; repeat < repeats; repeat++) {
       const plainOutput = path.join(cache, `plain-out-${process.pid}`);
-      const run = await measureProcess(python, [PLAIN, '--input', input, '--output', plainOutput, '--num-proc', String(cores), '--images', mode, '--quality', '75']);
+      const run = await measureProcess(python, [PLAIN, '--input', input, '--output', plainOutput, '--num-proc', String(cores), '--images', mode.images, '--quality', '75', ...shrink]);
       await rm(plainOutput, { recursive: true, force: true });
       if (run.code !== 0) throw new Error(`bench/plain.py failed: ${run.stderr.slice(-2000)}`);
       const result = JSON.parse(run.stdout.trim().split('\n').at(-1) ?? '{}') as { rows: number; cpuSeconds: number };
-      runs.push({ images: mode, numProc: cores, rowsPerSecond: result.rows / run.seconds, cpuMsPerRow: (result.cpuSeconds * 1000) / result.rows, peakRssMB: run.peakRss / 1e6 });
-      log(`[plain ${mode}] ${cores} processes, run ${repeat + 1}: ${(result.rows / run.seconds).toFixed(1)} rows/s`);
+      runs.push({ ...mode, numProc: cores, rowsPerSecond: result.rows / run.seconds, cpuMsPerRow: (result.cpuSeconds * 1000) / result.rows, peakRssMB: run.peakRss / 1e6 });
+      log(`[plain ${name}] ${cores} processes, run ${repeat + 1}: ${(result.rows / run.seconds).toFixed(1)} rows/s`);
     }
     const median = [...runs].sort((a, b) => a.rowsPerSecond - b.rowsPerSecond)[runs.length >> 1];
     if (median !== undefined) plain.push(median);
