@@ -3,8 +3,8 @@
  * processes (so each has its own peak memory), and measures the single-core limit and, when asked, the Python
  * reference on the same input. Writes bench/results/<timestamp>.json, .md and .svg.
  */
-import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
-import { availableParallelism, cpus, totalmem } from 'node:os';
+import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import type { ConvertReport } from '../run/convert-report.js';
@@ -54,12 +54,18 @@ async function inputBytes(input: string): Promise<{ bytes: number; files: number
   return { bytes, files: names.length };
 }
 
+/**
+ * One conversion, as a user's first run is by default: with the cache of image work on and empty (a new one each run,
+ * so it fills it and finds nothing in it).
+ */
 async function convertOnce(input: string, output: string, args: string[]): Promise<BenchRun> {
+  const cache = await mkdtemp(path.join(tmpdir(), 'rlaif-v-bench-cache-'));
   // MALLOC_ARENA_MAX set here keeps bin.js from relaunching itself, so the process measured is the one that works,
   // in the configuration bin.js gives every run.
-  const run = await measureNode([CLI, 'convert', '--input', input, '--output', output, '--overwrite', '--quiet', '--json', '--no-cache', '--max-reject-fraction', '1', ...args], {
+  const run = await measureNode([CLI, 'convert', '--input', input, '--output', output, '--overwrite', '--quiet', '--json', '--max-reject-fraction', '1', ...args], {
     MALLOC_ARENA_MAX: '2',
-  });
+    RLAIF_V_CACHE: cache,
+  }).finally(() => rm(cache, { recursive: true, force: true }));
   await rm(output, { recursive: true, force: true });
   if (run.code !== 0) throw new Error(`convert ${args.join(' ')} exited with ${run.code}: ${run.stderr}`);
   const report = JSON.parse(run.stdout) as ConvertReport;
