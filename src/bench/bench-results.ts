@@ -3,6 +3,9 @@ import type { ConvertReport } from '../run/convert-report.js';
 
 /** What `rlaif-v bench` measures and records (bench/results/<timestamp>.json), and renders (render-results.ts). */
 
+/** Where the bench tells what it is doing, a line at a time. */
+export type Log = (line: string) => void;
+
 export interface Spread {
   median: number;
   min: number;

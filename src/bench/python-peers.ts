@@ -5,20 +5,17 @@
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { BENCH_PYTHON } from '../util/paths.js';
-import type { BenchResults, PlainRun } from './bench-results.js';
+import type { BenchResults, Log, PlainRun } from './bench-results.js';
 import { measureProcess } from './measure-process.js';
 
 const { reference: REFERENCE, plain: PLAIN } = BENCH_PYTHON;
 
-type Log = (line: string) => void;
-
 /** The Python reference (TRL's script with `datasets`), with num_proc 1 and all the cores. */
-export async function measureReference(python: string, input: string, cache: string, cores: number, log: Log): Promise<NonNullable<BenchResults['reference']>> {
+export async function measureReference(python: string, input: string, work: string, cores: number, log: Log): Promise<NonNullable<BenchResults['reference']>> {
   const runs: NonNullable<BenchResults['reference']>['runs'] = [];
   let datasetsVersion = '';
   for (const numProc of [1, ...(cores > 1 ? [cores] : [])]) {
-    const refOutput = path.join(cache, `reference-out-${process.pid}`);
-    await rm(refOutput, { recursive: true, force: true });
+    const refOutput = path.join(work, 'reference-output');
     log(`Running the Python reference with num_proc ${numProc} (this is slow)...`);
     const run = await measureProcess(python, [REFERENCE, '--input', input, '--output', refOutput, '--num-proc', String(numProc), '--flatten-indices']);
     await rm(refOutput, { recursive: true, force: true });
@@ -40,7 +37,7 @@ export async function measureReference(python: string, input: string, cache: str
  * The plain pyarrow + Pillow peer (bench/plain.py), a process per core, in keep and JPEG quality 75 modes, and JPEG
  * shrunk to `maxSide` (Pillow's draft and thumbnail): each mode's median run.
  */
-export async function measurePlain(python: string, input: string, cache: string, cores: number, repeats: number, log: Log, maxSide: number): Promise<PlainRun[]> {
+export async function measurePlain(python: string, input: string, work: string, cores: number, repeats: number, log: Log, maxSide: number): Promise<PlainRun[]> {
   const plain: PlainRun[] = [];
   const modes = [{ images: 'keep' }, { images: 'jpeg' }, { images: 'jpeg', maxSide }] as const;
   for (const mode of modes) {
@@ -48,7 +45,7 @@ export async function measurePlain(python: string, input: string, cache: string,
     const shrink = 'maxSide' in mode ? ['--max-side', String(mode.maxSide)] : [];
     const name = 'maxSide' in mode ? `${mode.images} max-side ${mode.maxSide}` : mode.images;
     for (let repeat = 0; repeat < repeats; repeat++) {
-      const plainOutput = path.join(cache, `plain-out-${process.pid}`);
+      const plainOutput = path.join(work, 'plain-output');
       const run = await measureProcess(python, [PLAIN, '--input', input, '--output', plainOutput, '--num-proc', String(cores), '--images', mode.images, '--quality', '75', ...shrink]);
       await rm(plainOutput, { recursive: true, force: true });
       if (run.code !== 0) throw new Error(`bench/plain.py failed: ${run.stderr.slice(-2000)}`);

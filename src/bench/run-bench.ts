@@ -15,7 +15,7 @@ import { measureNode, measureProcess } from './measure-process.js';
 import { pythonWithDatasets } from './python-env.js';
 import { renderMarkdown, renderSvg } from './render-results.js';
 import { measurePlain, measureReference } from './python-peers.js';
-import type { BenchPoint, BenchResults, BenchRun, ImageKindCost, ModeRun, PlainRun, Spread } from './bench-results.js';
+import type { BenchPoint, BenchResults, BenchRun, ImageKindCost, Log, ModeRun, PlainRun, Spread } from './bench-results.js';
 
 const CLI = BIN_PATH;
 const LIMIT = SINGLE_CORE_LIMIT;
@@ -86,7 +86,6 @@ function threadFigures(report: ConvertReport): Pick<BenchPoint, 'cpuMsPerRow' | 
   };
 }
 
-type Log = (line: string) => void;
 
 /** The `--max-side` of the shrinking mode the bench measures beside the others (and the plain script with it). */
 const SHRINK_SIDE = 640;
@@ -241,9 +240,37 @@ export async function runBench(options: BenchOptions = {}): Promise<{ results: B
 
   const { input, generated } = await benchInput(options, cache, rows, log);
   const { bytes, files } = await inputBytes(input);
-  const output = path.join(cache, `bench-out-${process.pid}`);
+  // Every output of the runs goes into a folder made for this bench run (a new name), removed with all in it at the end.
+  const work = await mkdtemp(path.join(cache, 'run-'));
+  try {
+    return await measureAndWrite({ options, log, cores, numProcs, batchSizes, repeats, images, quality, input, generated, bytes, files, work });
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/** What runBench settled before measuring: its options, the input, and the folder the runs write in. */
+interface BenchPlan {
+  options: BenchOptions;
+  log: Log;
+  cores: number;
+  numProcs: number[];
+  batchSizes: number[];
+  repeats: number;
+  images: ImageMode;
+  quality: number;
+  input: string;
+  generated: boolean;
+  bytes: number;
+  files: number;
+  work: string;
+}
+
+/** Measures the limit, the grid and (if asked) the other modes and the Python peers; writes the results. */
+async function measureAndWrite(plan: BenchPlan): Promise<{ results: BenchResults; files: string[] }> {
+  const { options, log, cores, numProcs, batchSizes, repeats, images, quality, input, generated, bytes, files, work } = plan;
   const { limit, python } = await measureLimit(input, images, quality, log);
-  const settings: GridSettings = { input, output, bytes, images, quality, repeats, limit };
+  const settings: GridSettings = { input, output: path.join(work, 'output'), bytes, images, quality, repeats, limit };
   const { points, inputRows } = await measureGrid(settings, numProcs, batchSizes, log);
 
   const bestPoint = points.reduce((best, point) => (point.rowsPerSecond.median > best.rowsPerSecond.median ? point : best));
@@ -261,8 +288,8 @@ export async function runBench(options: BenchOptions = {}): Promise<{ results: B
     modes.push(await measureJpegMode(settings, best, log, SHRINK_SIDE));
     if ('skip' in python) log(`Skipping the Python reference: ${python.skip}`);
     else {
-      reference = await measureReference(python.python, input, cache, cores, log);
-      plain = await measurePlain(python.python, input, cache, cores, repeats, log, SHRINK_SIDE);
+      reference = await measureReference(python.python, input, work, cores, log);
+      plain = await measurePlain(python.python, input, work, cores, repeats, log, SHRINK_SIDE);
     }
   }
 

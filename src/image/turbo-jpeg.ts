@@ -31,7 +31,7 @@ function load(): Promise<JpegTurbo | null> {
 export async function reencodeJpeg(bytes: Uint8Array, header: ImageHeader, quality: number): Promise<Uint8Array | null> {
   if (header.format !== 'jpeg' || !header.plain) return null;
   const jpeg = await load();
-  if (jpeg === null || header.format !== 'jpeg' || !header.plain || (header.components !== 1 && header.components !== 3)) return null;
+  if (jpeg === null || (header.components !== 1 && header.components !== 3)) return null;
   const grey = header.components === 1;
   const format = grey ? jpeg.FORMAT_GRAY : jpeg.FORMAT_RGB;
   try {
