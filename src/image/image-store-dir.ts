@@ -8,6 +8,7 @@ import { checkApartFromInputs, overlaps } from '../dirs/output-dir.js';
 import { makeDirectory } from '../dirs/staging.js';
 import { createMarker, MARKER_FILE, markedAs } from '../dirs/tool-marker.js';
 import { parseVerdictLine } from './image-store.js';
+import { readPackIndex } from './image-pack.js';
 
 /**
  * The persistent cache of image work as a whole (image-store.ts is what a worker does with it): where it is,
@@ -41,8 +42,12 @@ export async function logFiles(dir: string): Promise<string[]> {
 /** The folders of the cache: nothing else in its directory is ever counted, trimmed or cleared. */
 export const CACHE_FOLDERS = ['verdicts', 'images'] as const;
 
-/** What the cache's files are called: logs of verdicts, results (and results being written). */
-const CACHE_FILE = /(^verdicts\/(\d+-\d+-[^/]+-\d+|merged-[0-9a-f-]{36})\.log(\.tmp)?$)|(^images\/[0-9a-f]{24}\/[0-9a-f]{2}\/[0-9a-f]{64}\.(bin|rej)(\.[^/]+\.tmp)?$)/;
+/**
+ * What the cache's files are called: logs of verdicts, packs of results and their indexes, and the results of older
+ * versions, a file each (and results being written).
+ */
+const CACHE_FILE =
+  /(^verdicts\/(\d+-\d+-[^/]+-\d+|merged-[0-9a-f-]{36})\.log(\.tmp)?$)|(^images\/[0-9a-f]{24}\/\d+-\d+-[^/]+-\d+-\d+\.(pack|idx)$)|(^images\/[0-9a-f]{24}\/[0-9a-f]{2}\/[0-9a-f]{64}\.(bin|rej)(\.[^/]+\.tmp)?$)/;
 
 /** Every file of the cache with its size and when it was last used: only files of its own folders and names. */
 export async function storeEntries(dir: string): Promise<{ file: string; size: number; used: number }[]> {
@@ -90,12 +95,16 @@ export async function imageStoreInfo(dir: string): Promise<ImageStoreInfo> {
       // gone meanwhile
     }
   }
+  const packed = { bin: new Set<string>(), rej: new Set<string>() };
+  for (const index of all.filter((entry) => entry.file.endsWith('.idx'))) {
+    readPackIndex(index.file, (key, entry) => packed[entry.kind].add(`${path.basename(path.dirname(index.file))} ${key}`));
+  }
   return {
     dir,
     bytes: all.reduce((sum, entry) => sum + entry.size, 0),
     verdicts: verdicts.size,
-    reencoded: all.filter((entry) => entry.file.endsWith('.bin')).length,
-    rejected: all.filter((entry) => entry.file.endsWith('.rej')).length,
+    reencoded: packed.bin.size + all.filter((entry) => entry.file.endsWith('.bin')).length,
+    rejected: packed.rej.size + all.filter((entry) => entry.file.endsWith('.rej')).length,
   };
 }
 

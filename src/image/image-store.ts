@@ -1,9 +1,9 @@
-import { createHash } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { threadId } from 'node:worker_threads';
 import { crc32 } from 'node:zlib';
 import { KeptTable, keyWords } from './shared-images.js';
+import { PackReader, PackWriter, packIndexes, readPackIndex, type PackedEntry } from './image-pack.js';
 import type { PreparedImage } from './prepare-image.js';
 
 /** Where the persistent cache of image work is, and what of it a run uses (see ImageStore). */
@@ -24,27 +24,11 @@ export interface ImageStoreSettings {
  * - an image found whole and kept is one line in a log of verdicts, `verdicts/<pid>-<time>-<host>-<thread>.log`,
  *   each line with its CRC-32 (a line cut short or changed is skipped); a run loads the lines of its policy into a
  *   table in shared memory before it starts (`kept`);
- * - a re-encoded image or a rejected one is a file, `images/<policy>/<ab>/<sha256>.<bin|rej>`, holding the SHA-256 of
- *   its content before the content: a file that does not match is removed and the image prepared again.
- * Files are written aside and renamed into place, logs are one writer's each: runs can share the cache.
+ * - a re-encoded image or a rejected one is a record in a pack, `images/<policy>/<pid>-<time>-<host>-<thread>-<n>.pack`,
+ *   found through the pack's index and checked against its SHA-256 (see image-pack.ts): a record that does not match
+ *   is not used, and the image is prepared again.
+ * Logs and packs are one writer's each: runs can share the cache.
  */
-
-/** Removes a damaged entry if it can: one that cannot be removed is merely not used (it must never cost a row). */
-function forget(file: string): void {
-  try {
-    rmSync(file, { force: true });
-  } catch {
-    // read-only, or not ours to remove
-  }
-}
-
-/** What a stored file starts with: a format mark, then the SHA-256 of the content after it. */
-const MAGIC = Buffer.from('RLVC1\n');
-const HEADER = MAGIC.byteLength + 32;
-
-function sha256(bytes: Uint8Array): Buffer {
-  return createHash('sha256').update(bytes).digest();
-}
 
 /** A verdict line of the log, and its CRC-32. */
 export function verdictLine(policy: string, key: string): string {
@@ -62,9 +46,23 @@ export function parseVerdictLine(line: string, policy: string): string | null {
   return linePolicy === policy && key !== undefined && key.length > 0 ? key : null;
 }
 
+/** A packed reject, or undefined when its content is not one. */
+function asReject(content: Buffer): PreparedImage | undefined {
+  try {
+    const { code, message } = JSON.parse(content.toString('utf8')) as { code: unknown; message: unknown };
+    return typeof code === 'string' && typeof message === 'string' ? { ok: false, code: code as never, message } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export class ImageStore {
   readonly #settings: ImageStoreSettings;
   readonly #kept: KeptTable;
+  readonly #reader = new PackReader();
+  /** The packed entries of earlier runs, by key: read once, at the first image not found kept. */
+  #packed: Map<string, PackedEntry> | null = null;
+  #writer: PackWriter | null = null;
   #log: number | null = null;
 
   constructor(settings: ImageStoreSettings) {
@@ -72,47 +70,30 @@ export class ImageStore {
     this.#kept = new KeptTable(settings.kept);
   }
 
-  #file(key: string, kind: 'bin' | 'rej'): string {
-    const hex = Buffer.from(key, 'base64').toString('hex');
-    return path.join(this.#settings.dir, 'images', this.#settings.policy, hex.slice(0, 2), `${hex}.${kind}`);
+  get #folder(): string {
+    return path.join(this.#settings.dir, 'images', this.#settings.policy);
   }
 
-  /**
-   * What an earlier run prepared of these bytes, or undefined: nothing, or an entry that failed its check (removed
-   * where it can be: a cache this run cannot write, on a read-only mount or another user's, keeps it, unused).
-   */
+  #entries(): Map<string, PackedEntry> {
+    if (this.#packed === null) {
+      const packed = new Map<string, PackedEntry>();
+      for (const index of packIndexes(this.#folder)) readPackIndex(index, (key, entry) => packed.set(key, entry));
+      this.#packed = packed;
+    }
+    return this.#packed;
+  }
+
+  /** What an earlier run prepared of these bytes, or undefined: nothing, or an entry that failed its check. */
   get(key: string, bytes: Uint8Array): PreparedImage | undefined {
     const words = keyWords(key);
     if (words !== null && this.#kept.has(words)) return { ok: true, bytes, reencoded: false };
-    for (const kind of ['bin', 'rej'] as const) {
-      const file = this.#file(key, kind);
-      let data: Buffer;
-      try {
-        data = readFileSync(file);
-      } catch {
-        continue;
-      }
-      const content = data.subarray(HEADER);
-      if (data.byteLength < HEADER || !data.subarray(0, MAGIC.byteLength).equals(MAGIC) || !sha256(content).equals(data.subarray(MAGIC.byteLength, HEADER))) {
-        forget(file);
-        continue;
-      }
-      // Used now: the last to be evicted (least recently used first).
-      const now = new Date();
-      try {
-        utimesSync(file, now, now);
-      } catch {
-        // gone meanwhile: it was read whole all the same
-      }
-      if (kind === 'bin') return { ok: true, bytes: new Uint8Array(content), reencoded: true };
-      try {
-        const { code, message } = JSON.parse(content.toString('utf8')) as { code: string; message: string };
-        return { ok: false, code: code as never, message };
-      } catch {
-        forget(file);
-      }
-    }
-    return undefined;
+    const entry = this.#entries().get(key);
+    if (entry === undefined) return undefined;
+    const content = this.#reader.read(key, entry);
+    const found = content === null ? undefined : entry.kind === 'bin' ? { ok: true as const, bytes: new Uint8Array(content), reencoded: true } : asReject(content);
+    // Damaged: not used again in this run; the image is prepared anew (and packed again).
+    if (found === undefined) this.#entries().delete(key);
+    return found;
   }
 
   /** Keeps what was prepared of an image for later runs. Failures to write only lose the entry. */
@@ -124,12 +105,9 @@ export class ImageStore {
         writeSync(this.#log, verdictLine(this.#settings.policy, key));
         return;
       }
-      const content = image.ok ? image.bytes : Buffer.from(JSON.stringify({ code: image.code, message: image.message }));
-      const file = this.#file(key, image.ok ? 'bin' : 'rej');
-      mkdirSync(path.dirname(file), { recursive: true });
-      const temp = `${file}.${this.#settings.run}-${threadId}.tmp`;
-      writeFileSync(temp, Buffer.concat([MAGIC, sha256(content), content]));
-      renameSync(temp, file);
+      this.#writer ??= new PackWriter(this.#folder, `${this.#settings.run}-${threadId}`);
+      if (image.ok) this.#writer.append(key, 'bin', image.bytes);
+      else this.#writer.append(key, 'rej', Buffer.from(JSON.stringify({ code: image.code, message: image.message })));
     } catch {
       // A cache that cannot be written is a cache that does not help: the run goes on.
     }
@@ -144,5 +122,7 @@ export class ImageStore {
   close(): void {
     if (this.#log !== null) closeSync(this.#log);
     this.#log = null;
+    this.#writer?.close();
+    this.#reader.close();
   }
 }

@@ -11,7 +11,7 @@ import { JPEG_CHECK_WASM, VERDICT_MODULES } from '../util/paths.js';
 import { logFiles, ownCacheDir } from './image-store-dir.js';
 
 /** Bumped whenever what a verdict means changes (the checks, the normalizing): older entries are then not used. */
-const CACHE_FORMAT = 1;
+const CACHE_FORMAT = 2;
 
 /** The files whose code decides what an image is found to be: the checks, the header reader, the re-encoding. */
 const VERDICT_CODE = VERDICT_MODULES;

@@ -10,30 +10,61 @@ import { parseVerdictLine, verdictLine } from './image-store.js';
 import { logFiles, storeEntries } from './image-store-dir.js';
 
 /**
- * Whether a log of verdicts (`<pid>-<time>-<host>-<thread>.log`) may still be written to: its run lives (on this
- * host), or it is less than a day old (another host's). Merged logs are written once.
+ * Whether a log of verdicts (`<pid>-<time>-<host>-<thread>.log`) or a pack (`<...>-<thread>-<n>.pack`) may still be
+ * written to: its run lives (on this host) and is not `finished`, or it is less than a day old (another host's).
+ * Merged logs are written once.
  */
-function maybeWritten(file: string, mtimeMs: number): boolean {
-  const match = /^(\d+)-\d+-(.+)-\d+\.log$/.exec(path.basename(file));
+function maybeWritten(file: string, mtimeMs: number, finished: string | null): boolean {
+  const match = /^((\d+)-\d+-(.+))-\d+(-\d+\.(pack|idx)|\.log)$/.exec(path.basename(file));
   if (match === null) return false;
-  if (match[2] === hostname()) return isAlive(Number(match[1]));
+  if (match[1] === finished) return false;
+  if (match[3] === hostname()) return isAlive(Number(match[2]));
   return Date.now() - mtimeMs < 24 * 3600 * 1000;
+}
+
+/** A file of the cache, or a pack with its index: what is removed as one, by when it was last used. */
+interface Removable {
+  files: string[];
+  size: number;
+  used: number;
+}
+
+/** The cache's files as what may be removed: a pack and its index together (an index without its pack alone). */
+function removables(all: { file: string; size: number; used: number }[]): Removable[] {
+  const packs = new Map<string, Removable>();
+  const single: Removable[] = [];
+  for (const { file, size, used } of all) {
+    const pack = /\.(pack|idx)$/.test(file) ? file.replace(/\.(pack|idx)$/, '') : null;
+    if (pack === null) {
+      single.push({ files: [file], size, used });
+      continue;
+    }
+    const group = packs.get(pack) ?? { files: [], size: 0, used: 0 };
+    group.files.push(file);
+    group.size += size;
+    // A pack is marked when read; its index only when written.
+    group.used = Math.max(group.used, used);
+    packs.set(pack, group);
+  }
+  return [...single, ...packs.values()];
 }
 
 /**
  * Keeps the cache in `dir` within `maxBytes`: many logs of finished runs are merged into one, then the least recently
- * used entries are removed until the rest fits. What other runs are writing is left alone.
+ * used entries are removed until the rest fits (a pack of images and its index as one). What other runs are writing is
+ * left alone; `finished` is the run (`<pid>-<time>-<host>`) that has just closed its own.
  */
-export async function trimImageStore(dir: string, maxBytes: number): Promise<{ removed: number; bytes: number }> {
+export async function trimImageStore(dir: string, maxBytes: number, finished: string | null = null): Promise<{ removed: number; bytes: number }> {
   if ((await markedAs(dir, 'cache')) === null) return { removed: 0, bytes: 0 };
   await mergeLogs(dir).catch(() => undefined);
-  const all = await storeEntries(dir);
+  const all = removables(await storeEntries(dir));
   let total = all.reduce((sum, entry) => sum + entry.size, 0);
   let removed = 0;
   for (const entry of all.sort((a, b) => a.used - b.used)) {
     if (total <= maxBytes) break;
-    if (entry.file.endsWith('.log') && maybeWritten(entry.file, entry.used)) continue;
-    await rm(entry.file, { force: true }).catch(() => undefined);
+    if (entry.files.some((file) => maybeWritten(file, entry.used, finished))) continue;
+    // The index first: a pack without one is never read, an index without its pack only finds nothing.
+    for (const file of entry.files.sort((a, b) => Number(b.endsWith('.idx')) - Number(a.endsWith('.idx')))) await rm(file, { force: true }).catch(() => undefined);
     total -= entry.size;
     removed++;
   }
@@ -51,7 +82,7 @@ async function mergeLogs(dir: string): Promise<void> {
   try {
     for (const file of logs) {
       const info = await stat(file).catch(() => null);
-      if (info === null || maybeWritten(file, info.mtimeMs)) continue;
+      if (info === null || maybeWritten(file, info.mtimeMs, null)) continue;
       try {
         for await (const line of createInterface({ input: createReadStream(file), crlfDelay: Infinity })) {
           const [record] = line.split('\t');

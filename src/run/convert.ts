@@ -167,7 +167,7 @@ async function* convertAndWrite(run: Run, clock: RunClock): AsyncGenerator<Conve
   const convertSeconds = seconds(convertStarted);
   await run.pool.destroy();
   // The workers are gone, their logs of verdicts closed: the cache is kept within its bound.
-  if (options.cache !== null) await trimImageStore(options.cache.dir, options.cache.maxBytes).catch(() => undefined);
+  if (options.cache !== null) await trimImageStore(options.cache.dir, options.cache.maxBytes, run.store?.run ?? null).catch(() => undefined);
 
   const writeStarted = performance.now();
   const splits = yield* finishSplits(run);

@@ -2,12 +2,14 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { convert } from '../../src/run/convert.js';
 import type { ConvertReport } from '../../src/run/convert-report.js';
 import { OutputError } from '../../src/errors.js';
-import { imageStoreInfo } from '../../src/image/image-store-dir.js';
+import { imageStoreInfo, ownCacheDir } from '../../src/image/image-store-dir.js';
+import { trimImageStore } from '../../src/image/trim-image-store.js';
 import { MARKER_FILE } from '../../src/dirs/tool-marker.js';
 import { addRejectedRows, assertSameFiles, filesOf, runCli, sampleDir, tempDir } from '../support/fixtures.js';
 
@@ -17,14 +19,17 @@ async function filesIn(dir: string, ending: string): Promise<string[]> {
   return entries.filter((entry) => entry.isFile() && entry.name.endsWith(ending)).map((entry) => path.join(entry.parentPath, entry.name));
 }
 
-/** Flips a byte of one re-encoded entry of the cache in `cache`; resolves with its file. */
+/** Flips a byte in the last record of one pack of re-encoded images in `cache`; resolves with the pack. */
 async function damageOneEntry(cache: string): Promise<string> {
-  const [blob] = await filesIn(cache, '.bin');
-  assert.ok(blob !== undefined);
-  const bytes = await readFile(blob);
+  const packs = await filesIn(cache, '.pack');
+  const sizes = await Promise.all(packs.map(async (file) => (await readFile(file)).byteLength));
+  // The largest: a pack of images (a pack of rejects alone is a few hundred bytes).
+  const pack = packs[sizes.indexOf(Math.max(...sizes))];
+  assert.ok(pack !== undefined);
+  const bytes = await readFile(pack);
   bytes[bytes.length - 10] = (bytes[bytes.length - 10] ?? 0) ^ 0xff;
-  await writeFile(blob, bytes);
-  return blob;
+  await writeFile(pack, bytes);
+  return pack;
 }
 
 describe('the cache of image work', () => {
@@ -70,6 +75,26 @@ describe('the cache of image work', () => {
     assertSameFiles(await filesOf(path.join(dir, 'jpeg-again')), await filesOf(path.join(dir, 'jpeg')), 'jpeg from the cache');
     const info = await imageStoreInfo(cache);
     assert.ok(info.reencoded > 150 && info.rejected > 0 && info.verdicts > 150, JSON.stringify(info));
+  });
+
+  it('packs re-encoded images into a few files, not a file each; an index entry cut short or changed is skipped', async () => {
+    const cache = await tempDir();
+    const first = await run('packed-1', cache, { images: 'jpeg', quality: 65 });
+    assert.ok(first.images.reencoded > 150);
+    const files = (await readdir(path.join(cache, 'images'), { recursive: true, withFileTypes: true })).filter((entry) => entry.isFile());
+    const packs = files.filter((entry) => entry.name.endsWith('.pack'));
+    assert.ok(packs.length >= 1 && packs.length <= 2, `${packs.length} packs (a worker's each)`);
+    assert.equal(files.length, 2 * packs.length, 'a pack and its index, nothing else');
+    // The largest index: cut its last entry short and change a byte of its first.
+    const indexes = await filesIn(cache, '.idx');
+    const sizes = await Promise.all(indexes.map(async (file) => (await readFile(file)).byteLength));
+    const index = indexes[sizes.indexOf(Math.max(...sizes))] ?? '';
+    const bytes = await readFile(index);
+    bytes[5] = (bytes[5] ?? 0) ^ 0x01;
+    await writeFile(index, bytes.subarray(0, bytes.byteLength - 10));
+    const again = await run('packed-2', cache, { images: 'jpeg', quality: 65 });
+    assert.equal(again.images.validated, 2, 'the two images of those entries were re-encoded again, and only they');
+    assertSameFiles(await filesOf(path.join(dir, 'packed-2')), await filesOf(path.join(dir, 'packed-1')), 'with two entries lost');
   });
 
   it('never trusts a damaged entry: it is redone, and the output is as without the cache', async () => {
@@ -118,7 +143,7 @@ describe('the cache of image work', () => {
     const info = await imageStoreInfo(cache);
     assert.ok(info.bytes <= 100_000, `the cache holds ${info.bytes} bytes`);
     const shown = await runCli(['cache', 'info'], { env });
-    assert.match(shown.stdout, new RegExp(`${cache.replace(/[/.]/g, '\\$&')}: [\\d.]+ KiB; [\\d,]+ image\\(s\\) found whole and kept, [\\d,]+ re-encoded, [\\d,]+ rejected`));
+    assert.match(shown.stdout, new RegExp(`${cache.replace(/[/.]/g, '\\$&')}: [\\d.]+ (B|KiB); [\\d,]+ image\\(s\\) found whole and kept, [\\d,]+ re-encoded, [\\d,]+ rejected`));
     assert.ok(existsSync(foreign) && existsSync(path.join(cache, 'thesis.pdf')), 'files not the cache\'s own are left alone');
     const cleared = await runCli(['cache', 'clear'], { env });
     assert.equal(cleared.code, 0);
@@ -196,5 +221,29 @@ describe('the cache of image work', () => {
     } finally {
       spawnSync('chattr', ['-i', path.dirname(blob)]);
     }
+  });
+});
+
+describe('trimming the packs of the cache', () => {
+  it('removes a pack with its index, least recently used first, never the pack of a run still writing it', async () => {
+    const cache = await tempDir();
+    await ownCacheDir(cache);
+    const folder = path.join(cache, 'images', 'a'.repeat(24));
+    await mkdir(folder, { recursive: true });
+    const live = `${process.pid}-${Date.now()}-${hostname()}`;
+    const dead = `999999999-${Date.now()}-${hostname()}`;
+    for (const [name, age] of [[`${live}-1-0`, 2], [`${dead}-1-0`, 1]] as const) {
+      for (const ending of ['.pack', '.idx']) {
+        await writeFile(path.join(folder, name + ending), 'x'.repeat(1000));
+        const when = new Date(Date.now() - age * 3600_000);
+        await utimes(path.join(folder, name + ending), when, when);
+      }
+    }
+    // The live run's pack is the older, but it is being written: only the dead run's goes, with its index.
+    assert.deepEqual(await trimImageStore(cache, 0), { removed: 1, bytes: 2000 });
+    assert.deepEqual((await readdir(folder)).sort(), [`${live}-1-0.idx`, `${live}-1-0.pack`]);
+    // Once that run says it has finished, its pack goes too.
+    assert.deepEqual(await trimImageStore(cache, 0, live), { removed: 1, bytes: 0 });
+    assert.deepEqual(await readdir(folder), []);
   });
 });
