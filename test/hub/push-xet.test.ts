@@ -1,0 +1,121 @@
+import assert from 'node:assert/strict';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, it, type TestContext } from 'node:test';
+import { convert } from '../../src/run/convert.js';
+import { makeSample } from '../../src/source/make-sample.js';
+import { hubSettings, type HubSettings } from '../../src/hub/hub-settings.js';
+import { push, type PushReport } from '../../src/hub/push-dataset.js';
+import { tempDir } from '../support/fixtures.js';
+import { LocalHub, TEST_TOKEN } from '../support/hub-server.js';
+
+/**
+ * Re-pushes through Xet against the local Hub, on data shaped like the source (photos and PNGs stored raw in the
+ * parquet, about 156 KB a row), in shards small enough that every change moves rows across several of them.
+ */
+const ROWS = 300;
+const MAX_SHARD = '8MB';
+
+let input: string;
+let base: string;
+const hubs: LocalHub[] = [];
+
+async function startHub(xet: boolean): Promise<LocalHub> {
+  const hub = await LocalHub.start();
+  hub.xet = xet;
+  hubs.push(hub);
+  return hub;
+}
+
+async function settings(hub: LocalHub): Promise<HubSettings> {
+  return hubSettings({ env: { HF_HOME: await tempDir(), HF_ENDPOINT: hub.url, HF_TOKEN: TEST_TOKEN }, retry: { baseDelayMs: 1 } });
+}
+
+async function convertTo(source: string, options: { testSize?: number } = {}): Promise<string> {
+  const output = path.join(await tempDir(), 'out');
+  await convert({ input: [source], output, numProc: 1, maxShardSize: MAX_SHARD, ...options });
+  return output;
+}
+
+async function dataFiles(output: string): Promise<string[]> {
+  return (await readdir(path.join(output, 'data'))).sort().map((name) => `data/${name}`);
+}
+
+async function outputBytes(output: string): Promise<number> {
+  let bytes = 0;
+  for (const name of await dataFiles(output)) bytes += (await stat(path.join(output, name))).size;
+  return bytes;
+}
+
+/** The repo's data files are the output's, byte for byte, as the Hub rebuilt them from the xorbs. */
+async function assertRepoHolds(hub: LocalHub, repo: string, output: string): Promise<void> {
+  const names = await dataFiles(output);
+  assert.deepEqual([...hub.head(repo).keys()].filter((name) => name.startsWith('data/')).sort(), names);
+  for (const name of names) assert.ok((await hub.content(repo, name)).equals(await readFile(path.join(output, name))), `${name} as pushed equals the local file`);
+}
+
+/** Pushes, checking that what the report says was sent is what the Hub received. */
+async function pushCounted(hub: LocalHub, output: string, repo: string): Promise<PushReport> {
+  const before = { ...hub.xetStore.traffic };
+  const report = await push({ dir: output, repoId: repo, settings: await settings(hub) });
+  const { traffic } = hub.xetStore;
+  assert.equal(report.bytesSent, traffic.xorbBytes - before.xorbBytes + traffic.shardBytes - before.shardBytes, 'the report counts what the Hub received');
+  return report;
+}
+
+function describeReport(t: TestContext, what: string, report: PushReport, total: number): void {
+  t.diagnostic(
+    `${what}: ${report.uploaded.length} file(s), ${report.bytesInFiles} B in files, ${report.bytesSent} B sent ` +
+      `(${((report.bytesSent / total) * 100).toFixed(1)}% of the output's ${total} B), ${report.bytesDeduplicated} B deduplicated`,
+  );
+}
+
+before(async () => {
+  input = await tempDir('rlaif-v-sample-');
+  await makeSample({ rows: ROWS, output: input, profile: 'source' });
+  base = await convertTo(input);
+  assert.ok((await dataFiles(base)).length >= 5, 'several shards');
+});
+after(async () => {
+  for (const hub of hubs) await hub.close();
+});
+
+describe('push through Xet', () => {
+  it('pushes through Xet where the Hub offers it, each file stored byte for byte as the local one', async (t) => {
+    const hub = await startHub(true);
+    const total = await outputBytes(base);
+    const first = await pushCounted(hub, base, 'me/first');
+    describeReport(t, 'first push', first, total);
+    assert.equal(first.transfer, 'xet');
+    assert.ok(first.bytesSent > 0.9 * total, `a first push sends about everything: ${first.bytesSent} of ${total}`);
+    await assertRepoHolds(hub, 'me/first', base);
+    const again = await convertTo(input, { testSize: 0.02 });
+    const second = await pushCounted(hub, again, 'me/first');
+    describeReport(t, 're-push after --test-size 0.02', second, await outputBytes(again));
+    await assertRepoHolds(hub, 'me/first', again);
+  });
+
+  it('sends nothing and commits nothing when pushed again unchanged', async () => {
+    const hub = await startHub(true);
+    await pushCounted(hub, base, 'me/same');
+    const commits = hub.commits('me/same').length;
+    const report = await pushCounted(hub, base, 'me/same');
+    assert.deepEqual(report.uploaded, []);
+    assert.equal(report.bytesSent, 0);
+    assert.equal(report.transfer, null);
+    assert.equal(hub.commits('me/same').length, commits);
+  });
+
+  it('falls back to whole LFS objects where the Hub offers no Xet, sending every changed shard whole', async (t) => {
+    const hub = await startHub(false);
+    await push({ dir: base, repoId: 'me/no-xet', settings: await settings(hub) });
+    const again = await convertTo(input, { testSize: 0.02 });
+    const report = await push({ dir: again, repoId: 'me/no-xet', settings: await settings(hub) });
+    describeReport(t, 're-push after --test-size 0.02 without Xet', report, await outputBytes(again));
+    assert.equal(report.transfer, 'lfs');
+    assert.equal(hub.xetStore.traffic.xorbs, 0);
+    assert.equal(report.bytesSent, report.bytesInFiles);
+    assert.equal(report.bytesDeduplicated, 0);
+    await assertRepoHolds(hub, 'me/no-xet', again);
+  });
+});
