@@ -1,4 +1,3 @@
-import { openAsBlob } from 'node:fs';
 import { commitIter, createRepo, datasetInfo, HubApiError, listFiles, whoAmI, type CommitOperation } from '@huggingface/hub';
 import { fromHubFailure } from './hub-error.js';
 import { HubError, invalidOption } from '../errors.js';
@@ -8,6 +7,7 @@ import { describePlan, localFiles, planPush, type PushPlan, type RepoFile } from
 import { retryFetch, type RetryEvent } from './retry-fetch.js';
 import { drain } from '../util/drain.js';
 import { meterUploads, type UploadTally } from './upload-meter.js';
+import { uploadOperation, type RepoAccess } from './upload-operation.js';
 
 export interface PushOptions {
   /** An output directory of `convert`: `data/*.parquet` and `README.md`. */
@@ -108,7 +108,8 @@ interface PushContext {
  * this output does not have), so the repo never shows a card describing files that are not there. Files the repo
  * already holds with the same content are skipped, and objects the Hub already stores are not sent again, so a push
  * that was interrupted resumes where it stopped. Where the Hub offers Xet, files go up as content-defined chunks and
- * chunks the Hub stores are not sent; elsewhere as whole LFS objects, streamed from disk. 429 and 5xx answers are retried with backoff (honouring Retry-After).
+ * chunks the Hub stores are not sent (each file is deduplicated against the repo's earlier version of it); elsewhere
+ * as whole LFS objects, streamed from disk. 429 and 5xx answers are retried with backoff (honouring Retry-After).
  * The report says what was sent and what deduplication spared.
  *
  * @throws {HubError} for a missing or refused token or a failed request; {@link InputError} when `dir` is not an output.
@@ -145,7 +146,7 @@ export async function* pushIter(options: PushOptions): AsyncGenerator<PushEvent,
   yield { type: 'push-phase', message: `Checking ${local.data.length} shard(s) against what ${repoId} already holds` };
   const plan = await planPush(local, remote, repoId, filesPerCommit, signal);
   yield { type: 'push-phase', message: describePlan(plan) };
-  const commits = yield* commitPlan(context, plan);
+  const commits = yield* commitPlan(context, plan, remote);
   const report: PushReport = {
     repo: repoId,
     url: `${settings.hubUrl}/datasets/${repoId}`,
@@ -198,8 +199,11 @@ async function listRepo(context: PushContext): Promise<Map<string, RepoFile>> {
   return remote;
 }
 
-/** Makes the plan's commits in order: the data files', then the last one with the card and the deletions. */
-async function* commitPlan(context: PushContext, plan: PushPlan): AsyncGenerator<PushEvent, PushReport['commits']> {
+/**
+ * Makes the plan's commits in order: the data files', then the last one with the card and the deletions. `remote`,
+ * what the repo held before, gives each data file an earlier version to deduplicate against (see uploadOperation).
+ */
+async function* commitPlan(context: PushContext, plan: PushPlan, remote: Map<string, RepoFile>): AsyncGenerator<PushEvent, PushReport['commits']> {
   const { commits: chunks, stale } = plan;
   const commits: PushReport['commits'] = [];
   const uploaded = { bytes: new Map<string, number>(), total: plan.totalBytes };
@@ -207,8 +211,14 @@ async function* commitPlan(context: PushContext, plan: PushPlan): AsyncGenerator
     context.signal?.throwIfAborted();
     const title = `Upload ${chunk.length} data file(s)${chunks.length > 1 ? ` (part ${index + 1} of ${chunks.length})` : ''}`;
     yield { type: 'push-phase', message: `Commit ${index + 1}/${chunks.length}: ${chunk.length} shard(s)` };
+    const access: RepoAccess = { repoId: context.repoId, ...context.credentials };
     const operations: CommitOperation[] = [];
-    for (const file of chunk) operations.push({ operation: 'addOrUpdate', path: file.path, content: await openAsBlob(file.file) });
+    for (const file of chunk) {
+      const operation = uploadOperation(file, remote, access).catch((error: unknown) => {
+        throw fromHubFailure(error, `Reading the earlier version of ${file.path} from ${context.repoId}`, context.settings, 'push');
+      });
+      operations.push(yield* context.retries.during(operation));
+    }
     const made = yield* runCommit(context, title, operations, new Map(chunk.map((file) => [file.path, file.size])), uploaded);
     if (made !== undefined) commits.push(made);
   }

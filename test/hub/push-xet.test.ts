@@ -3,10 +3,12 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { convert } from '../../src/run/convert.js';
-import { makeSample } from '../../src/source/make-sample.js';
+import { makeSample, sampleFileName } from '../../src/source/make-sample.js';
+import { writeSourceFile } from '../../src/source/source-rows-to-arrow.js';
+import type { SourceRow } from '../../src/source/source-row.js';
 import { hubSettings, type HubSettings } from '../../src/hub/hub-settings.js';
 import { push, type PushReport } from '../../src/hub/push-dataset.js';
-import { tempDir } from '../support/fixtures.js';
+import { readParquet, tempDir } from '../support/fixtures.js';
 import { LocalHub, TEST_TOKEN } from '../support/hub-server.js';
 
 /**
@@ -70,6 +72,19 @@ function describeReport(t: TestContext, what: string, report: PushReport, total:
   );
 }
 
+/** The source without its row `index`: a row deleted upstream. */
+async function withoutRow(source: string, index: number): Promise<string> {
+  const { table } = await readParquet(path.join(source, sampleFileName(0)));
+  const rows = table.toArray().map((row): SourceRow => {
+    const value = row.toJSON() as Record<string, unknown>;
+    const image = value.image as SourceRow['image'];
+    return { ...(value as unknown as SourceRow), image: image === null ? null : { bytes: image.bytes, path: image.path } };
+  });
+  const dir = await tempDir('rlaif-v-sample-');
+  await writeSourceFile(path.join(dir, sampleFileName(0)), [...rows.slice(0, index), ...rows.slice(index + 1)]);
+  return dir;
+}
+
 before(async () => {
   input = await tempDir('rlaif-v-sample-');
   await makeSample({ rows: ROWS, output: input, profile: 'source' });
@@ -81,18 +96,34 @@ after(async () => {
 });
 
 describe('push through Xet', () => {
-  it('pushes through Xet where the Hub offers it, each file stored byte for byte as the local one', async (t) => {
+  it('sends at most 10% of the output again after a conversion with --test-size 0.02', async (t) => {
     const hub = await startHub(true);
     const total = await outputBytes(base);
-    const first = await pushCounted(hub, base, 'me/first');
-    describeReport(t, 'first push', first, total);
+    const first = await pushCounted(hub, base, 'me/test-size');
     assert.equal(first.transfer, 'xet');
     assert.ok(first.bytesSent > 0.9 * total, `a first push sends about everything: ${first.bytesSent} of ${total}`);
-    await assertRepoHolds(hub, 'me/first', base);
+    await assertRepoHolds(hub, 'me/test-size', base);
     const again = await convertTo(input, { testSize: 0.02 });
-    const second = await pushCounted(hub, again, 'me/first');
+    const second = await pushCounted(hub, again, 'me/test-size');
+    describeReport(t, 'first push', first, total);
     describeReport(t, 're-push after --test-size 0.02', second, await outputBytes(again));
-    await assertRepoHolds(hub, 'me/first', again);
+    assert.ok(second.uploaded.length >= 4, `most shards changed: ${second.uploaded.join(', ')}`);
+    assert.ok(second.bytesSent <= 0.1 * (await outputBytes(again)), `sent ${second.bytesSent} of ${await outputBytes(again)}`);
+    assert.equal(second.bytesDeduplicated + second.bytesSent > 0.9 * second.bytesInFiles, true);
+    await assertRepoHolds(hub, 'me/test-size', again);
+  });
+
+  it('sends at most 10% of the output again after one source row is deleted', async (t) => {
+    const hub = await startHub(true);
+    await pushCounted(hub, base, 'me/row-deleted');
+    const again = await convertTo(await withoutRow(input, Math.floor(ROWS / 3)));
+    const second = await pushCounted(hub, again, 'me/row-deleted');
+    describeReport(t, 're-push after a source row deleted', second, await outputBytes(again));
+    assert.ok(second.uploaded.length >= 1, 'the shard that held the row changed');
+    assert.ok(second.bytesSent <= 0.1 * (await outputBytes(again)), `sent ${second.bytesSent} of ${await outputBytes(again)}`);
+    // Of the changed shards themselves, too, only a little goes up again: the deduplication is not the skipping of equal files.
+    assert.ok(second.bytesSent <= 0.1 * second.bytesInFiles, `sent ${second.bytesSent} of the changed files' ${second.bytesInFiles}`);
+    await assertRepoHolds(hub, 'me/row-deleted', again);
   });
 
   it('sends nothing and commits nothing when pushed again unchanged', async () => {
