@@ -8,7 +8,7 @@ import { writeSourceFile } from '../../src/source/source-rows-to-arrow.js';
 import type { SourceRow } from '../../src/source/source-row.js';
 import { hubSettings, type HubSettings } from '../../src/hub/hub-settings.js';
 import { push, type PushReport } from '../../src/hub/push-dataset.js';
-import { readParquet, tempDir } from '../support/fixtures.js';
+import { readParquet, runCli, tempDir } from '../support/fixtures.js';
 import { LocalHub, TEST_TOKEN } from '../support/hub-server.js';
 
 /**
@@ -135,6 +135,59 @@ describe('push through Xet', () => {
     assert.equal(report.bytesSent, 0);
     assert.equal(report.transfer, null);
     assert.equal(hub.commits('me/same').length, commits);
+  });
+
+  it('survives a refused write token, 500s and a dropped xorb upload, a 503 on a shard and a failing dedup query', async () => {
+    const hub = await startHub(true);
+    const waits: number[] = [];
+    const config = await settings(hub);
+    config.retry = { baseDelayMs: 1, sleep: async (ms) => void waits.push(ms) };
+    // The library keeps a write token for its lifetime (an hour here): only the first push of this process asks.
+    hub.fail({ match: /^GET \/api\/datasets\/me\/faults\/xet-write-token\//, kind: 'status', status: 429, retryAfter: 3 });
+    await push({ dir: base, repoId: 'me/faults', settings: config });
+    hub.fail({ match: /^POST \/cas\/v1\/xorbs\//, kind: 'status', status: 500 });
+    hub.fail({ match: /^POST \/cas\/v1\/xorbs\//, kind: 'drop-upload', afterBytes: 10_000 });
+    hub.fail({ match: /^POST \/cas\/v1\/shards$/, kind: 'status', status: 503 });
+    hub.fail({ match: /^GET \/cas\/v1\/chunks\//, kind: 'status', status: 502 });
+    const again = await convertTo(input, { testSize: 0.02 });
+    const report = await push({ dir: again, repoId: 'me/faults', settings: config });
+    assert.equal(hub.pendingFaults, 0);
+    assert.ok(waits.includes(3000), `Retry-After honoured: ${waits.join(', ')}`);
+    assert.ok(report.bytesSent <= 0.1 * (await outputBytes(again)), `still deduplicated: ${report.bytesSent}`);
+    await assertRepoHolds(hub, 'me/faults', again);
+  });
+
+  it('killed midway through Xet uploads, then run again, completes without registering any file twice', async () => {
+    const hub = await startHub(true);
+    const env = { HF_ENDPOINT: hub.url, HF_TOKEN: TEST_TOKEN, HF_HOME: await tempDir() };
+    let killed = false;
+    // The first shard goes up; the others hang until the push is killed, so it stops after the files of one shard.
+    let release = (): void => undefined;
+    hub.fail({ match: /^POST \/cas\/v1\/shards$/, kind: 'stall', until: new Promise<void>((resolve) => (release = resolve)), skip: 1, times: 1000 });
+    const first = await runCli(['push', base, '--repo-id', 'me/killed'], {
+      env,
+      onSpawn: (child) => {
+        hub.onUpload.push(() => {
+          if (!killed) child.kill('SIGKILL');
+          killed = true;
+        });
+      },
+    });
+    hub.onUpload.length = 0;
+    hub.clearFaults();
+    release();
+    assert.equal(first.code, null, 'killed by the signal');
+    assert.ok(!hub.head('me/killed').has('README.md'), 'no card after an interrupted push');
+    const registered = [...hub.uploads.keys()];
+    assert.ok(registered.length >= 1 && registered.length < (await dataFiles(base)).length, `stopped part way: ${registered.length} file(s) stored`);
+    const second = await runCli(['push', base, '--repo-id', 'me/killed', '--json'], { env });
+    assert.equal(second.code, 0, second.stderr);
+    await assertRepoHolds(hub, 'me/killed', base);
+    for (const [key, count] of hub.uploads) assert.equal(count, 1, `${key} stored ${count} times`);
+    const report = JSON.parse(second.stdout) as PushReport;
+    assert.equal(report.transfer, 'xet');
+    assert.match(second.stderr, /in files: .* sent \(Xet\), .* deduplicated/);
+    assert.doesNotMatch(first.stderr + second.stderr, new RegExp(TEST_TOKEN));
   });
 
   it('falls back to whole LFS objects where the Hub offers no Xet, sending every changed shard whole', async (t) => {
