@@ -211,7 +211,7 @@ async function* commitPlan(context: PushContext, plan: PushPlan, remote: Map<str
     context.signal?.throwIfAborted();
     const title = `Upload ${chunk.length} data file(s)${chunks.length > 1 ? ` (part ${index + 1} of ${chunks.length})` : ''}`;
     yield { type: 'push-phase', message: `Commit ${index + 1}/${chunks.length}: ${chunk.length} shard(s)` };
-    const access: RepoAccess = { repoId: context.repoId, ...context.credentials };
+    const access: RepoAccess = { repoId: context.repoId, ...context.credentials, signal: context.signal };
     const operations: CommitOperation[] = [];
     for (const file of chunk) {
       const operation = uploadOperation(file, remote, access).catch((error: unknown) => {

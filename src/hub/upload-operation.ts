@@ -11,6 +11,7 @@ export interface RepoAccess {
   hubUrl: string;
   accessToken: string;
   fetch: typeof fetch;
+  signal?: AbortSignal | undefined;
 }
 
 const SHARD_NAME = /^data\/(.+)-(\d+)-of-(\d+)\.parquet$/;
@@ -36,7 +37,10 @@ export function counterpartPath(filePath: string, remote: Map<string, RepoFile>)
 /** The first HEAD_BYTES of a file of the repo at main, or null when the Hub does not give them. */
 async function readHead(access: RepoAccess, filePath: string): Promise<Blob | null> {
   const url = `${access.hubUrl}/datasets/${access.repoId}/resolve/main/${filePath.split('/').map(encodeURIComponent).join('/')}`;
-  const response = await access.fetch(url, { headers: { Authorization: `Bearer ${access.accessToken}`, Range: `bytes=0-${HEAD_BYTES - 1}` } });
+  const response = await access.fetch(url, {
+    headers: { Authorization: `Bearer ${access.accessToken}`, Range: `bytes=0-${HEAD_BYTES - 1}` },
+    ...(access.signal === undefined ? {} : { signal: access.signal }),
+  });
   if (!response.ok || response.body === null) {
     await response.body?.cancel().catch(() => undefined);
     return null;
