@@ -36,7 +36,11 @@ export interface XetTraffic {
   dedupHits: number;
 }
 
-/** One chunk in 1,024 by hash is worth a global-dedup query (with the first chunk of every file), as in xet-core. */
+/**
+ * About one chunk in 1,024, picked by its hash, is indexed for global dedup (with the first chunk of every file), the
+ * share the Xet documentation gives; which bits of the hash xet-core tests is not modelled: @huggingface/hub only
+ * ever asks about first chunks.
+ */
 function eligible(hash: string): boolean {
   return BigInt(`0x${hash.slice(48)}`) % 1024n === 0n;
 }
