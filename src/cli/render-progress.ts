@@ -3,7 +3,7 @@ import type { PushEvent } from '../hub/push-dataset.js';
 import type { VerifyEvent } from '../verify/verify.js';
 import { ProgressLine, retryText, type ProgressRendererOptions } from './progress-line.js';
 import { ConvertProgress } from './render-convert.js';
-import { renderPush } from './render-push.js';
+import { pushAside, renderPush } from './render-push.js';
 
 /** The events drawn: a conversion's, a push's, and a verify's. */
 export type RenderedEvent = ConvertEvent | PushEvent | VerifyEvent;
@@ -16,9 +16,11 @@ export type RenderedEvent = ConvertEvent | PushEvent | VerifyEvent;
 export class ProgressRenderer {
   readonly #line: ProgressLine;
   readonly #convert: ConvertProgress;
+  /** Bytes a push has sent so far, shown beside its upload's figures. */
+  #pushSent = 0;
 
   constructor(options: ProgressRendererOptions) {
-    this.#line = new ProgressLine(options, (stage, now) => this.#convert.aside(stage, now));
+    this.#line = new ProgressLine(options, (stage, now) => (stage === 'upload' ? pushAside(this.#pushSent) : this.#convert.aside(stage, now)));
     this.#convert = new ConvertProgress(this.#line);
   }
 
@@ -35,8 +37,11 @@ export class ProgressRenderer {
       case 'pushed':
         this.close();
         return;
-      case 'push-phase':
       case 'push-progress':
+        this.#pushSent = event.sentBytes;
+        renderPush(this.#line, event, now);
+        return;
+      case 'push-phase':
         renderPush(this.#line, event, now);
         return;
       default:

@@ -26,7 +26,8 @@ function abortError(signal: AbortSignal): unknown {
 async function bodyOf(body: unknown): Promise<{ stream: Readable | null; length: number | null }> {
   if (body === undefined || body === null) return { stream: null, length: 0 };
   if (typeof body === 'string' || body instanceof Uint8Array || body instanceof ArrayBuffer) {
-    const buffer = typeof body === 'string' ? Buffer.from(body) : Buffer.from(body instanceof ArrayBuffer ? new Uint8Array(body) : body);
+    // Bytes are sent from where they are, not copied: a Xet xorb is up to 64 MB.
+    const buffer = typeof body === 'string' ? Buffer.from(body) : body instanceof ArrayBuffer ? Buffer.from(body) : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
     return { stream: Readable.from([buffer]), length: buffer.byteLength };
   }
   if (body instanceof Blob) {

@@ -36,10 +36,14 @@ export async function localFiles(dir: string): Promise<{ data: LocalFile[]; card
   return { data, card: { path: 'README.md', file: cardFile, size: cardSize } };
 }
 
-/** A file the repo holds, as its listing gives it: the git object id, the LFS sha256 (for LFS files) and the size. */
+/**
+ * A file the repo holds, as its listing gives it: the git object id, the LFS sha256 (for LFS files), the Xet hash
+ * (for files the Hub stores with Xet) and the size.
+ */
 export interface RepoFile {
   oid: string | undefined;
   lfs: string | undefined;
+  xet?: string | undefined;
   size: number;
 }
 

@@ -1,4 +1,3 @@
-import { openAsBlob } from 'node:fs';
 import { commitIter, createRepo, datasetInfo, HubApiError, listFiles, whoAmI, type CommitOperation } from '@huggingface/hub';
 import { fromHubFailure } from './hub-error.js';
 import { HubError, invalidOption } from '../errors.js';
@@ -7,6 +6,8 @@ import { EventQueue } from '../util/event-queue.js';
 import { describePlan, localFiles, planPush, type PushPlan, type RepoFile } from './plan-push.js';
 import { retryFetch, type RetryEvent } from './retry-fetch.js';
 import { drain } from '../util/drain.js';
+import { meterUploads, type UploadTally } from './upload-meter.js';
+import { uploadOperation, type RepoAccess } from './upload-operation.js';
 
 export interface PushOptions {
   /** An output directory of `convert`: `data/*.parquet` and `README.md`. */
@@ -31,12 +32,23 @@ export interface PushReport {
   skipped: string[];
   /** Old data files removed from the repo because this output does not have them. */
   deleted: string[];
-  bytesUploaded: number;
+  /**
+   * How the data went up: `xet` (content-defined chunks, those the Hub already stores not sent), `lfs` (whole
+   * objects, where the Hub offers no Xet), or null when nothing was sent.
+   */
+  transfer: 'xet' | 'lfs' | null;
+  /** Bytes of the data files committed in this run (`uploaded`). */
+  bytesInFiles: number;
+  /** Bytes sent to store them: Xet xorbs (compressed chunks) and shards (their metadata), or LFS objects. */
+  bytesSent: number;
+  /** Bytes of those files not sent because the Hub already had them: chunks it stores, objects already uploaded. */
+  bytesDeduplicated: number;
 }
 
 export type PushEvent =
   | { type: 'push-phase'; message: string }
-  | { type: 'push-progress'; bytes: number; totalBytes: number }
+  /** `bytes` of the files' `totalBytes` are done (sent, or found on the Hub); `sentBytes` went up so far. */
+  | { type: 'push-progress'; bytes: number; totalBytes: number; sentBytes: number }
   | { type: 'retry'; retry: RetryEvent }
   | { type: 'pushed'; report: PushReport };
 
@@ -83,6 +95,8 @@ interface PushContext {
   repo: { type: 'dataset'; name: string };
   credentials: { hubUrl: string; accessToken: string; fetch: typeof fetch };
   settings: HubSettings;
+  /** What the uploads sent so far (the credentials' fetch counts it). */
+  tally: UploadTally;
   /** Retries, told as they happen while a request is awaited. */
   retries: EventQueue<PushEvent>;
   signal: AbortSignal | undefined;
@@ -92,9 +106,11 @@ interface PushContext {
  * Pushes a converted dataset directory to a dataset repo on the Hub, creating the repo if needed: the parquet shards
  * in commits of at most `filesPerCommit` files, then one last commit with README.md (and the removal of old shards
  * this output does not have), so the repo never shows a card describing files that are not there. Files the repo
- * already holds with the same content are skipped, and LFS objects the Hub already stores are not sent again, so a
- * push that was interrupted resumes where it stopped. 429 and 5xx answers are retried with backoff (honouring
- * Retry-After); uploads stream from disk.
+ * already holds with the same content are skipped, and objects the Hub already stores are not sent again, so a push
+ * that was interrupted resumes where it stopped. Where the Hub offers Xet, files go up as content-defined chunks and
+ * chunks the Hub stores are not sent (each file is deduplicated against the repo's earlier version of it); elsewhere
+ * as whole LFS objects, streamed from disk. 429 and 5xx answers are retried with backoff (honouring Retry-After).
+ * The report says what was sent and what deduplication spared.
  *
  * @throws {HubError} for a missing or refused token or a failed request; {@link InputError} when `dir` is not an output.
  */
@@ -111,21 +127,26 @@ export async function* pushIter(options: PushOptions): AsyncGenerator<PushEvent,
   refuseOffline(settings, repoId);
   const accessToken = requireToken(settings, `Pushing to ${repoId}`);
   const retries = new EventQueue<PushEvent>();
-  const fetch = retryFetch(settings.fetch, {
-    ...settings.retry,
-    onRetry: (event) => {
-      retries.push({ type: 'retry', retry: event });
-      settings.retry.onRetry?.(event);
-    },
-  });
-  const context: PushContext = { repoId, repo: { type: 'dataset', name: repoId }, credentials: { hubUrl: settings.hubUrl, accessToken, fetch }, settings, retries, signal };
+  const tally: UploadTally = { sent: 0, newContent: 0, xorbs: 0, shards: 0 };
+  const fetch = meterUploads(
+    retryFetch(settings.fetch, {
+      ...settings.retry,
+      onRetry: (event) => {
+        retries.push({ type: 'retry', retry: event });
+        settings.retry.onRetry?.(event);
+      },
+    }),
+    tally,
+  );
+  const credentials = { hubUrl: settings.hubUrl, accessToken, fetch };
+  const context: PushContext = { repoId, repo: { type: 'dataset', name: repoId }, credentials, settings, tally, retries, signal };
 
   yield* ensureRepo(context, options.private ?? false);
   const remote = yield* retries.during(listRepo(context));
   yield { type: 'push-phase', message: `Checking ${local.data.length} shard(s) against what ${repoId} already holds` };
   const plan = await planPush(local, remote, repoId, filesPerCommit, signal);
   yield { type: 'push-phase', message: describePlan(plan) };
-  const commits = yield* commitPlan(context, plan);
+  const commits = yield* commitPlan(context, plan, remote);
   const report: PushReport = {
     repo: repoId,
     url: `${settings.hubUrl}/datasets/${repoId}`,
@@ -133,7 +154,10 @@ export async function* pushIter(options: PushOptions): AsyncGenerator<PushEvent,
     uploaded: plan.upload.map((file) => file.path),
     skipped: plan.skipped,
     deleted: plan.stale,
-    bytesUploaded: plan.totalBytes,
+    transfer: tally.xorbs + tally.shards > 0 ? 'xet' : tally.sent > 0 ? 'lfs' : null,
+    bytesInFiles: plan.totalBytes,
+    bytesSent: tally.sent,
+    bytesDeduplicated: Math.max(0, plan.totalBytes - tally.newContent),
   };
   yield { type: 'pushed', report };
   return report;
@@ -167,7 +191,7 @@ async function listRepo(context: PushContext): Promise<Map<string, RepoFile>> {
   const remote = new Map<string, RepoFile>();
   try {
     for await (const entry of listFiles({ repo: context.repo, recursive: true, ...context.credentials })) {
-      if (entry.type === 'file') remote.set(entry.path, { oid: entry.oid, lfs: entry.lfs?.oid, size: entry.size });
+      if (entry.type === 'file') remote.set(entry.path, { oid: entry.oid, lfs: entry.lfs?.oid, xet: entry.xetHash, size: entry.size });
     }
   } catch (error) {
     throw fromHubFailure(error, `Listing ${context.repoId}`, context.settings, 'push');
@@ -175,8 +199,11 @@ async function listRepo(context: PushContext): Promise<Map<string, RepoFile>> {
   return remote;
 }
 
-/** Makes the plan's commits in order: the data files', then the last one with the card and the deletions. */
-async function* commitPlan(context: PushContext, plan: PushPlan): AsyncGenerator<PushEvent, PushReport['commits']> {
+/**
+ * Makes the plan's commits in order: the data files', then the last one with the card and the deletions. `remote`,
+ * what the repo held before, gives each data file an earlier version to deduplicate against (see uploadOperation).
+ */
+async function* commitPlan(context: PushContext, plan: PushPlan, remote: Map<string, RepoFile>): AsyncGenerator<PushEvent, PushReport['commits']> {
   const { commits: chunks, stale } = plan;
   const commits: PushReport['commits'] = [];
   const uploaded = { bytes: new Map<string, number>(), total: plan.totalBytes };
@@ -184,8 +211,14 @@ async function* commitPlan(context: PushContext, plan: PushPlan): AsyncGenerator
     context.signal?.throwIfAborted();
     const title = `Upload ${chunk.length} data file(s)${chunks.length > 1 ? ` (part ${index + 1} of ${chunks.length})` : ''}`;
     yield { type: 'push-phase', message: `Commit ${index + 1}/${chunks.length}: ${chunk.length} shard(s)` };
+    const access: RepoAccess = { repoId: context.repoId, ...context.credentials, signal: context.signal };
     const operations: CommitOperation[] = [];
-    for (const file of chunk) operations.push({ operation: 'addOrUpdate', path: file.path, content: await openAsBlob(file.file) });
+    for (const file of chunk) {
+      const operation = uploadOperation(file, remote, access).catch((error: unknown) => {
+        throw fromHubFailure(error, `Reading the earlier version of ${file.path} from ${context.repoId}`, context.settings, 'push');
+      });
+      operations.push(yield* context.retries.during(operation));
+    }
     const made = yield* runCommit(context, title, operations, new Map(chunk.map((file) => [file.path, file.size])), uploaded);
     if (made !== undefined) commits.push(made);
   }
@@ -213,7 +246,8 @@ async function* runCommit(
   sizes: Map<string, number>,
   uploaded: { bytes: Map<string, number>; total: number },
 ): AsyncGenerator<PushEvent, PushReport['commits'][number] | undefined> {
-  const iterator = commitIter({ repo: context.repo, title, operations, useXet: false, abortSignal: context.signal, ...context.credentials });
+  // Xet where the Hub offers it (the library's default): the LFS batch answers with the transfer to use.
+  const iterator = commitIter({ repo: context.repo, title, operations, abortSignal: context.signal, ...context.credentials });
   for (;;) {
     const step = yield* context.retries.during(
       iterator.next().catch((error: unknown) => {
@@ -227,7 +261,7 @@ async function* runCommit(
       if (size === undefined) continue;
       uploaded.bytes.set(event.path, event.progress * size);
       const bytes = [...uploaded.bytes.values()].reduce((sum, sent) => sum + sent, 0);
-      yield { type: 'push-progress', bytes: Math.round(bytes), totalBytes: uploaded.total };
+      yield { type: 'push-progress', bytes: Math.round(bytes), totalBytes: uploaded.total, sentBytes: context.tally.sent };
     }
   }
 }

@@ -1,7 +1,8 @@
 /**
  * The Hugging Face cache shared with its real owner: Python's huggingface_hub (installed with datasets from wheels on
  * disk) and this tool download from the same local Hub into the same HF_HOME, and each finds what the other fetched.
- * Skipped, with the reason printed, where Python or the wheels are absent.
+ * And what a push through Xet put on the Hub, downloaded by huggingface_hub, is read by datasets and trained on by
+ * TRL's DPOTrainer. Skipped, with the reason printed, where Python or the wheels are absent.
  */
 import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
@@ -11,8 +12,10 @@ import { pythonWithDatasets, run } from '../../src/bench/python-env.js';
 import { DatasetDownloads } from '../../src/hub/background-downloads.js';
 import { resolveDataset } from '../../src/hub/resolve-dataset.js';
 import { hubSettings } from '../../src/hub/hub-settings.js';
-import { sampleDir, tempDir } from '../support/fixtures.js';
-import { LocalHub } from '../support/hub-server.js';
+import { convert } from '../../src/run/convert.js';
+import { push } from '../../src/hub/push-dataset.js';
+import { ROOT, sampleDir, tempDir } from '../support/fixtures.js';
+import { LocalHub, TEST_TOKEN } from '../support/hub-server.js';
 
 const REPO = 'openbmb/RLAIF-V-Dataset';
 
@@ -78,5 +81,44 @@ describe("Python huggingface_hub and this tool share the cache", () => {
     const paths = await pythonDownload(home, 'offline');
     assert.deepEqual(paths, dataset.files.map((file) => file.localPath));
     for (const [index, found] of paths.entries()) assert.deepEqual(await readFile(found), await readFile(path.join(source, names[index] ?? '')));
+  });
+});
+
+const READ_PUSHED = String.raw`
+import json, sys
+from huggingface_hub import snapshot_download
+from datasets import load_dataset
+path = snapshot_download(sys.argv[1], repo_type="dataset")
+dataset = load_dataset(path)
+print(json.dumps({"path": path, "rows": {name: split.num_rows for name, split in dataset.items()}, "images": len(dataset["train"][0]["images"])}))
+`;
+
+describe('what a push through Xet put on the Hub', () => {
+  it('is downloaded by huggingface_hub, read by datasets and trained on by DPOTrainer', { timeout: 600_000 }, async (t) => {
+    const found = await pythonWithDatasets();
+    if ('skip' in found) return t.skip(found.skip);
+    const hub = await LocalHub.start();
+    t.after(() => hub.close());
+    hub.xet = true;
+    const output = path.join(await tempDir(), 'out');
+    const report = await convert({ input: [await sampleDir(40)], output, numProc: 1, maxShardSize: '60KB', testSize: 0.1 });
+    const settings = await hubSettings({ env: { HF_HOME: await tempDir(), HF_ENDPOINT: hub.url, HF_TOKEN: TEST_TOKEN }, retry: { baseDelayMs: 1 } });
+    const pushed = await push({ dir: output, repoId: 'me/xet-python', settings });
+    assert.equal(pushed.transfer, 'xet');
+    // This Hub serves files over plain HTTP only: huggingface_hub is told not to fetch them through Xet.
+    const env = { ...process.env, HF_HOME: await tempDir('rlaif-v-hf-home-'), HF_ENDPOINT: hub.url, HF_HUB_DISABLE_TELEMETRY: '1', HF_HUB_DISABLE_XET: '1' };
+    const { stdout } = await run(found.python, ['-c', READ_PUSHED, 'me/xet-python'], { env });
+    const read = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as { path: string; rows: Record<string, number>; images: number };
+    assert.deepEqual(read.rows, Object.fromEntries(Object.entries(report.output.splits).map(([split, value]) => [split, value.rows])));
+    assert.equal(read.images, 1);
+    const torch = await run(found.python, ['-c', 'import torch, accelerate, trl']).then(
+      () => true,
+      () => false,
+    );
+    if (!torch) return t.skip('torch, accelerate or trl is not installed (test/e2e/python-compat.test.ts installs them)');
+    const smoke = await run(found.python, [path.join(ROOT, 'test', 'support', 'dpo_smoke.py'), read.path, '--steps', '2', '--rows', '8'], { maxBuffer: 16 * 1024 * 1024 });
+    const result = JSON.parse(smoke.stdout.trim().split('\n').at(-1) ?? '{}') as { steps: number; finite: boolean; loss: number };
+    assert.equal(result.steps, 2);
+    assert.ok(result.finite, `loss ${result.loss}`);
   });
 });

@@ -50,6 +50,10 @@ describe('push', () => {
     assert.deepEqual(report.uploaded, shards);
     assert.equal(report.commits.length, commits.length);
     for (const count of hub.uploads.values()) assert.equal(count, 1);
+    // This Hub offers no Xet: every byte goes up, as whole LFS objects.
+    assert.equal(report.transfer, 'lfs');
+    assert.equal(report.bytesSent, report.bytesInFiles);
+    assert.equal(report.bytesDeduplicated, 0);
   });
 
   it('commits nothing when the repo already holds the same files', async () => {
@@ -58,6 +62,8 @@ describe('push', () => {
     assert.deepEqual(report.uploaded, []);
     assert.deepEqual(report.skipped, shards);
     assert.equal(hub.commits('me/rlaif-v').length, before);
+    assert.equal(report.bytesSent, 0);
+    assert.equal(report.transfer, null);
   });
 
   it('survives 500s, a 429 with Retry-After and an upload dropped midway, sending each object once', async () => {

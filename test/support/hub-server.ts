@@ -1,7 +1,9 @@
 /**
  * A local server that speaks the parts of the Hugging Face Hub's HTTP API that `@huggingface/hub` uses to download and
  * push datasets: repo info, tree listing, paths-info, resolve (Range, ETag), repo creation, preupload, LFS batch with
- * basic transfer, and NDJSON commits. It keeps what it receives (LFS objects on disk, commits in memory) and can be
+ * basic and multipart transfer, NDJSON commits, and (when `xet` is set) the Xet upload path: the LFS batch answering
+ * with the `xet` transfer, the write-token endpoint, xorb and shard uploads and the global-dedup chunk query (see
+ * xet-store.ts). It keeps what it receives (LFS objects and rebuilt Xet files on disk, commits in memory) and can be
  * told to fail: answer a status (500, 429 with Retry-After), or drop the connection part way through a download or an
  * upload. Tests run the real client against it; nothing here talks to the internet.
  */
@@ -12,6 +14,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { XetStore } from './xet-store.js';
 
 export interface HubFile {
   path: string;
@@ -20,6 +23,8 @@ export interface HubFile {
   oid: string;
   /** sha256 of the content, for files stored with LFS. */
   lfs: { oid: string; size: number } | null;
+  /** The Xet file hash, for files pushed through Xet. */
+  xetHash?: string;
   /** Where the content is on disk. */
   blobPath: string;
   lastCommit: string;
@@ -114,7 +119,9 @@ export class LocalHub {
   readonly #dir: string;
   readonly #repos = new Map<string, Repo>();
   /** LFS objects by `<repo>:<sha256>`: each repo has its own store, as on the Hub. */
-  readonly #objects = new Map<string, { size: number; path: string }>();
+  readonly #objects = new Map<string, { size: number; path: string; xetHash?: string }>();
+  /** Xet write tokens handed out, with the repo each may write to. */
+  readonly #casTokens = new Map<string, string>();
   readonly #faults: (Fault & { left: number; skip: number })[] = [];
   readonly #tokens = new Set<string>([TEST_TOKEN]);
   /** Every request, in order. */
@@ -128,10 +135,15 @@ export class LocalHub {
   multipartChunkSize: number | null = null;
   /** Parts received by multipart uploads, failed ones excluded. */
   partUploads = 0;
+  /** Offer the Xet transfer in the LFS batch, as the Hub does today. Off: basic and multipart only, as before Xet. */
+  xet = false;
+  /** Xorbs, shards and the global-dedup index; its `traffic` counts what pushes sent through Xet. */
+  readonly xetStore: XetStore;
 
   private constructor(server: http.Server, dir: string) {
     this.#server = server;
     this.#dir = dir;
+    this.xetStore = new XetStore(dir);
     const address = server.address() as AddressInfo;
     this.url = `http://127.0.0.1:${address.port}`;
   }
@@ -283,7 +295,8 @@ export class LocalHub {
         return;
       }
       if (fault?.kind === 'stall') await fault.until;
-      if (authorized === false) throw new HttpError(401, 'Invalid credentials in Authorization header');
+      // The CAS takes the Xet tokens the Hub hands out, not Hub tokens: #routeXet checks those.
+      if (authorized === false && !pathname.startsWith('/cas/')) throw new HttpError(401, 'Invalid credentials in Authorization header');
       await this.#route(request, response, url, pathname, fault);
     } catch (error) {
       if (response.headersSent) {
@@ -349,7 +362,14 @@ export class LocalHub {
           dirs.add(dir);
           continue;
         }
-        entries.push({ type: 'file', oid: file.oid, size: file.size, path: file.path, ...(file.lfs === null ? {} : { lfs: { ...file.lfs, pointerSize: 134 } }) });
+        entries.push({
+          type: 'file',
+          oid: file.oid,
+          size: file.size,
+          path: file.path,
+          ...(file.lfs === null ? {} : { lfs: { ...file.lfs, pointerSize: 134 } }),
+          ...(file.xetHash === undefined ? {} : { xetHash: file.xetHash }),
+        });
       }
       json(response, 200, entries);
       return;
@@ -367,6 +387,7 @@ export class LocalHub {
           oid: file.oid,
           size: file.size,
           ...(file.lfs === null ? {} : { lfs: file.lfs }),
+          ...(file.xetHash === undefined ? {} : { xetHash: file.xetHash }),
           lastCommit: { id: file.lastCommit, title: 'commit', date: new Date(0).toISOString() },
         }];
       });
@@ -410,7 +431,11 @@ export class LocalHub {
       this.#requireWrite(request);
       this.#repo(match[1] ?? '', true);
       const repoId = match[1] ?? '';
-      const body = JSON.parse((await readBody(request)).toString()) as { objects: { oid: string; size: number }[] };
+      const body = JSON.parse((await readBody(request)).toString()) as { transfers?: string[]; objects: { oid: string; size: number }[] };
+      if (this.xet && body.transfers?.includes('xet') === true) {
+        json(response, 200, this.#xetBatch(repoId, body.objects), { 'content-type': 'application/vnd.git-lfs+json' });
+        return;
+      }
       json(
         response,
         200,
@@ -427,6 +452,7 @@ export class LocalHub {
       );
       return;
     }
+    if (await this.#routeXet(request, response, method, pathname, fault)) return;
     if (method === 'PUT' && (match = /^\/lfs-part\/([^/]+\/[^/]+)\/([0-9a-f]{64})\/(\d+)$/.exec(pathname)) !== null) {
       await this.#receivePart(request, response, match[1] ?? '', match[2] ?? '', Number(match[3]), fault);
       return;
@@ -463,6 +489,7 @@ export class LocalHub {
               size: object.size,
               oid: gitBlobOid(Buffer.from(lfsPointer(String(value.oid), object.size))),
               lfs: { oid: String(value.oid), size: object.size },
+              ...(object.xetHash === undefined ? {} : { xetHash: object.xetHash }),
               blobPath: object.path,
               lastCommit: (commit as Commit).oid,
             });
@@ -642,5 +669,97 @@ export class LocalHub {
 
   #partFile(repoId: string, oid: string, part: number): string {
     return path.join(this.#dir, `part-${repoId.replace('/', '--')}-${oid}-${part}`);
+  }
+
+  /**
+   * The LFS batch's answer with the Xet transfer: objects already stored need nothing; the others are to go through
+   * Xet, their `href` the write-token endpoint (the token itself is not in the header, so the client asks for it).
+   */
+  #xetBatch(repoId: string, objects: { oid: string; size: number }[]): unknown {
+    const session = randomBytes(8).toString('hex');
+    return {
+      transfer: 'xet',
+      objects: objects.map((object) => ({
+        oid: object.oid,
+        size: object.size,
+        authenticated: true,
+        ...(this.#objects.has(`${repoId}:${object.oid}`)
+          ? {}
+          : { actions: { upload: { href: `${this.url}/api/datasets/${repoId}/xet-write-token/main`, header: { 'X-Xet-Session-Id': session }, expires_in: 3600 } } }),
+      })),
+    };
+  }
+
+  /** The repo a CAS request's token may write to. */
+  #casRepo(request: http.IncomingMessage): string {
+    const repo = this.#casTokens.get((request.headers.authorization ?? '').replace(/^Bearer\s+/i, ''));
+    if (repo === undefined) throw new HttpError(401, 'Invalid or missing Xet token');
+    return repo;
+  }
+
+  /** A request body whole, or null when a drop-upload fault cut it. */
+  async #readUpload(request: http.IncomingMessage, fault: Fault | undefined): Promise<Buffer | null> {
+    const chunks: Buffer[] = [];
+    let received = 0;
+    for await (const chunk of request) {
+      const buffer = chunk as Buffer;
+      if (fault?.kind === 'drop-upload' && received + buffer.byteLength > (fault.afterBytes ?? 0)) {
+        request.socket.destroy();
+        return null;
+      }
+      received += buffer.byteLength;
+      chunks.push(buffer);
+    }
+    return Buffer.concat(chunks);
+  }
+
+  /** The Xet routes: the write token, xorb and shard uploads, the global-dedup query. True when one answered. */
+  async #routeXet(request: http.IncomingMessage, response: http.ServerResponse, method: string, pathname: string, fault: Fault | undefined): Promise<boolean> {
+    let match: RegExpExecArray | null;
+    if (method === 'GET' && (match = /^\/api\/datasets\/([^/]+\/[^/]+)\/xet-write-token\/(.+)$/.exec(pathname)) !== null) {
+      this.#requireWrite(request);
+      const repo = this.#repo(match[1] ?? '', true);
+      if (!this.xet) throw new HttpError(404, 'Xet is not enabled for this repo');
+      const token = `xet_${randomBytes(16).toString('hex')}`;
+      this.#casTokens.set(token, repo.id);
+      json(response, 200, { accessToken: token, casUrl: `${this.url}/cas`, exp: Math.floor(Date.now() / 1000) + 3600 });
+      return true;
+    }
+    if (method === 'POST' && (match = /^\/cas\/v1\/xorbs\/default\/([0-9a-f]{64})$/.exec(pathname)) !== null) {
+      this.#casRepo(request);
+      const body = await this.#readUpload(request, fault);
+      if (body === null) return true;
+      await this.xetStore.putXorb(match[1] ?? '', body).catch((error: unknown) => {
+        throw new HttpError(400, (error as Error).message);
+      });
+      json(response, 200, { was_inserted: true });
+      return true;
+    }
+    if (method === 'POST' && pathname === '/cas/v1/shards') {
+      const repoId = this.#casRepo(request);
+      const body = await this.#readUpload(request, fault);
+      if (body === null) return true;
+      const files = await this.xetStore.putShard(body).catch((error: unknown) => {
+        throw new HttpError(400, (error as Error).message);
+      });
+      for (const file of files) {
+        const key = `${repoId}:${file.sha256}`;
+        if (this.#objects.has(key)) continue;
+        this.#objects.set(key, { size: file.size, path: file.path, xetHash: file.xetHash });
+        this.uploads.set(key, (this.uploads.get(key) ?? 0) + 1);
+        for (const listener of this.onUpload) listener(key);
+      }
+      json(response, 200, { result: 0 });
+      return true;
+    }
+    if (method === 'GET' && (match = /^\/cas\/v1\/chunks\/default\/([0-9a-f]{64})$/.exec(pathname)) !== null) {
+      this.#casRepo(request);
+      const shard = this.xetStore.dedupAnswer(match[1] ?? '');
+      if (shard === null) throw new HttpError(404, 'chunk not found');
+      response.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': shard.length });
+      response.end(shard);
+      return true;
+    }
+    return false;
   }
 }
