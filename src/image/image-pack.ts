@@ -81,6 +81,7 @@ export class PackReader {
 
   /** The content of the record, or null when it is missing, cut short or not what its entry and hash say. */
   read(key: string, entry: PackedEntry): Buffer | null {
+    if (entry.length > PACK_BYTES || entry.offset < PACK_MAGIC.byteLength + RECORD_HEADER) return null;
     const fd = this.#fd(entry.pack);
     if (fd === null) return null;
     const record = Buffer.alloc(RECORD_HEADER + entry.length);
@@ -136,7 +137,7 @@ export class PackWriter {
 
   /** Appends a record. Throws when the pack cannot be written: the caller gives up caching, never a row. */
   append(key: string, kind: PackKind, content: Uint8Array): void {
-    if (content.byteLength > PACK_BYTES) throw new RangeError(`${content.byteLength} bytes is more than a pack holds`);
+    if (content.byteLength > PACK_BYTES) return; // not cached: more than a pack holds
     const pack = this.#current(RECORD_HEADER + content.byteLength);
     const header = Buffer.alloc(RECORD_HEADER);
     let at = RECORD_MAGIC.copy(header, 0);

@@ -60,10 +60,12 @@ export class ImageStore {
   readonly #settings: ImageStoreSettings;
   readonly #kept: KeptTable;
   readonly #reader = new PackReader();
-  /** The packed entries of earlier runs, by key: read once, at the first image not found kept. */
-  #packed: Map<string, PackedEntry> | null = null;
+  /** The packed entries of earlier runs, by key (a key redone after a damaged record has more than one). */
+  #packed: Map<string, PackedEntry[]> | null = null;
   #writer: PackWriter | null = null;
   #log: number | null = null;
+  /** Set when writing to the cache failed: nothing more is tried in this run (each try would cost system calls). */
+  #unwritable = false;
 
   constructor(settings: ImageStoreSettings) {
     this.#settings = settings;
@@ -74,31 +76,34 @@ export class ImageStore {
     return path.join(this.#settings.dir, 'images', this.#settings.policy);
   }
 
-  #entries(): Map<string, PackedEntry> {
+  #entries(): Map<string, PackedEntry[]> {
     if (this.#packed === null) {
-      const packed = new Map<string, PackedEntry>();
-      for (const index of packIndexes(this.#folder)) readPackIndex(index, (key, entry) => packed.set(key, entry));
+      const packed = new Map<string, PackedEntry[]>();
+      for (const index of packIndexes(this.#folder)) readPackIndex(index, (key, entry) => packed.set(key, [...(packed.get(key) ?? []), entry]));
       this.#packed = packed;
     }
     return this.#packed;
   }
 
-  /** What an earlier run prepared of these bytes, or undefined: nothing, or an entry that failed its check. */
+  /** What an earlier run prepared of these bytes, or undefined: nothing, or only entries that failed their check. */
   get(key: string, bytes: Uint8Array): PreparedImage | undefined {
     const words = keyWords(key);
     if (words !== null && this.#kept.has(words)) return { ok: true, bytes, reencoded: false };
-    const entry = this.#entries().get(key);
-    if (entry === undefined) return undefined;
-    const content = this.#reader.read(key, entry);
-    const found = content === null ? undefined : entry.kind === 'bin' ? { ok: true as const, bytes: new Uint8Array(content), reencoded: true } : asReject(content);
-    // Damaged: not used again in this run; the image is prepared anew (and packed again).
-    if (found === undefined) this.#entries().delete(key);
-    return found;
+    const entries = this.#entries().get(key) ?? [];
+    while (entries.length > 0) {
+      const entry = entries[0] as PackedEntry;
+      const content = this.#reader.read(key, entry);
+      const found = content === null ? undefined : entry.kind === 'bin' ? { ok: true as const, bytes: new Uint8Array(content), reencoded: true } : asReject(content);
+      if (found !== undefined) return found;
+      // Damaged: not used again in this run.
+      entries.shift();
+    }
+    return undefined;
   }
 
   /** Keeps what was prepared of an image for later runs. Failures to write only lose the entry. */
   set(key: string, image: PreparedImage): void {
-    if (!image.ok && image.lasting === false) return;
+    if ((!image.ok && image.lasting === false) || this.#unwritable) return;
     try {
       if (image.ok && !image.reencoded) {
         this.#log ??= this.#openLog();
@@ -110,6 +115,7 @@ export class ImageStore {
       else this.#writer.append(key, 'rej', Buffer.from(JSON.stringify({ code: image.code, message: image.message })));
     } catch {
       // A cache that cannot be written is a cache that does not help: the run goes on.
+      this.#unwritable = true;
     }
   }
 

@@ -104,6 +104,9 @@ describe('the cache of image work', () => {
     const damaged = await run('jpeg-2', cache, { images: 'jpeg', quality: 70 });
     assert.equal(damaged.images.validated, 1, 'the damaged image was re-encoded again');
     assertSameFiles(await filesOf(path.join(dir, 'jpeg-2')), await filesOf(path.join(dir, 'jpeg-1')), 'after a damaged entry');
+    // The image redone went into the second run's pack: the next run finds it there, beside the damaged record.
+    const third = await run('jpeg-3', cache, { images: 'jpeg', quality: 70 });
+    assert.equal(third.images.validated, 0, 'nothing redone once more');
 
     // A verdict line changed: its image is decoded again; the others are still used.
     await run('keep-1', cache);
