@@ -146,7 +146,8 @@ export class PackWriter {
     at += sha256(content).copy(header, at);
     header.writeUInt32LE(content.byteLength, at);
     const offset = pack.length + RECORD_HEADER;
-    writevSync(pack.fd, [header, content]);
+    // A short write (a full disk) would leave the pack's length unknown: stop here; a reader finds no entry for it.
+    if (writevSync(pack.fd, [header, content]) !== RECORD_HEADER + content.byteLength) throw new Error('short write');
     pack.length = offset + content.byteLength;
     const entry = Buffer.alloc(ENTRY);
     Buffer.from(key, 'base64').copy(entry, 0, 0, 32);
@@ -154,7 +155,7 @@ export class PackWriter {
     entry.writeUInt32LE(content.byteLength, 36);
     entry.writeUInt8(KIND_BYTE[kind], 40);
     entry.writeUInt32LE(crc32(entry.subarray(0, ENTRY - 4)), ENTRY - 4);
-    writeSync(pack.idx, entry);
+    if (writeSync(pack.idx, entry) !== ENTRY) throw new Error('short write');
   }
 
   /** The pack to append `bytes` to: the current one, or a new one (never an existing file: `wx`). */
