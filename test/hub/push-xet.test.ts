@@ -85,6 +85,23 @@ async function withoutRow(source: string, index: number): Promise<string> {
   return dir;
 }
 
+const converted = new Map<string, Promise<string>>();
+
+/** An output made once for the tests that re-push it: the conversion again with --test-size 0.02, or without a row. */
+function reconverted(change: 'test-size' | 'row-deleted'): Promise<string> {
+  let output = converted.get(change);
+  if (output === undefined) {
+    output = change === 'test-size' ? convertTo(input, { testSize: 0.02 }) : withoutRow(input, Math.floor(ROWS / 3)).then((source) => convertTo(source));
+    converted.set(change, output);
+  }
+  return output;
+}
+
+/** The ranged reads of `repo`'s files (the heads of earlier versions) among the Hub's requests from `from` on. */
+function headReads(hub: LocalHub, repo: string, from: number): { path: string; status: number }[] {
+  return hub.requests.slice(from).filter((request) => request.method === 'GET' && request.path.startsWith(`/datasets/${repo}/resolve/`) && request.range !== undefined);
+}
+
 before(async () => {
   input = await tempDir('rlaif-v-sample-');
   await makeSample({ rows: ROWS, output: input, profile: 'source' });
@@ -103,7 +120,7 @@ describe('push through Xet', () => {
     assert.equal(first.transfer, 'xet');
     assert.ok(first.bytesSent > 0.9 * total, `a first push sends about everything: ${first.bytesSent} of ${total}`);
     await assertRepoHolds(hub, 'me/test-size', base);
-    const again = await convertTo(input, { testSize: 0.02 });
+    const again = await reconverted('test-size');
     const second = await pushCounted(hub, again, 'me/test-size');
     describeReport(t, 'first push', first, total);
     describeReport(t, 're-push after --test-size 0.02', second, await outputBytes(again));
@@ -116,7 +133,7 @@ describe('push through Xet', () => {
   it('sends at most 10% of the output again after one source row is deleted', async (t) => {
     const hub = await startHub(true);
     await pushCounted(hub, base, 'me/row-deleted');
-    const again = await convertTo(await withoutRow(input, Math.floor(ROWS / 3)));
+    const again = await reconverted('row-deleted');
     const second = await pushCounted(hub, again, 'me/row-deleted');
     describeReport(t, 're-push after a source row deleted', second, await outputBytes(again));
     assert.ok(second.uploaded.length >= 1, 'the shard that held the row changed');
@@ -149,12 +166,44 @@ describe('push through Xet', () => {
     hub.fail({ match: /^POST \/cas\/v1\/xorbs\//, kind: 'drop-upload', afterBytes: 10_000 });
     hub.fail({ match: /^POST \/cas\/v1\/shards$/, kind: 'status', status: 503 });
     hub.fail({ match: /^GET \/cas\/v1\/chunks\//, kind: 'status', status: 502 });
-    const again = await convertTo(input, { testSize: 0.02 });
+    const again = await reconverted('test-size');
     const report = await push({ dir: again, repoId: 'me/faults', settings: config });
     assert.equal(hub.pendingFaults, 0);
     assert.ok(waits.includes(3000), `Retry-After honoured: ${waits.join(', ')}`);
     assert.ok(report.bytesSent <= 0.1 * (await outputBytes(again)), `still deduplicated: ${report.bytesSent}`);
     await assertRepoHolds(hub, 'me/faults', again);
+  });
+
+  it('pushes a changed file whole, and right, when the read of its earlier version loses its connection', async () => {
+    const hub = await startHub(true);
+    await pushCounted(hub, base, 'me/head-dropped');
+    const again = await reconverted('row-deleted');
+    const mark = hub.requests.length;
+    hub.fail({ match: /^GET \/datasets\/me\/head-dropped\/resolve\//, ranged: true, kind: 'drop-download', afterBytes: 1000, times: 100 });
+    const report = await pushCounted(hub, again, 'me/head-dropped');
+    hub.clearFaults();
+    assert.ok(headReads(hub, 'me/head-dropped', mark).length >= report.uploaded.length, 'each changed file had its earlier version read');
+    assert.equal(report.transfer, 'xet');
+    // Only the deduplication against the earlier version is lost: the changed file goes up nearly whole (0.5% of it with the read).
+    assert.ok(report.bytesSent > 0.5 * report.bytesInFiles, `sent ${report.bytesSent} of the changed files' ${report.bytesInFiles}`);
+    await assertRepoHolds(hub, 'me/head-dropped', again);
+  });
+
+  it('gives up the read of an earlier version answered 503 after one retry, and pushes the changed file whole', async () => {
+    const hub = await startHub(true);
+    const config = await settings(hub);
+    config.retry = { baseDelayMs: 1, sleep: async () => undefined };
+    await push({ dir: base, repoId: 'me/head-503', settings: config });
+    const again = await reconverted('row-deleted');
+    const mark = hub.requests.length;
+    hub.fail({ match: /^GET \/datasets\/me\/head-503\/resolve\//, ranged: true, kind: 'status', status: 503, times: 100 });
+    const report = await push({ dir: again, repoId: 'me/head-503', settings: config });
+    hub.clearFaults();
+    const reads = headReads(hub, 'me/head-503', mark);
+    assert.ok(report.uploaded.length >= 1);
+    assert.deepEqual(reads.map((read) => read.status), report.uploaded.flatMap(() => [503, 503]), 'one read and one retry a changed file');
+    assert.ok(report.bytesSent > 0.5 * report.bytesInFiles, `sent ${report.bytesSent} of the changed files' ${report.bytesInFiles}`);
+    await assertRepoHolds(hub, 'me/head-503', again);
   });
 
   it('killed midway through Xet uploads, then run again, completes without registering any file twice', async () => {
@@ -193,7 +242,7 @@ describe('push through Xet', () => {
   it('falls back to whole LFS objects where the Hub offers no Xet, sending every changed shard whole', async (t) => {
     const hub = await startHub(false);
     await push({ dir: base, repoId: 'me/no-xet', settings: await settings(hub) });
-    const again = await convertTo(input, { testSize: 0.02 });
+    const again = await reconverted('test-size');
     const report = await push({ dir: again, repoId: 'me/no-xet', settings: await settings(hub) });
     describeReport(t, 're-push after --test-size 0.02 without Xet', report, await outputBytes(again));
     assert.equal(report.transfer, 'lfs');
