@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { convert } from '../../src/run/convert.js';
@@ -100,6 +100,34 @@ function reconverted(change: 'test-size' | 'row-deleted'): Promise<string> {
 /** The ranged reads of `repo`'s files (the heads of earlier versions) among the Hub's requests from `from` on. */
 function headReads(hub: LocalHub, repo: string, from: number): { path: string; status: number }[] {
   return hub.requests.slice(from).filter((request) => request.method === 'GET' && request.path.startsWith(`/datasets/${repo}/resolve/`) && request.range !== undefined);
+}
+
+/**
+ * An output with the data files of `output` (their names) cut to `sizes` (in turn): the first bytes of each file, or
+ * for every other one bytes of no file, so that a re-push of `output` edits earlier versions of 128 KiB or less.
+ */
+async function shortened(output: string, sizes: number[]): Promise<string> {
+  const dir = path.join(await tempDir(), 'short');
+  await mkdir(path.join(dir, 'data'), { recursive: true });
+  await copyFile(path.join(output, 'README.md'), path.join(dir, 'README.md'));
+  for (const [index, name] of (await dataFiles(output)).entries()) {
+    const size = sizes[index % sizes.length] ?? 0;
+    const content = index % 2 === 0 ? (await readFile(path.join(output, name))).subarray(0, size) : Buffer.alloc(size, index);
+    await writeFile(path.join(dir, name), content);
+  }
+  return dir;
+}
+
+/** Pushes `earlier`, then `output` over it: every file as the Hub holds it must be the local one, byte for byte. */
+async function assertRepushHolds(hub: LocalHub, repo: string, earlier: string, output: string): Promise<PushReport> {
+  await push({ dir: earlier, repoId: repo, settings: await settings(hub) });
+  await assertRepoHolds(hub, repo, earlier);
+  const mark = hub.requests.length;
+  const report = await push({ dir: output, repoId: repo, settings: await settings(hub) });
+  await assertRepoHolds(hub, repo, output);
+  // Each file was read from where the earlier version was stored with Xet (one ranged read each): the edit path was taken.
+  assert.equal(headReads(hub, repo, mark).length, report.uploaded.length);
+  return report;
 }
 
 before(async () => {
@@ -204,6 +232,34 @@ describe('push through Xet', () => {
     assert.deepEqual(reads.map((read) => read.status), report.uploaded.flatMap(() => [503, 503]), 'one read and one retry a changed file');
     assert.ok(report.bytesSent > 0.5 * report.bytesInFiles, `sent ${report.bytesSent} of the changed files' ${report.bytesInFiles}`);
     await assertRepoHolds(hub, 'me/head-503', again);
+  });
+
+  it('pushes each file right over earlier versions of 128 KiB or less, from 1 byte up', async () => {
+    const hub = await startHub(true);
+    const earlier = await shortened(base, [1, 4096, 65_536, 131_071, 100, 131_072, 70_000]);
+    const report = await assertRepushHolds(hub, 'me/short', earlier, base);
+    assert.equal(report.uploaded.length, (await dataFiles(base)).length);
+    assert.equal(report.transfer, 'xet');
+  });
+
+  it('pushes each file right over empty earlier versions', async () => {
+    const hub = await startHub(true);
+    const report = await assertRepushHolds(hub, 'me/empty', await shortened(base, [0]), base);
+    assert.equal(report.uploaded.length, (await dataFiles(base)).length);
+  });
+
+  it('pushes each file right through LFS, edits of earlier versions included, after the Hub stops offering Xet', async () => {
+    const hub = await startHub(true);
+    await push({ dir: base, repoId: 'me/xet-gone', settings: await settings(hub) });
+    assert.ok([...hub.head('me/xet-gone').values()].some((file) => file.xetHash !== undefined), 'the earlier versions are stored with Xet');
+    hub.xet = false;
+    const again = await reconverted('test-size');
+    const mark = hub.requests.length;
+    const report = await push({ dir: again, repoId: 'me/xet-gone', settings: await settings(hub) });
+    assert.equal(report.transfer, 'lfs');
+    assert.equal(headReads(hub, 'me/xet-gone', mark).length, report.uploaded.length, 'each changed file went up as an edit');
+    assert.equal(report.bytesSent, report.bytesInFiles);
+    await assertRepoHolds(hub, 'me/xet-gone', again);
   });
 
   it('killed midway through Xet uploads, then run again, completes without registering any file twice', async () => {
