@@ -39,6 +39,11 @@ export interface PushReport {
   transfer: 'xet' | 'lfs' | null;
   /** Bytes of the data files committed in this run (`uploaded`). */
   bytesInFiles: number;
+  /**
+   * @deprecated Use `bytesInFiles`: the same number under its name before Xet, when it was also what went up (see
+   * `bytesSent` for that now). Kept so that readers of the `--json` report do not break; to go in the next major version.
+   */
+  bytesUploaded: number;
   /** Bytes sent to store them: Xet xorbs (compressed chunks) and shards (their metadata), or LFS objects. */
   bytesSent: number;
   /** Bytes of those files not sent because the Hub already had them: chunks it stores, objects already uploaded. */
@@ -166,6 +171,7 @@ export async function* pushIter(options: PushOptions): AsyncGenerator<PushEvent,
     deleted: plan.stale,
     transfer: tally.xorbs + tally.shards > 0 ? 'xet' : tally.sent > 0 ? 'lfs' : null,
     bytesInFiles: plan.totalBytes,
+    bytesUploaded: plan.totalBytes,
     bytesSent: tally.sent,
     bytesDeduplicated: Math.max(0, plan.totalBytes - tally.newContent),
   };
