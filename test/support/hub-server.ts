@@ -186,6 +186,11 @@ export class LocalHub {
     this.#faults.length = 0;
   }
 
+  /** The Xet (CAS) tokens handed out so far: like the Hub token, none may show in what a push prints. */
+  get casTokens(): string[] {
+    return [...this.#casTokens.keys()];
+  }
+
   /** Faults not yet spent: a test that injected them expects none left. */
   get pendingFaults(): number {
     return this.#faults.reduce((sum, fault) => sum + fault.left, 0);
