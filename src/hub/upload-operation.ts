@@ -104,6 +104,10 @@ async function fetchHead(access: RepoAccess, filePath: string, signal: AbortSign
  * chunk uploaded with it, so the new file's unchanged chunks (images keep theirs when rows move) are not sent
  * again. Without it, the library asks only about each new file's own first chunk, which a changed first row group
  * changes: a re-push sent nearly everything. Otherwise a plain upload of the file.
+ *
+ * That query is an internal rule of `@huggingface/hub`, not its API (2.17: `createXorbs` asks about the first chunk
+ * of an edit's original when the first edit starts within it): package.json pins the library to ~2.17.5 for it, and
+ * the re-push tests of test/hub/push-xet.test.ts (at most 10% sent again) fail if a version drops or changes it.
  */
 export async function uploadOperation(file: { path: string; file: string }, remote: Map<string, RepoFile>, access: RepoAccess): Promise<CommitOperation> {
   const content = await openAsBlob(file.file);
