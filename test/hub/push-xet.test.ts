@@ -7,7 +7,7 @@ import { makeSample, sampleFileName } from '../../src/source/make-sample.js';
 import { writeSourceFile } from '../../src/source/source-rows-to-arrow.js';
 import type { SourceRow } from '../../src/source/source-row.js';
 import { hubSettings, type HubSettings } from '../../src/hub/hub-settings.js';
-import { push, type PushReport } from '../../src/hub/push-dataset.js';
+import { push, pushIter, type PushEvent, type PushReport } from '../../src/hub/push-dataset.js';
 import { readParquet, runCli, tempDir } from '../support/fixtures.js';
 import { LocalHub, TEST_TOKEN } from '../support/hub-server.js';
 
@@ -225,11 +225,18 @@ describe('push through Xet', () => {
     const again = await reconverted('row-deleted');
     const mark = hub.requests.length;
     hub.fail({ match: /^GET \/datasets\/me\/head-503\/resolve\//, ranged: true, kind: 'status', status: 503, times: 100 });
-    const report = await push({ dir: again, repoId: 'me/head-503', settings: config });
+    const events: PushEvent[] = [];
+    const iterator = pushIter({ dir: again, repoId: 'me/head-503', settings: config });
+    let step = await iterator.next();
+    for (; step.done !== true; step = await iterator.next()) events.push(step.value);
+    const report = step.value;
     hub.clearFaults();
     const reads = headReads(hub, 'me/head-503', mark);
     assert.ok(report.uploaded.length >= 1);
     assert.deepEqual(reads.map((read) => read.status), report.uploaded.flatMap(() => [503, 503]), 'one read and one retry a changed file');
+    const said = events.flatMap((event) => (event.type === 'push-phase' && event.message.startsWith('Could not read') ? [event.message] : []));
+    assert.equal(said.length, report.uploaded.length, 'the push says which files go up whole');
+    assert.match(said[0] ?? '', /\(503 .*\): its new version goes up whole/);
     assert.ok(report.bytesSent > 0.5 * report.bytesInFiles, `sent ${report.bytesSent} of the changed files' ${report.bytesInFiles}`);
     await assertRepoHolds(hub, 'me/head-503', again);
   });
