@@ -39,6 +39,11 @@ export interface PushReport {
   transfer: 'xet' | 'lfs' | null;
   /** Bytes of the data files committed in this run (`uploaded`). */
   bytesInFiles: number;
+  /**
+   * @deprecated Use `bytesInFiles`: the same number under its name before Xet, when it was also what went up (see
+   * `bytesSent` for that now). Kept so that readers of the `--json` report do not break; to go in the next major version.
+   */
+  bytesUploaded: number;
   /** Bytes sent to store them: Xet xorbs (compressed chunks) and shards (their metadata), or LFS objects. */
   bytesSent: number;
   /** Bytes of those files not sent because the Hub already had them: chunks it stores, objects already uploaded. */
@@ -94,6 +99,8 @@ interface PushContext {
   repoId: string;
   repo: { type: 'dataset'; name: string };
   credentials: { hubUrl: string; accessToken: string; fetch: typeof fetch };
+  /** How uploadOperation reads the earlier versions of the files. */
+  access: RepoAccess;
   settings: HubSettings;
   /** What the uploads sent so far (the credentials' fetch counts it). */
   tally: UploadTally;
@@ -128,18 +135,26 @@ export async function* pushIter(options: PushOptions): AsyncGenerator<PushEvent,
   const accessToken = requireToken(settings, `Pushing to ${repoId}`);
   const retries = new EventQueue<PushEvent>();
   const tally: UploadTally = { sent: 0, newContent: 0, xorbs: 0, shards: 0 };
-  const fetch = meterUploads(
-    retryFetch(settings.fetch, {
-      ...settings.retry,
-      onRetry: (event) => {
-        retries.push({ type: 'retry', retry: event });
-        settings.retry.onRetry?.(event);
-      },
-    }),
-    tally,
-  );
+  const retry = {
+    ...settings.retry,
+    onRetry: (event: RetryEvent) => {
+      retries.push({ type: 'retry', retry: event });
+      settings.retry.onRetry?.(event);
+    },
+  };
+  const fetch = meterUploads(retryFetch(settings.fetch, retry), tally);
   const credentials = { hubUrl: settings.hubUrl, accessToken, fetch };
-  const context: PushContext = { repoId, repo: { type: 'dataset', name: repoId }, credentials, settings, tally, retries, signal };
+  const access: RepoAccess = {
+    repoId,
+    ...credentials,
+    // The read of an earlier version's head retries once itself, and never fails the push.
+    fetch: settings.fetch,
+    retry,
+    signal,
+    onHeadFailure: (filePath, reason) =>
+      retries.push({ type: 'push-phase', message: `Could not read the start of ${filePath} as the repo holds it (${reason}): its new version goes up whole, not deduplicated against it` }),
+  };
+  const context: PushContext = { repoId, repo: { type: 'dataset', name: repoId }, credentials, access, settings, tally, retries, signal };
 
   yield* ensureRepo(context, options.private ?? false);
   const remote = yield* retries.during(listRepo(context));
@@ -156,6 +171,7 @@ export async function* pushIter(options: PushOptions): AsyncGenerator<PushEvent,
     deleted: plan.stale,
     transfer: tally.xorbs + tally.shards > 0 ? 'xet' : tally.sent > 0 ? 'lfs' : null,
     bytesInFiles: plan.totalBytes,
+    bytesUploaded: plan.totalBytes,
     bytesSent: tally.sent,
     bytesDeduplicated: Math.max(0, plan.totalBytes - tally.newContent),
   };
@@ -211,14 +227,9 @@ async function* commitPlan(context: PushContext, plan: PushPlan, remote: Map<str
     context.signal?.throwIfAborted();
     const title = `Upload ${chunk.length} data file(s)${chunks.length > 1 ? ` (part ${index + 1} of ${chunks.length})` : ''}`;
     yield { type: 'push-phase', message: `Commit ${index + 1}/${chunks.length}: ${chunk.length} shard(s)` };
-    const access: RepoAccess = { repoId: context.repoId, ...context.credentials, signal: context.signal };
     const operations: CommitOperation[] = [];
-    for (const file of chunk) {
-      const operation = uploadOperation(file, remote, access).catch((error: unknown) => {
-        throw fromHubFailure(error, `Reading the earlier version of ${file.path} from ${context.repoId}`, context.settings, 'push');
-      });
-      operations.push(yield* context.retries.during(operation));
-    }
+    // It fails only when the push is stopped: a failed read of an earlier version means a whole upload.
+    for (const file of chunk) operations.push(yield* context.retries.during(uploadOperation(file, remote, context.access)));
     const made = yield* runCommit(context, title, operations, new Map(chunk.map((file) => [file.path, file.size])), uploaded);
     if (made !== undefined) commits.push(made);
   }

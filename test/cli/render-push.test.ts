@@ -13,6 +13,7 @@ const REPORT: PushReport = {
   deleted: [],
   transfer: 'xet',
   bytesInFiles: 32_260_773,
+  bytesUploaded: 32_260_773,
   bytesSent: 2_859_906,
   bytesDeduplicated: 29_389_186,
 };

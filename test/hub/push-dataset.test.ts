@@ -54,6 +54,8 @@ describe('push', () => {
     assert.equal(report.transfer, 'lfs');
     assert.equal(report.bytesSent, report.bytesInFiles);
     assert.equal(report.bytesDeduplicated, 0);
+    // The deprecated name of bytesInFiles, for readers of reports made before Xet.
+    assert.equal(report.bytesUploaded, report.bytesInFiles);
   });
 
   it('commits nothing when the repo already holds the same files', async () => {

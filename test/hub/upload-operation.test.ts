@@ -59,6 +59,78 @@ describe('uploadOperation', () => {
     assert.deepEqual(operation.edits.map((edit) => [edit.start, edit.end, edit.content.size]), [[0, 128 * 1024, content.length]]);
   });
 
+  it('is a plain upload, saying why, when the read of the earlier version breaks off, fails, gives nothing or takes too long', async () => {
+    const file = path.join(await tempDir(), 'train.parquet');
+    await writeFile(file, 'x');
+    const name = 'data/train-00000-of-00001.parquet';
+    const broken = new ReadableStream<Uint8Array>({
+      start: (controller) => {
+        controller.enqueue(new Uint8Array(1000));
+        controller.error(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }));
+      },
+    });
+    const answers: Record<string, (init?: RequestInit) => Promise<Response>> = {
+      'dropped midway': async () => new Response(broken, { status: 206 }),
+      'refused': async () => Promise.reject(new TypeError('fetch failed: connect ECONNREFUSED')),
+      'empty': async () => new Response(new Uint8Array(0), { status: 200 }),
+      'empty, 416': async () => new Response(null, { status: 416 }),
+      // A socket would keep the process alive meanwhile (the timeout's timer does not): a timer stands in for it.
+      'hanging': (init) =>
+        new Promise((_, reject) => {
+          const socket = setTimeout(() => undefined, 10_000);
+          init?.signal?.addEventListener('abort', () => {
+            clearTimeout(socket);
+            reject(init.signal?.reason);
+          });
+        }),
+    };
+    for (const [what, answer] of Object.entries(answers)) {
+      const failures: string[] = [];
+      const fetch = ((_url: string, init?: RequestInit) => answer(init)) as typeof globalThis.fetch;
+      const access = { repoId: 'me/x', hubUrl: 'http://hub', accessToken: 't', fetch, headTimeoutMs: 50, retry: { sleep: async () => undefined } };
+      const started = Date.now();
+      const operation = await uploadOperation({ path: name, file }, repo([[name, true]]), { ...access, onHeadFailure: (at, reason) => failures.push(`${at}: ${reason}`) });
+      assert.equal(operation.operation, 'addOrUpdate', what);
+      assert.ok(Date.now() - started < 5000, `${what}: given up in time`);
+      // An empty earlier version is no failure: there is nothing to learn from it.
+      assert.equal(failures.length, what.startsWith('empty') ? 0 : 1, `${what}: ${failures.join('; ')}`);
+    }
+  });
+
+  it('retries a failed read of the earlier version once, not with the push\'s retries', async () => {
+    const file = path.join(await tempDir(), 'train.parquet');
+    await writeFile(file, 'x');
+    let calls = 0;
+    const fetch = (async () => {
+      calls++;
+      return new Response('busy', { status: 503 });
+    }) as unknown as typeof globalThis.fetch;
+    const name = 'data/train-00000-of-00001.parquet';
+    const retry = { retries: 6, sleep: async () => undefined };
+    const operation = await uploadOperation({ path: name, file }, repo([[name, true]]), { repoId: 'me/x', hubUrl: 'http://hub', accessToken: 't', fetch, retry });
+    assert.equal(operation.operation, 'addOrUpdate');
+    assert.equal(calls, 2);
+  });
+
+  it('rejects with the push\'s abort while it reads the earlier version, and stops the read', async () => {
+    const file = path.join(await tempDir(), 'train.parquet');
+    await writeFile(file, 'x');
+    const push = new AbortController();
+    let stopped = false;
+    const fetch = ((_url: string, init?: RequestInit) =>
+      new Promise((_, reject) => {
+        init?.signal?.addEventListener('abort', () => {
+          stopped = true;
+          reject(init.signal?.reason);
+        });
+        push.abort(new DOMException('stopped', 'AbortError'));
+      })) as typeof globalThis.fetch;
+    const name = 'data/train-00000-of-00001.parquet';
+    const access = { repoId: 'me/x', hubUrl: 'http://hub', accessToken: 't', fetch, signal: push.signal };
+    await assert.rejects(uploadOperation({ path: name, file }, repo([[name, true]]), access), { name: 'AbortError', message: 'stopped' });
+    assert.ok(stopped);
+  });
+
   it('is a plain upload when the Hub does not give the earlier version', async () => {
     const file = path.join(await tempDir(), 'train.parquet');
     await writeFile(file, 'x');

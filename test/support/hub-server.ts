@@ -126,7 +126,10 @@ export class LocalHub {
   readonly #tokens = new Set<string>([TEST_TOKEN]);
   /** Every request, in order. */
   readonly requests: LoggedRequest[] = [];
-  /** Completed LFS uploads per `<repo>:<sha256>`: more than one means an object was sent twice. */
+  /**
+   * Files registered per `<repo>:<sha256>`: each LFS object received, each file a Xet shard describes (again or not).
+   * More than one means a file was sent twice.
+   */
   readonly uploads = new Map<string, number>();
   /** Listeners told of each completed LFS upload, by `<repo>:<sha256>` (tests kill a push after the first). */
   readonly onUpload: ((oid: string) => void)[] = [];
@@ -181,6 +184,11 @@ export class LocalHub {
   /** Drops every fault not yet spent. */
   clearFaults(): void {
     this.#faults.length = 0;
+  }
+
+  /** The Xet (CAS) tokens handed out so far: like the Hub token, none may show in what a push prints. */
+  get casTokens(): string[] {
+    return [...this.#casTokens.keys()];
   }
 
   /** Faults not yet spent: a test that injected them expects none left. */
@@ -744,9 +752,10 @@ export class LocalHub {
       });
       for (const file of files) {
         const key = `${repoId}:${file.sha256}`;
+        // Counted before the store is looked at: a file a shard registers again is a file sent twice.
+        this.uploads.set(key, (this.uploads.get(key) ?? 0) + 1);
         if (this.#objects.has(key)) continue;
         this.#objects.set(key, { size: file.size, path: file.path, xetHash: file.xetHash });
-        this.uploads.set(key, (this.uploads.get(key) ?? 0) + 1);
         for (const listener of this.onUpload) listener(key);
       }
       json(response, 200, { result: 0 });
