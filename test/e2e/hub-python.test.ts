@@ -14,6 +14,7 @@ import { resolveDataset } from '../../src/hub/resolve-dataset.js';
 import { hubSettings } from '../../src/hub/hub-settings.js';
 import { convert } from '../../src/run/convert.js';
 import { push } from '../../src/hub/push-dataset.js';
+import { installTorch } from '../support/python-stack.js';
 import { ROOT, sampleDir, tempDir } from '../support/fixtures.js';
 import { LocalHub, TEST_TOKEN } from '../support/hub-server.js';
 
@@ -111,11 +112,8 @@ describe('what a push through Xet put on the Hub', () => {
     const read = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as { path: string; rows: Record<string, number>; images: number };
     assert.deepEqual(read.rows, Object.fromEntries(Object.entries(report.output.splits).map(([split, value]) => [split, value.rows])));
     assert.equal(read.images, 1);
-    const torch = await run(found.python, ['-c', 'import torch, accelerate, trl']).then(
-      () => true,
-      () => false,
-    );
-    if (!torch) return t.skip('torch, accelerate or trl is not installed (test/e2e/python-compat.test.ts installs them)');
+    const missing = await installTorch(found.python);
+    if (missing !== null) return t.skip(missing);
     const smoke = await run(found.python, [path.join(ROOT, 'test', 'support', 'dpo_smoke.py'), read.path, '--steps', '2', '--rows', '8'], { maxBuffer: 16 * 1024 * 1024 });
     const result = JSON.parse(smoke.stdout.trim().split('\n').at(-1) ?? '{}') as { steps: number; finite: boolean; loss: number };
     assert.equal(result.steps, 2);

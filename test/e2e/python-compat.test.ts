@@ -3,13 +3,14 @@
  * into a private virtualenv, without network. Skipped, with the reason printed, where Python or the wheels are absent.
  */
 import assert from 'node:assert/strict';
-import { copyFile, mkdir, readdir } from 'node:fs/promises';
+import { copyFile, mkdir } from 'node:fs/promises';
 import { verify } from '../../src/verify/verify.js';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { convert } from '../../src/run/convert.js';
 import type { ConvertReport } from '../../src/run/convert-report.js';
-import { findWheels, pipInstall, pythonWithDatasets, run, WHEEL_DIRS } from '../../src/bench/python-env.js';
+import { pythonWithDatasets, run } from '../../src/bench/python-env.js';
+import { installTorch, installTrl } from '../support/python-stack.js';
 import { imageCases } from '../../scripts/bad-corpus.js';
 import { writeSourceFile } from '../../src/source/source-rows-to-arrow.js';
 import { ROOT, sampleDir, sourceRow, tempDir } from '../support/fixtures.js';
@@ -68,53 +69,6 @@ print(json.dumps({
     "expected_chosen": example["chosen"][0]["content"][0]["text"],
 }))
 `;
-
-/** TRL's data utilities need transformers but not torch: trl goes in without its dependencies (accelerate needs torch). */
-async function installTrl(python: string): Promise<string | null> {
-  const ok = await run(python, ['-c', 'import trl.data_utils, transformers, jinja2']).then(
-    () => true,
-    () => false,
-  );
-  if (ok) return null;
-  const wheels = await findWheels();
-  if (wheels === null) return 'no wheels on disk';
-  try {
-    await pipInstall(wheels, ['transformers', 'tokenizers', 'jinja2']);
-    await pipInstall(wheels, ['trl'], { noDeps: true });
-    await run(python, ['-c', 'import trl.data_utils']);
-    return null;
-  } catch (error) {
-    return `could not install trl and transformers from ${wheels}: ${(error as Error).message.split('\n')[0] ?? ''}`;
-  }
-}
-
-/**
- * torch (the CPU build) and accelerate, for TRL's DPOTrainer: torch from a `+cpu` wheel on disk (its only
- * dependencies are small pure-Python ones; a plain torch wheel would pull in the GPU stack), the rest from the
- * same wheel folders.
- */
-async function installTorch(python: string): Promise<string | null> {
-  const ok = await run(python, ['-c', 'import torch, accelerate, trl']).then(
-    () => true,
-    () => false,
-  );
-  if (ok) return null;
-  const installed = await installTrl(python);
-  if (installed !== null) return installed;
-  let wheel: string | null = null;
-  for (const dir of WHEEL_DIRS) {
-    const name = (await readdir(dir).catch(() => [] as string[])).find((file) => /^torch-[^-]+\+cpu-cp311-.*\.whl$/.test(file));
-    if (name !== undefined) wheel = path.join(dir, name);
-  }
-  if (wheel === null) return `no CPU build of torch for Python 3.11 in ${WHEEL_DIRS.join(', ')}`;
-  try {
-    await pipInstall(WHEEL_DIRS, [wheel, 'accelerate']);
-    await run(python, ['-c', 'import torch, accelerate; from trl import DPOTrainer']);
-    return null;
-  } catch (error) {
-    return `could not install torch and accelerate: ${(error as Error).message.split('\n')[0] ?? ''}`;
-  }
-}
 
 describe('Python datasets reads the output', () => {
   let python: string | null = null;
