@@ -8,6 +8,7 @@ import { hubSettings, type HubSettings } from '../../src/hub/hub-settings.js';
 import { push, pushIter, type PushEvent } from '../../src/hub/push-dataset.js';
 import { runCli, sampleDir, tempDir } from '../support/fixtures.js';
 import { cardForRepo } from '../../src/output/load-line.js';
+import { pushKilledAfterFirstUpload } from '../support/killed-push.js';
 import { LocalHub, TEST_TOKEN } from '../support/hub-server.js';
 
 let hub: LocalHub;
@@ -134,22 +135,8 @@ describe('push', () => {
 describe('rlaif-v push', () => {
   it('killed midway, then run again, completes without sending any object twice', async () => {
     const env = { HF_ENDPOINT: hub.url, HF_TOKEN: TEST_TOKEN, HF_HOME: await tempDir() };
-    let killed = false;
     // The first upload goes through; the others hang until the push is killed, so it stops after exactly one.
-    let release = (): void => undefined;
-    hub.fail({ match: /^PUT \/lfs-upload\/me\/killed\//, kind: 'stall', until: new Promise<void>((resolve) => (release = resolve)), skip: 1, times: 1000 });
-    const first = await runCli(['push', output, '--repo-id', 'me/killed'], {
-      env,
-      onSpawn: (child) => {
-        hub.onUpload.push(() => {
-          if (!killed) child.kill('SIGKILL');
-          killed = true;
-        });
-      },
-    });
-    hub.onUpload.length = 0;
-    hub.clearFaults();
-    release();
+    const first = await pushKilledAfterFirstUpload(hub, /^PUT \/lfs-upload\/me\/killed\//, ['push', output, '--repo-id', 'me/killed'], env);
     assert.equal(first.code, null, 'killed by the signal');
     assert.ok(!hub.head('me/killed').has('README.md'), `no card after an interrupted push: ${JSON.stringify(hub.commits('me/killed'))} ${first.stderr}`);
     const storedBeforeRerun = [...hub.uploads.keys()].filter((key) => key.startsWith('me/killed:'));

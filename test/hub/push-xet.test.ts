@@ -9,6 +9,7 @@ import type { SourceRow } from '../../src/source/source-row.js';
 import { hubSettings, type HubSettings } from '../../src/hub/hub-settings.js';
 import { push, pushIter, type PushEvent, type PushReport } from '../../src/hub/push-dataset.js';
 import { readParquet, runCli, tempDir } from '../support/fixtures.js';
+import { pushKilledAfterFirstUpload } from '../support/killed-push.js';
 import { LocalHub, TEST_TOKEN } from '../support/hub-server.js';
 
 /**
@@ -272,22 +273,8 @@ describe('push through Xet', () => {
   it('killed midway through Xet uploads, then run again, completes without registering any file twice', async () => {
     const hub = await startHub(true);
     const env = { HF_ENDPOINT: hub.url, HF_TOKEN: TEST_TOKEN, HF_HOME: await tempDir() };
-    let killed = false;
     // The first shard goes up; the others hang until the push is killed, so it stops after the files of one shard.
-    let release = (): void => undefined;
-    hub.fail({ match: /^POST \/cas\/v1\/shards$/, kind: 'stall', until: new Promise<void>((resolve) => (release = resolve)), skip: 1, times: 1000 });
-    const first = await runCli(['push', base, '--repo-id', 'me/killed'], {
-      env,
-      onSpawn: (child) => {
-        hub.onUpload.push(() => {
-          if (!killed) child.kill('SIGKILL');
-          killed = true;
-        });
-      },
-    });
-    hub.onUpload.length = 0;
-    hub.clearFaults();
-    release();
+    const first = await pushKilledAfterFirstUpload(hub, /^POST \/cas\/v1\/shards$/, ['push', base, '--repo-id', 'me/killed'], env);
     assert.equal(first.code, null, 'killed by the signal');
     assert.ok(!hub.head('me/killed').has('README.md'), 'no card after an interrupted push');
     const registered = [...hub.uploads.keys()];
