@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, utimesSync, writeSync, writevSync } from 'node:fs';
+import { closeSync, constants, fstatSync, futimesSync, mkdirSync, openSync, readdirSync, readSync, rmSync, writeSync, writevSync } from 'node:fs';
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
 
@@ -46,13 +46,54 @@ function sha256(bytes: Uint8Array): Buffer {
   return createHash('sha256').update(bytes).digest();
 }
 
+/** The largest index read: one entry a record of at least a kilobyte in a full pack is 12 MiB. */
+const MAX_INDEX_BYTES = 64 * 2 ** 20;
+
+/**
+ * A file of the cache opened for reading, or null: only a regular file, never through a link (a link in the cache's
+ * place leads out of it) and never waiting (a FIFO named like a pack would block the worker for good).
+ */
+function openOwnFile(file: string): { fd: number; size: number } | null {
+  let fd: number;
+  try {
+    fd = openSync(file, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0) | (constants.O_NOFOLLOW ?? 0));
+  } catch {
+    return null;
+  }
+  try {
+    const info = fstatSync(fd);
+    if (info.isFile()) return { fd, size: info.size };
+  } catch {
+    // fall through: not usable
+  }
+  closeSync(fd);
+  return null;
+}
+
+/** Up to `length` bytes of an open file from `position` (fewer where it ends). */
+function readAt(fd: number, length: number, position: number): Buffer {
+  const bytes = Buffer.alloc(length);
+  let done = 0;
+  while (done < length) {
+    const read = readSync(fd, bytes, done, length - done, position + done);
+    if (read === 0) break;
+    done += read;
+  }
+  return bytes.subarray(0, done);
+}
+
 /** The entries of one index file, those whose CRC holds; `onEntry` gets each with its key (base64). */
 export function readPackIndex(file: string, onEntry: (key: string, entry: PackedEntry) => void): void {
+  const opened = openOwnFile(file);
+  if (opened === null) return;
   let data: Buffer;
   try {
-    data = readFileSync(file);
+    if (opened.size > MAX_INDEX_BYTES) return;
+    data = readAt(opened.fd, opened.size, 0);
   } catch {
     return;
+  } finally {
+    closeSync(opened.fd);
   }
   const pack = file.replace(/\.idx$/, '.pack');
   for (let at = 0; at + ENTRY <= data.byteLength; at += ENTRY) {
@@ -75,21 +116,27 @@ export function packIndexes(folder: string): string[] {
   return names.filter((name) => PACK_NAME.test(name) && name.endsWith('.idx')).map((name) => path.join(folder, name));
 }
 
-/** Reads records out of packs, keeping each pack open for the run, and marks each pack used once (for the bound). */
+/** Packs a reader keeps open at once (least recently used closed first): a cache can hold thousands. */
+const OPEN_PACKS = 16;
+
+/** Reads records out of packs, keeping the last few open, and marks each pack used once a run (for the bound). */
 export class PackReader {
-  readonly #open = new Map<string, number | null>();
+  /** Open packs by path, least recently used first; null for a pack that cannot be opened. */
+  readonly #open = new Map<string, { fd: number; size: number } | null>();
+  readonly #touched = new Set<string>();
 
   /** The content of the record, or null when it is missing, cut short or not what its entry and hash say. */
   read(key: string, entry: PackedEntry): Buffer | null {
-    if (entry.length > PACK_BYTES || entry.offset < PACK_MAGIC.byteLength + RECORD_HEADER) return null;
-    const fd = this.#fd(entry.pack);
-    if (fd === null) return null;
-    const record = Buffer.alloc(RECORD_HEADER + entry.length);
+    if (entry.offset < PACK_MAGIC.byteLength + RECORD_HEADER) return null;
+    const pack = this.#pack(entry.pack);
+    if (pack === null || entry.offset + entry.length > pack.size) return null;
+    let record: Buffer;
     try {
-      if (readSync(fd, record, 0, record.byteLength, entry.offset - RECORD_HEADER) !== record.byteLength) return null;
+      record = readAt(pack.fd, RECORD_HEADER + entry.length, entry.offset - RECORD_HEADER);
     } catch {
       return null;
     }
+    if (record.byteLength !== RECORD_HEADER + entry.length) return null;
     let at = 0;
     const field = (length: number): Buffer => record.subarray(at, (at += length));
     const whole =
@@ -101,24 +148,49 @@ export class PackReader {
     return whole ? record.subarray(RECORD_HEADER) : null;
   }
 
-  #fd(pack: string): number | null {
-    let fd = this.#open.get(pack);
-    if (fd !== undefined) return fd;
-    try {
-      fd = openSync(pack, 'r');
-      // Used now: the last pack to go when the cache is trimmed (least recently used first).
-      const now = new Date();
-      utimesSync(pack, now, now);
-    } catch {
-      fd ??= null;
+  /** How many packs are open now. */
+  get openCount(): number {
+    return [...this.#open.values()].filter((pack) => pack !== null).length;
+  }
+
+  #pack(file: string): { fd: number; size: number } | null {
+    const known = this.#open.get(file);
+    if (known !== undefined) {
+      this.#open.delete(file);
+      this.#open.set(file, known);
+      return known;
     }
-    this.#open.set(pack, fd);
-    return fd;
+    const opened = openOwnFile(file);
+    if (opened !== null && !this.#touched.has(file)) {
+      // Used now: the last pack to go when the cache is trimmed (least recently used first).
+      this.#touched.add(file);
+      const now = new Date();
+      try {
+        futimesSync(opened.fd, now, now);
+      } catch {
+        // a cache this run cannot write: read all the same
+      }
+    }
+    this.#open.set(file, opened);
+    for (const [old, pack] of this.#open) {
+      if (this.openCount <= OPEN_PACKS) break;
+      if (pack !== null) closeQuietly(pack.fd);
+      this.#open.delete(old);
+    }
+    return opened;
   }
 
   close(): void {
-    for (const fd of this.#open.values()) if (fd !== null) closeSync(fd);
+    for (const pack of this.#open.values()) if (pack !== null) closeQuietly(pack.fd);
     this.#open.clear();
+  }
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // what was read was read whole
   }
 }
 
@@ -165,15 +237,88 @@ export class PackWriter {
     if (this.#count === 0) mkdirSync(this.#folder, { recursive: true });
     const base = path.join(this.#folder, `${this.#name}-${this.#count++}`);
     const fd = openSync(`${base}.pack`, 'wx');
-    writeSync(fd, PACK_MAGIC);
-    this.#pack = { fd, idx: openSync(`${base}.idx`, 'wx'), length: PACK_MAGIC.byteLength };
+    let idx: number;
+    try {
+      if (writeSync(fd, PACK_MAGIC) !== PACK_MAGIC.byteLength) throw new Error('short write');
+      idx = openSync(`${base}.idx`, 'wx');
+    } catch (error) {
+      // The pack this run has just made (wx), and nothing in it: not left behind.
+      closeQuietly(fd);
+      rmSync(`${base}.pack`, { force: true });
+      throw error;
+    }
+    this.#pack = { fd, idx, length: PACK_MAGIC.byteLength };
     return this.#pack;
   }
 
   close(): void {
     if (this.#pack === null) return;
-    closeSync(this.#pack.fd);
-    closeSync(this.#pack.idx);
+    closeQuietly(this.#pack.fd);
+    closeQuietly(this.#pack.idx);
     this.#pack = null;
   }
+}
+
+/** A slot of the table: the key (eight 32-bit words), then the pack's number, the offset, the length and the kind. */
+const SLOT_WORDS = 12;
+const KIND_CODE: Record<PackKind, number> = { bin: 1, rej: 2 };
+
+/**
+ * The packed entries of earlier runs under one policy, as a run's workers all read them: built once, in memory they
+ * share (about 100 bytes an entry; sent with every task, so nothing in it is copied).
+ */
+export interface PackedIndex {
+  /** The packs' names in their folder, by number, a line each (UTF-8). */
+  names: SharedArrayBuffer;
+  /** Open addressing over the keys' first word; a key can have several slots (a damaged record and a later one). */
+  table: SharedArrayBuffer;
+}
+
+/** Reads every index of a policy's folder into one table (on the main thread, before the run). */
+export function buildPackedIndex(folder: string): { index: PackedIndex; entries: number } {
+  const packs: string[] = [];
+  const found: [Buffer, number, PackedEntry][] = [];
+  for (const file of packIndexes(folder)) {
+    readPackIndex(file, (key, entry) => {
+      if (packs.at(-1) !== entry.pack) packs.push(entry.pack);
+      found.push([Buffer.from(key, 'base64'), packs.length - 1, entry]);
+    });
+  }
+  const slots = 2 ** Math.max(4, Math.ceil(Math.log2(2 * found.length + 1)));
+  const table = new Int32Array(new SharedArrayBuffer(slots * SLOT_WORDS * 4));
+  for (const [key, pack, entry] of found) {
+    let slot = key.readUInt32LE(0) & (slots - 1);
+    while (table[slot * SLOT_WORDS + 11] !== 0) slot = (slot + 1) & (slots - 1);
+    const at = slot * SLOT_WORDS;
+    for (let word = 0; word < 8; word++) table[at + word] = key.readInt32LE(word * 4);
+    table.set([pack, entry.offset, entry.length, KIND_CODE[entry.kind]], at + 8);
+  }
+  const text = Buffer.from(packs.map((pack) => path.basename(pack)).join('\n'));
+  const names = new SharedArrayBuffer(text.byteLength);
+  text.copy(new Uint8Array(names));
+  return { index: { names, table: table.buffer as SharedArrayBuffer }, entries: found.length };
+}
+
+/** The packs of an index, by number, as paths in `folder`. */
+export function packedNames(index: PackedIndex, folder: string): string[] {
+  if (index.names.byteLength === 0) return [];
+  return Buffer.from(new Uint8Array(index.names)).toString('utf8').split('\n').map((name) => path.join(folder, name));
+}
+
+/** The entries of a key (base64) in the table, in the order they were found; `packs` from {@link packedNames}. */
+export function packedEntries(index: PackedIndex, packs: readonly string[], key: string): PackedEntry[] {
+  const words = Buffer.from(key, 'base64');
+  const table = new Int32Array(index.table);
+  const slots = table.length / SLOT_WORDS;
+  if (words.byteLength !== 32 || slots === 0) return [];
+  const entries: PackedEntry[] = [];
+  for (let slot = words.readUInt32LE(0) & (slots - 1); table[slot * SLOT_WORDS + 11] !== 0; slot = (slot + 1) & (slots - 1)) {
+    const at = slot * SLOT_WORDS;
+    let same = true;
+    for (let word = 0; word < 8 && same; word++) same = table[at + word] === words.readInt32LE(word * 4);
+    const pack = packs[table[at + 8] ?? -1];
+    if (!same || pack === undefined) continue;
+    entries.push({ pack, offset: table[at + 9] ?? 0, length: table[at + 10] ?? 0, kind: table[at + 11] === KIND_CODE.bin ? 'bin' : 'rej' });
+  }
+  return entries;
 }

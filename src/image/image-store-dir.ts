@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { lstat, readdir, readFile, stat, writeFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
+import { homedir, hostname } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { OutputError } from '../errors.js';
@@ -42,12 +42,16 @@ export async function logFiles(dir: string): Promise<string[]> {
 /** The folders of the cache: nothing else in its directory is ever counted, trimmed or cleared. */
 export const CACHE_FOLDERS = ['verdicts', 'images'] as const;
 
-/**
- * What the cache's files are called: logs of verdicts, packs of results and their indexes, and the results of older
- * versions, a file each (and results being written).
- */
-const CACHE_FILE =
-  /(^verdicts\/(\d+-\d+-[^/]+-\d+|merged-[0-9a-f-]{36})\.log(\.tmp)?$)|(^images\/[0-9a-f]{24}\/\d+-\d+-[^/]+-\d+-\d+\.(pack|idx)$)|(^images\/[0-9a-f]{24}\/[0-9a-f]{2}\/[0-9a-f]{64}\.(bin|rej)(\.[^/]+\.tmp)?$)/;
+/** What the cache's files were called before packs (results a file each). */
+const LEGACY_FILE = /(^verdicts\/(\d+-\d+-[^/]+-\d+|merged-[0-9a-f-]{36})\.log(\.tmp)?$)|(^images\/[0-9a-f]{24}\/[0-9a-f]{2}\/[0-9a-f]{64}\.(bin|rej)(\.[^/]+\.tmp)?$)/;
+
+/** What the cache's files are called: those, and the packs of results with their indexes. */
+const CACHE_FILE = new RegExp(`${LEGACY_FILE.source}|(^images\\/[0-9a-f]{24}\\/\\d+-\\d+-[^/]+-\\d+-\\d+\\.(pack|idx)$)`);
+
+/** This host's name in the names of the cache's files (never empty: the names are parsed by their dashes). */
+export function cacheHost(): string {
+  return hostname() || 'localhost';
+}
 
 /** Every file of the cache with its size and when it was last used: only files of its own folders and names. */
 export async function storeEntries(dir: string): Promise<{ file: string; size: number; used: number }[]> {

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { threadId } from 'node:worker_threads';
 import { crc32 } from 'node:zlib';
 import { KeptTable, keyWords } from './shared-images.js';
-import { PackReader, PackWriter, packIndexes, readPackIndex, type PackedEntry } from './image-pack.js';
+import { PackReader, PackWriter, packedEntries, packedNames, type PackedIndex } from './image-pack.js';
 import type { PreparedImage } from './prepare-image.js';
 
 /** Where the persistent cache of image work is, and what of it a run uses (see ImageStore). */
@@ -15,6 +15,8 @@ export interface ImageStoreSettings {
   run: string;
   /** The verdicts "found whole, kept" of earlier runs under this policy, as a shared table of keys. */
   kept: SharedArrayBuffer;
+  /** The re-encoded images and rejects of earlier runs under this policy: where in which pack each is. */
+  packed: PackedIndex;
 }
 
 /**
@@ -60,8 +62,10 @@ export class ImageStore {
   readonly #settings: ImageStoreSettings;
   readonly #kept: KeptTable;
   readonly #reader = new PackReader();
-  /** The packed entries of earlier runs, by key (a key redone after a damaged record has more than one). */
-  #packed: Map<string, PackedEntry[]> | null = null;
+  /** The packs of `settings.packed`, by number. */
+  readonly #packs: string[];
+  /** Keys whose packed entries all failed their check in this run: not read again. */
+  readonly #damaged = new Set<string>();
   #writer: PackWriter | null = null;
   #log: number | null = null;
   /** Set when writing to the cache failed: nothing more is tried in this run (each try would cost system calls). */
@@ -70,34 +74,26 @@ export class ImageStore {
   constructor(settings: ImageStoreSettings) {
     this.#settings = settings;
     this.#kept = new KeptTable(settings.kept);
+    this.#packs = packedNames(settings.packed, this.#folder);
   }
 
   get #folder(): string {
     return path.join(this.#settings.dir, 'images', this.#settings.policy);
   }
 
-  #entries(): Map<string, PackedEntry[]> {
-    if (this.#packed === null) {
-      const packed = new Map<string, PackedEntry[]>();
-      for (const index of packIndexes(this.#folder)) readPackIndex(index, (key, entry) => packed.set(key, [...(packed.get(key) ?? []), entry]));
-      this.#packed = packed;
-    }
-    return this.#packed;
-  }
-
   /** What an earlier run prepared of these bytes, or undefined: nothing, or only entries that failed their check. */
   get(key: string, bytes: Uint8Array): PreparedImage | undefined {
     const words = keyWords(key);
     if (words !== null && this.#kept.has(words)) return { ok: true, bytes, reencoded: false };
-    const entries = this.#entries().get(key) ?? [];
-    while (entries.length > 0) {
-      const entry = entries[0] as PackedEntry;
+    if (this.#damaged.has(key)) return undefined;
+    const entries = packedEntries(this.#settings.packed, this.#packs, key);
+    for (const entry of entries) {
       const content = this.#reader.read(key, entry);
       const found = content === null ? undefined : entry.kind === 'bin' ? { ok: true as const, bytes: new Uint8Array(content), reencoded: true } : asReject(content);
       if (found !== undefined) return found;
-      // Damaged: not used again in this run.
-      entries.shift();
     }
+    // Only damaged records: not read again in this run.
+    if (entries.length > 0) this.#damaged.add(key);
     return undefined;
   }
 

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, readFileSync } from 'node:fs';
-import { hostname } from 'node:os';
+import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { packageInfo } from '../util/package-info.js';
 import type { ImagePolicy } from './image-policy.js';
@@ -8,7 +8,8 @@ import type { ImageStoreSettings } from './image-store.js';
 import { KeptTable, keyWords } from './shared-images.js';
 import { parseVerdictLine } from './image-store.js';
 import { JPEG_CHECK_WASM, VERDICT_MODULES } from '../util/paths.js';
-import { logFiles, ownCacheDir } from './image-store-dir.js';
+import { cacheHost, logFiles, ownCacheDir } from './image-store-dir.js';
+import { buildPackedIndex } from './image-pack.js';
 
 /** Bumped whenever what a verdict means changes (the checks, the normalizing): older entries are then not used. */
 const CACHE_FORMAT = 2;
@@ -72,6 +73,14 @@ async function keptKeys(dir: string, policy: string): Promise<Set<string>> {
   return keys;
 }
 
+let lastRunTime = 0;
+
+/** The time in a run's id: now, or a millisecond after the last run's of this process (no two runs share an id). */
+function runTime(): number {
+  lastRunTime = Math.max(Date.now(), lastRunTime + 1);
+  return lastRunTime;
+}
+
 /**
  * What a run needs of the cache in `dir` for `policy`: its settings, with the kept verdicts of earlier runs loaded into
  * a table in shared memory, and how many there were.
@@ -86,5 +95,6 @@ export async function openImageStore(dir: string, policy: ImagePolicy, versions:
     const words = keyWords(cached);
     if (words !== null) table.add(words);
   }
-  return { settings: { dir, policy: key, run: `${process.pid}-${Date.now()}-${hostname()}`, kept }, verdicts: keys.size };
+  const { index: packed } = buildPackedIndex(path.join(dir, 'images', key));
+  return { settings: { dir, policy: key, run: `${process.pid}-${runTime()}-${cacheHost()}`, kept, packed }, verdicts: keys.size };
 }

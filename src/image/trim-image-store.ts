@@ -1,13 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import { open, rename, rm, stat } from 'node:fs/promises';
-import { hostname } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { markedAs } from '../dirs/tool-marker.js';
 import { isAlive } from '../dirs/file-lock.js';
 import { parseVerdictLine, verdictLine } from './image-store.js';
-import { logFiles, storeEntries } from './image-store-dir.js';
+import { cacheHost, logFiles, storeEntries } from './image-store-dir.js';
 
 /**
  * Whether a log of verdicts (`<pid>-<time>-<host>-<thread>.log`) or a pack (`<...>-<thread>-<n>.pack`) may still be
@@ -15,11 +14,29 @@ import { logFiles, storeEntries } from './image-store-dir.js';
  * Merged logs are written once.
  */
 function maybeWritten(file: string, mtimeMs: number, finished: string | null): boolean {
-  const match = /^((\d+)-\d+-(.+))-\d+(-\d+\.(pack|idx)|\.log)$/.exec(path.basename(file));
+  const match = /^((\d+)-(\d+)-(.+))-\d+(-\d+\.(pack|idx)|\.log)$/.exec(path.basename(file));
   if (match === null) return false;
   if (match[1] === finished) return false;
-  if (match[3] === hostname()) return isAlive(Number(match[2]));
+  if (match[4] === cacheHost()) return isAlive(Number(match[2])) && !startedAfter(Number(match[2]), Number(match[3]));
   return Date.now() - mtimeMs < 24 * 3600 * 1000;
+}
+
+/**
+ * Whether the process with this id started after `timeMs` (where Linux's /proc says; false where it cannot tell): then
+ * it is not the run that wrote the file, but a later process given the same id (a container's first process always has
+ * id 1). A minute's slack for the clock's steps.
+ */
+function startedAfter(pid: number, timeMs: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command's name in parentheses: the start time (in clock ticks since boot) is the 20th.
+    const ticks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+    const bootSeconds = Number(/^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'))?.[1]);
+    if (!Number.isFinite(ticks) || !Number.isFinite(bootSeconds)) return false;
+    return (bootSeconds + ticks / 100) * 1000 > timeMs + 60_000;
+  } catch {
+    return false;
+  }
 }
 
 /** A file of the cache, or a pack with its index: what is removed as one, by when it was last used. */
@@ -64,7 +81,12 @@ export async function trimImageStore(dir: string, maxBytes: number, finished: st
     if (total <= maxBytes) break;
     if (entry.files.some((file) => maybeWritten(file, entry.used, finished))) continue;
     // The index first: a pack without one is never read, an index without its pack only finds nothing.
-    for (const file of entry.files.sort((a, b) => Number(b.endsWith('.idx')) - Number(a.endsWith('.idx')))) await rm(file, { force: true }).catch(() => undefined);
+    let gone = true;
+    for (const file of entry.files.sort((a, b) => Number(b.endsWith('.idx')) - Number(a.endsWith('.idx')))) {
+      gone = (await rm(file, { force: true }).then(() => true, () => false)) && gone;
+    }
+    // One that could not be removed (another user's, a read-only mount) still counts against the bound.
+    if (!gone) continue;
     total -= entry.size;
     removed++;
   }

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
@@ -10,6 +11,7 @@ import type { ConvertReport } from '../../src/run/convert-report.js';
 import { OutputError } from '../../src/errors.js';
 import { imageStoreInfo, ownCacheDir } from '../../src/image/image-store-dir.js';
 import { trimImageStore } from '../../src/image/trim-image-store.js';
+import { buildPackedIndex, PackReader, PackWriter, packedEntries, packedNames, packIndexes, readPackIndex, type PackedEntry } from '../../src/image/image-pack.js';
 import { MARKER_FILE } from '../../src/dirs/tool-marker.js';
 import { addRejectedRows, assertSameFiles, filesOf, runCli, sampleDir, tempDir } from '../support/fixtures.js';
 
@@ -248,5 +250,96 @@ describe('trimming the packs of the cache', () => {
     // Once that run says it has finished, its pack goes too.
     assert.deepEqual(await trimImageStore(cache, 0, live), { removed: 1, bytes: 0 });
     assert.deepEqual(await readdir(folder), []);
+  });
+
+  it("takes a pack whose run's process id now belongs to a later process for a finished run's", async (t) => {
+    if (!existsSync('/proc/self/stat')) return t.skip('no /proc here: a process id alone is taken as the run');
+    const cache = await tempDir();
+    await ownCacheDir(cache);
+    const folder = path.join(cache, 'images', 'b'.repeat(24));
+    await mkdir(folder, { recursive: true });
+    // This process's id, in a run of a day ago: this process started after it, so that run is over.
+    const old = `${process.pid}-${Date.now() - 24 * 3600_000 - process.uptime() * 1000}-${hostname()}-1-0`.replace(/\.\d+/, '');
+    for (const ending of ['.pack', '.idx']) await writeFile(path.join(folder, old + ending), 'x'.repeat(100));
+    assert.deepEqual(await trimImageStore(cache, 0), { removed: 1, bytes: 0 });
+  });
+});
+
+describe('the packs of the cache', () => {
+  it('read only the entries whose CRC holds', async () => {
+    const folder = path.join(await tempDir(), 'images', 'c'.repeat(24));
+    const writer = new PackWriter(folder, `${process.pid}-1-${hostname()}-1`);
+    const keys = ['a', 'b', 'c'].map((letter) => Buffer.alloc(32, letter).toString('base64'));
+    for (const key of keys) writer.append(key, 'bin', Buffer.from(`content of ${key}`));
+    writer.close();
+    const [index] = packIndexes(folder);
+    assert.ok(index !== undefined);
+    const bytes = await readFile(index);
+    bytes[48 + 33] = (bytes[48 + 33] ?? 0) ^ 0x01; // the second entry's offset
+    await writeFile(index, bytes);
+    const found: string[] = [];
+    readPackIndex(index, (key) => found.push(key));
+    assert.deepEqual(found, [keys[0], keys[2]]);
+  });
+
+  it('are found through one table the workers share, every entry of a key in the order found', async () => {
+    const folder = path.join(await tempDir(), 'images', 'f'.repeat(24));
+    const keyOf = (n: number): string => createHash('sha256').update(String(n)).digest('base64');
+    for (const [name, from] of [['1', 0], ['2', 150]] as const) {
+      const writer = new PackWriter(folder, `${process.pid}-${name}-${hostname()}-1`);
+      for (let n = from; n < from + 150; n++) writer.append(keyOf(n), n % 7 === 0 ? 'rej' : 'bin', Buffer.from(`image ${n}`));
+      if (name === '2') writer.append(keyOf(3), 'bin', Buffer.from('image 3 again'));
+      writer.close();
+    }
+    const { index, entries } = buildPackedIndex(folder);
+    assert.equal(entries, 301);
+    const packs = packedNames(index, folder);
+    const reader = new PackReader();
+    for (let n = 0; n < 300; n++) {
+      const found = packedEntries(index, packs, keyOf(n));
+      assert.equal(found.length, n === 3 ? 2 : 1, `key ${n}`);
+      assert.equal(found[0]?.kind, n % 7 === 0 ? 'rej' : 'bin');
+      const contents = found.map((entry) => reader.read(keyOf(n), entry)?.toString()).sort();
+      assert.deepEqual(contents, n === 3 ? ['image 3', 'image 3 again'] : [`image ${n}`]);
+    }
+    assert.deepEqual(packedEntries(index, packs, keyOf(300)), []);
+    reader.close();
+  });
+
+  it('keep at most 16 open at once, and read every record all the same', async () => {
+    const folder = path.join(await tempDir(), 'images', 'd'.repeat(24));
+    const entries: [string, PackedEntry][] = [];
+    for (let pack = 0; pack < 40; pack++) {
+      const writer = new PackWriter(folder, `${process.pid}-${pack}-${hostname()}-1`);
+      writer.append(Buffer.alloc(32, pack).toString('base64'), 'bin', Buffer.from(`pack ${pack}`));
+      writer.close();
+    }
+    for (const index of packIndexes(folder)) readPackIndex(index, (key, entry) => entries.push([key, entry]));
+    assert.equal(entries.length, 40);
+    const reader = new PackReader();
+    for (let round = 0; round < 2; round++) {
+      for (const [key, entry] of entries) assert.match(reader.read(key, entry)?.toString() ?? '', /^pack \d+$/);
+      assert.ok(reader.openCount <= 16, `${reader.openCount} open`);
+    }
+    reader.close();
+  });
+
+  it('never wait on a FIFO, nor follow a link, named like a pack or an index', async (t) => {
+    const folder = path.join(await tempDir(), 'images', 'e'.repeat(24));
+    const writer = new PackWriter(folder, `${process.pid}-1-${hostname()}-1`);
+    const key = Buffer.alloc(32, 1).toString('base64');
+    writer.append(key, 'bin', Buffer.from('kept'));
+    writer.close();
+    const made = spawnSync('mkfifo', [path.join(folder, `${process.pid}-2-${hostname()}-1-0.idx`)]);
+    if (made.status !== 0) return t.skip('mkfifo is not available here');
+    await symlink('/dev/zero', path.join(folder, `${process.pid}-3-${hostname()}-1-0.idx`));
+    const entries: PackedEntry[] = [];
+    for (const index of packIndexes(folder)) readPackIndex(index, (_key, entry) => entries.push(entry));
+    assert.equal(entries.length, 1, 'the real index alone');
+    // A pack replaced by a link is not read through it.
+    const [entry] = entries as [PackedEntry];
+    await rm(entry.pack);
+    await symlink('/dev/zero', entry.pack);
+    assert.equal(new PackReader().read(key, entry), null);
   });
 });
