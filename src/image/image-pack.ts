@@ -274,11 +274,11 @@ export interface PackedIndex {
   table: SharedArrayBuffer;
 }
 
-/** Reads every index of a policy's folder into one table (on the main thread, before the run). */
-export function buildPackedIndex(folder: string): { index: PackedIndex; entries: number } {
+/** Reads every index of a policy's folder into one table (on the main thread, before the run); null: an empty one. */
+export function buildPackedIndex(folder: string | null): { index: PackedIndex; entries: number } {
   const packs: string[] = [];
   const found: [Buffer, number, PackedEntry][] = [];
-  for (const file of packIndexes(folder)) {
+  for (const file of folder === null ? [] : packIndexes(folder)) {
     readPackIndex(file, (key, entry) => {
       if (packs.at(-1) !== entry.pack) packs.push(entry.pack);
       found.push([Buffer.from(key, 'base64'), packs.length - 1, entry]);

@@ -17,6 +17,8 @@ export interface ImageStoreSettings {
   kept: SharedArrayBuffer;
   /** The re-encoded images and rejects of earlier runs under this policy: where in which pack each is. */
   packed: PackedIndex;
+  /** False where a folder of the cache is a link: nothing is written. */
+  writable: boolean;
 }
 
 /**
@@ -75,6 +77,7 @@ export class ImageStore {
     this.#settings = settings;
     this.#kept = new KeptTable(settings.kept);
     this.#packs = packedNames(settings.packed, this.#folder);
+    this.#unwritable = !settings.writable;
   }
 
   get #folder(): string {

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, readFileSync } from 'node:fs';
+import { lstat } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { packageInfo } from '../util/package-info.js';
@@ -95,6 +96,20 @@ export async function openImageStore(dir: string, policy: ImagePolicy, versions:
     const words = keyWords(cached);
     if (words !== null) table.add(words);
   }
-  const { index: packed } = buildPackedIndex(path.join(dir, 'images', key));
-  return { settings: { dir, policy: key, run: `${process.pid}-${runTime()}-${cacheHost()}`, kept, packed }, verdicts: keys.size };
+  const own = await ownPlaces(dir, key);
+  const { index: packed } = buildPackedIndex(own ? path.join(dir, 'images', key) : null);
+  return { settings: { dir, policy: key, run: `${process.pid}-${runTime()}-${cacheHost()}`, kept, packed, writable: own }, verdicts: keys.size };
+}
+
+/**
+ * Whether the places of the cache a run reads packs from and writes to are its own: missing, or folders (a link in the
+ * place of one leads out of the cache, where its bound and `cache clear` never go: the run then neither reads packs
+ * nor writes anything).
+ */
+async function ownPlaces(dir: string, policy: string): Promise<boolean> {
+  for (const folder of ['verdicts', 'images', path.join('images', policy)]) {
+    const info = await lstat(path.join(dir, folder)).catch(() => null);
+    if (info !== null && !info.isDirectory()) return false;
+  }
+  return true;
 }

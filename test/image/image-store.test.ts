@@ -194,6 +194,10 @@ describe('the cache of image work', () => {
     await writeFile(path.join(logs, '1-2-host-3.log'), 'the user\'s'); // named as the cache names its logs
     await rm(path.join(empty, 'verdicts'), { recursive: true, force: true });
     await symlink(logs, path.join(empty, 'verdicts'));
+    // Nor does a run write through it.
+    const linked = await runCli(['convert', '-i', input, '-o', path.join(dir, 'through-link'), '--quiet', '--max-reject-fraction', '1'], { env: { RLAIF_V_CACHE: empty } });
+    assert.equal(linked.code, 0, linked.stderr);
+    assert.deepEqual(await readdir(logs), ['1-2-host-3.log'], 'nothing written where the link leads');
     assert.equal((await runCli(['cache', 'clear'], { env: { RLAIF_V_CACHE: empty } })).code, 0);
     assert.equal(await readFile(path.join(logs, '1-2-host-3.log'), 'utf8'), 'the user\'s');
   });
