@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { access, readdir, readFile, rm } from 'node:fs/promises';
+import { access, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -86,7 +86,9 @@ async function treeRss(pid: number): Promise<number> {
  * largest process, and samples the tree's resident memory every `sampleMs`: memory over time, for long runs.
  */
 export async function measureTree(command: string, args: string[], env: NodeJS.ProcessEnv = {}, sampleMs = 1000): Promise<MeasuredTree> {
-  const timeFile = path.join(tmpdir(), `rlaif-v-time-${process.pid}-${Date.now()}`);
+  // /usr/bin/time writes its figures into a folder made for this run (a new name): it alone is removed after.
+  const timeDir = await mkdtemp(path.join(tmpdir(), 'rlaif-v-time-'));
+  const timeFile = path.join(timeDir, 'time');
   const timed = await access('/usr/bin/time').then(
     () => true,
     () => false,
@@ -114,12 +116,13 @@ export async function measureTree(command: string, args: string[], env: NodeJS.P
     child.on('close', resolve);
   }).finally(() => clearInterval(timer));
   const seconds = (performance.now() - started) / 1000;
+  const timeText = timed ? await readFile(timeFile, 'utf8').catch(() => '') : '';
+  await rm(timeDir, { recursive: true, force: true });
   let user: number | null = null;
   let system: number | null = null;
   let peakRss = 0;
   if (timed) {
-    const fields = (await readFile(timeFile, 'utf8').catch(() => '')).trim().split('\n').at(-1)?.split(' ') ?? [];
-    await rm(timeFile, { force: true });
+    const fields = timeText.trim().split('\n').at(-1)?.split(' ') ?? [];
     if (fields.length === 3) {
       user = Number(fields[0]);
       system = Number(fields[1]);

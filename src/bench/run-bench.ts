@@ -4,20 +4,19 @@
  * reference on the same input. Writes bench/results/<timestamp>.json, .md and .svg.
  */
 import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
-import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
+import { availableParallelism, cpus, totalmem } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
-import type { ConvertReport } from '../run/convert-report.js';
 import { makeSample } from '../source/make-sample.js';
 import type { ImageMode } from '../image/image-policy.js';
-import { BENCH_DIR, BENCH_PYTHON, BIN_PATH, SINGLE_CORE_LIMIT } from '../util/paths.js';
+import { BENCH_DIR, BENCH_PYTHON, SINGLE_CORE_LIMIT } from '../util/paths.js';
 import { measureNode, measureProcess } from './measure-process.js';
 import { pythonWithDatasets } from './python-env.js';
 import { renderMarkdown, renderSvg } from './render-results.js';
 import { measurePlain, measureReference } from './python-peers.js';
-import type { BenchPoint, BenchResults, BenchRun, ImageKindCost, Log, ModeRun, PlainRun, Spread } from './bench-results.js';
+import { measureGrid, measureJpegMode, type GridSettings } from './measure-grid.js';
+import type { BenchResults, ImageKindCost, Log, ModeRun, PlainRun } from './bench-results.js';
 
-const CLI = BIN_PATH;
 const LIMIT = SINGLE_CORE_LIMIT;
 const { limit: PYTHON_LIMIT } = BENCH_PYTHON;
 
@@ -38,13 +37,6 @@ export interface BenchOptions {
   log?: (line: string) => void;
 }
 
-function spread(values: number[]): Spread {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = sorted.length >> 1;
-  const median = sorted.length % 2 === 1 ? (sorted[middle] ?? 0) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
-  return { median, min: sorted[0] ?? 0, max: sorted.at(-1) ?? 0 };
-}
-
 async function inputBytes(input: string): Promise<{ bytes: number; files: number }> {
   const info = await stat(input);
   if (!info.isDirectory()) return { bytes: info.size, files: 1 };
@@ -52,38 +44,6 @@ async function inputBytes(input: string): Promise<{ bytes: number; files: number
   let bytes = 0;
   for (const name of names) bytes += (await stat(path.join(input, name))).size;
   return { bytes, files: names.length };
-}
-
-/**
- * One conversion, as a user's first run is by default: with the cache of image work on and empty (a new one each run,
- * so it fills it and finds nothing in it).
- */
-async function convertOnce(input: string, output: string, args: string[]): Promise<BenchRun> {
-  const cache = await mkdtemp(path.join(tmpdir(), 'rlaif-v-bench-cache-'));
-  // MALLOC_ARENA_MAX set here keeps bin.js from relaunching itself, so the process measured is the one that works,
-  // in the configuration bin.js gives every run.
-  const run = await measureNode([CLI, 'convert', '--input', input, '--output', output, '--overwrite', '--quiet', '--json', '--max-reject-fraction', '1', ...args], {
-    MALLOC_ARENA_MAX: '2',
-    RLAIF_V_CACHE: cache,
-  }).finally(() => rm(cache, { recursive: true, force: true }));
-  await rm(output, { recursive: true, force: true });
-  if (run.code !== 0) throw new Error(`convert ${args.join(' ')} exited with ${run.code}: ${run.stderr}`);
-  const report = JSON.parse(run.stdout) as ConvertReport;
-  return { seconds: run.seconds, rowsPerSecond: report.input.rows / run.seconds, peakRssMB: run.peakRss / 1e6, report };
-}
-
-/** CPU a row and single-thread ceilings from a run's report (see {@link BenchPoint.cpuMsPerRow}). */
-function threadFigures(report: ConvertReport): Pick<BenchPoint, 'cpuMsPerRow' | 'ceilings'> {
-  const threads = report.cpu.threads;
-  const rows = report.input.rows;
-  if (threads === undefined || rows === 0) return { cpuMsPerRow: null, ceilings: null };
-  const ms = (seconds: number): number => Math.round(((seconds * 1000) / rows) * 1000) / 1000;
-  const converting = report.cpu.mainThread ?? threads.main;
-  const ceiling = (seconds: number): number => (seconds > 0 ? Math.round(rows / seconds) : Infinity);
-  return {
-    cpuMsPerRow: { process: ms(threads.process), main: ms(converting), mainStartup: Math.round((threads.main - converting) * 100) / 100, busiestOther: ms(threads.busiestOther) },
-    ceilings: { main: ceiling(converting), busiestOther: ceiling(threads.busiestOther) },
-  };
 }
 
 
@@ -121,83 +81,6 @@ async function measureLimit(input: string, images: ImageMode, quality: number, l
   const limit = { images, imagesPerSecond: measured.imagesPerSecond, pillow, kinds: measured.kinds };
   log(`  ${limit.imagesPerSecond} images/s on one core${pillow === null ? '' : ` (Pillow at libjpeg-turbo speed: ${pillow})`}`);
   return { limit, python };
-}
-
-/** What a grid point is measured with. */
-interface GridSettings {
-  input: string;
-  output: string;
-  bytes: number;
-  images: ImageMode;
-  quality: number;
-  repeats: number;
-  limit: BenchResults['limit'];
-}
-
-/** One point of the grid: its runs, and the figures of its median run. */
-async function measurePoint(settings: GridSettings, numProc: number, batchSize: number, onRun: (run: BenchRun, repeat: number) => void): Promise<BenchPoint | null> {
-  const { input, output, bytes, images, quality, repeats, limit } = settings;
-  const runs: BenchRun[] = [];
-  for (let repeat = 0; repeat < repeats; repeat++) {
-    // --quality only where the mode encodes with one: convert refuses it with keep or png.
-    const encoding = images === 'jpeg' || images === 'webp' ? ['--quality', String(quality)] : [];
-    const run = await convertOnce(input, output, ['--num-proc', String(numProc), '--writer-batch-size', String(batchSize), '--images', images, ...encoding]);
-    runs.push(run);
-    onRun(run, repeat);
-  }
-  const rates = spread(runs.map((run) => run.rowsPerSecond));
-  const median = [...runs].sort((a, b) => a.rowsPerSecond - b.rowsPerSecond)[runs.length >> 1] ?? runs[0];
-  if (median === undefined) return null;
-  const cpu = median.report.cpu;
-  return {
-    numProc,
-    batchSize,
-    rowsPerSecond: rates,
-    mbPerSecond: spread(runs.map((run) => bytes / 1e6 / run.seconds)),
-    peakRssMB: spread(runs.map((run) => run.peakRssMB)),
-    mainThreadBusy: spread(runs.map((run) => run.report.cpu.mainThreadBusy)).median,
-    cpuPerWorker: (cpu.process - (cpu.mainThread ?? 0)) / numProc,
-    stages: {
-      read: median.report.seconds.read,
-      images: median.report.seconds.images,
-      format: median.report.seconds.format,
-      write: median.report.seconds.write,
-    },
-    efficiency: rates.median / (numProc * (limit.pillow ?? limit.imagesPerSecond)),
-    ...threadFigures(median.report),
-    runs: runs.map((run) => ({ seconds: run.seconds, rowsPerSecond: run.rowsPerSecond, peakRssMB: run.peakRssMB })),
-  };
-}
-
-/** Every point of the grid of worker counts × batch sizes, and the input's rows. */
-async function measureGrid(settings: GridSettings, numProcs: number[], batchSizes: number[], log: Log): Promise<{ points: BenchPoint[]; inputRows: number }> {
-  const points: BenchPoint[] = [];
-  let inputRows = 0;
-  const total = numProcs.length * batchSizes.length * settings.repeats;
-  let done = 0;
-  for (const numProc of numProcs) {
-    for (const batchSize of batchSizes) {
-      const point = await measurePoint(settings, numProc, batchSize, (run, repeat) => {
-        inputRows = run.report.input.rows;
-        done++;
-        log(`[${done}/${total}] --num-proc ${numProc} --writer-batch-size ${batchSize}, run ${repeat + 1}: ${run.rowsPerSecond.toFixed(1)} rows/s, peak ${Math.round(run.peakRssMB)} MB`);
-      });
-      if (point !== null) points.push(point);
-    }
-  }
-  return { points, inputRows };
-}
-
-/** This tool at the best point with `--images jpeg --quality 75`, the reference script's own work. */
-async function measureJpegMode(settings: GridSettings, best: BenchResults['best'], log: Log, maxSide?: number): Promise<ModeRun> {
-  const jpegRuns: number[] = [];
-  const shrink = maxSide === undefined ? [] : ['--max-side', String(maxSide)];
-  for (let repeat = 0; repeat < settings.repeats; repeat++) {
-    const run = await convertOnce(settings.input, settings.output, ['--num-proc', String(best.numProc), '--writer-batch-size', String(best.batchSize), '--images', 'jpeg', '--quality', '75', ...shrink]);
-    jpegRuns.push(run.rowsPerSecond);
-    log(`[jpeg q75${maxSide === undefined ? '' : ` max-side ${maxSide}`}] --num-proc ${best.numProc} --writer-batch-size ${best.batchSize}, run ${repeat + 1}: ${run.rowsPerSecond.toFixed(1)} rows/s`);
-  }
-  return { images: 'jpeg', quality: 75, ...(maxSide === undefined ? {} : { maxSide }), numProc: best.numProc, batchSize: best.batchSize, rowsPerSecond: spread(jpegRuns).median };
 }
 
 /** The machine the bench ran on. */
