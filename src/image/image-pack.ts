@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import { closeSync, constants, fstatSync, futimesSync, mkdirSync, openSync, readdirSync, readSync, rmSync, writeSync, writevSync } from 'node:fs';
+import { closeSync, constants, fstatSync, futimesSync, mkdirSync, openSync, readdirSync, rmSync, writeSync, writevSync } from 'node:fs';
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
+import { readFully } from '../util/read-fully.js';
 
 /**
  * The packs of the cache: the images a run re-encoded, and its rejects, appended to a few files rather than written
@@ -70,18 +71,6 @@ function openOwnFile(file: string): { fd: number; size: number } | null {
   return null;
 }
 
-/** Up to `length` bytes of an open file from `position` (fewer where it ends). */
-function readAt(fd: number, length: number, position: number): Buffer {
-  const bytes = Buffer.alloc(length);
-  let done = 0;
-  while (done < length) {
-    const read = readSync(fd, bytes, done, length - done, position + done);
-    if (read === 0) break;
-    done += read;
-  }
-  return bytes.subarray(0, done);
-}
-
 /** The entries of one index file, those whose CRC holds; `onEntry` gets each with its key (base64). */
 export function readPackIndex(file: string, onEntry: (key: string, entry: PackedEntry) => void): void {
   const opened = openOwnFile(file);
@@ -89,7 +78,7 @@ export function readPackIndex(file: string, onEntry: (key: string, entry: Packed
   let data: Buffer;
   try {
     if (opened.size > MAX_INDEX_BYTES) return;
-    data = readAt(opened.fd, opened.size, 0);
+    data = Buffer.from(readFully(opened.fd, opened.size, 0));
   } catch {
     return;
   } finally {
@@ -121,8 +110,10 @@ const OPEN_PACKS = 16;
 
 /** Reads records out of packs, keeping the last few open, and marks each pack used once a run (for the bound). */
 export class PackReader {
-  /** Open packs by path, least recently used first; null for a pack that cannot be opened. */
-  readonly #open = new Map<string, { fd: number; size: number } | null>();
+  /** Open packs by path, least recently used first. */
+  readonly #open = new Map<string, { fd: number; size: number }>();
+  /** Packs that could not be opened as files of the cache: not tried again in the run. */
+  readonly #unopenable = new Set<string>();
   readonly #touched = new Set<string>();
 
   /** The content of the record, or null when it is missing, cut short or not what its entry and hash say. */
@@ -132,7 +123,7 @@ export class PackReader {
     if (pack === null || entry.offset + entry.length > pack.size) return null;
     let record: Buffer;
     try {
-      record = readAt(pack.fd, RECORD_HEADER + entry.length, entry.offset - RECORD_HEADER);
+      record = Buffer.from(readFully(pack.fd, RECORD_HEADER + entry.length, entry.offset - RECORD_HEADER));
     } catch {
       return null;
     }
@@ -150,7 +141,7 @@ export class PackReader {
 
   /** How many packs are open now. */
   get openCount(): number {
-    return [...this.#open.values()].filter((pack) => pack !== null).length;
+    return this.#open.size;
   }
 
   #pack(file: string): { fd: number; size: number } | null {
@@ -160,8 +151,13 @@ export class PackReader {
       this.#open.set(file, known);
       return known;
     }
+    if (this.#unopenable.has(file)) return null;
     const opened = openOwnFile(file);
-    if (opened !== null && !this.#touched.has(file)) {
+    if (opened === null) {
+      this.#unopenable.add(file);
+      return null;
+    }
+    if (!this.#touched.has(file)) {
       // Used now: the last pack to go when the cache is trimmed (least recently used first).
       this.#touched.add(file);
       const now = new Date();
@@ -173,15 +169,15 @@ export class PackReader {
     }
     this.#open.set(file, opened);
     for (const [old, pack] of this.#open) {
-      if (this.openCount <= OPEN_PACKS) break;
-      if (pack !== null) closeQuietly(pack.fd);
+      if (this.#open.size <= OPEN_PACKS) break;
+      closeQuietly(pack.fd);
       this.#open.delete(old);
     }
     return opened;
   }
 
   close(): void {
-    for (const pack of this.#open.values()) if (pack !== null) closeQuietly(pack.fd);
+    for (const pack of this.#open.values()) closeQuietly(pack.fd);
     this.#open.clear();
   }
 }
@@ -257,68 +253,4 @@ export class PackWriter {
     closeQuietly(this.#pack.idx);
     this.#pack = null;
   }
-}
-
-/** A slot of the table: the key (eight 32-bit words), then the pack's number, the offset, the length and the kind. */
-const SLOT_WORDS = 12;
-const KIND_CODE: Record<PackKind, number> = { bin: 1, rej: 2 };
-
-/**
- * The packed entries of earlier runs under one policy, as a run's workers all read them: built once, in memory they
- * share (about 100 bytes an entry; sent with every task, so nothing in it is copied).
- */
-export interface PackedIndex {
-  /** The packs' names in their folder, by number, a line each (UTF-8). */
-  names: SharedArrayBuffer;
-  /** Open addressing over the keys' first word; a key can have several slots (a damaged record and a later one). */
-  table: SharedArrayBuffer;
-}
-
-/** Reads every index of a policy's folder into one table (on the main thread, before the run); null: an empty one. */
-export function buildPackedIndex(folder: string | null): { index: PackedIndex; entries: number } {
-  const packs: string[] = [];
-  const found: [Buffer, number, PackedEntry][] = [];
-  for (const file of folder === null ? [] : packIndexes(folder)) {
-    readPackIndex(file, (key, entry) => {
-      if (packs.at(-1) !== entry.pack) packs.push(entry.pack);
-      found.push([Buffer.from(key, 'base64'), packs.length - 1, entry]);
-    });
-  }
-  const slots = 2 ** Math.max(4, Math.ceil(Math.log2(2 * found.length + 1)));
-  const table = new Int32Array(new SharedArrayBuffer(slots * SLOT_WORDS * 4));
-  for (const [key, pack, entry] of found) {
-    let slot = key.readUInt32LE(0) & (slots - 1);
-    while (table[slot * SLOT_WORDS + 11] !== 0) slot = (slot + 1) & (slots - 1);
-    const at = slot * SLOT_WORDS;
-    for (let word = 0; word < 8; word++) table[at + word] = key.readInt32LE(word * 4);
-    table.set([pack, entry.offset, entry.length, KIND_CODE[entry.kind]], at + 8);
-  }
-  const text = Buffer.from(packs.map((pack) => path.basename(pack)).join('\n'));
-  const names = new SharedArrayBuffer(text.byteLength);
-  text.copy(new Uint8Array(names));
-  return { index: { names, table: table.buffer as SharedArrayBuffer }, entries: found.length };
-}
-
-/** The packs of an index, by number, as paths in `folder`. */
-export function packedNames(index: PackedIndex, folder: string): string[] {
-  if (index.names.byteLength === 0) return [];
-  return Buffer.from(new Uint8Array(index.names)).toString('utf8').split('\n').map((name) => path.join(folder, name));
-}
-
-/** The entries of a key (base64) in the table, in the order they were found; `packs` from {@link packedNames}. */
-export function packedEntries(index: PackedIndex, packs: readonly string[], key: string): PackedEntry[] {
-  const words = Buffer.from(key, 'base64');
-  const table = new Int32Array(index.table);
-  const slots = table.length / SLOT_WORDS;
-  if (words.byteLength !== 32 || slots === 0) return [];
-  const entries: PackedEntry[] = [];
-  for (let slot = words.readUInt32LE(0) & (slots - 1); table[slot * SLOT_WORDS + 11] !== 0; slot = (slot + 1) & (slots - 1)) {
-    const at = slot * SLOT_WORDS;
-    let same = true;
-    for (let word = 0; word < 8 && same; word++) same = table[at + word] === words.readInt32LE(word * 4);
-    const pack = packs[table[at + 8] ?? -1];
-    if (!same || pack === undefined) continue;
-    entries.push({ pack, offset: table[at + 9] ?? 0, length: table[at + 10] ?? 0, kind: table[at + 11] === KIND_CODE.bin ? 'bin' : 'rej' });
-  }
-  return entries;
 }

@@ -3,7 +3,8 @@ import path from 'node:path';
 import { threadId } from 'node:worker_threads';
 import { crc32 } from 'node:zlib';
 import { KeptTable, keyWords } from './shared-images.js';
-import { PackReader, PackWriter, packedEntries, packedNames, type PackedIndex } from './image-pack.js';
+import { PackReader, PackWriter } from './image-pack.js';
+import { packedEntries, packedNames, type PackedIndex } from './packed-index.js';
 import type { PreparedImage } from './prepare-image.js';
 
 /** Where the persistent cache of image work is, and what of it a run uses (see ImageStore). */

@@ -10,7 +10,7 @@ import { KeptTable, keyWords } from './shared-images.js';
 import { parseVerdictLine } from './image-store.js';
 import { JPEG_CHECK_WASM, VERDICT_MODULES } from '../util/paths.js';
 import { cacheHost, logFiles, ownCacheDir } from './image-store-dir.js';
-import { buildPackedIndex } from './image-pack.js';
+import { buildPackedIndex } from './packed-index.js';
 
 /** Bumped whenever what a verdict means changes (the checks, the normalizing): older entries are then not used. */
 const CACHE_FORMAT = 2;

@@ -1,8 +1,9 @@
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import type { DecodedArray } from 'hyparquet/src/types.js';
 import { decodeDataPage, decodeDictionaryPage, usesDictionary, type PageRef } from '../parquet/read-column-pages.js';
 import type { ImagePageRange } from './page-range.js';
 import { InputError } from '../errors.js';
+import { readFully } from '../util/read-fully.js';
 
 /**
  * The input's data error for pages of an image column that do not read (a page cut short, damaged compressed data, a
@@ -23,12 +24,8 @@ export function forgetDictionary(): void {
 }
 
 function readAt(fd: number, page: PageRef): Uint8Array {
-  const data = new Uint8Array(page.compressedSize);
-  for (let done = 0; done < data.byteLength; ) {
-    const read = readSync(fd, data, done, data.byteLength - done, page.offset + done);
-    if (read === 0) throw new Error(`the file ends inside the page at byte ${page.offset}`);
-    done += read;
-  }
+  const data = readFully(fd, page.compressedSize, page.offset);
+  if (data.byteLength < page.compressedSize) throw new Error(`the file ends inside the page at byte ${page.offset}`);
   return data;
 }
 

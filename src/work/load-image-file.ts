@@ -1,6 +1,7 @@
-import { closeSync, constants, fstatSync, openSync, readlinkSync, readSync, realpathSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readlinkSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import type { SourceRow } from '../source/source-row.js';
+import { readFully } from '../util/read-fully.js';
 
 /** Whether `file` is one of `roots` or lies inside one. */
 function isWithin(file: string, roots: readonly string[]): boolean {
@@ -72,14 +73,7 @@ export function loadImageFile(dir: string, root: string, row: SourceRow): { row:
     const info = fstatSync(fd);
     if (!info.isFile()) return { row, error: `the image path ${JSON.stringify(name)} is not a file (${where})` };
     if (info.size > MAX_IMAGE_FILE_BYTES) return { row, error: `the image file ${JSON.stringify(name)} is ${info.size} bytes, over the ${MAX_IMAGE_FILE_BYTES} an image may be` };
-    const bytes = new Uint8Array(info.size);
-    let done = 0;
-    while (done < bytes.byteLength) {
-      const read = readSync(fd, bytes, done, bytes.byteLength - done, done);
-      if (read === 0) break;
-      done += read;
-    }
-    return { row: { ...row, image: { bytes: done === bytes.byteLength ? bytes : bytes.slice(0, done), path: name } }, error: null };
+    return { row: { ...row, image: { bytes: readFully(fd, info.size, 0), path: name } }, error: null };
   } catch (error) {
     return { row, error: `the image file ${JSON.stringify(name)} cannot be read (${(error as NodeJS.ErrnoException).code ?? 'an error'}: ${where})` };
   } finally {

@@ -11,7 +11,8 @@ import type { ConvertReport } from '../../src/run/convert-report.js';
 import { OutputError } from '../../src/errors.js';
 import { imageStoreInfo, ownCacheDir } from '../../src/image/image-store-dir.js';
 import { trimImageStore } from '../../src/image/trim-image-store.js';
-import { buildPackedIndex, PackReader, PackWriter, packedEntries, packedNames, packIndexes, readPackIndex, type PackedEntry } from '../../src/image/image-pack.js';
+import { PackReader, PackWriter, packIndexes, readPackIndex, type PackedEntry } from '../../src/image/image-pack.js';
+import { buildPackedIndex, packedEntries, packedNames } from '../../src/image/packed-index.js';
 import { MARKER_FILE } from '../../src/dirs/tool-marker.js';
 import { addRejectedRows, assertSameFiles, filesOf, runCli, sampleDir, tempDir } from '../support/fixtures.js';
 
